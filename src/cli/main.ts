@@ -1,0 +1,51 @@
+/**
+ * The `smtpwall` command: dispatches to one module per subcommand. Each returns an exit code;
+ * errors a user can fix (bad config, missing file) are printed plainly, without a stack.
+ */
+
+import { SmtpwallError } from '../errors.ts';
+import { runDemo } from './commands/demo.ts';
+import { runLogs } from './commands/logs.ts';
+import { runScan } from './commands/scan.ts';
+import { runStart } from './commands/start.ts';
+
+const USAGE = `usage: smtpwall <command> [options]
+
+commands:
+  start -c FILE                         run the gateway in the foreground (SIGTERM stops it)
+  logs threats|traffic -c FILE [--json] [--limit N]
+                                        show threat or traffic records
+  scan PATH... [--json]                 scan files or .eml messages offline
+                                        (exit 0 clean, 1 threat found, 2 error)
+  demo                                  a gateway, a mailbox and two messages on loopback
+`;
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  start: runStart,
+  logs: runLogs,
+  scan: runScan,
+  demo: runDemo,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`smtpwall: unknown command "${name}"\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await command(rest);
+  } catch (err) {
+    if (err instanceof SmtpwallError || (err instanceof Error && 'code' in err && err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')) {
+      process.stderr.write(`smtpwall ${name}: ${err.message}\n`);
+    } else {
+      process.stderr.write(`smtpwall ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    return 2;
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * A listener: accepts client connections on one address, enforces the connection limits
+ * (total and per client address, answered with 421 and logged), and runs one Session per
+ * accepted socket. It tracks its sessions so a shutdown can wait for them.
+ */
+
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { formatReply } from '../smtp/reply.ts';
+import { Session, type SessionContext } from './session.ts';
+
+export interface ListenerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly maxSessions: number;
+  readonly maxSessionsPerClient: number;
+  readonly session: () => SessionContext; // read per connection: a reload applies to new sessions
+}
+
+export class Listener {
+  readonly #server: Server;
+  readonly #sessions = new Set<Promise<void>>();
+  readonly #sockets = new Set<Socket>();
+  readonly #perClient = new Map<string, number>();
+
+  constructor(readonly name: string, private readonly opts: ListenerOptions) {
+    this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.opts.port, this.opts.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = this.#server.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  get activeSessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** Stop accepting; wait up to `graceMs` for sessions in flight, then cut the rest (421). */
+  async close(graceMs: number): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const all = Promise.all(this.#sessions);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      const bye = formatReply(421, '4.3.2 Service shutting down, try again later');
+      for (const s of this.#sockets) {
+        // Replies already queued stay in order; a client mid-DATA sees the connection close.
+        s.end(bye);
+        s.destroySoon();
+      }
+      await all;
+    }
+  }
+
+  #accept(socket: Socket): void {
+    const ctx = this.opts.session();
+    socket.on('error', () => {}); // errors end the session through the reader; never crash
+    const client = socket.remoteAddress ?? '';
+    const count = this.#perClient.get(client) ?? 0;
+    if (this.#sessions.size >= this.opts.maxSessions || count >= this.opts.maxSessionsPerClient) {
+      const which = count >= this.opts.maxSessionsPerClient ? 'from your address' : 'in total';
+      ctx.log('warn', 'connection refused: session limit', { listener: this.name, client, limit: which });
+      socket.end(formatReply(421, `4.7.0 ${ctx.hostname} Error: too many connections ${which}`));
+      return;
+    }
+    this.#perClient.set(client, count + 1);
+    this.#sockets.add(socket);
+    const session = new Session(socket, ctx);
+    const run = session.run().finally(() => {
+      this.#sessions.delete(run);
+      this.#sockets.delete(socket);
+      const n = (this.#perClient.get(client) ?? 1) - 1;
+      if (n <= 0) this.#perClient.delete(client);
+      else this.#perClient.set(client, n);
+    });
+    this.#sessions.add(run);
+  }
+}

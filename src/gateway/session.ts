@@ -1,0 +1,814 @@
+/**
+ * A session: one client connection paired with one upstream connection, relaying the SMTP
+ * conversation command by command and holding every message at the end-of-data gate until
+ * the policy has a verdict.
+ *
+ * Contract:
+ *   - every client command is read whole (CRLF only), checked, and either answered locally
+ *     (syntax, limits, extensions we do not carry) or relayed; the upstream's reply is
+ *     checked for the class the command allows and relayed censored;
+ *   - a message is accepted (2xx) only when the upstream accepted exactly its bytes;
+ *   - DATA follows the listener's forwarding mode (store-and-forward or cut-through); the
+ *     terminator reaches the upstream only after an allowing verdict;
+ *   - replies to pipelined commands are batched and written when the session next waits for
+ *     the client (one write per batch; TCP_NODELAY is set).
+ * What it never does: decide (policy does) or phrase a verdict or error reply (enforce does).
+ */
+
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { describeError, UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
+import type { AnomalyEvent } from '../events.ts';
+import type { Inspector, MessageScan } from '../inspect/inspector.ts';
+import { parseHeaderBlock } from '../inspect/mime/headers.ts';
+import type { Finding, ScanResult } from '../inspect/types.ts';
+import type { LogStore, ThreatRecord, TrafficRecord } from '../logs/records.ts';
+import { delivers } from '../policy/actions.ts';
+import type { Limits, Timeouts } from '../policy/config-schema.ts';
+import type { Decision, Policy, ScanOutcome } from '../policy/decide.ts';
+import { type Command, parseCommand, parsePath } from '../smtp/command.ts';
+import { type DataAnomaly, DataReader } from '../smtp/data-reader.ts';
+import { DEFAULT_EHLO_ALLOW, editEhloReply } from '../smtp/ehlo.ts';
+import { censorText, formatReply, type Reply, replyToString } from '../smtp/reply.ts';
+import { ClientReader, ClientTimeoutError } from './client-reader.ts';
+import {
+  COMMAND_ANOMALY_REPLY,
+  DATA_ANOMALY_REPLY,
+  type Enforcement,
+  enforcementFor,
+  errorReply,
+  type Forwarding,
+} from './enforce.ts';
+import { Spool } from './spool.ts';
+import { Upstream } from './upstream.ts';
+
+/** Header bytes kept to read Message-ID and Subject for the log. */
+const MAX_LOGGED_HEADER_BYTES = 64 * 1024;
+/** Longest wait between a final reply and the reset that follows it (see #flushedAndRead). */
+const RESET_LINGER_MS = 200;
+
+export interface SessionContext {
+  readonly listener: string;
+  readonly forwarding: Forwarding;
+  readonly upstreamHost: string;
+  readonly upstreamPort: number;
+  readonly hostname: string;
+  readonly limits: Limits;
+  readonly timeouts: Timeouts;
+  readonly inspector: Inspector;
+  readonly policy: Policy;
+  readonly logs: LogStore;
+  readonly spoolDir: string;
+  readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+interface Transaction {
+  /** `${session.id}.${n}`: quoted in replies, key of every log record. */
+  readonly id: string;
+  readonly mailFrom: string;
+  readonly rcptTo: string[];
+  readonly started: number;
+}
+
+interface Received {
+  /** False when the client went away before the terminator. */
+  readonly ended: boolean;
+  readonly anomaly: DataAnomaly | null;
+  readonly tooBig: boolean;
+  readonly size: number;
+  readonly scan: MessageScan;
+  readonly head: Buffer;
+  /** Cut-through: the upstream failed while we streamed to it. */
+  readonly sinkError: Error | null;
+}
+
+type Handler = (cmd: Command) => Promise<void>;
+
+export class Session {
+  /** 16-char base32 id, in every log line and record of this session. */
+  readonly id = newSessionId();
+  readonly #socket: Socket;
+  readonly #reader: ClientReader;
+  readonly #ctx: SessionContext;
+  readonly #client: string;
+  #out: Buffer[] = [];
+  #upstream: Upstream | null = null;
+  /** The HELO/EHLO line the client used, replayed when the upstream must be reconnected. */
+  #heloCommand: string | null = null;
+  #helo = '';
+  #tx: Transaction | null = null;
+  #transactions = 0;
+  #badCommands = 0;
+  #closing = false;
+  readonly #commands: Record<string, Handler>;
+
+  constructor(socket: Socket, ctx: SessionContext) {
+    this.#socket = socket;
+    this.#ctx = ctx;
+    this.#client = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.setNoDelay(true);
+    this.#reader = new ClientReader(socket, () => this.#flush());
+    // Dispatch table (Postfix smtpd_cmd_table): only verbs we understand reach the upstream.
+    const relay: Handler = (c) => this.#relaySimple(c);
+    const notOffered: Handler = async () => this.#bad(502, '5.5.1 Command not implemented');
+    this.#commands = {
+      HELO: (c) => this.#hello(c),
+      EHLO: (c) => this.#hello(c),
+      MAIL: (c) => this.#mail(c),
+      RCPT: (c) => this.#rcpt(c),
+      DATA: (c) => this.#data(c),
+      RSET: (c) => this.#rset(c),
+      QUIT: (c) => this.#quit(c),
+      NOOP: relay,
+      VRFY: relay,
+      EXPN: relay,
+      HELP: relay,
+      BDAT: (c) => this.#bdatRefused(c),
+      STARTTLS: notOffered, // not advertised: TLS would hide the content from inspection
+      AUTH: notOffered,
+    };
+  }
+
+  get clientAddress(): string {
+    return this.#socket.remoteAddress ?? '';
+  }
+
+  /** Run the session to its end; never rejects (every failure is answered and logged). */
+  async run(): Promise<void> {
+    try {
+      await this.#greet();
+      while (!this.#closing) {
+        const r = await this.#reader.readLine(this.#ctx.limits['max-command-line'], this.#ctx.timeouts['client-idle']);
+        if (r.kind === 'eof') break;
+        if (r.kind === 'bad' || r.kind === 'overflow') {
+          const anomaly = r.kind === 'bad' ? r.anomaly : 'LINE_TOO_LONG';
+          const rep = COMMAND_ANOMALY_REPLY[anomaly]!;
+          this.#ctx.log('warn', 'command refused', { session: this.id, anomaly });
+          this.#bad(rep.code, rep.text);
+          continue;
+        }
+        if (r.kind !== 'line') continue;
+        const cmd = parseCommand(r.line);
+        if (!(await this.#upstreamStillThere(cmd.verb))) break;
+        const handler = this.#commands[cmd.verb];
+        if (handler) await handler(cmd);
+        else this.#bad(500, '5.5.2 Command not recognized');
+      }
+    } catch (err) {
+      this.#failSession(err);
+    } finally {
+      this.#flush();
+      this.#finish();
+    }
+  }
+
+  // ---- connection set-up and teardown -------------------------------------------------------
+
+  async #greet(): Promise<void> {
+    const { upstreamHost, upstreamPort, timeouts } = this.#ctx;
+    const { upstream, greeting } = await Upstream.connect(upstreamHost, upstreamPort, timeouts['upstream-connect']);
+    this.#upstream = upstream;
+    this.#relay(greeting);
+    if (greeting.code !== 220) this.#closing = true;
+  }
+
+  /** Before relaying a command: a server that spoke unasked (421 before closing) ends the session. */
+  async #upstreamStillThere(verb: string): Promise<boolean> {
+    const up = this.#upstream;
+    if (!up) {
+      if (verb === 'QUIT' || !(verb in this.#commands)) return true; // nothing to relay
+      try {
+        await this.#reconnectUpstream();
+        return true;
+      } catch (err) {
+        this.#failSession(err);
+        return false;
+      }
+    }
+    const unsolicited = up.takeUnsolicited();
+    if (unsolicited || !up.alive) {
+      this.#ctx.log('warn', 'upstream ended the session', {
+        session: this.id,
+        reply: unsolicited ? replyToString(unsolicited) : 'connection closed',
+      });
+      this.#failSession(new UpstreamLostError(unsolicited ? `unsolicited ${unsolicited.code}` : 'closed'));
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Cut-through transactions can only be abandoned by resetting the upstream; the client's
+   * session goes on, so a fresh upstream connection is opened and greeted the way the client
+   * greeted (its EHLO replayed, the reply consumed here).
+   */
+  async #reconnectUpstream(): Promise<void> {
+    const { upstreamHost, upstreamPort, timeouts } = this.#ctx;
+    const { upstream, greeting } = await Upstream.connect(upstreamHost, upstreamPort, timeouts['upstream-connect']);
+    if (greeting.code !== 220) {
+      upstream.reset();
+      throw new UpstreamLostError(`reconnect greeting ${greeting.code}`);
+    }
+    if (this.#heloCommand) {
+      const r = await upstream.command(this.#heloCommand, timeouts['upstream-reply']);
+      if (r.code !== 250) {
+        upstream.reset();
+        throw new UpstreamLostError(`reconnect ${this.#heloCommand.split(' ')[0]} answered ${r.code}`);
+      }
+    }
+    this.#upstream = upstream;
+  }
+
+  /** An error that ends the session: its catalogue reply (421 class), then close. */
+  #failSession(err: unknown): void {
+    if (this.#socket.destroyed) return;
+    if (err instanceof ClientTimeoutError) {
+      this.#reply(421, `4.4.2 ${this.#ctx.hostname} Error: timeout exceeded`);
+      this.#ctx.log('info', 'client timed out', { session: this.id });
+    } else {
+      const r = errorReply(err, this.id);
+      // Session-ending errors are 421 so the client knows the connection is going away.
+      this.#reply(421, r.text);
+      this.#ctx.log(r.code === 421 ? 'warn' : 'error', 'session failed', { session: this.id, error: r.detail });
+    }
+    this.#closing = true;
+  }
+
+  #finish(): void {
+    this.#closing = true;
+    const up = this.#upstream;
+    this.#upstream = null;
+    if (up) void up.quit();
+    if (!this.#socket.destroyed) {
+      this.#socket.end();
+      this.#socket.destroySoon();
+    }
+  }
+
+  // ---- replies to the client ---------------------------------------------------------------
+
+  #reply(code: number, text: string | readonly string[]): void {
+    this.#out.push(formatReply(code, text));
+  }
+
+  /** Relay an upstream reply, censored (no control bytes or non-ASCII reach the client). */
+  #relay(r: Reply): void {
+    this.#reply(r.code, r.lines.map(censorText));
+  }
+
+  #flush(): void {
+    if (this.#out.length === 0 || this.#socket.destroyed) return;
+    const bytes = this.#out.length === 1 ? this.#out[0]! : Buffer.concat(this.#out);
+    this.#out = [];
+    this.#socket.write(bytes);
+  }
+
+  /** Flush and wait until the kernel has the bytes, so a reset right after cannot lose them. */
+  async #flushed(): Promise<void> {
+    if (this.#out.length === 0 || this.#socket.destroyed) return;
+    const bytes = Buffer.concat(this.#out);
+    this.#out = [];
+    await new Promise<void>((resolve) => this.#socket.write(bytes, () => resolve()));
+  }
+
+  /**
+   * Flush a final reply and give the client a moment to read it before a reset. An RST that
+   * arrives while the reply is still unread in the client's receive queue makes Linux report
+   * plain end-of-file instead of ECONNRESET; waiting for the client's next bytes (it read the
+   * reply and answered, typically QUIT) or RESET_LINGER_MS makes the reset visible as one.
+   */
+  async #flushedAndRead(): Promise<void> {
+    await this.#flushed();
+    if (this.#socket.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#socket.off('data', done);
+        this.#socket.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, RESET_LINGER_MS);
+      this.#socket.on('data', done);
+      this.#socket.on('close', done);
+    });
+  }
+
+  #bad(code: number, text: string): void {
+    this.#reply(code, text);
+    this.#badCommands++;
+    if (this.#badCommands >= this.#ctx.limits['max-bad-commands']) {
+      this.#reply(421, `4.7.0 ${this.#ctx.hostname} Error: too many errors`);
+      this.#ctx.log('warn', 'too many bad commands', { session: this.id, count: this.#badCommands });
+      this.#closing = true;
+    }
+  }
+
+  // ---- relayed commands --------------------------------------------------------------------
+
+  /**
+   * Send a command upstream and read its reply, which must be of a class the command allows
+   * (RFC 5321 §4.3.2); anything else is a protocol error, never relayed.
+   */
+  async #forward(line: string, allowed: ReadonlyArray<2 | 3 | 4 | 5>): Promise<Reply> {
+    const up = this.#upstream;
+    if (!up) throw new UpstreamLostError('no upstream connection');
+    const r = await up.command(line, this.#ctx.timeouts['upstream-reply']);
+    const cls = Math.floor(r.code / 100) as 2 | 3 | 4 | 5;
+    if (!allowed.includes(cls)) {
+      up.reset();
+      this.#upstream = null;
+      throw new UpstreamProtocolError(`unexpected ${r.code} to ${line.split(' ')[0]}`);
+    }
+    return r;
+  }
+
+  async #relaySimple(cmd: Command): Promise<void> {
+    this.#relay(await this.#forward(cmd.raw, [2, 4, 5]));
+  }
+
+  async #hello(cmd: Command): Promise<void> {
+    if (cmd.arg.trim() === '') {
+      this.#bad(501, `5.5.4 Syntax: ${cmd.verb} hostname`);
+      return;
+    }
+    const r = await this.#forward(cmd.raw, [2, 4, 5]);
+    if (r.code === 250) {
+      this.#heloCommand = cmd.raw;
+      this.#helo = cmd.arg.trim();
+      this.#tx = null; // RFC 5321 §4.1.4: EHLO/HELO reset the transaction state
+    }
+    if (cmd.verb === 'EHLO' && r.code === 250) {
+      const edit = editEhloReply(r, { allow: DEFAULT_EHLO_ALLOW, maxMessageBytes: this.#ctx.limits['max-message-size'] });
+      this.#relay(edit.reply);
+    } else this.#relay(r);
+  }
+
+  async #mail(cmd: Command): Promise<void> {
+    const p = parsePath(cmd.arg, 'FROM');
+    if (!p.ok) {
+      this.#bad(p.reply.code, `${p.reply.enhanced} ${p.reply.text}`);
+      return;
+    }
+    const size = p.path.params.get('SIZE');
+    const max = this.#ctx.limits['max-message-size'];
+    if (typeof size === 'string' && Number(size) > max) {
+      this.#reply(552, `5.3.4 Message size exceeds fixed limit of ${max} bytes`);
+      return;
+    }
+    const body = p.path.params.get('BODY');
+    if (typeof body === 'string' && body.toUpperCase() === 'BINARYMIME') {
+      this.#reply(555, '5.5.4 BODY=BINARYMIME not supported');
+      return;
+    }
+    const r = await this.#forward(cmd.raw, [2, 4, 5]);
+    if (r.code >= 200 && r.code < 300) {
+      this.#transactions++;
+      this.#tx = { id: `${this.id}.${this.#transactions}`, mailFrom: p.path.address, rcptTo: [], started: Date.now() };
+    }
+    this.#relay(r);
+  }
+
+  async #rcpt(cmd: Command): Promise<void> {
+    const p = parsePath(cmd.arg, 'TO');
+    if (!p.ok) {
+      this.#bad(p.reply.code, `${p.reply.enhanced} ${p.reply.text}`);
+      return;
+    }
+    const tx = this.#tx;
+    if (tx && tx.rcptTo.length >= this.#ctx.limits['max-recipients']) {
+      this.#reply(452, '4.5.3 Error: too many recipients');
+      return;
+    }
+    const r = await this.#forward(cmd.raw, [2, 4, 5]);
+    if (tx && r.code >= 200 && r.code < 300) tx.rcptTo.push(p.path.address);
+    this.#relay(r);
+  }
+
+  async #rset(cmd: Command): Promise<void> {
+    if (cmd.arg !== '') {
+      this.#bad(501, '5.5.4 Syntax: RSET');
+      return;
+    }
+    const r = await this.#forward('RSET', [2, 4, 5]);
+    this.#tx = null;
+    this.#relay(r);
+  }
+
+  async #quit(_cmd: Command): Promise<void> {
+    const up = this.#upstream;
+    this.#upstream = null;
+    let r: Reply | null = null;
+    if (up?.alive) {
+      r = await up.command('QUIT', 2000).catch(() => null);
+      up.close();
+    }
+    this.#reply(221, r && r.code === 221 ? r.lines.map(censorText) : [`2.0.0 ${this.#ctx.hostname} Bye`]);
+    this.#closing = true;
+  }
+
+  /** BDAT without CHUNKING offered: skip the chunk exactly (so it is not read as commands). */
+  async #bdatRefused(cmd: Command): Promise<void> {
+    const m = /^(\d{1,15})( +LAST)?\s*$/i.exec(cmd.arg);
+    if (!m) {
+      this.#reply(501, '5.5.4 Syntax error in BDAT; closing');
+      this.#closing = true; // the chunk length is unknown: the stream cannot be read further
+      return;
+    }
+    const ok = await this.#reader.discard(Number(m[1]), this.#ctx.timeouts['client-idle']);
+    if (ok) this.#bad(502, '5.5.1 BDAT not offered');
+  }
+
+  // ---- DATA and the end-of-data gate -------------------------------------------------------
+
+  async #data(cmd: Command): Promise<void> {
+    const tx = this.#tx;
+    if (cmd.arg !== '') return this.#bad(501, '5.5.4 Syntax: DATA');
+    if (!tx) return this.#bad(503, '5.5.1 Error: need MAIL command');
+    if (tx.rcptTo.length === 0) return this.#bad(554, '5.5.1 Error: no valid recipients');
+    this.#tx = null; // whatever happens now, this transaction ends with this DATA
+    if (this.#ctx.forwarding === 'cut-through') await this.#dataCutThrough(tx);
+    else await this.#dataStoreAndForward(tx);
+  }
+
+  async #dataStoreAndForward(tx: Transaction): Promise<void> {
+    // Our own 354: MAIL and at least one RCPT were accepted upstream.
+    this.#reply(354, 'End data with <CR><LF>.<CR><LF>');
+    const spool = new Spool(this.#ctx.spoolDir, this.#ctx.limits['spool-memory']);
+    try {
+      const rx = await this.#receive((wire) => spool.write(wire));
+      if (rx.sinkError) throw rx.sinkError; // the spool failed: tempfail below
+      if (!rx.ended) return this.#clientVanished(tx, rx, 'quit');
+      const refused = this.#refusal(rx);
+      if (refused) {
+        await this.#abandonUpstream('rset');
+        return this.#finishRefused(tx, rx, refused);
+      }
+      const { decision, result } = await this.#verdict(tx, rx);
+      const enf = enforcementFor(decision, 'store-and-forward', tx.id);
+      if (enf.upstream !== 'deliver') return this.#enforce(tx, rx, decision, result, enf);
+      // Allowed: now the upstream gets DATA, the exact wire bytes, and the terminator.
+      const go = await this.#forward('DATA', [3, 4, 5]);
+      if (go.code !== 354) {
+        this.#relay(go);
+        return this.#logTransaction(tx, rx, decision, result, replyToString(go), `${go.code}`);
+      }
+      const up = this.#upstream!;
+      for await (const chunk of spool.read()) await up.writeData(chunk);
+      await this.#releaseTerminator(tx, rx, decision, result);
+    } catch (err) {
+      await this.#transactionFailed(tx, err);
+    } finally {
+      await spool.dispose();
+    }
+  }
+
+  async #dataCutThrough(tx: Transaction): Promise<void> {
+    // DATA mode starts on the upstream's 354, not on the client's word.
+    let go: Reply;
+    try {
+      go = await this.#forward('DATA', [3, 4, 5]);
+    } catch (err) {
+      return this.#transactionFailed(tx, err);
+    }
+    this.#relay(go);
+    if (go.code !== 354) return;
+    const up = this.#upstream!;
+    let rx: Received;
+    try {
+      rx = await this.#receive((wire) => up.writeData(wire));
+    } catch (err) {
+      up.reset();
+      this.#upstream = null;
+      throw err; // client timeout or bug: the session ends, the upstream never completes
+    }
+    if (!rx.ended) return this.#clientVanished(tx, rx, 'reset');
+    const refused = this.#refusal(rx);
+    if (refused) {
+      await this.#abandonUpstream('reset');
+      return this.#finishRefused(tx, rx, refused);
+    }
+    if (rx.sinkError) {
+      // The upstream died mid-stream: the message cannot be complete anywhere.
+      await this.#abandonUpstream('reset');
+      return this.#transactionFailed(tx, rx.sinkError);
+    }
+    try {
+      const { decision, result } = await this.#verdict(tx, rx);
+      const enf = enforcementFor(decision, 'cut-through', tx.id);
+      if (enf.upstream !== 'deliver') return await this.#enforce(tx, rx, decision, result, enf);
+      await this.#releaseTerminator(tx, rx, decision, result);
+    } catch (err) {
+      await this.#transactionFailed(tx, err);
+    }
+  }
+
+  /**
+   * Read the message from the client up to the terminator: every wire chunk goes to `sink`
+   * (spool or upstream) and its unstuffed content to the inspector, in the same pass. After
+   * an anomaly or past the size limit nothing more is passed on; reading goes on to the
+   * terminator so the reply comes where a strict server would give it.
+   */
+  async #receive(sink: (wire: Buffer) => Promise<void>): Promise<Received> {
+    const reader = new DataReader(this.#ctx.limits['max-line-length']);
+    const scan = this.#ctx.inspector.begin();
+    const max = this.#ctx.limits['max-message-size'];
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    let size = 0;
+    let tooBig = false;
+    let sinkError: Error | null = null;
+    for (;;) {
+      const chunk = await this.#reader.readChunk(this.#ctx.timeouts['client-idle']);
+      if (chunk === null) return { ended: false, anomaly: reader.anomaly, tooBig, size, scan, head: Buffer.concat(head), sinkError };
+      const r = reader.push(chunk);
+      if (r.consumed < chunk.length) this.#reader.unshift(chunk.subarray(r.consumed));
+      for (const w of r.wire) {
+        size += w.length;
+        if (size > max) tooBig = true;
+        if (tooBig || sinkError) continue;
+        try {
+          await sink(w);
+        } catch (err) {
+          sinkError = err as Error;
+        }
+      }
+      if (!tooBig) {
+        for (const c of r.content) {
+          scan.write(c);
+          if (headBytes < MAX_LOGGED_HEADER_BYTES) {
+            const piece = c.subarray(0, MAX_LOGGED_HEADER_BYTES - headBytes);
+            head.push(Buffer.from(piece));
+            headBytes += piece.length;
+          }
+        }
+      }
+      if (r.ended) return { ended: true, anomaly: reader.anomaly, tooBig, size, scan, head: Buffer.concat(head), sinkError };
+    }
+  }
+
+  /** A message the wire rules refuse before any verdict (smuggling-class anomaly, size). */
+  #refusal(rx: Received): { code: number; text: string; event: AnomalyEvent } | null {
+    if (rx.anomaly) {
+      const r = DATA_ANOMALY_REPLY[rx.anomaly]!;
+      return { ...r, event: { name: rx.anomaly, where: 'message' } };
+    }
+    if (rx.tooBig) {
+      const max = this.#ctx.limits['max-message-size'];
+      return {
+        code: 552,
+        text: `5.3.4 Message size exceeds fixed limit of ${max} bytes`,
+        event: { name: 'MESSAGE_TOO_BIG', where: 'message', detail: `limit ${max}` },
+      };
+    }
+    return null;
+  }
+
+  async #finishRefused(tx: Transaction, rx: Received, refused: { code: number; text: string; event: AnomalyEvent }): Promise<void> {
+    this.#reply(refused.code, refused.text);
+    this.#ctx.log('warn', 'message refused', { session: this.id, transaction: tx.id, anomaly: refused.event.name });
+    const { rule, profileName } = this.#ctx.policy.ruleFor(this.#facts(tx));
+    this.#writeTraffic(tx, rx, {
+      rule,
+      profile: profileName,
+      action: 'reject',
+      reason: `refused: ${refused.event.name}`,
+      upstreamReply: '',
+      clientReply: `${refused.code} ${refused.text}`,
+      events: [refused.event.name],
+    });
+  }
+
+  async #verdict(tx: Transaction, rx: Received): Promise<{ decision: Decision; result: ScanResult | null }> {
+    let outcome: ScanOutcome;
+    let result: ScanResult | null = null;
+    try {
+      result = await rx.scan.end(this.#ctx.timeouts.scan);
+      outcome = { ok: true, findings: result.findings, events: result.events };
+    } catch (err) {
+      this.#ctx.log('error', 'scan failed', { session: this.id, transaction: tx.id, error: describeError(err) });
+      outcome = { ok: false, error: describeError(err), events: [] };
+    }
+    return { decision: this.#ctx.policy.decide(this.#facts(tx), outcome), result };
+  }
+
+  /** Allowed: send the terminator, relay the upstream's final reply (a 2xx only from it). */
+  async #releaseTerminator(tx: Transaction, rx: Received, decision: Decision, result: ScanResult | null): Promise<void> {
+    const up = this.#upstream;
+    if (!up) throw new UpstreamLostError('no upstream connection');
+    up.write(Buffer.from('.\r\n'));
+    const final = await up.reply(this.#ctx.timeouts['upstream-reply']);
+    if (final.code >= 300 && final.code < 400) {
+      up.reset();
+      this.#upstream = null;
+      throw new UpstreamProtocolError(`unexpected ${final.code} to end of data`);
+    }
+    this.#relay(final);
+    this.#logTransaction(tx, rx, decision, result, replyToString(final), replyToString(final));
+  }
+
+  /** Carry out a non-delivering decision (DESIGN.md action table, via enforce.ts). */
+  async #enforce(tx: Transaction, rx: Received, decision: Decision, result: ScanResult | null, enf: Enforcement): Promise<void> {
+    if (enf.reply) this.#reply(enf.reply.code, enf.reply.text);
+    this.#logTransaction(tx, rx, decision, result, '', enf.reply ? `${enf.reply.code} ${enf.reply.text}` : '');
+    this.#ctx.log('info', 'message stopped', {
+      session: this.id,
+      transaction: tx.id,
+      action: decision.action,
+      rule: decision.rule,
+      reason: decision.reason,
+    });
+    if (enf.client === 'continue') {
+      await this.#abandonUpstream(enf.upstream === 'reset' ? 'reset' : 'rset');
+      return;
+    }
+    // The session ends: upstream first (RSET/QUIT or RST), then the client.
+    const up = this.#upstream;
+    this.#upstream = null;
+    if (up) {
+      if (enf.upstream === 'reset') up.reset();
+      else void up.command('RSET', 2000).then(() => up.quit(), () => up.close());
+    }
+    this.#closing = true;
+    if (enf.client === 'reset') {
+      if (enf.reply) await this.#flushedAndRead();
+      this.#socket.resetAndDestroy();
+    } else {
+      this.#out = []; // drop: silence
+      this.#socket.destroy();
+    }
+  }
+
+  /**
+   * End the upstream transaction and keep the session usable: RSET when the server has not
+   * seen the message (store-and-forward), reset and reconnect when it has (cut-through).
+   */
+  async #abandonUpstream(how: 'rset' | 'reset'): Promise<void> {
+    const up = this.#upstream;
+    if (!up) return;
+    if (how === 'rset' && up.alive) {
+      try {
+        const r = await up.command('RSET', this.#ctx.timeouts['upstream-reply']);
+        if (r.code === 250) return;
+      } catch {
+        // An upstream that cannot RSET is replaced below, like a reset one.
+      }
+    }
+    up.reset();
+    this.#upstream = null; // reconnected lazily before the next command
+  }
+
+  async #clientVanished(tx: Transaction, rx: Received, how: 'quit' | 'reset'): Promise<void> {
+    const up = this.#upstream;
+    this.#upstream = null;
+    if (up) {
+      if (how === 'reset') up.reset();
+      else void up.quit();
+    }
+    this.#closing = true;
+    this.#ctx.log('warn', 'client disconnected during DATA', { session: this.id, transaction: tx.id, bytes: rx.size });
+    const { rule, profileName } = this.#ctx.policy.ruleFor(this.#facts(tx));
+    this.#writeTraffic(tx, rx, {
+      rule,
+      profile: profileName,
+      action: 'none',
+      reason: 'client disconnected before end of data',
+      upstreamReply: '',
+      clientReply: '',
+      events: [],
+    });
+  }
+
+  /** Any failure inside a transaction: the catalogue's 4xx with the log id, never a 2xx. */
+  async #transactionFailed(tx: Transaction, err: unknown): Promise<void> {
+    const r = errorReply(err, tx.id);
+    this.#ctx.log('error', 'transaction failed', { session: this.id, transaction: tx.id, error: r.detail });
+    const code = r.code >= 500 ? r.code : r.code === 421 ? 451 : r.code;
+    this.#reply(code, r.text);
+    if (this.#upstream && !this.#upstream.alive) this.#upstream = null;
+    if (this.#upstream) await this.#abandonUpstream(this.#ctx.forwarding === 'cut-through' ? 'reset' : 'rset');
+    const { rule, profileName } = this.#ctx.policy.ruleFor(this.#facts(tx));
+    this.#safeLog(() =>
+      this.#ctx.logs.addTraffic(
+        this.#traffic(tx, null, {
+          rule,
+          profile: profileName,
+          action: 'tempfail',
+          reason: `error: ${r.detail}`,
+          upstreamReply: '',
+          clientReply: `${code} ${r.text}`,
+          events: [],
+        }),
+      ),
+    );
+  }
+
+  // ---- logs --------------------------------------------------------------------------------
+
+  #facts(tx: Transaction) {
+    return { listener: this.#ctx.listener, clientAddress: this.clientAddress, mailFrom: tx.mailFrom, rcptTo: tx.rcptTo };
+  }
+
+  #logTransaction(tx: Transaction, rx: Received, d: Decision, result: ScanResult | null, upstreamReply: string, clientReply: string): void {
+    this.#writeTraffic(tx, rx, {
+      rule: d.rule,
+      profile: d.profile,
+      action: d.action,
+      reason: d.reason,
+      upstreamReply,
+      clientReply,
+      events: (result?.events ?? []).map((e) => e.name),
+    });
+    for (const f of result?.findings ?? []) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, f)));
+  }
+
+  #writeTraffic(tx: Transaction, rx: Received, fields: Pick<TrafficRecord, 'rule' | 'profile' | 'action' | 'reason' | 'upstreamReply' | 'clientReply' | 'events'>): void {
+    this.#safeLog(() => this.#ctx.logs.addTraffic(this.#traffic(tx, rx, fields)));
+  }
+
+  #traffic(tx: Transaction, rx: Received | null, fields: Pick<TrafficRecord, 'rule' | 'profile' | 'action' | 'reason' | 'upstreamReply' | 'clientReply' | 'events'>): TrafficRecord {
+    const headers = rx ? headerFacts(rx.head) : { messageId: '', subject: '' };
+    return {
+      time: new Date().toISOString(),
+      sessionId: this.id,
+      transactionId: tx.id,
+      listener: this.#ctx.listener,
+      client: this.#client,
+      server: `${this.#ctx.upstreamHost}:${this.#ctx.upstreamPort}`,
+      helo: this.#helo,
+      mailFrom: tx.mailFrom,
+      rcptTo: tx.rcptTo,
+      size: rx?.size ?? 0,
+      messageId: headers.messageId,
+      subject: headers.subject,
+      forwarding: this.#ctx.forwarding,
+      durationMs: Date.now() - tx.started,
+      ...fields,
+    };
+  }
+
+  #threat(tx: Transaction, d: Decision, f: Finding): ThreatRecord {
+    return {
+      time: new Date().toISOString(),
+      sessionId: this.id,
+      transactionId: tx.id,
+      listener: this.#ctx.listener,
+      client: this.#client,
+      server: `${this.#ctx.upstreamHost}:${this.#ctx.upstreamPort}`,
+      mailFrom: tx.mailFrom,
+      rcptTo: tx.rcptTo,
+      threat: f.threat,
+      threatId: f.threatId,
+      severity: f.severity,
+      engine: f.engine,
+      signature: f.signature,
+      fileName: f.file.name ?? '',
+      filePath: f.file.path,
+      declaredType: f.file.declaredType ?? '',
+      detectedType: f.file.detectedType,
+      sha256: f.file.sha256,
+      size: f.file.size,
+      rule: d.rule,
+      profile: d.profile,
+      action: d.action,
+      deciding: d.deciding === f,
+      direction: 'client-to-server',
+    };
+  }
+
+  /** A failing log store must not stop mail or crash the process: report it and go on. */
+  #safeLog(write: () => void): void {
+    try {
+      write();
+    } catch (err) {
+      this.#ctx.log('error', 'log store write failed', { session: this.id, error: describeError(err) });
+    }
+  }
+}
+
+/** Message-ID and Subject from the message's header block, for the traffic log. */
+function headerFacts(head: Buffer): { messageId: string; subject: string } {
+  const text = head.toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  const lines = (end === -1 ? text : text.slice(0, end)).split(/\r?\n/);
+  const fields = parseHeaderBlock(lines);
+  const get = (n: string): string => (fields.find((f) => f.name === n)?.value ?? '').slice(0, 998);
+  return { messageId: get('message-id'), subject: get('subject') };
+}
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+function newSessionId(): string {
+  const bytes = randomBytes(10); // 80 bits → 16 base32 chars
+  let bits = 0;
+  let value = 0;
+  let out = '';
+  for (const b of bytes) {
+    value = (value << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,172 @@
+/**
+ * The connection to the upstream (receiving) server: connect with a deadline, send commands,
+ * read replies with a deadline, stream message bytes with backpressure, and end the
+ * connection in the three ways enforcement needs (QUIT, close, reset).
+ *
+ * Replies are parsed strictly (reply.ts); a reply that arrives while none is expected is kept
+ * and reported as unsolicited, never attributed to the next command.
+ */
+
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { UpstreamConnectError, UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
+import { type Reply, ReplyParser, ReplyProtocolError } from '../smtp/reply.ts';
+
+export class Upstream {
+  readonly #socket: Socket;
+  readonly #parser = new ReplyParser();
+  #replies: Reply[] = [];
+  #failure: Error | null = null;
+  #wake: (() => void) | null = null;
+  #closed = false;
+
+  private constructor(socket: Socket, readonly target: string) {
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.#replies.push(...this.#parser.push(chunk));
+      } catch (err) {
+        this.#fail(err instanceof ReplyProtocolError ? new UpstreamProtocolError(err.message, { cause: err }) : (err as Error));
+        socket.destroy();
+      }
+      this.#notify();
+    });
+    socket.on('error', (err) => this.#fail(new UpstreamLostError(err.message, { cause: err })));
+    socket.on('close', () => {
+      this.#closed = true;
+      this.#fail(new UpstreamLostError('connection closed by upstream'));
+    });
+  }
+
+  /** Connect and read the greeting; both within `timeoutMs`. */
+  static async connect(host: string, port: number, timeoutMs: number): Promise<{ upstream: Upstream; greeting: Reply }> {
+    const target = `${host}:${port}`;
+    const socket = connect({ host, port, noDelay: true });
+    const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      await once(socket, 'connect');
+    } catch (err) {
+      clearTimeout(timer);
+      socket.destroy();
+      throw new UpstreamConnectError(target, (err as Error).message, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+    const upstream = new Upstream(socket, target);
+    try {
+      const greeting = await upstream.reply(timeoutMs);
+      return { upstream, greeting };
+    } catch (err) {
+      upstream.reset();
+      throw new UpstreamConnectError(target, `no greeting: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  get localAddress(): string {
+    return `${this.#socket.localAddress}:${this.#socket.localPort}`;
+  }
+
+  /** Why the connection failed or ended (e.g. `read ECONNRESET`), null while it is fine. */
+  get failureReason(): string | null {
+    const cause = this.#failure?.cause;
+    return cause instanceof Error ? cause.message : (this.#failure?.message ?? null);
+  }
+
+  get alive(): boolean {
+    return !this.#closed && this.#failure === null;
+  }
+
+  /** A reply arrived that no command asked for (typically 421 before the server closes). */
+  takeUnsolicited(): Reply | null {
+    return this.#replies.shift() ?? null;
+  }
+
+  /** The next reply, within `timeoutMs`. */
+  async reply(timeoutMs: number): Promise<Reply> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = this.#replies.shift();
+      if (r) return r;
+      if (this.#failure) throw this.#failure;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.reset();
+        throw new UpstreamLostError(`no reply within ${timeoutMs} ms`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /** Send one command line and read its reply. */
+  async command(line: string, timeoutMs: number): Promise<Reply> {
+    this.write(Buffer.from(`${line}\r\n`, 'latin1'));
+    return this.reply(timeoutMs);
+  }
+
+  write(bytes: Buffer): boolean {
+    if (this.#failure) throw this.#failure;
+    return this.#socket.write(bytes);
+  }
+
+  /** Write and wait until the socket takes more (backpressure), failing if the upstream dies. */
+  async writeData(bytes: Buffer): Promise<void> {
+    if (this.write(bytes)) return;
+    await new Promise<void>((resolve, reject) => {
+      const onDrain = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onClose = (): void => {
+        cleanup();
+        reject(this.#failure ?? new UpstreamLostError('connection closed during data'));
+      };
+      const cleanup = (): void => {
+        this.#socket.off('drain', onDrain);
+        this.#socket.off('close', onClose);
+      };
+      this.#socket.on('drain', onDrain);
+      this.#socket.on('close', onClose);
+    });
+  }
+
+  /** Polite end: QUIT, wait briefly for its reply, close. Never throws. */
+  async quit(timeoutMs = 2000): Promise<void> {
+    if (!this.alive) return this.close();
+    try {
+      await this.command('QUIT', timeoutMs);
+    } catch {
+      // The connection is ending either way; a missing 221 changes nothing.
+    }
+    this.close();
+  }
+
+  close(): void {
+    this.#socket.end();
+    this.#socket.destroySoon();
+  }
+
+  /** TCP RST: the server sees the connection reset at once and abandons any transaction. */
+  reset(): void {
+    if (this.#socket.destroyed) return;
+    this.#fail(new UpstreamLostError('connection reset by gateway'));
+    this.#socket.resetAndDestroy();
+  }
+
+  #fail(err: Error): void {
+    if (!this.#failure) this.#failure = err;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * The vocabulary of inspection: files extracted from a message, the findings engines report
+ * about them, and the result of scanning one message. Typed, so that every decision can be
+ * explained from these values alone.
+ */
+
+import type { AnomalyEvent } from '../events.ts';
+
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+
+/** One object an engine looked at: the raw message or a decoded MIME leaf. */
+export interface FileInfo {
+  /** Location: `msg` for the whole message, `msg/1/2` for a MIME leaf. */
+  readonly path: string;
+  /** File name as declared (Content-Disposition filename or Content-Type name), if any. */
+  readonly name: string | null;
+  /** Content-Type as declared, lower-cased, without parameters. */
+  readonly declaredType: string | null;
+  /** Type detected from the first bytes (`pe`, `zip`, `pdf`, `text`, …). */
+  readonly detectedType: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly md5: string;
+  /** Content-Transfer-Encoding the bytes were decoded from. */
+  readonly encoding: string | null;
+}
+
+export interface Finding {
+  /** Engine that reported it, e.g. `signatures`. */
+  readonly engine: string;
+  /** Threat name as the engine calls it, e.g. `EICAR-Test-File`. */
+  readonly threat: string;
+  /** Stable id derived from engine and signature name (shown in logs, used by exceptions). */
+  readonly threatId: string;
+  /** What matched: `body:EICAR`, `sha256:…`, `md5:…`. */
+  readonly signature: string;
+  readonly severity: Severity;
+  readonly file: FileInfo;
+}
+
+export interface ScanResult {
+  readonly findings: readonly Finding[];
+  readonly files: readonly FileInfo[];
+  readonly events: readonly AnomalyEvent[];
+}

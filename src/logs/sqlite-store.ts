@@ -1,0 +1,125 @@
+/**
+ * The SQLite log store (the embedded default): `logs.sqlite` in the data directory, WAL mode,
+ * a schema version and forward-only migrations from the first release on, so an upgrade never
+ * needs the admin to delete their logs.
+ */
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { LogStore, ThreatRecord, TrafficRecord } from './records.ts';
+
+/** Each entry upgrades the schema by one version; never edit a released entry, append. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE traffic (
+     id INTEGER PRIMARY KEY,
+     time TEXT NOT NULL, session_id TEXT NOT NULL, transaction_id TEXT NOT NULL,
+     listener TEXT NOT NULL, client TEXT NOT NULL, server TEXT NOT NULL, helo TEXT NOT NULL,
+     mail_from TEXT NOT NULL, rcpt_to TEXT NOT NULL, size INTEGER NOT NULL,
+     message_id TEXT NOT NULL, subject TEXT NOT NULL, forwarding TEXT NOT NULL,
+     rule TEXT NOT NULL, profile TEXT NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL,
+     upstream_reply TEXT NOT NULL, client_reply TEXT NOT NULL, duration_ms INTEGER NOT NULL,
+     events TEXT NOT NULL);
+   CREATE INDEX traffic_time ON traffic(time);
+   CREATE INDEX traffic_tx ON traffic(transaction_id);
+   CREATE TABLE threats (
+     id INTEGER PRIMARY KEY,
+     time TEXT NOT NULL, session_id TEXT NOT NULL, transaction_id TEXT NOT NULL,
+     listener TEXT NOT NULL, client TEXT NOT NULL, server TEXT NOT NULL,
+     mail_from TEXT NOT NULL, rcpt_to TEXT NOT NULL,
+     threat TEXT NOT NULL, threat_id TEXT NOT NULL, severity TEXT NOT NULL, engine TEXT NOT NULL,
+     signature TEXT NOT NULL, file_name TEXT NOT NULL, file_path TEXT NOT NULL,
+     declared_type TEXT NOT NULL, detected_type TEXT NOT NULL, sha256 TEXT NOT NULL,
+     size INTEGER NOT NULL, rule TEXT NOT NULL, profile TEXT NOT NULL, action TEXT NOT NULL,
+     deciding INTEGER NOT NULL, direction TEXT NOT NULL);
+   CREATE INDEX threats_time ON threats(time);
+   CREATE INDEX threats_tx ON threats(transaction_id);`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class SqliteLogStore implements LogStore {
+  readonly #db: Database.Database;
+  readonly #insertTraffic: Database.Statement;
+  readonly #insertThreat: Database.Statement;
+
+  constructor(dataDir: string, opts: { readonly?: boolean } = {}) {
+    if (!opts.readonly) mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+    const file = join(dataDir, 'logs.sqlite');
+    this.#db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+    if (!opts.readonly) {
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma('synchronous = NORMAL');
+      this.#db.pragma('busy_timeout = 2000');
+      migrate(this.#db);
+    }
+    this.#insertTraffic = this.#db.prepare(
+      `INSERT INTO traffic (time, session_id, transaction_id, listener, client, server, helo, mail_from, rcpt_to,
+         size, message_id, subject, forwarding, rule, profile, action, reason, upstream_reply, client_reply,
+         duration_ms, events)
+       VALUES (@time, @sessionId, @transactionId, @listener, @client, @server, @helo, @mailFrom, @rcptTo,
+         @size, @messageId, @subject, @forwarding, @rule, @profile, @action, @reason, @upstreamReply, @clientReply,
+         @durationMs, @events)`,
+    );
+    this.#insertThreat = this.#db.prepare(
+      `INSERT INTO threats (time, session_id, transaction_id, listener, client, server, mail_from, rcpt_to,
+         threat, threat_id, severity, engine, signature, file_name, file_path, declared_type, detected_type,
+         sha256, size, rule, profile, action, deciding, direction)
+       VALUES (@time, @sessionId, @transactionId, @listener, @client, @server, @mailFrom, @rcptTo,
+         @threat, @threatId, @severity, @engine, @signature, @fileName, @filePath, @declaredType, @detectedType,
+         @sha256, @size, @rule, @profile, @action, @deciding, @direction)`,
+    );
+  }
+
+  addTraffic(r: TrafficRecord): void {
+    this.#insertTraffic.run({ ...r, rcptTo: JSON.stringify(r.rcptTo), events: JSON.stringify(r.events) });
+  }
+
+  addThreat(r: ThreatRecord): void {
+    this.#insertThreat.run({ ...r, rcptTo: JSON.stringify(r.rcptTo), deciding: r.deciding ? 1 : 0 });
+  }
+
+  listTraffic(limit: number): TrafficRecord[] {
+    const rows = this.#db.prepare(`SELECT * FROM traffic ORDER BY id DESC LIMIT ?`).all(limit) as Record<string, unknown>[];
+    return rows.reverse().map((row) => ({
+      ...(camel(row) as unknown as TrafficRecord),
+      rcptTo: JSON.parse(row.rcpt_to as string) as string[],
+      events: JSON.parse(row.events as string) as string[],
+    }));
+  }
+
+  listThreats(limit: number): ThreatRecord[] {
+    const rows = this.#db.prepare(`SELECT * FROM threats ORDER BY id DESC LIMIT ?`).all(limit) as Record<string, unknown>[];
+    return rows.reverse().map((row) => ({
+      ...(camel(row) as unknown as ThreatRecord),
+      rcptTo: JSON.parse(row.rcpt_to as string) as string[],
+      deciding: row.deciding === 1,
+    }));
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
+
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`logs database schema version ${current} is newer than this smtpwall (${MIGRATIONS.length})`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+function camel(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    if (k === 'id') continue;
+    out[k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())] = v;
+  }
+  return out;
+}

@@ -1,0 +1,176 @@
+/**
+ * The configuration schema: every key with its type, default, bounds, unit and meaning, in one
+ * place. The TypeScript type of a loaded config is derived from it, so code and documentation
+ * cannot drift. Unknown keys are errors (a typo must not silently disable a protection).
+ */
+
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { ACTIONS } from './actions.ts';
+import { parseDuration, parseSize } from './units.ts';
+
+const size = (def: string, doc: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(def)
+    .transform((v, ctx) => {
+      const n = parseSize(v);
+      if (n === null) {
+        ctx.addIssue({ code: 'custom', message: `expected a size such as 25MiB, 100kb or 1048576 (${doc})` });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .describe(doc);
+
+const duration = (def: string, doc: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(def)
+    .transform((v, ctx) => {
+      const n = parseDuration(v);
+      if (n === null || n <= 0) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration such as 30s, 5m or 250ms (${doc})` });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .describe(doc);
+
+const int = (def: number, min: number, max: number, doc: string) =>
+  z.number().int().min(min).max(max).default(def).describe(doc);
+
+/** `host:port`, `[v6]:port` or `:port`. */
+export function parseHostPort(s: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(s.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  const host = m[1] ?? (m[2] || '0.0.0.0');
+  return { host, port };
+}
+
+const hostPort = z.string().refine((s) => parseHostPort(s) !== null, { message: 'expected host:port, e.g. 127.0.0.1:2525' });
+
+const upstream = z.string().refine((s) => s.startsWith('mailbox:') ? s.length > 'mailbox:'.length : parseHostPort(s) !== null, {
+  message: 'expected host:port of the receiving server, or mailbox:DIR for the built-in mailbox',
+});
+
+const action = z.enum(ACTIONS);
+
+/** A reply template: `CODE X.Y.Z text`, placeholders {threat} {id} {rule}. */
+const replyTemplate = (expectClass: 4 | 5) =>
+  z.string().regex(new RegExp(`^${expectClass}[0-9]{2} ${expectClass}\\.[0-9]{1,3}\\.[0-9]{1,3} \\S.*$`), {
+    message: `expected "${expectClass}NN ${expectClass}.X.Y text", e.g. "${expectClass === 5 ? '550 5.7.1 Message rejected' : '451 4.7.1 Try again later'}"`,
+  });
+
+export const DEFAULT_REPLIES = {
+  block: '541 5.4.1 Content blocked by smtpwall (threat: {threat}, id: {id})',
+  reject: '550 5.7.1 Message rejected by smtpwall (threat: {threat}, id: {id})',
+  tempfail: '451 4.7.1 Message could not be accepted now, try again later (id: {id})',
+} as const;
+
+const antivirusProfile = z
+  .strictObject({
+    action: action.default('block').describe('action for a signature match'),
+    'on-error': action
+      .default('tempfail')
+      .describe('action when a scan cannot complete: engine failure, deadline, or an inspection limit hit'),
+    replies: z
+      .strictObject({
+        block: replyTemplate(5).default(DEFAULT_REPLIES.block),
+        reject: replyTemplate(5).default(DEFAULT_REPLIES.reject),
+        tempfail: replyTemplate(4).default(DEFAULT_REPLIES.tempfail),
+      })
+      .prefault({})
+      .describe('reply texts for block, reject and tempfail'),
+  })
+  .describe('an antivirus profile');
+
+const addressPattern = z.string().min(1);
+
+const cidr = z.string().refine(
+  (s) => {
+    const v = s.startsWith('!') ? s.slice(1) : s;
+    const [ip, bits] = v.split('/');
+    const family = isIP(ip ?? '');
+    if (family === 0) return false;
+    if (bits === undefined) return true;
+    const n = Number(bits);
+    return Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128);
+  },
+  { message: 'expected an address or CIDR, optionally negated with !, e.g. 10.0.0.0/8 or !192.0.2.1' },
+);
+
+const rule = z.strictObject({
+  name: z.string().min(1),
+  match: z
+    .strictObject({
+      listeners: z.array(z.string()).optional().describe('listener names; any if absent'),
+      client: z.array(cidr).optional().describe('client addresses/CIDRs; `!` negates'),
+      from: z.array(addressPattern).optional().describe('envelope senders: address, @domain or *-wildcard'),
+      to: z.array(addressPattern).optional().describe('envelope recipients (any one matching)'),
+    })
+    .prefault({}),
+  profiles: z.strictObject({ antivirus: z.string().optional() }).prefault({}),
+});
+
+const listener = z.strictObject({
+  name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, { message: 'letters, digits, . _ - only' }),
+  listen: hostPort.describe('address:port to accept connections on'),
+  mode: z.enum(['relay']).default('relay').describe('relay: every session goes to `upstream`'),
+  upstream: upstream.describe('receiving server host:port, or mailbox:DIR'),
+  forwarding: z.enum(['store-and-forward', 'cut-through']).default('store-and-forward'),
+});
+
+export const configSchema = z.strictObject({
+  'data-dir': z.string().default('./data').describe('logs database, spool and mailbox; relative to the config file'),
+  hostname: z.string().regex(/^[A-Za-z0-9.-]+$/).default('smtpwall').describe('name in the gateway\'s own replies'),
+  listeners: z.array(listener).min(1, { message: 'at least one listener is needed' }),
+  profiles: z
+    .strictObject({ antivirus: z.record(z.string(), antivirusProfile).default({}) })
+    .prefault({}),
+  rules: z.array(rule).default([]),
+  engines: z
+    .strictObject({
+      signatures: z
+        .strictObject({
+          'hash-lists': z.array(z.string()).default([]).describe('hash-list files (sha256:/md5: lines)'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      'max-message-size': size('25MiB', 'largest message accepted; advertised with SIZE'),
+      'max-line-length': int(998, 78, 1_000_000, 'longest message line in bytes without CRLF (RFC 5321: 998)'),
+      'max-command-line': int(2048, 512, 65536, 'longest command line in bytes with CRLF'),
+      'max-recipients': int(1000, 1, 100_000, 'recipients per transaction'),
+      'max-sessions': int(1000, 1, 1_000_000, 'concurrent sessions per listener'),
+      'max-sessions-per-client': int(100, 1, 1_000_000, 'concurrent sessions from one client address'),
+      'max-bad-commands': int(20, 1, 10_000, 'unrecognised or malformed commands before 421'),
+      'spool-memory': size('1MiB', 'store-and-forward: message bytes kept in memory before spooling to a temp file'),
+      'mime-depth': int(20, 1, 1000, 'deepest MIME nesting inspected'),
+      'mime-parts': int(1000, 1, 1_000_000, 'most MIME parts inspected per message'),
+    })
+    .prefault({}),
+  timeouts: z
+    .strictObject({
+      'client-idle': duration('5m', 'waiting for the next command or data from the client'),
+      'upstream-connect': duration('30s', 'connecting to the upstream and receiving its greeting'),
+      'upstream-reply': duration('5m', 'waiting for any upstream reply (RFC 5321 §4.5.3.2 allows 10m for end of data)'),
+      scan: duration('30s', 'deadline for the verdict on one message'),
+      'shutdown-grace': duration('30s', 'on SIGTERM: time given to transactions in flight'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ListenerConfig = Config['listeners'][number];
+export type RuleConfig = Config['rules'][number];
+export type AntivirusProfile = Config['profiles']['antivirus'][string];
+export type Limits = Config['limits'];
+export type Timeouts = Config['timeouts'];
+
+/** The profile used when no rule names one (and by rules that name none). */
+export const BUILTIN_ANTIVIRUS_PROFILE = 'default';

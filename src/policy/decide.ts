@@ -1,0 +1,107 @@
+/**
+ * The decision: (transaction facts, scan outcome) → what happens to the message, and why.
+ * A pure function of its inputs and the compiled policy; tested with tables.
+ *
+ * Order of reasoning:
+ *   1. the first matching rule (or the built-in default rule) picks the antivirus profile;
+ *   2. a scan that could not complete (engine error, deadline, an inspection limit) gets the
+ *      profile's `on-error` action: never "clean";
+ *   3. every finding gets the profile's action; the most severe action wins, and the finding
+ *      that set it is named as the deciding one;
+ *   4. no finding: allow.
+ */
+
+import { type AnomalyEvent, INCOMPLETE_INSPECTION } from '../events.ts';
+import type { Finding } from '../inspect/types.ts';
+import { type Action, mostSevere, severityOf } from './actions.ts';
+import { type AntivirusProfile, BUILTIN_ANTIVIRUS_PROFILE, type Config, DEFAULT_REPLIES } from './config-schema.ts';
+import { type CompiledRule, compileRules, type TransactionFacts } from './rules.ts';
+
+export const DEFAULT_RULE_NAME = 'default';
+
+export type ScanOutcome =
+  | { readonly ok: true; readonly findings: readonly Finding[]; readonly events: readonly AnomalyEvent[] }
+  | { readonly ok: false; readonly error: string; readonly events: readonly AnomalyEvent[] };
+
+export interface Decision {
+  readonly action: Action;
+  readonly rule: string;
+  readonly profile: string;
+  /** One line a human can read: why this action. */
+  readonly reason: string;
+  /** The finding whose action won, if a finding decided. */
+  readonly deciding: Finding | null;
+  /** Threat name for reply templates: the deciding finding's, or a label for errors. */
+  readonly threat: string;
+  /** Reply templates of the profile that decided. */
+  readonly replies: AntivirusProfile['replies'];
+}
+
+export const BUILTIN_PROFILE: AntivirusProfile = Object.freeze({
+  action: 'block',
+  'on-error': 'tempfail',
+  replies: Object.freeze({ ...DEFAULT_REPLIES }),
+});
+
+export class Policy {
+  readonly #rules: CompiledRule[];
+  readonly #profiles: Readonly<Record<string, AntivirusProfile>>;
+
+  constructor(cfg: Pick<Config, 'rules' | 'profiles'>) {
+    this.#rules = compileRules(cfg.rules);
+    this.#profiles = cfg.profiles.antivirus;
+  }
+
+  /** The rule that governs a transaction: first match, else the built-in default. */
+  ruleFor(facts: TransactionFacts): { rule: string; profileName: string; profile: AntivirusProfile } {
+    const rule = this.#rules.find((r) => r.matches(facts));
+    const profileName = rule?.antivirus ?? BUILTIN_ANTIVIRUS_PROFILE;
+    const profile = this.#profiles[profileName] ?? BUILTIN_PROFILE;
+    return { rule: rule?.name ?? DEFAULT_RULE_NAME, profileName, profile };
+  }
+
+  decide(facts: TransactionFacts, outcome: ScanOutcome): Decision {
+    const { rule, profileName, profile } = this.ruleFor(facts);
+    const base = { rule, profile: profileName, replies: profile.replies };
+    if (!outcome.ok) {
+      return { ...base, action: profile['on-error'], reason: `scan incomplete: ${outcome.error}`, deciding: null, threat: 'scan-error' };
+    }
+    const incomplete = outcome.events.find((e) => INCOMPLETE_INSPECTION.has(e.name));
+    let action: Action = 'allow';
+    let deciding: Finding | null = null;
+    for (const f of outcome.findings) {
+      const a = profile.action;
+      if (deciding === null || severityOf(a) > severityOf(action)) {
+        action = mostSevere(action, a);
+        deciding = f;
+      }
+    }
+    if (incomplete && severityOf(profile['on-error']) > severityOf(action)) {
+      return {
+        ...base,
+        action: profile['on-error'],
+        reason: `inspection incomplete: ${incomplete.name} at ${incomplete.where}`,
+        deciding: null,
+        threat: incomplete.name,
+      };
+    }
+    if (deciding) {
+      const where = deciding.file.name ? `${deciding.file.path} (${deciding.file.name})` : deciding.file.path;
+      return {
+        ...base,
+        action,
+        reason: `${deciding.engine} found ${deciding.threat} in ${where}`,
+        deciding,
+        threat: deciding.threat,
+      };
+    }
+    return { ...base, action: 'allow', reason: 'no threat found', deciding: null, threat: '' };
+  }
+}
+
+/** Fill a reply template's placeholders; values are censored to printable ASCII. */
+export function renderReply(template: string, values: { threat: string; id: string; rule: string }): { code: number; text: string } {
+  const clean = (s: string): string => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  const text = template.replace(/\{(threat|id|rule)\}/g, (_, k: 'threat' | 'id' | 'rule') => clean(values[k]));
+  return { code: Number(text.slice(0, 3)), text: text.slice(4) };
+}

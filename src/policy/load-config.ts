@@ -1,0 +1,131 @@
+/**
+ * Loading a configuration file: YAML → schema validation → a frozen, resolved Config.
+ *
+ * Errors name the file, the line and column of the offending value, the key path and what was
+ * expected, e.g. `smtpwall.yaml:7:15: listeners[0].forwarding: expected one of …`. Nothing is
+ * read at import time; callers load, then inject the result.
+ */
+
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isMap, isScalar, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+import { BUILTIN_ANTIVIRUS_PROFILE, type Config, configSchema } from './config-schema.ts';
+
+export interface LoadedConfig extends Config {
+  /** Absolute path of the file it came from (or `<inline>`). */
+  readonly source: string;
+  /** `data-dir` resolved against the config file's directory. */
+  readonly dataDirAbs: string;
+}
+
+export function loadConfigFile(path: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${path}: cannot read config: ${(err as Error).message}`, { cause: err });
+  }
+  return parseConfig(text, resolve(path));
+}
+
+export function parseConfig(text: string, source = '<inline>'): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    const pos = lineCounter.linePos(e.pos[0]);
+    throw new ConfigError(`${source}:${pos.line}:${pos.col}: YAML syntax error: ${e.message.split('\n')[0]}`);
+  }
+  const result = configSchema.safeParse(doc.toJS() ?? {});
+  if (!result.success) throw new ConfigError(formatIssues(result.error.issues, doc.contents, lineCounter, source));
+  const cfg = result.data;
+  checkReferences(cfg, doc.contents, lineCounter, source);
+  const baseDir = source === '<inline>' ? process.cwd() : dirname(source);
+  const loaded: LoadedConfig = {
+    ...cfg,
+    source,
+    dataDirAbs: resolve(baseDir, cfg['data-dir']),
+    engines: {
+      signatures: { 'hash-lists': cfg.engines.signatures['hash-lists'].map((p) => resolve(baseDir, p)) },
+    },
+    listeners: cfg.listeners.map((l) =>
+      l.upstream.startsWith('mailbox:') ? { ...l, upstream: `mailbox:${resolve(baseDir, l.upstream.slice(8))}` } : l,
+    ),
+  };
+  return deepFreeze(loaded);
+}
+
+/** Cross-references the schema cannot express: names that must exist, names that must be unique. */
+function checkReferences(cfg: Config, root: unknown, lc: LineCounter, source: string): void {
+  const problems: z.core.$ZodIssue[] = [];
+  const add = (path: (string | number)[], message: string): void => {
+    problems.push({ code: 'custom', path, message, input: undefined } as z.core.$ZodIssue);
+  };
+  const seen = new Set<string>();
+  cfg.listeners.forEach((l, i) => {
+    if (seen.has(l.name)) add(['listeners', i, 'name'], `duplicate listener name "${l.name}"`);
+    seen.add(l.name);
+  });
+  const profiles = cfg.profiles.antivirus;
+  cfg.rules.forEach((r, i) => {
+    const p = r.profiles.antivirus;
+    if (p !== undefined && p !== BUILTIN_ANTIVIRUS_PROFILE && !(p in profiles)) {
+      add(['rules', i, 'profiles', 'antivirus'], `no antivirus profile named "${p}" (defined: ${Object.keys(profiles).join(', ') || 'none'})`);
+    }
+    for (const [j, name] of (r.match.listeners ?? []).entries()) {
+      if (!seen.has(name)) add(['rules', i, 'match', 'listeners', j], `no listener named "${name}"`);
+    }
+  });
+  if (problems.length) throw new ConfigError(formatIssues(problems, root, lc, source));
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[], root: unknown, lc: LineCounter, source: string): string {
+  return issues
+    .slice(0, 10)
+    .map((issue) => {
+      const path = issue.path.map((k) => String(k));
+      // An unknown key is best shown where the key itself is written.
+      const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+      const where = locate(root, unknownKey === undefined ? path : [...path, unknownKey], lc, unknownKey !== undefined);
+      const key = formatPath(issue.path as (string | number)[]) || '(top level)';
+      let message = issue.message;
+      if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      if (issue.code === 'invalid_value' && 'values' in issue) message = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+      return `${source}:${where.line}:${where.col}: ${key}: ${message}`;
+    })
+    .join('\n');
+}
+
+function formatPath(path: readonly (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+/** Line and column of the deepest YAML node on the path (the key itself for unknown keys). */
+function locate(root: unknown, path: string[], lc: LineCounter, atKey = false): { line: number; col: number } {
+  let node = root as YamlNode | null | undefined;
+  let best = node;
+  for (const [i, key] of path.entries()) {
+    if (!node) break;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+      if (!pair) break;
+      const wantKey = atKey && i === path.length - 1;
+      node = wantKey ? (pair.key as YamlNode) : ((pair.value as YamlNode | null) ?? (pair.key as YamlNode));
+    } else if ('items' in node && Array.isArray((node as { items: unknown[] }).items)) {
+      node = (node as { items: YamlNode[] }).items[Number(key)];
+    } else break;
+    if (node) best = node;
+  }
+  const offset = best?.range?.[0] ?? 0;
+  return lc.linePos(offset);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o as object)) deepFreeze(v);
+  }
+  return o;
+}

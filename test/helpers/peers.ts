@@ -1,0 +1,226 @@
+/**
+ * Test peers: a real SMTP server from npm (smtp-server) as the upstream, the gateway itself
+ * built from a YAML config, and a raw socket client that reports exactly how a connection
+ * ended (FIN or RST).
+ */
+
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { Gateway } from '../../src/gateway/gateway.ts';
+import { SqliteLogStore } from '../../src/logs/sqlite-store.ts';
+import { silentLogger } from '../../src/logger.ts';
+import { parseConfig } from '../../src/policy/load-config.ts';
+
+export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+export interface ReceivedMessage {
+  from: string;
+  to: string[];
+  data: Buffer;
+}
+
+export interface UpstreamPeer {
+  port: number;
+  messages: ReceivedMessage[];
+  /** Sessions opened and closed, to see that none is left hanging. */
+  opened: number;
+  closed: number;
+  /** Resolves when `closed` reaches n. */
+  waitClosed(n: number, ms?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startUpstream(extra: Partial<SMTPServerOptions> = {}): Promise<UpstreamPeer> {
+  const peer: UpstreamPeer = {
+    port: 0,
+    messages: [],
+    opened: 0,
+    closed: 0,
+    waitClosed: async (n, ms = 3000) => {
+      const until = Date.now() + ms;
+      while (peer.closed < n) {
+        if (Date.now() > until) throw new Error(`upstream sessions closed: ${peer.closed}, wanted ${n}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    close: async () => {},
+  };
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    logger: false,
+    size: 200 * 1024 * 1024,
+    onConnect(_s, cb) {
+      peer.opened++;
+      cb();
+    },
+    onClose() {
+      peer.closed++;
+    },
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        peer.messages.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+          data: Buffer.concat(chunks),
+        });
+        cb();
+      });
+    },
+    ...extra,
+  });
+  server.on('error', () => {}); // a reset from the gateway is expected in some tests
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  peer.port = (server.server.address() as { port: number }).port;
+  peer.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return peer;
+}
+
+export interface GatewayPeer {
+  port: number;
+  gateway: Gateway;
+  dataDir: string;
+  logs(): SqliteLogStore;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(opts: {
+  upstreamPort: number;
+  forwarding?: 'store-and-forward' | 'cut-through';
+  action?: string;
+  extra?: string;
+}): Promise<GatewayPeer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'smtpwall-test-'));
+  const cfg = parseConfig(`data-dir: ${JSON.stringify(dataDir)}
+listeners:
+  - name: test
+    listen: 127.0.0.1:0
+    upstream: 127.0.0.1:${opts.upstreamPort}
+    forwarding: ${opts.forwarding ?? 'store-and-forward'}
+profiles:
+  antivirus:
+    av: { action: ${opts.action ?? 'block'} }
+rules:
+  - name: scan-all
+    profiles: { antivirus: av }
+${opts.extra ?? ''}`);
+  const gateway = new Gateway(cfg, silentLogger);
+  const [l] = await gateway.start();
+  return {
+    port: l!.port,
+    gateway,
+    dataDir,
+    logs: () => new SqliteLogStore(dataDir, { readonly: true }),
+    stop: async () => {
+      await gateway.stop(500);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A raw SMTP client: write bytes, read replies, and learn how the connection ended. */
+export class RawClient {
+  readonly socket: Socket;
+  #buf = '';
+  #waiters: Array<() => void> = [];
+  ended: 'open' | 'fin' | 'reset' | 'error' = 'open';
+  endError = '';
+  readonly closed: Promise<void>;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('data', (d: Buffer) => {
+      this.#buf += d.toString('latin1');
+      this.#wake();
+    });
+    this.closed = new Promise((resolve) => {
+      socket.on('end', () => {
+        if (this.ended === 'open') this.ended = 'fin';
+        this.#wake();
+      });
+      socket.on('error', (e: NodeJS.ErrnoException) => {
+        this.ended = e.code === 'ECONNRESET' ? 'reset' : 'error';
+        this.endError = e.code ?? e.message;
+        this.#wake();
+      });
+      socket.on('close', () => {
+        this.#wake();
+        resolve();
+      });
+    });
+  }
+
+  static async connect(port: number): Promise<RawClient> {
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return new RawClient(socket);
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  write(s: string | Buffer): void {
+    this.socket.write(typeof s === 'string' ? Buffer.from(s, 'latin1') : s);
+  }
+
+  /** The next complete reply (multi-line joined with \n), or null if the connection ended. */
+  async reply(ms = 5000): Promise<string | null> {
+    const until = Date.now() + ms;
+    for (;;) {
+      const m = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\r?\n/.exec(this.#buf);
+      if (m) {
+        this.#buf = this.#buf.slice(m[0].length);
+        return m[0].replace(/\r\n$/, '').replace(/\r\n/g, '\n');
+      }
+      if (this.ended !== 'open' || this.socket.destroyed) return null;
+      const left = until - Date.now();
+      if (left <= 0) throw new Error(`no reply within ${ms} ms; buffer: ${JSON.stringify(this.#buf)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async cmd(line: string): Promise<string | null> {
+    this.write(`${line}\r\n`);
+    return this.reply();
+  }
+
+  /** EHLO, MAIL, RCPT, DATA; returns the DATA reply. */
+  async begin(from = 'sender@example.org', to = ['rcpt@example.com']): Promise<string | null> {
+    await this.reply(); // greeting
+    await this.cmd('EHLO client.example.org');
+    await this.cmd(`MAIL FROM:<${from}>`);
+    for (const t of to) await this.cmd(`RCPT TO:<${t}>`);
+    return this.cmd('DATA');
+  }
+
+  /** Wait for the connection to end; reports how. */
+  async end(ms = 3000): Promise<'fin' | 'reset' | 'error' | 'open'> {
+    await Promise.race([this.closed, new Promise((r) => setTimeout(r, ms))]);
+    return this.ended;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** RFC 5321 transparency for raw tests. */
+export function dotStuff(msg: string): string {
+  return msg.replace(/^\./gm, '..');
+}
