@@ -44,7 +44,9 @@ export class Listener {
 
   /** Stop accepting; wait up to `graceMs` for sessions in flight, then cut the rest (421). */
   async close(graceMs: number): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    // server.close() calls back only when every connection has ended: do not wait for that
+    // here, it is what the grace period below is for.
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     const all = Promise.all(this.#sessions);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
@@ -61,6 +63,7 @@ export class Listener {
       }
       await all;
     }
+    await closed;
   }
 
   #accept(socket: Socket): void {

@@ -1,0 +1,256 @@
+/**
+ * Protocol behaviour and bad input, with smtp-server as the real upstream: pipelining, EHLO
+ * editing, upstream failures, client failures, and every malformed line class. Each case
+ * asserts the invariants: no 2xx for an undelivered message, nothing partial completed.
+ */
+
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { type GatewayPeer, RawClient, startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
+
+for (const mode of ['store-and-forward', 'cut-through'] as const) {
+  describe(`protocol, ${mode}`, () => {
+    let up: UpstreamPeer;
+    let gw: GatewayPeer;
+    before(async () => {
+      up = await startUpstream();
+      gw = await startGateway({
+        upstreamPort: up.port,
+        forwarding: mode,
+        extra: 'limits: { max-message-size: 64KiB, max-recipients: 3 }\n',
+      });
+    });
+    after(async () => {
+      await gw.stop();
+      await up.close();
+    });
+
+    it('relays a pipelined batch and answers in order, in one reply batch', async () => {
+      const before = up.messages.length;
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      c.write('EHLO pipe.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n');
+      assert.match((await c.reply())!, /^250-/);
+      assert.match((await c.reply())!, /^250 /);
+      assert.match((await c.reply())!, /^250 /);
+      assert.match((await c.reply())!, /^250 /);
+      assert.match((await c.reply())!, /^354 /);
+      c.write('Subject: p\r\n\r\npipelined\r\n.\r\nQUIT\r\n');
+      assert.match((await c.reply())!, /^250 /);
+      assert.match((await c.reply())!, /^221 /);
+      assert.equal(up.messages.length, before + 1);
+      assert.deepEqual(up.messages[before]!.to, ['b@example.com', 'c@example.com']);
+    });
+
+    it('edits EHLO: hides STARTTLS, CHUNKING, AUTH; caps SIZE; refuses STARTTLS and BDAT', async () => {
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      const ehlo = (await c.cmd('EHLO x.example'))!;
+      assert.doesNotMatch(ehlo, /STARTTLS|CHUNKING|AUTH|BINARYMIME/);
+      assert.match(ehlo, /250[- ]SIZE 65536/);
+      assert.match(ehlo, /PIPELINING/);
+      assert.match((await c.cmd('STARTTLS'))!, /^502 5\.5\.1/);
+      c.write('BDAT 5 LAST\r\nhello');
+      assert.match((await c.reply())!, /^502 5\.5\.1/);
+      assert.match((await c.cmd('NOOP'))!, /^250/, 'the BDAT chunk was skipped, not read as commands');
+      assert.match((await c.cmd('XYZZY'))!, /^500 5\.5\.2/);
+      assert.match((await c.cmd('QUIT'))!, /^221/);
+    });
+
+    it('refuses bare LF, bare CR and NUL in commands, and over-long command lines', async () => {
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      c.write('EHLO x\n');
+      assert.match((await c.reply())!, /^500 5\.5\.2 .*bare <LF>/);
+      c.write('NOOP\rMAIL FROM:<x@y>\r\n');
+      assert.match((await c.reply())!, /^500 5\.5\.2 .*bare <CR>/);
+      c.write('NOOP\x00\r\n');
+      assert.match((await c.reply())!, /^500 5\.5\.2 .*NUL/);
+      c.write(`NOOP ${'x'.repeat(5000)}\r\n`);
+      assert.match((await c.reply())!, /^500 5\.5\.2 Line too long/);
+      assert.match((await c.cmd('NOOP'))!, /^250/, 'the session goes on after each refusal');
+      await c.cmd('QUIT');
+    });
+
+    for (const [name, ending, expect] of [
+      ['bare LF', 'line\n.\nMAIL FROM:<evil@x>\r\n', /^550 5\.5\.2 .*bare <LF>/],
+      ['bare CR', 'line\r.\rMAIL FROM:<evil@x>\r\n', /^550 5\.5\.2 .*bare <CR>/],
+      ['NUL', 'line\r\n\x00.\r\n', /^550 5\.6\.0 .*NUL/],
+      ['over-long line', `${'z'.repeat(1200)}\r\n`, /^550 5\.5\.2 .*line too long/],
+    ] as const) {
+      it(`refuses a message with ${name} after reading it to the strict end; nothing delivered`, async () => {
+        const before = up.messages.length;
+        const c = await RawClient.connect(gw.port);
+        assert.match((await c.begin())!, /^354 /);
+        c.write(`Subject: s\r\n\r\n${ending}more\r\n.\r\n`);
+        assert.match((await c.reply())!, expect);
+        // The session is usable (store-and-forward: same upstream; cut-through: reconnected).
+        assert.match((await c.cmd('MAIL FROM:<a@example.org>'))!, /^250 /);
+        assert.match((await c.cmd('RCPT TO:<b@example.com>'))!, /^250 /);
+        assert.match((await c.cmd('DATA'))!, /^354 /);
+        c.write('Subject: ok\r\n\r\nfine\r\n.\r\n');
+        assert.match((await c.reply())!, /^250 /);
+        await c.cmd('QUIT');
+        assert.equal(up.messages.length, before + 1, 'only the clean message arrived');
+        assert.ok(!up.messages[before]!.data.includes('evil'));
+      });
+    }
+
+    it('refuses an oversize message with 552 5.3.4 (SIZE= and actual size)', async () => {
+      const before = up.messages.length;
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      await c.cmd('EHLO x.example');
+      assert.match((await c.cmd('MAIL FROM:<a@example.org> SIZE=100000'))!, /^552 5\.3\.4/);
+      assert.match((await c.cmd('MAIL FROM:<a@example.org>'))!, /^250/);
+      assert.match((await c.cmd('RCPT TO:<b@example.com>'))!, /^250/);
+      assert.match((await c.cmd('DATA'))!, /^354/);
+      c.write(`Subject: big\r\n\r\n${'0123456789abcdef\r\n'.repeat(5000)}.\r\n`);
+      assert.match((await c.reply())!, /^552 5\.3\.4/);
+      await c.cmd('QUIT');
+      assert.equal(up.messages.length, before);
+    });
+
+    it('caps recipients per transaction with 452 4.5.3', async () => {
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      await c.cmd('EHLO x.example');
+      await c.cmd('MAIL FROM:<a@example.org>');
+      for (let i = 0; i < 3; i++) assert.match((await c.cmd(`RCPT TO:<r${i}@example.com>`))!, /^250/);
+      assert.match((await c.cmd('RCPT TO:<r4@example.com>'))!, /^452 4\.5\.3/);
+      await c.cmd('QUIT');
+    });
+
+    it('answers out-of-sequence commands without relaying a DATA', async () => {
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      await c.cmd('EHLO x.example');
+      assert.match((await c.cmd('DATA'))!, /^503 5\.5\.1/);
+      await c.cmd('MAIL FROM:<a@example.org>');
+      assert.match((await c.cmd('DATA'))!, /^554 5\.5\.1/);
+      assert.match((await c.cmd('MAIL FROM:a@example.org'))!, /^501 5\.5\.4/);
+      assert.match((await c.cmd('RCPT TO:<>'))!, /^501 5\.5\.4/);
+      await c.cmd('QUIT');
+    });
+
+    it('when the client disappears mid-DATA, the upstream completes nothing and is released', async () => {
+      const before = up.messages.length;
+      const closedBefore = up.closed;
+      const c = await RawClient.connect(gw.port);
+      assert.match((await c.begin())!, /^354 /);
+      c.write('Subject: half\r\n\r\nhalf a message\r\n');
+      await new Promise((r) => setTimeout(r, 100));
+      c.destroy();
+      await up.waitClosed(closedBefore + 1);
+      assert.equal(up.messages.length, before);
+    });
+  });
+}
+
+/** A scripted upstream that misbehaves on cue: for failures smtp-server will not produce. */
+async function scriptedUpstream(onData: (s: Socket, line: string) => void): Promise<{ port: number; server: Server }> {
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    s.write('220 scripted ESMTP\r\n');
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      let i: number;
+      while ((i = buf.indexOf('\r\n')) !== -1) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        onData(s, line);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+describe('upstream failures', () => {
+  it('upstream unreachable: 421 4.4.0 and close', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const deadPort = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const gw = await startGateway({ upstreamPort: deadPort });
+    try {
+      const c = await RawClient.connect(gw.port);
+      assert.match((await c.reply())!, /^421 4\.4\.0 /);
+      assert.notEqual(await c.end(), 'open');
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  for (const mode of ['store-and-forward', 'cut-through'] as const) {
+    it(`${mode}: upstream closes during DATA → 4xx to the client, never 250`, async () => {
+      let inData = false;
+      const { port, server } = await scriptedUpstream((s, line) => {
+        if (inData) {
+          s.destroy(); // dies in the middle of the message
+          return;
+        }
+        if (line.startsWith('EHLO')) s.write('250-scripted\r\n250 PIPELINING\r\n');
+        else if (line === 'DATA') {
+          inData = true;
+          s.write('354 go ahead\r\n');
+        } else s.write('250 ok\r\n');
+      });
+      const gw = await startGateway({ upstreamPort: port, forwarding: mode });
+      try {
+        const c = await RawClient.connect(gw.port);
+        const dataReply = await c.begin();
+        assert.match(dataReply!, /^354 /);
+        c.write('Subject: x\r\n\r\nbody line\r\nmore\r\n.\r\n');
+        const reply = await c.reply();
+        assert.match(reply ?? '', /^4\d\d /, `got ${reply}`);
+      } finally {
+        await gw.stop();
+        server.close();
+      }
+    });
+
+    it(`${mode}: garbage from the upstream → 4xx, never relayed`, async () => {
+      const { port, server } = await scriptedUpstream((s, line) => {
+        if (line.startsWith('EHLO')) s.write('250 scripted\r\n');
+        else if (line.startsWith('MAIL')) s.write('hello there, I am not SMTP\r\n');
+        else s.write('250 ok\r\n');
+      });
+      const gw = await startGateway({ upstreamPort: port, forwarding: mode });
+      try {
+        const c = await RawClient.connect(gw.port);
+        await c.reply();
+        await c.cmd('EHLO x.example');
+        const r = await c.cmd('MAIL FROM:<a@example.org>');
+        assert.match(r ?? '', /^4\d\d /);
+        assert.doesNotMatch(r ?? '', /not SMTP/);
+      } finally {
+        await gw.stop();
+        server.close();
+      }
+    });
+
+    it(`${mode}: a multi-line reply split across segments is relayed whole`, async () => {
+      const { port, server } = await scriptedUpstream((s, line) => {
+        if (line.startsWith('EHLO')) {
+          s.write('250-scripted\r\n25');
+          setTimeout(() => s.write('0-PIPELI'), 20);
+          setTimeout(() => s.write('NING\r\n250 8BITMIME\r\n'), 40);
+        } else if (line === 'QUIT') s.end('221 bye\r\n');
+        else s.write('250 ok\r\n');
+      });
+      const gw = await startGateway({ upstreamPort: port, forwarding: mode });
+      try {
+        const c = await RawClient.connect(gw.port);
+        await c.reply();
+        const ehlo = await c.cmd('EHLO x.example');
+        assert.match(ehlo!, /^250-scripted\n250-PIPELINING\n250-8BITMIME\n250 SIZE \d+$/);
+      } finally {
+        await gw.stop();
+        server.close();
+      }
+    });
+  }
+});
