@@ -1,0 +1,117 @@
+/**
+ * The `smtpwall` command as a user runs it: start (foreground, SIGTERM), logs, scan, demo,
+ * and a config error. Spawns bin/smtpwall.js; every process started is stopped by its pid.
+ */
+
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import nodemailer from 'nodemailer';
+import { EICAR } from '../../src/inspect/engines/signatures.ts';
+import { EICAR_MESSAGES } from '../helpers/messages.ts';
+import { startUpstream } from '../helpers/peers.ts';
+
+const BIN = join(import.meta.dirname, '../../bin/smtpwall.js');
+const exec = promisify(execFile);
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [BIN, ...args], { timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('smtpwall command line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smtpwall-cli-'));
+  const children: ChildProcess[] = [];
+  after(() => {
+    for (const c of children) if (c.exitCode === null) process.kill(c.pid!, 'SIGKILL');
+  });
+
+  it('scan: exit 0 clean, 1 threat (with --json details), 2 error', async () => {
+    writeFileSync(join(dir, 'clean.txt'), 'nothing to see');
+    writeFileSync(join(dir, 'eicar.com'), EICAR);
+    writeFileSync(join(dir, 'attached.eml'), EICAR_MESSAGES['base64 attachment']!);
+    assert.equal((await cli(['scan', join(dir, 'clean.txt')])).code, 0);
+    const hit = await cli(['scan', join(dir, 'eicar.com'), join(dir, 'attached.eml')]);
+    assert.equal(hit.code, 1);
+    assert.match(hit.stdout, /eicar\.com: FOUND EICAR-Test-File/);
+    assert.match(hit.stdout, /attached\.eml: FOUND EICAR-Test-File in msg\/2 \(eicar\.com\)/);
+    const json = await cli(['scan', '--json', join(dir, 'attached.eml')]);
+    const rec = JSON.parse(json.stdout.trim()) as { verdict: string; findings: Array<{ name: string; sha256: string }> };
+    assert.equal(rec.verdict, 'threat');
+    assert.equal(rec.findings[0]!.name, 'eicar.com');
+    assert.equal((await cli(['scan', join(dir, 'missing')])).code, 2);
+  });
+
+  it('a config error names file, line and key, and exits 2', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'listeners:\n  - name: x\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:25\n    forwarding: sometimes\n');
+    const r = await cli(['start', '-c', bad]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /bad\.yaml:5:17: listeners\[0\]\.forwarding: expected one of "store-and-forward", "cut-through"/);
+  });
+
+  it('start relays and blocks, logs show it (table and --json), SIGTERM exits cleanly', async () => {
+    const up = await startUpstream();
+    const cfgFile = join(dir, 'smtpwall.yaml');
+    writeFileSync(cfgFile, `data-dir: ./data\nlisteners:\n  - name: inbound\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:${up.port}\n`);
+    const child = spawn(process.execPath, [BIN, 'start', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const port = await new Promise<number>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20_000);
+      child.stdout!.on('data', () => {
+        const m = /listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(out);
+        if (m) {
+          clearTimeout(t);
+          resolve(Number(m[1]));
+        }
+      });
+    });
+    const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    await t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: 'Subject: hi\r\n\r\nclean\r\n' });
+    await assert.rejects(t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: EICAR_MESSAGES['raw in the body']! }));
+    const threats = await cli(['logs', 'threats', '-c', cfgFile]);
+    assert.equal(threats.code, 0);
+    assert.match(threats.stdout, /^time +transaction +threat/);
+    assert.match(threats.stdout, /EICAR-Test-File/);
+    const traffic = await cli(['logs', 'traffic', '-c', cfgFile, '--json', '--limit', '1']);
+    const lines = traffic.stdout.trim().split('\n');
+    assert.equal(lines.length, 1);
+    const rec = JSON.parse(lines[0]!) as { action: string; clientReply: string };
+    assert.equal(rec.action, 'block');
+    assert.match(rec.clientReply, /^541 5\.4\.1/);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    process.kill(child.pid!, 'SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(out, /smtpwall stopped/);
+    await up.close();
+  });
+
+  it('demo shows the whole path', async () => {
+    const r = await cli(['demo']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /S: 250 2\.0\.0 Ok: stored as/);
+    assert.match(r.stdout, /S: 541 5\.4\.1 Content blocked by smtpwall \(threat: EICAR-Test-File/);
+    assert.match(r.stdout, /connection ended: read ECONNRESET/);
+    assert.match(r.stdout, /no message \(nothing was delivered\)/);
+    assert.match(r.stdout, /EICAR-Test-File +\d{8} +signatures +msg\/2 invoice\.com/);
+  });
+
+  it('usage and unknown commands', async () => {
+    assert.equal((await cli(['--help'])).code, 0);
+    const r = await cli(['frobnicate']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown command "frobnicate"/);
+  });
+});

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { Base64Decoder } from '../../../src/inspect/decode/base64.ts';
+import { QuotedPrintableDecoder } from '../../../src/inspect/decode/quoted-printable.ts';
+import { EICAR, parseHashList, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
+import { Inspector } from '../../../src/inspect/inspector.ts';
+import { decodeEncodedWords, parseStructured } from '../../../src/inspect/mime/headers.ts';
+import type { ScanResult } from '../../../src/inspect/types.ts';
+import { CLEAN_MESSAGES, EICAR_MESSAGES } from '../../helpers/messages.ts';
+import { byteByByte, randomChunks } from '../../helpers/chunking.ts';
+
+const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+async function scan(chunks: Buffer[], inspector = new Inspector({ engines: [new SignatureEngine()] })): Promise<ScanResult> {
+  const s = inspector.begin();
+  for (const c of chunks) s.write(c);
+  return s.end(5000);
+}
+
+const summary = (r: ScanResult) => ({
+  findings: r.findings.map((f) => `${f.threat}@${f.file.path}`).sort(),
+  files: r.files.map((f) => `${f.path}:${f.size}:${f.sha256}`),
+  events: r.events.map((e) => `${e.name}@${e.where}`),
+});
+
+describe('Inspector: EICAR in every encoding, any chunking', () => {
+  for (const [name, msg] of Object.entries(EICAR_MESSAGES)) {
+    it(`finds EICAR (${name}) whole, byte by byte and in random chunks`, async () => {
+      const whole = await scan([msg]);
+      assert.ok(whole.findings.some((f) => f.threat === 'EICAR-Test-File'), 'found');
+      assert.deepEqual(summary(await scan(byteByByte(msg))), summary(whole));
+      for (const seed of [1, 2, 3]) assert.deepEqual(summary(await scan(randomChunks(msg, seed, 13))), summary(whole));
+    });
+  }
+  for (const [name, msg] of Object.entries(CLEAN_MESSAGES)) {
+    it(`finds nothing in a clean message (${name})`, async () => {
+      assert.deepEqual((await scan([msg])).findings, []);
+    });
+  }
+  it('names the file and its decoded hash', async () => {
+    const r = await scan([EICAR_MESSAGES['base64 attachment']!]);
+    const f = r.findings[0]!;
+    assert.equal(f.file.path, 'msg/2');
+    assert.equal(f.file.name, 'eicar.com');
+    assert.equal(f.file.sha256, createHash('sha256').update(EICAR).digest('hex'));
+    assert.equal(f.file.encoding, 'base64');
+    assert.match(f.threatId, /^\d{8}$/);
+  });
+});
+
+describe('MIME walker', () => {
+  it('follows nested multiparts and message/rfc822, keeping the CRLF before a boundary out of the part', async () => {
+    const msg = b(
+      'Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\nfirst\r\n' +
+        '--outer\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary="in ner"\r\n\r\n' +
+        '--in ner\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--in ner--\r\n--outer--\r\nepilogue\r\n',
+    );
+    const r = await scan([msg]);
+    const sizes = Object.fromEntries(r.files.map((f) => [f.path, f.size]));
+    assert.equal(sizes['msg/1'], 5);
+    assert.equal(sizes['msg/2/1/1'], 10);
+    assert.deepEqual(r.events, []);
+  });
+  it('raises events for depth, parts, missing boundary and unterminated multiparts', async () => {
+    const deep = 'Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n'.repeat(1) +
+      Array.from({ length: 30 }, (_, i) => `Content-Type: multipart/mixed; boundary=b${i}\r\n\r\n--b${i}\r\n`).join('') +
+      'Content-Type: text/plain\r\n\r\nx\r\n';
+    const inspector = new Inspector({ engines: [new SignatureEngine()], mime: { maxDepth: 5, maxParts: 3, maxHeaderBytes: 1024 } });
+    const r = await scan([b(deep)], inspector);
+    assert.ok(r.events.some((e) => e.name === 'MIME_DEPTH_EXCEEDED'));
+    const many = `Content-Type: multipart/mixed; boundary=m\r\n\r\n${'--m\r\n\r\npart\r\n'.repeat(10)}--m--\r\n`;
+    assert.ok((await scan([b(many)], inspector)).events.some((e) => e.name === 'MIME_PARTS_EXCEEDED'));
+    assert.ok((await scan([b('Content-Type: multipart/mixed\r\n\r\nbody\r\n')])).events.some((e) => e.name === 'MIME_MISSING_BOUNDARY'));
+    assert.ok((await scan([b('Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n\r\nno end\r\n')])).events.some((e) => e.name === 'MIME_UNTERMINATED_MULTIPART'));
+  });
+  it('gives the same files and findings for any chunking of random multipart bodies', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 4 }), fc.integer({ min: 1, max: 1e6 }), async (parts, seed) => {
+        const body = parts
+          .map((p, i) => `--q\r\nContent-Type: application/octet-stream; name=f${i}\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(p).toString('base64').replace(/(.{60})/g, '$1\r\n')}\r\n`)
+          .join('');
+        const msg = b(`Content-Type: multipart/mixed; boundary=q\r\n\r\n${body}--q--\r\n`);
+        const whole = await scan([msg]);
+        assert.deepEqual(summary(await scan(randomChunks(msg, seed, 23))), summary(whole));
+        parts.forEach((p, i) => {
+          const f = whole.files.find((x) => x.name === `f${i}`)!;
+          assert.equal(f.sha256, createHash('sha256').update(p).digest('hex'), 'decoded bytes are exact');
+        });
+      }),
+      { seed: 3, numRuns: 100 },
+    );
+  });
+});
+
+describe('decoders and headers', () => {
+  it('base64 tolerates whitespace, junk, missing padding, any line length, any split', () => {
+    const data = Buffer.from('The quick brown fox jumps over the lazy dog!');
+    const enc = data.toString('base64').replace(/=+$/, '');
+    for (const variant of [enc, enc.replace(/(.{7})/g, '$1 \r\n\t'), `${enc.slice(0, 10)}*!${enc.slice(10)}`]) {
+      for (const chunks of [[b(variant)], byteByByte(b(variant))]) {
+        const out: Buffer[] = [];
+        const d = new Base64Decoder((c) => out.push(c));
+        for (const c of chunks) d.write(c);
+        d.end();
+        assert.equal(Buffer.concat(out).toString(), data.toString());
+      }
+    }
+  });
+  it('quoted-printable: soft breaks, escapes in any case, malformed escapes kept', () => {
+    const out: Buffer[] = [];
+    const d = new QuotedPrintableDecoder((c) => out.push(c));
+    for (const line of ['a=3Db=3d=', 'c=ZZ d   ', 'e=']) {
+      d.write(b(line));
+      d.eol();
+    }
+    d.end();
+    assert.equal(Buffer.concat(out).toString('latin1'), 'a=b=c=ZZ d\r\ne');
+  });
+  it('parses parameters: quoting, comments, RFC 2231 continuations and charsets, repeated names', () => {
+    const ct = parseStructured('application/octet-stream (comment); name="a;b.exe"; name=second; x*0*=utf-8\'\'%E2%82%AC; x*1=rest');
+    assert.equal(ct.value, 'application/octet-stream');
+    assert.equal(ct.params.get('name'), 'a;b.exe');
+    assert.equal(ct.params.get('x'), '€rest');
+    assert.equal(decodeEncodedWords('=?utf-8?B?aW52b2ljZQ==?= =?ISO-8859-1?Q?=E9t=E9?=.pdf'), 'invoiceété.pdf');
+  });
+  it('hash lists: parse, match whole files, and name the bad line', async () => {
+    const sha = createHash('sha256').update('bad file').digest('hex');
+    const md5 = createHash('md5').update('other').digest('hex');
+    const list = parseHashList(`# comment\nsha256:${sha} Test.Bad.File\nmd5:${md5.toUpperCase()}  Test.Other\n`, 'x.hashes');
+    const inspector = new Inspector({ engines: [new SignatureEngine({ hashes: list })] });
+    const r = await inspector.scanBuffer(b('bad file'), false, 1000, 'f');
+    assert.deepEqual(r.findings.map((f) => f.threat), ['Test.Bad.File']);
+    assert.deepEqual((await inspector.scanBuffer(b('other'), false, 1000)).findings.map((f) => f.signature), [`md5:${md5}`]);
+    assert.throws(() => parseHashList('sha256:abc Short\n', 'x.hashes'), /x\.hashes:1:/);
+  });
+});
