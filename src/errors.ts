@@ -65,6 +65,12 @@ export class UpstreamProtocolError extends SmtpwallError {
   }
 }
 
+/** The client sent nothing for longer than the idle timeout; the session ends. */
+export class ClientTimeoutError extends SmtpwallError {
+  readonly code = 'SMTPWALL_ERR_CLIENT_TIMEOUT';
+  readonly reply = { code: 421, enhanced: '4.4.2', text: 'Error: timeout exceeded' };
+}
+
 /** The spool (memory or temp file) could not take the message. */
 export class SpoolError extends SmtpwallError {
   readonly code = 'SMTPWALL_ERR_SPOOL';

@@ -8,12 +8,12 @@
  */
 
 import type { Socket } from 'node:net';
+import { ClientTimeoutError } from '../errors.ts';
 import { type LineResult, readCommandLine, skipToLineEnd } from '../smtp/line-reader.ts';
 
 /** Buffered client bytes before the socket is paused (the session is behind). */
 const MAX_BUFFERED_BYTES = 256 * 1024;
 
-export class ClientTimeoutError extends Error {}
 
 export type ReadLine = LineResult | { readonly kind: 'eof' };
 

@@ -5,6 +5,7 @@
  */
 
 import { join } from 'node:path';
+import type { Engine } from '../inspect/engines/engine.ts';
 import { loadHashListFile, SignatureEngine } from '../inspect/engines/signatures.ts';
 import { Inspector } from '../inspect/inspector.ts';
 import type { LogStore } from '../logs/records.ts';
@@ -24,10 +25,15 @@ export interface RunningListener {
   readonly upstream: string;
 }
 
-export function buildInspector(cfg: LoadedConfig): Inspector {
+/** The engines a config asks for (the built-in signature engine with its hash lists). */
+export function buildEngines(cfg: LoadedConfig): Engine[] {
   const hashes = cfg.engines.signatures['hash-lists'].flatMap((p) => loadHashListFile(p));
+  return [new SignatureEngine({ hashes })];
+}
+
+export function buildInspector(cfg: LoadedConfig, engines: readonly Engine[] = buildEngines(cfg)): Inspector {
   return new Inspector({
-    engines: [new SignatureEngine({ hashes })],
+    engines,
     mime: {
       maxDepth: cfg.limits['mime-depth'],
       maxParts: cfg.limits['mime-parts'],
@@ -45,10 +51,14 @@ export class Gateway {
   #policy: Policy;
   readonly running: RunningListener[] = [];
 
-  constructor(cfg: LoadedConfig, private readonly log: LogFn, store?: LogStore) {
+  /**
+   * @param opts.store a log store other than the SQLite file in the data directory
+   * @param opts.engines engines other than the ones the config names (embedding, extensions)
+   */
+  constructor(cfg: LoadedConfig, private readonly log: LogFn, opts: { store?: LogStore; engines?: readonly Engine[] } = {}) {
     this.#cfg = cfg;
-    this.#store = store ?? new SqliteLogStore(cfg.dataDirAbs);
-    this.#inspector = buildInspector(cfg);
+    this.#store = opts.store ?? new SqliteLogStore(cfg.dataDirAbs);
+    this.#inspector = buildInspector(cfg, opts.engines);
     this.#policy = new Policy(cfg);
   }
 

@@ -17,7 +17,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { describeError, UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
+import { ClientTimeoutError, describeError, UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
 import type { AnomalyEvent } from '../events.ts';
 import type { Inspector, MessageScan } from '../inspect/inspector.ts';
 import { parseHeaderBlock } from '../inspect/mime/headers.ts';
@@ -30,7 +30,7 @@ import { type Command, parseCommand, parsePath } from '../smtp/command.ts';
 import { type DataAnomaly, DataReader } from '../smtp/data-reader.ts';
 import { DEFAULT_EHLO_ALLOW, editEhloReply } from '../smtp/ehlo.ts';
 import { censorText, formatReply, type Reply, replyToString } from '../smtp/reply.ts';
-import { ClientReader, ClientTimeoutError } from './client-reader.ts';
+import { ClientReader } from './client-reader.ts';
 import {
   COMMAND_ANOMALY_REPLY,
   DATA_ANOMALY_REPLY,
@@ -456,6 +456,7 @@ export class Session {
       for await (const chunk of spool.read()) await up.writeData(chunk);
       await this.#releaseTerminator(tx, rx, decision, result);
     } catch (err) {
+      if (err instanceof ClientTimeoutError) throw err; // ends the session: 421, nothing sent upstream
       await this.#transactionFailed(tx, err);
     } finally {
       await spool.dispose();

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { Gateway } from '../../src/gateway/gateway.ts';
+import type { Engine } from '../../src/inspect/engines/engine.ts';
 import { SqliteLogStore } from '../../src/logs/sqlite-store.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { parseConfig } from '../../src/policy/load-config.ts';
@@ -95,6 +96,7 @@ export async function startGateway(opts: {
   forwarding?: 'store-and-forward' | 'cut-through';
   action?: string;
   extra?: string;
+  engines?: Engine[];
 }): Promise<GatewayPeer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'smtpwall-test-'));
   const cfg = parseConfig(`data-dir: ${JSON.stringify(dataDir)}
@@ -110,7 +112,7 @@ rules:
   - name: scan-all
     profiles: { antivirus: av }
 ${opts.extra ?? ''}`);
-  const gateway = new Gateway(cfg, silentLogger);
+  const gateway = new Gateway(cfg, silentLogger, opts.engines ? { engines: opts.engines } : {});
   const [l] = await gateway.start();
   return {
     port: l!.port,

@@ -1,0 +1,107 @@
+/**
+ * Limits and engine failures: each gives its SMTP reply and never a 2xx for a message that
+ * was not inspected (DESIGN.md invariants 1 and 4).
+ */
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { EngineError } from '../../src/errors.ts';
+import type { Engine, EngineScan } from '../../src/inspect/engines/engine.ts';
+import { SignatureEngine } from '../../src/inspect/engines/signatures.ts';
+import { type GatewayPeer, RawClient, startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
+
+/** An engine that never answers, or fails: what a hung or crashed scanner looks like. */
+function brokenEngine(kind: 'hang' | 'fail'): Engine {
+  return {
+    name: `broken-${kind}`,
+    open(): EngineScan {
+      return {
+        write() {},
+        end: () => (kind === 'hang' ? new Promise(() => {}) : Promise.reject(new EngineError(`broken-${kind}`, 'scanner crashed'))),
+      };
+    },
+  };
+}
+
+describe('limits', () => {
+  let up: UpstreamPeer;
+  let gw: GatewayPeer;
+  before(async () => {
+    up = await startUpstream();
+    gw = await startGateway({
+      upstreamPort: up.port,
+      extra: 'limits: { max-sessions-per-client: 2, max-bad-commands: 3 }\ntimeouts: { client-idle: 300ms }\n',
+    });
+  });
+  after(async () => {
+    await gw.stop();
+    await up.close();
+  });
+
+  it('per-client session limit: 421 4.7.0', async () => {
+    const a = await RawClient.connect(gw.port);
+    const b = await RawClient.connect(gw.port);
+    assert.match((await a.reply())!, /^220 /);
+    assert.match((await b.reply())!, /^220 /);
+    const c = await RawClient.connect(gw.port);
+    assert.match((await c.reply())!, /^421 4\.7\.0 .*too many connections from your address/);
+    a.destroy();
+    b.destroy();
+  });
+
+  it('idle client: 421 4.4.2 timeout, upstream released', async () => {
+    const closedBefore = up.closed;
+    const c = await RawClient.connect(gw.port);
+    await c.reply();
+    assert.match((await c.reply(2000))!, /^421 4\.4\.2 .*timeout/);
+    await up.waitClosed(closedBefore + 1);
+  });
+
+  it('idle client in the middle of DATA: 421, nothing delivered', async () => {
+    const before = up.messages.length;
+    const c = await RawClient.connect(gw.port);
+    assert.match((await c.begin())!, /^354/);
+    c.write('Subject: slow\r\n\r\nhalf');
+    assert.match((await c.reply(2000))!, /^421 4\.4\.2/);
+    assert.equal(up.messages.length, before);
+  });
+
+  it('too many bad commands: 421 and close', async () => {
+    const c = await RawClient.connect(gw.port);
+    await c.reply();
+    await c.cmd('BOGUS1');
+    await c.cmd('BOGUS2');
+    c.write('BOGUS3\r\n');
+    assert.match((await c.reply())!, /^500 /);
+    assert.match((await c.reply())!, /^421 4\.7\.0 .*too many errors/);
+  });
+});
+
+for (const kind of ['hang', 'fail'] as const) {
+  for (const mode of ['store-and-forward', 'cut-through'] as const) {
+    it(`engine that ${kind === 'hang' ? 'never answers' : 'fails'} (${mode}): on-error tempfail 451, nothing delivered, logged`, async () => {
+      const up = await startUpstream();
+      const gw = await startGateway({
+        upstreamPort: up.port,
+        forwarding: mode,
+        engines: [new SignatureEngine(), brokenEngine(kind)],
+        extra: 'timeouts: { scan: 300ms }\n',
+      });
+      try {
+        const c = await RawClient.connect(gw.port);
+        assert.match((await c.begin())!, /^354/);
+        c.write('Subject: clean\r\n\r\nclean\r\n.\r\n');
+        assert.match((await c.reply(3000))!, /^451 4\.7\.1 .*\(id: [A-Z2-7]{16}\.1\)$/);
+        assert.equal(up.messages.length, 0);
+        const logs = gw.logs();
+        const [t] = logs.listTraffic(1);
+        logs.close();
+        assert.equal(t!.action, 'tempfail');
+        assert.match(t!.reason, kind === 'hang' ? /no verdict within 300 ms/ : /scanner crashed/);
+      } finally {
+        await gw.stop();
+        await up.close();
+      }
+    });
+  }
+}
