@@ -18,7 +18,7 @@ import { Gateway } from '../../src/gateway/gateway.ts';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { parseConfig } from '../../src/policy/load-config.ts';
-import { freePort, type PostfixInstance, postfixUnavailable, startPostfix, waitFor } from '../helpers/postfix.ts';
+import { freePort, type PostfixInstance, postfixUnavailable, startPostfix, waitFor } from '../../lab/postfix-instance.ts';
 
 const MODES = { saf: 'store-and-forward', ct: 'cut-through' } as const;
 const ACTIONS = ['block', 'reset-both', 'reject'] as const;

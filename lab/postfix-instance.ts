@@ -1,5 +1,5 @@
 /**
- * Private Postfix instances for end-to-end tests (Debian's postfix package; see
+ * Private Postfix instances for the end-to-end tests and `npm run lab` (Debian's postfix; see
  * ../shared/LAB-NOTES.md): each with its own config directory, queue, data directory and
  * log file, chroot off, started and stopped with `postfix -c DIR`. Mailboxes are Maildirs
  * delivered by virtual(8) as `nobody`, so no Unix users are needed.
