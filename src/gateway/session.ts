@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { ClientTimeoutError, describeError, UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
 import type { AnomalyEvent } from '../events.ts';
-import type { Inspector, MessageScan } from '../inspect/inspector.ts';
+import type { Inspector } from '../inspect/inspector.ts';
 import { parseHeaderBlock } from '../inspect/mime/headers.ts';
 import type { Finding, ScanResult } from '../inspect/types.ts';
 import type { LogStore, ThreatRecord, TrafficRecord } from '../logs/records.ts';
@@ -27,7 +27,7 @@ import { delivers } from '../policy/actions.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
 import type { Decision, Policy, ScanOutcome } from '../policy/decide.ts';
 import { type Command, parseCommand, parsePath } from '../smtp/command.ts';
-import { type DataAnomaly, DataReader } from '../smtp/data-reader.ts';
+import { DotStuffer } from '../smtp/dot-stuff.ts';
 import { DEFAULT_EHLO_ALLOW, editEhloReply } from '../smtp/ehlo.ts';
 import { censorText, formatReply, type Reply, replyToString } from '../smtp/reply.ts';
 import { ClientReader } from './client-reader.ts';
@@ -39,11 +39,10 @@ import {
   errorReply,
   type Forwarding,
 } from './enforce.ts';
+import { IncomingMessage } from './incoming.ts';
 import { Spool } from './spool.ts';
 import { Upstream } from './upstream.ts';
 
-/** Header bytes kept to read Message-ID and Subject for the log. */
-const MAX_LOGGED_HEADER_BYTES = 64 * 1024;
 /** Longest wait between a final reply and the reset that follows it (see #flushedAndRead). */
 const RESET_LINGER_MS = 200;
 
@@ -68,19 +67,12 @@ interface Transaction {
   readonly mailFrom: string;
   readonly rcptTo: string[];
   readonly started: number;
+  /** The message being assembled from BDAT chunks, from the first chunk to LAST. */
+  bdat: { readonly msg: IncomingMessage; readonly stuffer: DotStuffer } | null;
+  /** A BDAT chunk failed: every later chunk of this transaction gets this reply (RFC 3030). */
+  bdatFailed: { code: number; text: string } | null;
 }
 
-interface Received {
-  /** False when the client went away before the terminator. */
-  readonly ended: boolean;
-  readonly anomaly: DataAnomaly | null;
-  readonly tooBig: boolean;
-  readonly size: number;
-  readonly scan: MessageScan;
-  readonly head: Buffer;
-  /** Cut-through: the upstream failed while we streamed to it. */
-  readonly sinkError: Error | null;
-}
 
 type Handler = (cmd: Command) => Promise<void>;
 
@@ -123,7 +115,7 @@ export class Session {
       VRFY: relay,
       EXPN: relay,
       HELP: relay,
-      BDAT: (c) => this.#bdatRefused(c),
+      BDAT: (c) => this.#bdat(c),
       STARTTLS: notOffered, // not advertised: TLS would hide the content from inspection
       AUTH: notOffered,
     };
@@ -149,6 +141,10 @@ export class Session {
         }
         if (r.kind !== 'line') continue;
         const cmd = parseCommand(r.line);
+        if (cmd.verb !== 'BDAT' && this.#tx?.bdat && this.#ctx.forwarding === 'cut-through') {
+          // The upstream is inside DATA for the chunks so far: no command may reach it now.
+          await this.#dropTransaction();
+        }
         if (!(await this.#upstreamStillThere(cmd.verb))) break;
         const handler = this.#commands[cmd.verb];
         if (handler) await handler(cmd);
@@ -335,10 +331,15 @@ export class Session {
     if (r.code === 250) {
       this.#heloCommand = cmd.raw;
       this.#helo = cmd.arg.trim();
-      this.#tx = null; // RFC 5321 §4.1.4: EHLO/HELO reset the transaction state
+      await this.#dropTransaction(); // RFC 5321 §4.1.4: EHLO/HELO reset the transaction state
     }
     if (cmd.verb === 'EHLO' && r.code === 250) {
-      const edit = editEhloReply(r, { allow: DEFAULT_EHLO_ALLOW, maxMessageBytes: this.#ctx.limits['max-message-size'] });
+      const edit = editEhloReply(r, {
+        allow: DEFAULT_EHLO_ALLOW,
+        maxMessageBytes: this.#ctx.limits['max-message-size'],
+        // BDAT is inspected here and reaches the upstream as DATA: offered whatever it supports.
+        add: ['CHUNKING'],
+      });
       this.#relay(edit.reply);
     } else this.#relay(r);
   }
@@ -363,7 +364,14 @@ export class Session {
     const r = await this.#forward(cmd.raw, [2, 4, 5]);
     if (r.code >= 200 && r.code < 300) {
       this.#transactions++;
-      this.#tx = { id: `${this.id}.${this.#transactions}`, mailFrom: p.path.address, rcptTo: [], started: Date.now() };
+      this.#tx = {
+        id: `${this.id}.${this.#transactions}`,
+        mailFrom: p.path.address,
+        rcptTo: [],
+        started: Date.now(),
+        bdat: null,
+        bdatFailed: null,
+      };
     }
     this.#relay(r);
   }
@@ -389,9 +397,15 @@ export class Session {
       this.#bad(501, '5.5.4 Syntax: RSET');
       return;
     }
-    const r = await this.#forward('RSET', [2, 4, 5]);
+    await this.#dropTransaction();
+    this.#relay(await this.#forward('RSET', [2, 4, 5]));
+  }
+
+  /** Forget the transaction; a half-received BDAT message is discarded, never delivered. */
+  async #dropTransaction(): Promise<void> {
+    const tx = this.#tx;
     this.#tx = null;
-    this.#relay(r);
+    if (tx?.bdat) await this.#discardMessage(tx.bdat.msg);
   }
 
   async #quit(_cmd: Command): Promise<void> {
@@ -406,149 +420,183 @@ export class Session {
     this.#closing = true;
   }
 
-  /** BDAT without CHUNKING offered: skip the chunk exactly (so it is not read as commands). */
-  async #bdatRefused(cmd: Command): Promise<void> {
-    const m = /^(\d{1,15})( +LAST)?\s*$/i.exec(cmd.arg);
-    if (!m) {
-      this.#reply(501, '5.5.4 Syntax error in BDAT; closing');
-      this.#closing = true; // the chunk length is unknown: the stream cannot be read further
-      return;
-    }
-    const ok = await this.#reader.discard(Number(m[1]), this.#ctx.timeouts['client-idle']);
-    if (ok) this.#bad(502, '5.5.1 BDAT not offered');
-  }
-
-  // ---- DATA and the end-of-data gate -------------------------------------------------------
+  // ---- DATA, BDAT and the end-of-data gate -------------------------------------------------
 
   async #data(cmd: Command): Promise<void> {
     const tx = this.#tx;
     if (cmd.arg !== '') return this.#bad(501, '5.5.4 Syntax: DATA');
     if (!tx) return this.#bad(503, '5.5.1 Error: need MAIL command');
     if (tx.rcptTo.length === 0) return this.#bad(554, '5.5.1 Error: no valid recipients');
+    if (tx.bdat) return this.#bad(503, '5.5.1 Error: DATA after BDAT');
     this.#tx = null; // whatever happens now, this transaction ends with this DATA
-    if (this.#ctx.forwarding === 'cut-through') await this.#dataCutThrough(tx);
-    else await this.#dataStoreAndForward(tx);
+    let msg: IncomingMessage;
+    if (this.#ctx.forwarding === 'cut-through') {
+      // DATA mode starts on the upstream's 354, not on the client's word.
+      let go: Reply;
+      try {
+        go = await this.#forward('DATA', [3, 4, 5]);
+      } catch (err) {
+        return this.#transactionFailed(tx, err);
+      }
+      this.#relay(go);
+      if (go.code !== 354) return;
+      msg = this.#incoming();
+    } else {
+      // Our own 354: MAIL and at least one RCPT were accepted upstream.
+      this.#reply(354, 'End data with <CR><LF>.<CR><LF>');
+      msg = this.#incoming();
+    }
+    try {
+      while (!msg.ended) {
+        const chunk = await this.#reader.readChunk(this.#ctx.timeouts['client-idle']);
+        if (chunk === null) break;
+        const consumed = await msg.push(chunk);
+        if (consumed < chunk.length) this.#reader.unshift(chunk.subarray(consumed));
+      }
+    } catch (err) {
+      await this.#discardMessage(msg);
+      throw err; // client timeout: the session ends with 421, the upstream never completes
+    }
+    await this.#gate(tx, msg);
   }
 
-  async #dataStoreAndForward(tx: Transaction): Promise<void> {
-    // Our own 354: MAIL and at least one RCPT were accepted upstream.
-    this.#reply(354, 'End data with <CR><LF>.<CR><LF>');
-    const spool = new Spool(this.#ctx.spoolDir, this.#ctx.limits['spool-memory']);
+  /**
+   * BDAT (RFC 3030). Chunks are read by their exact length, dot-stuffed into one DATA stream
+   * and framed by the same strict reader as DATA, so inspection and the gate are identical;
+   * the upstream receives the message as DATA (no CHUNKING needed there). `BDAT … LAST` is
+   * the held terminator. A failed transaction still has its chunks read and discarded, each
+   * answered with the failure (RFC 3030 §2).
+   */
+  async #bdat(cmd: Command): Promise<void> {
+    const m = /^(\d{1,15})( +LAST)?\s*$/i.exec(cmd.arg);
+    if (!m) {
+      this.#reply(501, '5.5.4 Syntax: BDAT size [LAST]; closing');
+      this.#closing = true; // the chunk length is unknown: the stream cannot be read further
+      return;
+    }
+    const size = Number(m[1]);
+    const last = m[2] !== undefined;
+    const tx = this.#tx;
+    const refusal = !tx
+      ? { code: 503, text: '5.5.1 Error: need MAIL command' }
+      : tx.rcptTo.length === 0
+        ? { code: 554, text: '5.5.1 Error: no valid recipients' }
+        : tx.bdatFailed;
+    if (refusal) {
+      if (!(await this.#reader.discard(size, this.#ctx.timeouts['client-idle']))) return;
+      if (tx && last) this.#tx = null;
+      return this.#bad(refusal.code, refusal.text);
+    }
+    const t = tx!;
+    if (!t.bdat) {
+      if (this.#ctx.forwarding === 'cut-through') {
+        let go: Reply;
+        try {
+          go = await this.#forward('DATA', [3, 4, 5]);
+        } catch (err) {
+          this.#tx = null;
+          await this.#reader.discard(size, this.#ctx.timeouts['client-idle']);
+          return this.#transactionFailed(t, err);
+        }
+        if (go.code !== 354) {
+          t.bdatFailed = { code: go.code, text: go.lines.map(censorText).join(' ') };
+          if (!(await this.#reader.discard(size, this.#ctx.timeouts['client-idle']))) return;
+          if (last) this.#tx = null;
+          return this.#relay(go);
+        }
+      }
+      t.bdat = { msg: this.#incoming(), stuffer: new DotStuffer() };
+    }
+    const { msg, stuffer } = t.bdat;
+    let left = size;
     try {
-      const rx = await this.#receive((wire) => spool.write(wire));
-      if (rx.sinkError) throw rx.sinkError; // the spool failed: tempfail below
-      if (!rx.ended) return this.#clientVanished(tx, rx, 'quit');
-      const refused = this.#refusal(rx);
-      if (refused) {
-        await this.#abandonUpstream('rset');
-        return this.#finishRefused(tx, rx, refused);
+      while (left > 0) {
+        const chunk = await this.#reader.readChunk(this.#ctx.timeouts['client-idle']);
+        if (chunk === null) {
+          this.#tx = null;
+          return this.#gate(t, msg);
+        }
+        const piece = chunk.length > left ? chunk.subarray(0, left) : chunk;
+        if (chunk.length > left) this.#reader.unshift(chunk.subarray(left));
+        left -= piece.length;
+        await msg.push(stuffer.stuff(piece));
       }
-      const { decision, result } = await this.#verdict(tx, rx);
-      const enf = enforcementFor(decision, 'store-and-forward', tx.id);
-      if (enf.upstream !== 'deliver') return this.#enforce(tx, rx, decision, result, enf);
-      // Allowed: now the upstream gets DATA, the exact wire bytes, and the terminator.
-      const go = await this.#forward('DATA', [3, 4, 5]);
-      if (go.code !== 354) {
-        this.#relay(go);
-        return this.#logTransaction(tx, rx, decision, result, replyToString(go), `${go.code}`);
-      }
+    } catch (err) {
+      this.#tx = null;
+      await this.#discardMessage(msg);
+      throw err;
+    }
+    if (!last) {
+      this.#reply(250, `2.0.0 Ok: ${size} octets received`);
+      return;
+    }
+    this.#tx = null;
+    await msg.push(stuffer.terminator());
+    await this.#gate(t, msg);
+  }
+
+  #incoming(): IncomingMessage {
+    const { limits, inspector, spoolDir } = this.#ctx;
+    const scan = inspector.begin();
+    if (this.#ctx.forwarding === 'cut-through') {
       const up = this.#upstream!;
-      for await (const chunk of spool.read()) await up.writeData(chunk);
-      await this.#releaseTerminator(tx, rx, decision, result);
-    } catch (err) {
-      if (err instanceof ClientTimeoutError) throw err; // ends the session: 421, nothing sent upstream
-      await this.#transactionFailed(tx, err);
-    } finally {
-      await spool.dispose();
+      return new IncomingMessage(scan, (wire) => up.writeData(wire), limits['max-message-size'], limits['max-line-length'], null);
     }
+    const spool = new Spool(spoolDir, limits['spool-memory']);
+    return new IncomingMessage(scan, (wire) => spool.write(wire), limits['max-message-size'], limits['max-line-length'], spool);
   }
 
-  async #dataCutThrough(tx: Transaction): Promise<void> {
-    // DATA mode starts on the upstream's 354, not on the client's word.
-    let go: Reply;
-    try {
-      go = await this.#forward('DATA', [3, 4, 5]);
-    } catch (err) {
-      return this.#transactionFailed(tx, err);
-    }
-    this.#relay(go);
-    if (go.code !== 354) return;
-    const up = this.#upstream!;
-    let rx: Received;
-    try {
-      rx = await this.#receive((wire) => up.writeData(wire));
-    } catch (err) {
-      up.reset();
+  /** A message that will never pass the gate: release its spool; cut-through resets the upstream. */
+  async #discardMessage(msg: IncomingMessage): Promise<void> {
+    await msg.spool?.dispose();
+    if (this.#ctx.forwarding === 'cut-through' && this.#upstream) {
+      this.#upstream.reset();
       this.#upstream = null;
-      throw err; // client timeout or bug: the session ends, the upstream never completes
-    }
-    if (!rx.ended) return this.#clientVanished(tx, rx, 'reset');
-    const refused = this.#refusal(rx);
-    if (refused) {
-      await this.#abandonUpstream('reset');
-      return this.#finishRefused(tx, rx, refused);
-    }
-    if (rx.sinkError) {
-      // The upstream died mid-stream: the message cannot be complete anywhere.
-      await this.#abandonUpstream('reset');
-      return this.#transactionFailed(tx, rx.sinkError);
-    }
-    try {
-      const { decision, result } = await this.#verdict(tx, rx);
-      const enf = enforcementFor(decision, 'cut-through', tx.id);
-      if (enf.upstream !== 'deliver') return await this.#enforce(tx, rx, decision, result, enf);
-      await this.#releaseTerminator(tx, rx, decision, result);
-    } catch (err) {
-      await this.#transactionFailed(tx, err);
     }
   }
 
   /**
-   * Read the message from the client up to the terminator: every wire chunk goes to `sink`
-   * (spool or upstream) and its unstuffed content to the inspector, in the same pass. After
-   * an anomaly or past the size limit nothing more is passed on; reading goes on to the
-   * terminator so the reply comes where a strict server would give it.
+   * The end-of-data gate: nothing reaches the upstream's end of data without a verdict that
+   * allows it. Refusals (wire anomalies, size), a vanished client and sink failures are
+   * settled first; then the policy decides and enforcement carries it out.
    */
-  async #receive(sink: (wire: Buffer) => Promise<void>): Promise<Received> {
-    const reader = new DataReader(this.#ctx.limits['max-line-length']);
-    const scan = this.#ctx.inspector.begin();
-    const max = this.#ctx.limits['max-message-size'];
-    const head: Buffer[] = [];
-    let headBytes = 0;
-    let size = 0;
-    let tooBig = false;
-    let sinkError: Error | null = null;
-    for (;;) {
-      const chunk = await this.#reader.readChunk(this.#ctx.timeouts['client-idle']);
-      if (chunk === null) return { ended: false, anomaly: reader.anomaly, tooBig, size, scan, head: Buffer.concat(head), sinkError };
-      const r = reader.push(chunk);
-      if (r.consumed < chunk.length) this.#reader.unshift(chunk.subarray(r.consumed));
-      for (const w of r.wire) {
-        size += w.length;
-        if (size > max) tooBig = true;
-        if (tooBig || sinkError) continue;
-        try {
-          await sink(w);
-        } catch (err) {
-          sinkError = err as Error;
-        }
+  async #gate(tx: Transaction, msg: IncomingMessage): Promise<void> {
+    const cutThrough = this.#ctx.forwarding === 'cut-through';
+    try {
+      if (!msg.ended) return await this.#clientVanished(tx, msg, cutThrough ? 'reset' : 'quit');
+      const refused = this.#refusal(msg);
+      if (refused) {
+        await this.#abandonUpstream(cutThrough ? 'reset' : 'rset');
+        return await this.#finishRefused(tx, msg, refused);
       }
-      if (!tooBig) {
-        for (const c of r.content) {
-          scan.write(c);
-          if (headBytes < MAX_LOGGED_HEADER_BYTES) {
-            const piece = c.subarray(0, MAX_LOGGED_HEADER_BYTES - headBytes);
-            head.push(Buffer.from(piece));
-            headBytes += piece.length;
-          }
-        }
+      if (msg.sinkError) {
+        // Spool full, or the upstream died mid-stream: the message cannot be complete anywhere.
+        if (cutThrough) await this.#abandonUpstream('reset');
+        return await this.#transactionFailed(tx, msg.sinkError);
       }
-      if (r.ended) return { ended: true, anomaly: reader.anomaly, tooBig, size, scan, head: Buffer.concat(head), sinkError };
+      const { decision, result } = await this.#verdict(tx, msg);
+      const enf = enforcementFor(decision, this.#ctx.forwarding, tx.id);
+      if (enf.upstream !== 'deliver') return await this.#enforce(tx, msg, decision, result, enf);
+      if (msg.spool) {
+        // Store-and-forward, allowed: now the upstream gets DATA, the exact bytes, the terminator.
+        const go = await this.#forward('DATA', [3, 4, 5]);
+        if (go.code !== 354) {
+          this.#relay(go);
+          return this.#logTransaction(tx, msg, decision, result, replyToString(go), `${go.code}`);
+        }
+        const up = this.#upstream!;
+        for await (const chunk of msg.spool.read()) await up.writeData(chunk);
+      }
+      await this.#releaseTerminator(tx, msg, decision, result);
+    } catch (err) {
+      await this.#transactionFailed(tx, err);
+    } finally {
+      await msg.spool?.dispose();
     }
   }
 
   /** A message the wire rules refuse before any verdict (smuggling-class anomaly, size). */
-  #refusal(rx: Received): { code: number; text: string; event: AnomalyEvent } | null {
+  #refusal(rx: IncomingMessage): { code: number; text: string; event: AnomalyEvent } | null {
     if (rx.anomaly) {
       const r = DATA_ANOMALY_REPLY[rx.anomaly]!;
       return { ...r, event: { name: rx.anomaly, where: 'message' } };
@@ -564,7 +612,7 @@ export class Session {
     return null;
   }
 
-  async #finishRefused(tx: Transaction, rx: Received, refused: { code: number; text: string; event: AnomalyEvent }): Promise<void> {
+  async #finishRefused(tx: Transaction, rx: IncomingMessage, refused: { code: number; text: string; event: AnomalyEvent }): Promise<void> {
     this.#reply(refused.code, refused.text);
     this.#ctx.log('warn', 'message refused', { session: this.id, transaction: tx.id, anomaly: refused.event.name });
     const { rule, profileName } = this.#ctx.policy.ruleFor(this.#facts(tx));
@@ -579,7 +627,7 @@ export class Session {
     });
   }
 
-  async #verdict(tx: Transaction, rx: Received): Promise<{ decision: Decision; result: ScanResult | null }> {
+  async #verdict(tx: Transaction, rx: IncomingMessage): Promise<{ decision: Decision; result: ScanResult | null }> {
     let outcome: ScanOutcome;
     let result: ScanResult | null = null;
     try {
@@ -593,7 +641,7 @@ export class Session {
   }
 
   /** Allowed: send the terminator, relay the upstream's final reply (a 2xx only from it). */
-  async #releaseTerminator(tx: Transaction, rx: Received, decision: Decision, result: ScanResult | null): Promise<void> {
+  async #releaseTerminator(tx: Transaction, rx: IncomingMessage, decision: Decision, result: ScanResult | null): Promise<void> {
     const up = this.#upstream;
     if (!up) throw new UpstreamLostError('no upstream connection');
     up.write(Buffer.from('.\r\n'));
@@ -608,7 +656,7 @@ export class Session {
   }
 
   /** Carry out a non-delivering decision (DESIGN.md action table, via enforce.ts). */
-  async #enforce(tx: Transaction, rx: Received, decision: Decision, result: ScanResult | null, enf: Enforcement): Promise<void> {
+  async #enforce(tx: Transaction, rx: IncomingMessage, decision: Decision, result: ScanResult | null, enf: Enforcement): Promise<void> {
     if (enf.reply) this.#reply(enf.reply.code, enf.reply.text);
     this.#logTransaction(tx, rx, decision, result, '', enf.reply ? `${enf.reply.code} ${enf.reply.text}` : '');
     this.#ctx.log('info', 'message stopped', {
@@ -658,7 +706,7 @@ export class Session {
     this.#upstream = null; // reconnected lazily before the next command
   }
 
-  async #clientVanished(tx: Transaction, rx: Received, how: 'quit' | 'reset'): Promise<void> {
+  async #clientVanished(tx: Transaction, rx: IncomingMessage, how: 'quit' | 'reset'): Promise<void> {
     const up = this.#upstream;
     this.#upstream = null;
     if (up) {
@@ -709,7 +757,7 @@ export class Session {
     return { listener: this.#ctx.listener, clientAddress: this.clientAddress, mailFrom: tx.mailFrom, rcptTo: tx.rcptTo };
   }
 
-  #logTransaction(tx: Transaction, rx: Received, d: Decision, result: ScanResult | null, upstreamReply: string, clientReply: string): void {
+  #logTransaction(tx: Transaction, rx: IncomingMessage, d: Decision, result: ScanResult | null, upstreamReply: string, clientReply: string): void {
     this.#writeTraffic(tx, rx, {
       rule: d.rule,
       profile: d.profile,
@@ -722,11 +770,11 @@ export class Session {
     for (const f of result?.findings ?? []) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, f)));
   }
 
-  #writeTraffic(tx: Transaction, rx: Received, fields: Pick<TrafficRecord, 'rule' | 'profile' | 'action' | 'reason' | 'upstreamReply' | 'clientReply' | 'events'>): void {
+  #writeTraffic(tx: Transaction, rx: IncomingMessage, fields: Pick<TrafficRecord, 'rule' | 'profile' | 'action' | 'reason' | 'upstreamReply' | 'clientReply' | 'events'>): void {
     this.#safeLog(() => this.#ctx.logs.addTraffic(this.#traffic(tx, rx, fields)));
   }
 
-  #traffic(tx: Transaction, rx: Received | null, fields: Pick<TrafficRecord, 'rule' | 'profile' | 'action' | 'reason' | 'upstreamReply' | 'clientReply' | 'events'>): TrafficRecord {
+  #traffic(tx: Transaction, rx: IncomingMessage | null, fields: Pick<TrafficRecord, 'rule' | 'profile' | 'action' | 'reason' | 'upstreamReply' | 'clientReply' | 'events'>): TrafficRecord {
     const headers = rx ? headerFacts(rx.head) : { messageId: '', subject: '' };
     return {
       time: new Date().toISOString(),

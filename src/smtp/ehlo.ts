@@ -14,6 +14,8 @@ export interface EhloPolicy {
   readonly allow: ReadonlySet<string>;
   /** Our own message size limit in bytes; SIZE is advertised as min(upstream, this). */
   readonly maxMessageBytes: number;
+  /** Extensions the gateway provides itself, advertised whether or not the upstream has them. */
+  readonly add?: readonly string[];
 }
 
 /** Extensions relayed by default: each is handled by the gateway or harmless to it. */
@@ -57,6 +59,7 @@ export function editEhloReply(reply: Reply, policy: EhloPolicy): EhloEdit {
   if (!sawSize && policy.allow.has('SIZE') && policy.maxMessageBytes > 0) {
     kept.push(`SIZE ${policy.maxMessageBytes}`);
   }
+  for (const ext of policy.add ?? []) if (!kept.some((l) => l.split(' ', 1)[0]!.toUpperCase() === ext)) kept.push(ext);
   return { reply: { code: reply.code, lines: kept }, removed, upstreamSize };
 }
 

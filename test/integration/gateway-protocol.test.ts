@@ -9,6 +9,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type GatewayPeer, RawClient, startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
 
+/** One BDAT chunk: the command line, then exactly the chunk's bytes. */
+function bdat(c: RawClient, data: string, last = false): Promise<string | null> {
+  c.write(`BDAT ${Buffer.byteLength(data, 'latin1')}${last ? ' LAST' : ''}\r\n${data}`);
+  return c.reply();
+}
+
 for (const mode of ['store-and-forward', 'cut-through'] as const) {
   describe(`protocol, ${mode}`, () => {
     let up: UpstreamPeer;
@@ -43,19 +49,71 @@ for (const mode of ['store-and-forward', 'cut-through'] as const) {
       assert.deepEqual(up.messages[before]!.to, ['b@example.com', 'c@example.com']);
     });
 
-    it('edits EHLO: hides STARTTLS, CHUNKING, AUTH; caps SIZE; refuses STARTTLS and BDAT', async () => {
+    it('edits EHLO: hides STARTTLS, AUTH, BINARYMIME; caps SIZE; offers CHUNKING; refuses STARTTLS', async () => {
       const c = await RawClient.connect(gw.port);
       await c.reply();
       const ehlo = (await c.cmd('EHLO x.example'))!;
-      assert.doesNotMatch(ehlo, /STARTTLS|CHUNKING|AUTH|BINARYMIME/);
+      assert.doesNotMatch(ehlo, /STARTTLS|AUTH|BINARYMIME/);
       assert.match(ehlo, /250[- ]SIZE 65536/);
       assert.match(ehlo, /PIPELINING/);
+      assert.match(ehlo, /250 CHUNKING$/);
       assert.match((await c.cmd('STARTTLS'))!, /^502 5\.5\.1/);
       c.write('BDAT 5 LAST\r\nhello');
-      assert.match((await c.reply())!, /^502 5\.5\.1/);
+      assert.match((await c.reply())!, /^503 5\.5\.1/);
       assert.match((await c.cmd('NOOP'))!, /^250/, 'the BDAT chunk was skipped, not read as commands');
       assert.match((await c.cmd('XYZZY'))!, /^500 5\.5\.2/);
       assert.match((await c.cmd('QUIT'))!, /^221/);
+    });
+
+    it('BDAT: pipelined chunks arrive as one message, byte for byte', async () => {
+      const before = up.messages.length;
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      await c.cmd('EHLO x.example');
+      const body = 'Subject: chunks\r\n\r\n.leading dot\r\nsplit li';
+      const rest = 'ne across chunks\r\n..two dots\r\n';
+      c.write(`MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nBDAT ${body.length}\r\n${body}BDAT ${rest.length} LAST\r\n${rest}`);
+      for (let i = 0; i < 4; i++) assert.match((await c.reply())!, /^250 /);
+      await c.cmd('QUIT');
+      assert.equal(up.messages.length, before + 1);
+      assert.equal(up.messages[before]!.data.toString('latin1'), body + rest);
+    });
+
+    it('BDAT: EICAR split across chunks is blocked at LAST with 541, client reset', async () => {
+      const before = up.messages.length;
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      await c.cmd('EHLO x.example');
+      await c.cmd('MAIL FROM:<a@example.org>');
+      await c.cmd('RCPT TO:<b@example.com>');
+      const eicar = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
+      const a = `Subject: e\r\n\r\n${eicar.slice(0, 30)}`;
+      const b2 = `${eicar.slice(30)}\r\n`;
+      assert.match((await bdat(c, a))!, /^250 /);
+      assert.match((await bdat(c, b2, true))!, /^541 5\.4\.1 /);
+      assert.equal(await c.end(), 'reset');
+      assert.equal(up.messages.length, before);
+    });
+
+    it('BDAT: a bare LF in a chunk is refused at LAST (550); RSET mid-BDAT discards the message', async () => {
+      const before = up.messages.length;
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      await c.cmd('EHLO x.example');
+      await c.cmd('MAIL FROM:<a@example.org>');
+      await c.cmd('RCPT TO:<b@example.com>');
+      const bad = 'Subject: x\r\n\r\nline\n.\nMAIL FROM:<evil@x>\r\n';
+      assert.match((await bdat(c, bad, true))!, /^550 5\.5\.2 /);
+      await c.cmd('MAIL FROM:<a@example.org>');
+      await c.cmd('RCPT TO:<b@example.com>');
+      assert.match((await bdat(c, 'half\r\n'))!, /^250 /);
+      assert.match((await c.cmd('RSET'))!, /^250 /);
+      assert.match((await c.cmd('MAIL FROM:<a@example.org>'))!, /^250 /);
+      assert.match((await c.cmd('RCPT TO:<b@example.com>'))!, /^250 /);
+      assert.match((await bdat(c, '', true))!, /^250 /);
+      await c.cmd('QUIT');
+      assert.equal(up.messages.length, before + 1, 'only the empty BDAT message arrived');
+      assert.equal(up.messages[before]!.data.length, 0);
     });
 
     it('refuses bare LF, bare CR and NUL in commands, and over-long command lines', async () => {
@@ -246,7 +304,7 @@ describe('upstream failures', () => {
         const c = await RawClient.connect(gw.port);
         await c.reply();
         const ehlo = await c.cmd('EHLO x.example');
-        assert.match(ehlo!, /^250-scripted\n250-PIPELINING\n250-8BITMIME\n250 SIZE \d+$/);
+        assert.match(ehlo!, /^250-scripted\n250-PIPELINING\n250-8BITMIME\n250-SIZE \d+\n250 CHUNKING$/);
       } finally {
         await gw.stop();
         server.close();
