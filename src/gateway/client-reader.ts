@@ -23,23 +23,45 @@ export class ClientReader {
   #eof = false;
   #wake: (() => void) | null = null;
 
+  readonly #onData = (chunk: Buffer): void => {
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    if (this.#buffered > MAX_BUFFERED_BYTES) this.socket.pause();
+    this.#notify();
+  };
+  readonly #onEnd = (): void => {
+    this.#eof = true;
+    this.#notify();
+  };
+
   constructor(
     private readonly socket: Socket,
     private readonly beforeWait: () => void,
   ) {
-    socket.on('data', (chunk: Buffer) => {
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.length;
-      if (this.#buffered > MAX_BUFFERED_BYTES) socket.pause();
-      this.#notify();
-    });
-    const end = (): void => {
-      this.#eof = true;
-      this.#notify();
-    };
-    socket.on('end', end);
-    socket.on('close', end);
-    socket.on('error', end);
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onEnd);
+    socket.on('error', this.#onEnd);
+  }
+
+  /**
+   * Stop reading this socket (it is being upgraded to TLS or handed over). Call it before the
+   * 220 to STARTTLS is sent: the bytes returned were then sent before the client could have
+   * seen the 220 — plaintext injected ahead of the handshake (CVE-2011-0411 class) — and are
+   * discarded, never read as commands.
+   */
+  detach(): Buffer {
+    // Paused, the socket keeps what arrives next (a TLS ClientHello) for its new owner: a
+    // TLSSocket takes over a paused socket's buffered bytes, and pipe() resumes it.
+    this.socket.pause();
+    this.socket.off('data', this.#onData);
+    this.socket.off('end', this.#onEnd);
+    this.socket.off('close', this.#onEnd);
+    this.socket.off('error', this.#onEnd);
+    const rest = this.#joined();
+    this.#chunks = [];
+    this.#buffered = 0;
+    return rest;
   }
 
   get eof(): boolean {

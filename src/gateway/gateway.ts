@@ -17,6 +17,7 @@ import type { LogFn } from '../logger.ts';
 import { Listener } from './listener.ts';
 import { MailboxServer } from './mailbox.ts';
 import type { SessionContext } from './session.ts';
+import { clientTlsFor, upstreamTlsFor } from './tls.ts';
 
 export interface RunningListener {
   readonly name: string;
@@ -80,9 +81,12 @@ export class Gateway {
       }
       const upstream = target;
       const listen = parseHostPort(l.listen)!;
+      const clientTls = clientTlsFor(l);
+      const upstreamTls = upstreamTlsFor(l, upstream.host);
       const listener = new Listener(l.name, {
         host: listen.host,
         port: listen.port,
+        implicitTls: clientTls.implicit ? clientTls.pem : null,
         maxSessions: this.#cfg.limits['max-sessions'],
         maxSessionsPerClient: this.#cfg.limits['max-sessions-per-client'],
         session: (): SessionContext => ({
@@ -97,6 +101,8 @@ export class Gateway {
           policy: this.#policy,
           logs: this.#store,
           spoolDir: join(this.#cfg.dataDirAbs, 'spool'),
+          clientTls,
+          upstreamTls,
           log: this.log,
         }),
       });
@@ -104,7 +110,13 @@ export class Gateway {
       this.#listeners.push(listener);
       const info = { name: l.name, host: bound.host, port: bound.port, upstream: l.upstream };
       this.running.push(info);
-      this.log('info', 'listening', { listener: l.name, address: `${bound.host}:${bound.port}`, upstream: l.upstream, forwarding: l.forwarding });
+      this.log('info', 'listening', {
+        listener: l.name,
+        address: `${bound.host}:${bound.port}`,
+        upstream: l.upstream,
+        forwarding: l.forwarding,
+        tls: clientTls.implicit ? 'implicit' : clientTls.mode,
+      });
     }
     return this.running;
   }

@@ -5,6 +5,7 @@
  */
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { formatReply } from '../smtp/reply.ts';
 import { Session, type SessionContext } from './session.ts';
 
@@ -13,6 +14,8 @@ export interface ListenerOptions {
   readonly port: number;
   readonly maxSessions: number;
   readonly maxSessionsPerClient: number;
+  /** Implicit TLS (port 465 style): the server context, or null for plain TCP. */
+  readonly implicitTls: { readonly cert: Buffer; readonly key: Buffer } | null;
   readonly session: () => SessionContext; // read per connection: a reload applies to new sessions
 }
 
@@ -23,7 +26,11 @@ export class Listener {
   readonly #perClient = new Map<string, number>();
 
   constructor(readonly name: string, private readonly opts: ListenerOptions) {
-    this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    this.#server = opts.implicitTls
+      ? createTlsServer({ ...opts.implicitTls, minVersion: 'TLSv1.2' }, (socket) => this.#accept(socket))
+      : createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    // A client that fails the TLS handshake never becomes a session; nothing to answer.
+    this.#server.on('tlsClientError', () => {});
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -79,14 +86,16 @@ export class Listener {
     }
     this.#perClient.set(client, count + 1);
     this.#sockets.add(socket);
-    const session = new Session(socket, ctx);
-    const run = session.run().finally(() => {
-      this.#sessions.delete(run);
+    // The client's connection counts against the limits while it is open; the session may
+    // outlive it briefly (ending its upstream politely).
+    socket.once('close', () => {
       this.#sockets.delete(socket);
       const n = (this.#perClient.get(client) ?? 1) - 1;
       if (n <= 0) this.#perClient.delete(client);
       else this.#perClient.set(client, n);
     });
+    const session = new Session(socket, ctx);
+    const run = session.run().finally(() => this.#sessions.delete(run));
     this.#sessions.add(run);
   }
 }

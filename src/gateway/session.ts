@@ -17,6 +17,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { ClientTimeoutError, describeError, UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
 import type { AnomalyEvent } from '../events.ts';
 import type { Inspector } from '../inspect/inspector.ts';
@@ -40,9 +41,13 @@ import {
   type Forwarding,
 } from './enforce.ts';
 import { IncomingMessage } from './incoming.ts';
+import { resetConnection } from './reset.ts';
 import { Spool } from './spool.ts';
+import type { ClientTls, UpstreamTls } from './tls.ts';
 import { Upstream } from './upstream.ts';
 
+/** A passthrough tunnel one side of which has ended is torn down after this long. */
+const PASSTHROUGH_HALF_CLOSE_MS = 2000;
 /** Longest wait between a final reply and the reset that follows it (see #flushedAndRead). */
 const RESET_LINGER_MS = 200;
 
@@ -58,6 +63,8 @@ export interface SessionContext {
   readonly policy: Policy;
   readonly logs: LogStore;
   readonly spoolDir: string;
+  readonly clientTls: ClientTls;
+  readonly upstreamTls: UpstreamTls;
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -79,8 +86,12 @@ type Handler = (cmd: Command) => Promise<void>;
 export class Session {
   /** 16-char base32 id, in every log line and record of this session. */
   readonly id = newSessionId();
-  readonly #socket: Socket;
-  readonly #reader: ClientReader;
+  #socket: Socket;
+  /** The TCP socket under a STARTTLS upgrade, for resets. */
+  #tcp: Socket | undefined;
+  #reader: ClientReader;
+  /** The client leg is encrypted (implicit TLS, or after STARTTLS). */
+  #clientTls = false;
   readonly #ctx: SessionContext;
   readonly #client: string;
   #out: Buffer[] = [];
@@ -98,6 +109,7 @@ export class Session {
     this.#socket = socket;
     this.#ctx = ctx;
     this.#client = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.#clientTls = socket instanceof TLSSocket;
     socket.setNoDelay(true);
     this.#reader = new ClientReader(socket, () => this.#flush());
     // Dispatch table (Postfix smtpd_cmd_table): only verbs we understand reach the upstream.
@@ -116,7 +128,7 @@ export class Session {
       EXPN: relay,
       HELP: relay,
       BDAT: (c) => this.#bdat(c),
-      STARTTLS: notOffered, // not advertised: TLS would hide the content from inspection
+      STARTTLS: (c) => this.#starttls(c),
       AUTH: notOffered,
     };
   }
@@ -154,7 +166,7 @@ export class Session {
       this.#failSession(err);
     } finally {
       this.#flush();
-      this.#finish();
+      await this.#finish();
     }
   }
 
@@ -230,15 +242,16 @@ export class Session {
     this.#closing = true;
   }
 
-  #finish(): void {
+  /** End both legs; the session (and so a graceful shutdown) waits for the upstream's QUIT. */
+  async #finish(): Promise<void> {
     this.#closing = true;
-    const up = this.#upstream;
-    this.#upstream = null;
-    if (up) void up.quit();
     if (!this.#socket.destroyed) {
       this.#socket.end();
       this.#socket.destroySoon();
     }
+    const up = this.#upstream;
+    this.#upstream = null;
+    if (up) await up.quit();
   }
 
   // ---- replies to the client ---------------------------------------------------------------
@@ -327,21 +340,149 @@ export class Session {
       this.#bad(501, `5.5.4 Syntax: ${cmd.verb} hostname`);
       return;
     }
-    const r = await this.#forward(cmd.raw, [2, 4, 5]);
+    let r = await this.#forward(cmd.raw, [2, 4, 5]);
+    if (cmd.verb === 'EHLO' && r.code === 250) r = await this.#upstreamStartTls(cmd.raw, r);
     if (r.code === 250) {
       this.#heloCommand = cmd.raw;
       this.#helo = cmd.arg.trim();
       await this.#dropTransaction(); // RFC 5321 §4.1.4: EHLO/HELO reset the transaction state
     }
     if (cmd.verb === 'EHLO' && r.code === 250) {
+      const tls = this.#ctx.clientTls;
+      const passthrough = tls.mode === 'passthrough' && tls.passthroughAction === 'allow' && !this.#upstream?.tls;
       const edit = editEhloReply(r, {
-        allow: DEFAULT_EHLO_ALLOW,
+        allow: passthrough ? new Set([...DEFAULT_EHLO_ALLOW, 'STARTTLS']) : DEFAULT_EHLO_ALLOW,
         maxMessageBytes: this.#ctx.limits['max-message-size'],
         // BDAT is inspected here and reaches the upstream as DATA: offered whatever it supports.
-        add: ['CHUNKING'],
+        // STARTTLS is ours to offer when we terminate TLS (the content stays inspectable).
+        add: tls.mode === 'terminate' && !this.#clientTls ? ['STARTTLS', 'CHUNKING'] : ['CHUNKING'],
       });
       this.#relay(edit.reply);
     } else this.#relay(r);
+  }
+
+  /**
+   * TLS towards the upstream (RFC 3207), decided on its first EHLO reply: when it offers
+   * STARTTLS (or `upstream-tls: required`), upgrade, greet again, and use the new reply.
+   * Passthrough listeners leave STARTTLS to the client.
+   */
+  async #upstreamStartTls(ehlo: string, first: Reply): Promise<Reply> {
+    const up = this.#upstream!;
+    const { mode, options } = this.#ctx.upstreamTls;
+    if (mode === 'off' || up.tls || this.#ctx.clientTls.mode === 'passthrough') return first;
+    const offered = first.lines.slice(1).some((l) => l.toUpperCase() === 'STARTTLS');
+    if (!offered) {
+      if (mode === 'required') throw new UpstreamProtocolError('upstream does not offer STARTTLS (upstream-tls: required)');
+      return first;
+    }
+    const go = await up.command('STARTTLS', this.#ctx.timeouts['upstream-reply']);
+    if (go.code !== 220) {
+      if (mode === 'required') throw new UpstreamProtocolError(`upstream refused STARTTLS with ${go.code}`);
+      return first;
+    }
+    const { injected } = await up.startTls({ ...options, host: this.#ctx.upstreamHost }, this.#ctx.timeouts['upstream-connect']);
+    if (injected) this.#ctx.log('warn', 'upstream sent plaintext after STARTTLS; discarded', { session: this.id, replies: injected });
+    return this.#forward(ehlo, [2, 4, 5]);
+  }
+
+  /** STARTTLS from the client, per the listener's TLS mode (strip, terminate, passthrough). */
+  async #starttls(cmd: Command): Promise<void> {
+    const tls = this.#ctx.clientTls;
+    if (cmd.arg !== '') return this.#bad(501, '5.5.4 Syntax: STARTTLS');
+    if (tls.mode === 'strip') return this.#bad(502, '5.5.1 Command not implemented');
+    if (this.#clientTls) return this.#bad(503, '5.5.1 Error: TLS already active');
+    if (tls.mode === 'passthrough') {
+      if (tls.passthroughAction === 'block') {
+        this.#ctx.log('info', 'STARTTLS refused: session must stay inspectable', { session: this.id });
+        this.#reply(454, '4.7.0 TLS not available: this session must stay inspectable');
+        return;
+      }
+      return this.#passthrough();
+    }
+    await this.#flushed(); // replies owed before STARTTLS go out in clear, as the client expects
+    this.#discardInjected(this.#reader.detach());
+    this.#reply(220, '2.0.0 Ready to start TLS');
+    await this.#flushed();
+    const secure = new TLSSocket(this.#socket, { isServer: true, secureContext: tls.context! });
+    secure.on('error', () => {}); // a failed handshake ends the session through the reader
+    const ok = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), this.#ctx.timeouts['client-idle']);
+      secure.once('secure', () => (clearTimeout(timer), resolve(true)));
+      secure.once('close', () => (clearTimeout(timer), resolve(false)));
+    });
+    if (!ok) {
+      this.#ctx.log('warn', 'client TLS handshake failed', { session: this.id });
+      secure.destroy();
+      this.#closing = true;
+      return;
+    }
+    this.#tcp = this.#socket;
+    this.#socket = secure;
+    this.#reader = new ClientReader(secure, () => this.#flush());
+    this.#clientTls = true;
+    // RFC 3207 §4.2: everything learned before TLS is forgotten; the client greets again.
+    this.#helo = '';
+    await this.#dropTransaction();
+  }
+
+  /** Plaintext pipelined after STARTTLS (CVE-2011-0411 class): never read as commands. */
+  #discardInjected(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.#ctx.log('warn', 'plaintext after STARTTLS discarded (command injection)', { session: this.id, bytes: bytes.length });
+  }
+
+  /**
+   * `tls: passthrough` with `passthrough-action: allow`: STARTTLS goes to the upstream and,
+   * on its 220, both connections are joined byte for byte. Nothing after this point can be
+   * inspected; the session is logged as such.
+   */
+  async #passthrough(): Promise<void> {
+    const r = await this.#forward('STARTTLS', [2, 4, 5]);
+    if (r.code !== 220) return this.#relay(r);
+    await this.#flushed();
+    this.#discardInjected(this.#reader.detach());
+    this.#relay(r);
+    await this.#flushed();
+    const { socket: upSocket, buffered } = this.#upstream!.detach();
+    this.#upstream = null;
+    if (buffered) this.#ctx.log('warn', 'upstream sent plaintext after STARTTLS; discarded', { session: this.id, replies: buffered });
+    this.#ctx.log('warn', 'STARTTLS passed through: session uninspectable', { session: this.id, client: this.#client });
+    this.#safeLog(() =>
+      this.#ctx.logs.addTraffic({
+        ...this.#traffic({ id: `${this.id}.tls`, mailFrom: '', rcptTo: [], started: Date.now(), bdat: null, bdatFailed: null }, null, {
+          rule: '',
+          profile: '',
+          action: 'allow',
+          reason: 'uninspectable: STARTTLS passed through to the upstream (tls: passthrough, passthrough-action: allow)',
+          upstreamReply: replyToString(r),
+          clientReply: '',
+          events: ['TLS_PASSTHROUGH'],
+        }),
+      }),
+    );
+    const client = this.#socket;
+    client.pipe(upSocket);
+    upSocket.pipe(client);
+    await new Promise<void>((resolve) => {
+      // Either side closing ends the tunnel; a half-closed side gets a moment, then both go.
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (): void => {
+        clearTimeout(timer);
+        client.destroy();
+        upSocket.destroy();
+        resolve();
+      };
+      const halfClosed = (): void => {
+        timer ??= setTimeout(finish, PASSTHROUGH_HALF_CLOSE_MS);
+      };
+      client.once('close', finish);
+      upSocket.once('close', finish);
+      client.once('end', halfClosed);
+      upSocket.once('end', halfClosed);
+      upSocket.on('error', finish);
+      client.on('error', finish);
+    });
+    this.#closing = true;
   }
 
   async #mail(cmd: Command): Promise<void> {
@@ -680,7 +821,7 @@ export class Session {
     this.#closing = true;
     if (enf.client === 'reset') {
       if (enf.reply) await this.#flushedAndRead();
-      this.#socket.resetAndDestroy();
+      resetConnection(this.#socket, this.#tcp);
     } else {
       this.#out = []; // drop: silence
       this.#socket.destroy();

@@ -9,34 +9,96 @@
 
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { UpstreamConnectError, UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
 import { type Reply, ReplyParser, ReplyProtocolError } from '../smtp/reply.ts';
+import { resetConnection } from './reset.ts';
 
 export class Upstream {
-  readonly #socket: Socket;
-  readonly #parser = new ReplyParser();
+  #socket: Socket;
+  /** The TCP socket under a TLS upgrade, for resets. */
+  readonly #tcp: Socket;
+  #parser = new ReplyParser();
   #replies: Reply[] = [];
   #failure: Error | null = null;
   #wake: (() => void) | null = null;
   #closed = false;
+  #tls = false;
+  readonly #handlers: { data: (b: Buffer) => void; error: (e: Error) => void; close: () => void };
 
   private constructor(socket: Socket, readonly target: string) {
     this.#socket = socket;
+    this.#tcp = socket;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        this.#replies.push(...this.#parser.push(chunk));
-      } catch (err) {
-        this.#fail(err instanceof ReplyProtocolError ? new UpstreamProtocolError(err.message, { cause: err }) : (err as Error));
-        socket.destroy();
-      }
-      this.#notify();
-    });
-    socket.on('error', (err) => this.#fail(new UpstreamLostError(err.message, { cause: err })));
-    socket.on('close', () => {
-      this.#closed = true;
-      this.#fail(new UpstreamLostError('connection closed by upstream'));
-    });
+    this.#handlers = {
+      data: (chunk: Buffer) => {
+        try {
+          this.#replies.push(...this.#parser.push(chunk));
+        } catch (err) {
+          this.#fail(err instanceof ReplyProtocolError ? new UpstreamProtocolError(err.message, { cause: err }) : (err as Error));
+          this.#socket.destroy();
+        }
+        this.#notify();
+      },
+      error: (err) => this.#fail(new UpstreamLostError(err.message, { cause: err })),
+      close: () => {
+        this.#closed = true;
+        this.#fail(new UpstreamLostError('connection closed by upstream'));
+      },
+    };
+    this.#attach(socket);
+  }
+
+  #attach(socket: Socket): void {
+    socket.on('data', this.#handlers.data);
+    socket.on('error', this.#handlers.error);
+    socket.on('close', this.#handlers.close);
+  }
+
+  #detachHandlers(): void {
+    this.#socket.pause(); // whatever arrives next stays buffered for the socket's new owner
+    this.#socket.off('data', this.#handlers.data);
+    this.#socket.off('error', this.#handlers.error);
+    this.#socket.off('close', this.#handlers.close);
+  }
+
+  get tls(): boolean {
+    return this.#tls;
+  }
+
+  /**
+   * Upgrade to TLS after the server's 220 to STARTTLS (RFC 3207). Anything the server sent
+   * after that 220 in plaintext is discarded (response injection, CVE-2011-0411 class) and
+   * reported to the caller.
+   */
+  async startTls(options: ConnectionOptions, timeoutMs: number): Promise<{ injected: number }> {
+    const injected = this.#replies.length + (this.#parser.pending ? 1 : 0);
+    this.#replies = [];
+    this.#parser = new ReplyParser();
+    this.#detachHandlers();
+    const secure = tlsConnect({ ...options, socket: this.#socket });
+    const timer = setTimeout(() => secure.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      await once(secure, 'secureConnect');
+    } catch (err) {
+      secure.destroy();
+      this.#fail(new UpstreamLostError(`TLS handshake failed: ${(err as Error).message}`, { cause: err }));
+      throw this.#failure;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.#socket = secure;
+    this.#tls = true;
+    this.#attach(secure);
+    return { injected };
+  }
+
+  /** Hand the raw connection over (STARTTLS passthrough); this object is done with it. */
+  detach(): { socket: Socket; buffered: number } {
+    const buffered = this.#replies.length + (this.#parser.pending ? 1 : 0);
+    this.#detachHandlers();
+    this.#closed = true;
+    return { socket: this.#socket, buffered };
   }
 
   /** Connect and read the greeting; both within `timeoutMs`. */
@@ -156,7 +218,7 @@ export class Upstream {
   reset(): void {
     if (this.#socket.destroyed) return;
     this.#fail(new UpstreamLostError('connection reset by gateway'));
-    this.#socket.resetAndDestroy();
+    resetConnection(this.#socket, this.#tcp);
   }
 
   #fail(err: Error): void {

@@ -121,6 +121,32 @@ const listener = z.strictObject({
   mode: z.enum(['relay']).default('relay').describe('relay: every session goes to `upstream`'),
   upstream: upstream.describe('receiving server host:port, or mailbox:DIR'),
   forwarding: z.enum(['store-and-forward', 'cut-through']).default('store-and-forward'),
+  tls: z
+    .strictObject({
+      mode: z
+        .enum(['terminate', 'strip', 'passthrough'])
+        .optional()
+        .describe('terminate (default with cert+key): STARTTLS with our certificate, inspected in clear; strip (default without): no TLS to the client; passthrough: STARTTLS relayed end to end, uninspectable'),
+      cert: z.string().optional().describe('PEM certificate chain file'),
+      key: z.string().optional().describe('PEM private key file'),
+      implicit: z.boolean().default(false).describe('TLS from the first byte (port 465 style); needs cert and key'),
+      'passthrough-action': z
+        .enum(['block', 'allow'])
+        .default('block')
+        .describe('passthrough: block refuses STARTTLS (454) so mail stays inspectable; allow relays it and logs the session as uninspectable'),
+    })
+    .prefault({}),
+  'upstream-tls': z
+    .strictObject({
+      mode: z
+        .enum(['opportunistic', 'required', 'off'])
+        .default('opportunistic')
+        .describe('STARTTLS to the upstream when it offers it (opportunistic), always (required), never (off)'),
+      verify: z.enum(['none', 'verify', 'pinned']).default('none').describe('none, verify against the system CAs, or pinned to `ca`'),
+      ca: z.string().optional().describe('PEM CA file for verify: pinned'),
+      servername: z.string().optional().describe('name to verify (default: the upstream host)'),
+    })
+    .prefault({}),
 });
 
 export const configSchema = z.strictObject({

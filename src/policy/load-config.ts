@@ -50,9 +50,17 @@ export function parseConfig(text: string, source = '<inline>'): LoadedConfig {
     engines: {
       signatures: { 'hash-lists': cfg.engines.signatures['hash-lists'].map((p) => resolve(baseDir, p)) },
     },
-    listeners: cfg.listeners.map((l) =>
-      l.upstream.startsWith('mailbox:') ? { ...l, upstream: `mailbox:${resolve(baseDir, l.upstream.slice(8))}` } : l,
-    ),
+    listeners: cfg.listeners.map((l) => ({
+      ...l,
+      upstream: l.upstream.startsWith('mailbox:') ? `mailbox:${resolve(baseDir, l.upstream.slice(8))}` : l.upstream,
+      tls: {
+        ...l.tls,
+        mode: l.tls.mode ?? (l.tls.cert && l.tls.key ? 'terminate' : 'strip'),
+        cert: l.tls.cert && resolve(baseDir, l.tls.cert),
+        key: l.tls.key && resolve(baseDir, l.tls.key),
+      },
+      'upstream-tls': { ...l['upstream-tls'], ca: l['upstream-tls'].ca && resolve(baseDir, l['upstream-tls'].ca) },
+    })),
   };
   return deepFreeze(loaded);
 }
@@ -67,6 +75,12 @@ function checkReferences(cfg: Config, root: unknown, lc: LineCounter, source: st
   cfg.listeners.forEach((l, i) => {
     if (seen.has(l.name)) add(['listeners', i, 'name'], `duplicate listener name "${l.name}"`);
     seen.add(l.name);
+    const hasCert = Boolean(l.tls.cert && l.tls.key);
+    if (Boolean(l.tls.cert) !== Boolean(l.tls.key)) add(['listeners', i, 'tls'], 'cert and key go together');
+    if (l.tls.mode === 'terminate' && !hasCert) add(['listeners', i, 'tls', 'mode'], 'terminate needs cert and key');
+    if (l.tls.implicit && !hasCert) add(['listeners', i, 'tls', 'implicit'], 'implicit TLS needs cert and key');
+    if (l.tls.implicit && l.tls.mode && l.tls.mode !== 'terminate') add(['listeners', i, 'tls', 'implicit'], 'implicit TLS is only possible with mode terminate');
+    if (l['upstream-tls'].verify === 'pinned' && !l['upstream-tls'].ca) add(['listeners', i, 'upstream-tls', 'ca'], 'verify: pinned needs ca');
   });
   const profiles = cfg.profiles.antivirus;
   cfg.rules.forEach((r, i) => {

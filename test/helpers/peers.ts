@@ -22,6 +22,8 @@ export interface ReceivedMessage {
   from: string;
   to: string[];
   data: Buffer;
+  /** The gateway's connection to this server was TLS. */
+  secure: boolean;
 }
 
 export interface UpstreamPeer {
@@ -70,6 +72,7 @@ export async function startUpstream(extra: Partial<SMTPServerOptions> = {}): Pro
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           to: session.envelope.rcptTo.map((r) => r.address),
           data: Buffer.concat(chunks),
+          secure: session.secure,
         });
         cb();
       });
@@ -96,6 +99,8 @@ export async function startGateway(opts: {
   forwarding?: 'store-and-forward' | 'cut-through';
   action?: string;
   extra?: string;
+  /** YAML lines added to the listener (indented by this helper). */
+  listener?: string;
   engines?: Engine[];
 }): Promise<GatewayPeer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'smtpwall-test-'));
@@ -105,6 +110,7 @@ listeners:
     listen: 127.0.0.1:0
     upstream: 127.0.0.1:${opts.upstreamPort}
     forwarding: ${opts.forwarding ?? 'store-and-forward'}
+${(opts.listener ?? '').split('\n').map((l) => `    ${l}`).join('\n')}
 profiles:
   antivirus:
     av: { action: ${opts.action ?? 'block'} }
