@@ -17,6 +17,7 @@ import type { LogFn } from '../logger.ts';
 import { Listener } from './listener.ts';
 import { MailboxServer } from './mailbox.ts';
 import type { SessionContext } from './session.ts';
+import { assertTransparentSupported, originalDestination } from './original-dst.ts';
 import { clientTlsFor, upstreamTlsFor } from './tls.ts';
 
 export interface RunningListener {
@@ -46,6 +47,7 @@ export function buildInspector(cfg: LoadedConfig, engines: readonly Engine[] = b
 export class Gateway {
   readonly #listeners: Listener[] = [];
   readonly #mailboxes: MailboxServer[] = [];
+  readonly #mailboxTargets = new Map<string, { host: string; port: number }>();
   readonly #store: LogStore;
   #cfg: LoadedConfig;
   #inspector: Inspector;
@@ -68,28 +70,24 @@ export class Gateway {
   }
 
   async start(): Promise<RunningListener[]> {
-    const mailboxes = new Map<string, { host: string; port: number }>();
+    if (this.#cfg.listeners.some((l) => l.mode === 'transparent')) assertTransparentSupported();
     for (const l of this.#cfg.listeners) {
-      let target = l.upstream.startsWith('mailbox:') ? mailboxes.get(l.upstream) : parseHostPort(l.upstream);
-      if (!target) {
-        const box = new MailboxServer(l.upstream.slice('mailbox:'.length), (m) =>
-          this.log('info', 'mailbox stored message', { file: m.file, from: m.mailFrom, to: m.rcptTo, size: m.size }),
-        );
-        this.#mailboxes.push(box);
-        target = await box.listen('127.0.0.1', 0);
-        mailboxes.set(l.upstream, target);
-      }
-      const upstream = target;
+      const fixed = l.upstream ? await this.#fixedUpstream(l.upstream) : null;
       const listen = parseHostPort(l.listen)!;
       const clientTls = clientTlsFor(l);
-      const upstreamTls = upstreamTlsFor(l, upstream.host);
+      const upstreamTls = upstreamTlsFor(l, fixed?.host ?? '');
       const listener = new Listener(l.name, {
         host: listen.host,
         port: listen.port,
         implicitTls: clientTls.implicit ? clientTls.pem : null,
         maxSessions: this.#cfg.limits['max-sessions'],
         maxSessionsPerClient: this.#cfg.limits['max-sessions-per-client'],
-        session: (): SessionContext => ({
+        // Relay: the configured upstream. Transparent: where this connection was going
+        // before the kernel redirected it to us.
+        upstreamFor: (socket) => fixed ?? originalDestination(socket),
+        hostname: this.#cfg.hostname,
+        log: this.log,
+        session: (upstream): SessionContext => ({
           listener: l.name,
           forwarding: l.forwarding,
           upstreamHost: upstream.host,
@@ -102,23 +100,38 @@ export class Gateway {
           logs: this.#store,
           spoolDir: join(this.#cfg.dataDirAbs, 'spool'),
           clientTls,
-          upstreamTls,
+          upstreamTls: fixed ? upstreamTls : upstreamTlsFor(l, upstream.host),
           log: this.log,
         }),
       });
       const bound = await listener.listen();
       this.#listeners.push(listener);
-      const info = { name: l.name, host: bound.host, port: bound.port, upstream: l.upstream };
-      this.running.push(info);
+      const upstream = l.upstream ?? 'original destination';
+      this.running.push({ name: l.name, host: bound.host, port: bound.port, upstream });
       this.log('info', 'listening', {
         listener: l.name,
         address: `${bound.host}:${bound.port}`,
-        upstream: l.upstream,
+        mode: l.mode,
+        upstream,
         forwarding: l.forwarding,
         tls: clientTls.implicit ? 'implicit' : clientTls.mode,
       });
     }
     return this.running;
+  }
+
+  /** A relay listener's upstream: host:port, or a built-in mailbox (one per directory). */
+  async #fixedUpstream(upstream: string): Promise<{ host: string; port: number }> {
+    if (!upstream.startsWith('mailbox:')) return parseHostPort(upstream)!;
+    const known = this.#mailboxTargets.get(upstream);
+    if (known) return known;
+    const box = new MailboxServer(upstream.slice('mailbox:'.length), (m) =>
+      this.log('info', 'mailbox stored message', { file: m.file, from: m.mailFrom, to: m.rcptTo, size: m.size }),
+    );
+    this.#mailboxes.push(box);
+    const target = await box.listen('127.0.0.1', 0);
+    this.#mailboxTargets.set(upstream, target);
+    return target;
   }
 
   /** Stop accepting, let transactions finish within the grace period, then close everything. */

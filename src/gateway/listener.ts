@@ -6,6 +6,7 @@
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
+import type { LogFn } from '../logger.ts';
 import { formatReply } from '../smtp/reply.ts';
 import { Session, type SessionContext } from './session.ts';
 
@@ -16,7 +17,11 @@ export interface ListenerOptions {
   readonly maxSessionsPerClient: number;
   /** Implicit TLS (port 465 style): the server context, or null for plain TCP. */
   readonly implicitTls: { readonly cert: Buffer; readonly key: Buffer } | null;
-  readonly session: () => SessionContext; // read per connection: a reload applies to new sessions
+  /** Where this connection's upstream is (fixed, or its original destination); throws if unknown. */
+  readonly upstreamFor: (socket: Socket) => { host: string; port: number };
+  readonly session: (upstream: { host: string; port: number }) => SessionContext; // per connection
+  readonly hostname: string;
+  readonly log: LogFn;
 }
 
 export class Listener {
@@ -73,17 +78,33 @@ export class Listener {
     await closed;
   }
 
+  #refuse(socket: Socket, why: string, reply: string): void {
+    this.opts.log('warn', 'connection refused', { listener: this.name, client: socket.remoteAddress, why });
+    socket.end(formatReply(421, `${reply}`));
+  }
+
   #accept(socket: Socket): void {
-    const ctx = this.opts.session();
     socket.on('error', () => {}); // errors end the session through the reader; never crash
+    let upstream: { host: string; port: number };
+    try {
+      upstream = this.opts.upstreamFor(socket);
+    } catch (err) {
+      this.#refuse(socket, `no upstream for this connection: ${(err as Error).message}`, '4.3.0 Error: no destination for this connection');
+      return;
+    }
+    if (upstream.host === socket.localAddress && upstream.port === socket.localPort) {
+      // Transparent mode, but the connection was not redirected: relaying would loop to us.
+      this.#refuse(socket, 'connection was not redirected (original destination is the gateway itself)', '4.3.0 Error: no destination for this connection');
+      return;
+    }
     const client = socket.remoteAddress ?? '';
     const count = this.#perClient.get(client) ?? 0;
     if (this.#sessions.size >= this.opts.maxSessions || count >= this.opts.maxSessionsPerClient) {
       const which = count >= this.opts.maxSessionsPerClient ? 'from your address' : 'in total';
-      ctx.log('warn', 'connection refused: session limit', { listener: this.name, client, limit: which });
-      socket.end(formatReply(421, `4.7.0 ${ctx.hostname} Error: too many connections ${which}`));
+      this.#refuse(socket, `session limit ${which}`, `4.7.0 ${this.opts.hostname} Error: too many connections ${which}`);
       return;
     }
+    const ctx = this.opts.session(upstream);
     this.#perClient.set(client, count + 1);
     this.#sockets.add(socket);
     // The client's connection counts against the limits while it is open; the session may

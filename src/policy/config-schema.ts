@@ -118,8 +118,11 @@ const rule = z.strictObject({
 const listener = z.strictObject({
   name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, { message: 'letters, digits, . _ - only' }),
   listen: hostPort.describe('address:port to accept connections on'),
-  mode: z.enum(['relay']).default('relay').describe('relay: every session goes to `upstream`'),
-  upstream: upstream.describe('receiving server host:port, or mailbox:DIR'),
+  mode: z
+    .enum(['relay', 'transparent'])
+    .default('relay')
+    .describe('relay: every session goes to `upstream`; transparent: to the original destination of a connection redirected by the kernel (iptables/nftables REDIRECT)'),
+  upstream: upstream.optional().describe('receiving server host:port, or mailbox:DIR (relay mode)'),
   forwarding: z.enum(['store-and-forward', 'cut-through']).default('store-and-forward'),
   tls: z
     .strictObject({

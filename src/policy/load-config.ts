@@ -52,7 +52,7 @@ export function parseConfig(text: string, source = '<inline>'): LoadedConfig {
     },
     listeners: cfg.listeners.map((l) => ({
       ...l,
-      upstream: l.upstream.startsWith('mailbox:') ? `mailbox:${resolve(baseDir, l.upstream.slice(8))}` : l.upstream,
+      upstream: l.upstream?.startsWith('mailbox:') ? `mailbox:${resolve(baseDir, l.upstream.slice(8))}` : l.upstream,
       tls: {
         ...l.tls,
         mode: l.tls.mode ?? (l.tls.cert && l.tls.key ? 'terminate' : 'strip'),
@@ -75,6 +75,8 @@ function checkReferences(cfg: Config, root: unknown, lc: LineCounter, source: st
   cfg.listeners.forEach((l, i) => {
     if (seen.has(l.name)) add(['listeners', i, 'name'], `duplicate listener name "${l.name}"`);
     seen.add(l.name);
+    if (l.mode === 'relay' && !l.upstream) add(['listeners', i], 'relay mode needs upstream (host:port or mailbox:DIR)');
+    if (l.mode === 'transparent' && l.upstream) add(['listeners', i, 'upstream'], 'transparent mode takes the original destination of each connection; remove upstream');
     const hasCert = Boolean(l.tls.cert && l.tls.key);
     if (Boolean(l.tls.cert) !== Boolean(l.tls.key)) add(['listeners', i, 'tls'], 'cert and key go together');
     if (l.tls.mode === 'terminate' && !hasCert) add(['listeners', i, 'tls', 'mode'], 'terminate needs cert and key');
