@@ -12,6 +12,7 @@ import type { LogStore } from '../logs/records.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
 import { parseHostPort } from '../policy/config-schema.ts';
 import { Policy } from '../policy/decide.ts';
+import { compileAddressList } from '../policy/rules.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
 import type { LogFn } from '../logger.ts';
 import { Listener } from './listener.ts';
@@ -75,6 +76,7 @@ export class Gateway {
       const fixed = l.upstream ? await this.#fixedUpstream(l.upstream) : null;
       const listen = parseHostPort(l.listen)!;
       const clientTls = clientTlsFor(l);
+      const isTrusted = compileAddressList(l['trusted-clients']);
       const upstreamTls = upstreamTlsFor(l, fixed?.host ?? '');
       const listener = new Listener(l.name, {
         host: listen.host,
@@ -101,6 +103,8 @@ export class Gateway {
           spoolDir: join(this.#cfg.dataDirAbs, 'spool'),
           clientTls,
           upstreamTls: fixed ? upstreamTls : upstreamTlsFor(l, upstream.host),
+          relayAuth: l['relay-auth'],
+          isTrusted,
           log: this.log,
         }),
       });

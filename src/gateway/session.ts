@@ -65,6 +65,10 @@ export interface SessionContext {
   readonly spoolDir: string;
   readonly clientTls: ClientTls;
   readonly upstreamTls: UpstreamTls;
+  /** Relay AUTH between client and upstream (offered when the upstream offers it). */
+  readonly relayAuth: boolean;
+  /** Clients allowed to send XCLIENT/XFORWARD (matched against the client address). */
+  readonly isTrusted: (address: string) => boolean;
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -92,6 +96,8 @@ export class Session {
   #reader: ClientReader;
   /** The client leg is encrypted (implicit TLS, or after STARTTLS). */
   #clientTls = false;
+  /** The client may send XCLIENT/XFORWARD. */
+  readonly #trusted: boolean;
   readonly #ctx: SessionContext;
   readonly #client: string;
   #out: Buffer[] = [];
@@ -110,11 +116,12 @@ export class Session {
     this.#ctx = ctx;
     this.#client = `${socket.remoteAddress}:${socket.remotePort}`;
     this.#clientTls = socket instanceof TLSSocket;
+    this.#trusted = ctx.isTrusted(socket.remoteAddress ?? '');
     socket.setNoDelay(true);
     this.#reader = new ClientReader(socket, () => this.#flush());
     // Dispatch table (Postfix smtpd_cmd_table): only verbs we understand reach the upstream.
     const relay: Handler = (c) => this.#relaySimple(c);
-    const notOffered: Handler = async () => this.#bad(502, '5.5.1 Command not implemented');
+
     this.#commands = {
       HELO: (c) => this.#hello(c),
       EHLO: (c) => this.#hello(c),
@@ -129,7 +136,9 @@ export class Session {
       HELP: relay,
       BDAT: (c) => this.#bdat(c),
       STARTTLS: (c) => this.#starttls(c),
-      AUTH: notOffered,
+      AUTH: (c) => this.#auth(c),
+      XCLIENT: (c) => this.#trustedOnly(c),
+      XFORWARD: (c) => this.#trustedOnly(c),
     };
   }
 
@@ -318,7 +327,7 @@ export class Session {
    * Send a command upstream and read its reply, which must be of a class the command allows
    * (RFC 5321 §4.3.2); anything else is a protocol error, never relayed.
    */
-  async #forward(line: string, allowed: ReadonlyArray<2 | 3 | 4 | 5>): Promise<Reply> {
+  async #forward(line: string, allowed: ReadonlyArray<2 | 3 | 4 | 5>, label = line.split(' ')[0]): Promise<Reply> {
     const up = this.#upstream;
     if (!up) throw new UpstreamLostError('no upstream connection');
     const r = await up.command(line, this.#ctx.timeouts['upstream-reply']);
@@ -326,7 +335,7 @@ export class Session {
     if (!allowed.includes(cls)) {
       up.reset();
       this.#upstream = null;
-      throw new UpstreamProtocolError(`unexpected ${r.code} to ${line.split(' ')[0]}`);
+      throw new UpstreamProtocolError(`unexpected ${r.code} to ${label}`);
     }
     return r;
   }
@@ -350,8 +359,12 @@ export class Session {
     if (cmd.verb === 'EHLO' && r.code === 250) {
       const tls = this.#ctx.clientTls;
       const passthrough = tls.mode === 'passthrough' && tls.passthroughAction === 'allow' && !this.#upstream?.tls;
+      const allow = new Set(DEFAULT_EHLO_ALLOW);
+      if (passthrough) allow.add('STARTTLS');
+      if (this.#ctx.relayAuth) allow.add('AUTH');
+      if (this.#trusted) for (const x of ['XCLIENT', 'XFORWARD']) allow.add(x);
       const edit = editEhloReply(r, {
-        allow: passthrough ? new Set([...DEFAULT_EHLO_ALLOW, 'STARTTLS']) : DEFAULT_EHLO_ALLOW,
+        allow,
         maxMessageBytes: this.#ctx.limits['max-message-size'],
         // BDAT is inspected here and reaches the upstream as DATA: offered whatever it supports.
         // STARTTLS is ours to offer when we terminate TLS (the content stays inspectable).
@@ -483,6 +496,34 @@ export class Session {
       client.on('error', finish);
     });
     this.#closing = true;
+  }
+
+  /**
+   * AUTH (RFC 4954) is the upstream's business: the exchange is relayed, continuation lines
+   * included, and nothing of it is logged (credentials travel in those lines).
+   */
+  async #auth(cmd: Command): Promise<void> {
+    if (!this.#ctx.relayAuth) return this.#bad(502, '5.5.1 Command not implemented');
+    if (this.#tx) return this.#bad(503, '5.5.1 Error: AUTH not allowed during a mail transaction');
+    let r = await this.#forward(cmd.raw, [2, 3, 4, 5], 'AUTH');
+    while (r.code === 334) {
+      this.#relay(r);
+      const line = await this.#reader.readLine(this.#ctx.limits['max-command-line'], this.#ctx.timeouts['client-idle']);
+      if (line.kind === 'eof') {
+        this.#closing = true;
+        return;
+      }
+      // A malformed continuation cancels the exchange, as "*" would (RFC 4954 §4).
+      const answer = line.kind === 'line' ? line.line.toString('latin1') : '*';
+      r = await this.#forward(answer, [2, 3, 4, 5], 'AUTH continuation');
+    }
+    this.#relay(r);
+  }
+
+  /** XCLIENT/XFORWARD tell the upstream who the client is: only trusted clients may say so. */
+  async #trustedOnly(cmd: Command): Promise<void> {
+    if (!this.#trusted) return this.#bad(502, '5.5.1 Command not implemented');
+    this.#relay(await this.#forward(cmd.raw, [2, 4, 5]));
   }
 
   async #mail(cmd: Command): Promise<void> {

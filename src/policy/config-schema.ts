@@ -139,6 +139,8 @@ const listener = z.strictObject({
         .describe('passthrough: block refuses STARTTLS (454) so mail stays inspectable; allow relays it and logs the session as uninspectable'),
     })
     .prefault({}),
+  'relay-auth': z.boolean().default(true).describe('relay AUTH between client and upstream when the upstream offers it; never logged'),
+  'trusted-clients': z.array(cidr).default([]).describe('client addresses/CIDRs allowed to send XCLIENT/XFORWARD'),
   'upstream-tls': z
     .strictObject({
       mode: z

@@ -47,8 +47,17 @@ function compileRule(rule: RuleConfig): CompiledRule {
   };
 }
 
-/** Positive entries: the client must be in one of them (if any); negated: in none of them. */
 function compileAddressMatch(entries: readonly string[]): (f: TransactionFacts) => boolean {
+  const test = compileAddressList(entries);
+  return (f) => test(f.clientAddress);
+}
+
+/**
+ * Positive entries: the address must be in one of them (if any); negated (`!`): in none.
+ * An empty list matches nothing.
+ */
+export function compileAddressList(entries: readonly string[]): (address: string) => boolean {
+  if (entries.length === 0) return () => false;
   const allow = new BlockList();
   const deny = new BlockList();
   let positives = 0;
@@ -61,8 +70,8 @@ function compileAddressMatch(entries: readonly string[]): (f: TransactionFacts) 
     if (bits === undefined) list.addAddress(ip, family);
     else list.addSubnet(ip, Number(bits), family);
   }
-  return (f) => {
-    const addr = f.clientAddress.startsWith('::ffff:') ? f.clientAddress.slice(7) : f.clientAddress;
+  return (address) => {
+    const addr = address.startsWith('::ffff:') ? address.slice(7) : address;
     const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
     if (isIP(addr) === 0) return false;
     if (deny.check(addr, family)) return false;

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
+import { makeCert } from '../helpers/certs.ts';
 import { type GatewayPeer, startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
 
 const run = promisify(execFile);
@@ -67,3 +68,25 @@ for (const mode of ['store-and-forward', 'cut-through'] as const) {
     }
   });
 }
+
+describe('swaks --tls through a terminating gateway', { skip: swaksMissing }, () => {
+  it('STARTTLS, then clean delivered and EICAR answered 541, both inspected in clear inside', async () => {
+    const cert = makeCert();
+    const up = await startUpstream();
+    const gw = await startGateway({ upstreamPort: up.port, listener: `tls: { cert: ${JSON.stringify(cert.certFile)}, key: ${JSON.stringify(cert.keyFile)} }` });
+    const dir = mkdtempSync(join(tmpdir(), 'smtpwall-swaks-'));
+    writeFileSync(join(dir, 'eicar.com'), EICAR);
+    try {
+      const base = ['--server', `127.0.0.1:${gw.port}`, '--from', 'a@example.org', '--to', 'b@example.com', '--tls'];
+      const clean = await swaks([...base, '--body', 'clean over tls']);
+      assert.equal(clean.code, 0, clean.out);
+      assert.match(clean.out, /TLS started/);
+      const bad = await swaks([...base, '--attach', join(dir, 'eicar.com')]);
+      assert.match(bad.out, /<~\* +541 5\.4\.1 Content blocked by smtpwall/, 'the 541 came inside TLS');
+      assert.equal(up.messages.length, 1);
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
+  });
+});
