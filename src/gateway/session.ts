@@ -24,7 +24,6 @@ import type { Inspector } from '../inspect/inspector.ts';
 import { parseHeaderBlock } from '../inspect/mime/headers.ts';
 import type { Finding, ScanResult } from '../inspect/types.ts';
 import type { LogStore, ThreatRecord, TrafficRecord } from '../logs/records.ts';
-import { delivers } from '../policy/actions.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
 import type { Decision, Policy, ScanOutcome } from '../policy/decide.ts';
 import { type Command, parseCommand, parsePath } from '../smtp/command.ts';

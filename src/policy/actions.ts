@@ -24,8 +24,3 @@ export function severityOf(a: Action): number {
 export function mostSevere(a: Action, b: Action): Action {
   return severityOf(a) >= severityOf(b) ? a : b;
 }
-
-/** Actions after which the message is delivered. */
-export function delivers(a: Action): boolean {
-  return a === 'allow' || a === 'alert';
-}

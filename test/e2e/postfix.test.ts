@@ -18,6 +18,7 @@ import { Gateway } from '../../src/gateway/gateway.ts';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { parseConfig } from '../../src/policy/load-config.ts';
+import { makeCert } from '../helpers/certs.ts';
 import { freePort, type PostfixInstance, postfixUnavailable, startPostfix, waitFor } from '../../lab/postfix-instance.ts';
 
 const MODES = { saf: 'store-and-forward', ct: 'cut-through' } as const;
@@ -47,8 +48,10 @@ describe('Postfix → smtpwall → Postfix', { skip: skip ?? false, timeout: 120
   let sender: PostfixInstance;
   let receiver: PostfixInstance;
   const gateways: Gateway[] = [];
-  const mailboxes: string[] = [];
+  const mailboxes: string[] = ['bob@tls.test'];
   for (const m of Object.keys(MODES)) for (const a of ACTIONS) mailboxes.push(`bob@${domain(a, m)}`);
+  const cert = makeCert();
+  let tlsGatewayPort = 0;
 
   before(async () => {
     const receiverPort = await freePort();
@@ -82,6 +85,18 @@ rules:
         routes.push(`{ ${domain(action, m)} = smtp:[127.0.0.1]:${l!.port} }`);
       }
     }
+    // One more gateway terminating TLS: the sending Postfix uses STARTTLS to it.
+    const tlsCfg = parseConfig(`data-dir: ${JSON.stringify(join(base, 'gw-tls'))}
+listeners:
+  - name: e2e-tls
+    listen: 127.0.0.1:0
+    upstream: 127.0.0.1:${receiverPort}
+    tls: { cert: ${JSON.stringify(cert.certFile)}, key: ${JSON.stringify(cert.keyFile)} }
+`);
+    const tlsGw = new Gateway(tlsCfg, silentLogger);
+    tlsGatewayPort = (await tlsGw.start())[0]!.port;
+    gateways.push(tlsGw);
+    routes.push(`{ tls.test = smtp:[127.0.0.1]:${tlsGatewayPort} }`);
     sender = await startPostfix({
       base,
       name: 'sender',
@@ -94,6 +109,8 @@ rules:
         'minimal_backoff_time = 1h',
         'maximal_backoff_time = 2h',
         'queue_run_delay = 1h',
+        `smtp_tls_policy_maps = inline:{ { [127.0.0.1]:${tlsGatewayPort} = encrypt } }`,
+        'smtp_tls_loglevel = 1',
       ],
     });
   });
@@ -144,6 +161,16 @@ rules:
       });
     }
   }
+
+  it('Postfix with STARTTLS to a terminating gateway: clean delivered, EICAR bounced with 541', async () => {
+    await sender.sendmail('alice@send.test', 'bob+clean@tls.test', message('bob+clean@tls.test', 'clean tls', CLEAN_BODY));
+    const sent = await waitFor('delivery over TLS', () => deliveryLine(sender.log(), 'bob+clean@tls.test'), 20_000, context);
+    assert.match(sent, /status=sent/);
+    assert.match(sender.log(), new RegExp(`TLS connection established to 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${tlsGatewayPort}`));
+    await sender.sendmail('alice@send.test', 'bob+eicar@tls.test', eicarMessage('bob+eicar@tls.test'));
+    const bounced = await waitFor('EICAR over TLS', () => deliveryLine(sender.log(), 'bob+eicar@tls.test'), 20_000, context);
+    assert.match(bounced, /status=bounced .*541 5\.4\.1 Content blocked by smtpwall/);
+  });
 
   it('the receiving Postfix is never left holding a connection', async () => {
     // Every smtpd session the gateways opened has ended (a disconnect for every connect),
