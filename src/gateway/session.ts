@@ -225,14 +225,17 @@ export class Session {
       upstream.reset();
       throw new UpstreamLostError(`reconnect greeting ${greeting.code}`);
     }
+    this.#upstream = upstream;
     if (this.#heloCommand) {
       const r = await upstream.command(this.#heloCommand, timeouts['upstream-reply']);
       if (r.code !== 250) {
         upstream.reset();
+        this.#upstream = null;
         throw new UpstreamLostError(`reconnect ${this.#heloCommand.split(' ')[0]} answered ${r.code}`);
       }
+      // The new connection gets the same TLS protection as the first one.
+      if (this.#heloCommand.toUpperCase().startsWith('EHLO')) await this.#upstreamStartTls(this.#heloCommand, r);
     }
-    this.#upstream = upstream;
   }
 
   /** An error that ends the session: its catalogue reply (421 class), then close. */

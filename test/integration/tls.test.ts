@@ -51,6 +51,27 @@ describe('TLS', () => {
     });
   }
 
+  it('cut-through reject resets the upstream; the new upstream connection is TLS again', async () => {
+    const gw = await startGateway({ upstreamPort: tlsUp.port, forwarding: 'cut-through', action: 'reject' });
+    try {
+      const before = tlsUp.messages.length;
+      const c = await RawClient.connect(gw.port);
+      assert.match((await c.begin('a@example.org', ['b@example.com']))!, /^354/);
+      c.write(`${EICAR_MESSAGES['raw in the body']!.toString('latin1')}.\r\n`);
+      assert.match((await c.reply())!, /^550 5\.7\.1/);
+      assert.match((await c.cmd('MAIL FROM:<a@example.org>'))!, /^250/);
+      assert.match((await c.cmd('RCPT TO:<b@example.com>'))!, /^250/);
+      assert.match((await c.cmd('DATA'))!, /^354/);
+      c.write('Subject: after\r\n\r\nclean\r\n.\r\n');
+      assert.match((await c.reply())!, /^250/);
+      await c.cmd('QUIT');
+      assert.equal(tlsUp.messages.length, before + 1);
+      assert.equal(tlsUp.messages[before]!.secure, true, 'the reconnected upstream leg upgraded to TLS too');
+    } finally {
+      await gw.stop();
+    }
+  });
+
   it('strip (no certificate): STARTTLS hidden and refused even when the upstream offers it', async () => {
     const gw = await startGateway({ upstreamPort: tlsUp.port });
     try {
