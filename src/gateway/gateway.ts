@@ -5,6 +5,7 @@
  */
 
 import { join } from 'node:path';
+import { ClamdEngine } from '../inspect/engines/clamd.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
 import { loadHashListFile, SignatureEngine } from '../inspect/engines/signatures.ts';
 import { Inspector } from '../inspect/inspector.ts';
@@ -31,7 +32,13 @@ export interface RunningListener {
 /** The engines a config asks for (the built-in signature engine with its hash lists). */
 export function buildEngines(cfg: LoadedConfig): Engine[] {
   const hashes = cfg.engines.signatures['hash-lists'].flatMap((p) => loadHashListFile(p));
-  return [new SignatureEngine({ hashes })];
+  const engines: Engine[] = [new SignatureEngine({ hashes })];
+  const clamd = cfg.engines.clamd;
+  if (clamd) {
+    const address = clamd.address.startsWith('/') ? { path: clamd.address } : parseHostPort(clamd.address)!;
+    engines.push(new ClamdEngine({ address, timeoutMs: clamd.timeout, objects: clamd.objects }));
+  }
+  return engines;
 }
 
 export function buildInspector(cfg: LoadedConfig, engines: readonly Engine[] = buildEngines(cfg)): Inspector {

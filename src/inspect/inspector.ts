@@ -110,7 +110,7 @@ class ObjectScan implements LeafSink {
   #result: Promise<Finding[]> | null = null;
 
   constructor(engines: readonly Engine[], private readonly leaf: LeafInfo) {
-    this.#scans = engines.map((e) => e.open());
+    this.#scans = engines.filter((e) => e.wants?.(leaf.path) ?? true).map((e) => e.open());
   }
 
   write(chunk: Buffer): void {

@@ -164,6 +164,20 @@ export const configSchema = z.strictObject({
   rules: z.array(rule).default([]),
   engines: z
     .strictObject({
+      clamd: z
+        .strictObject({
+          address: z
+            .string()
+            .refine((a) => a.startsWith('/') || parseHostPort(a) !== null, { message: 'expected a unix socket path (/run/clamav/clamd.ctl) or host:port' })
+            .describe("clamd's LocalSocket path or TCPAddr:TCPSocket"),
+          timeout: duration('30s', "wait for clamd's verdict after an object's last byte"),
+          objects: z
+            .enum(['all', 'message', 'files'])
+            .default('all')
+            .describe('what clamd scans: the raw message (it decodes MIME itself), each decoded file, or both'),
+        })
+        .optional()
+        .describe('ClamAV clamd over INSTREAM; absent: not used'),
       signatures: z
         .strictObject({
           'hash-lists': z.array(z.string()).default([]).describe('hash-list files (sha256:/md5: lines)'),

@@ -48,6 +48,7 @@ export function parseConfig(text: string, source = '<inline>'): LoadedConfig {
     source,
     dataDirAbs: resolve(baseDir, cfg['data-dir']),
     engines: {
+      ...cfg.engines,
       signatures: { 'hash-lists': cfg.engines.signatures['hash-lists'].map((p) => resolve(baseDir, p)) },
     },
     listeners: cfg.listeners.map((l) => ({

@@ -20,6 +20,8 @@ export interface EngineScan {
 export interface Engine {
   readonly name: string;
   open(): EngineScan;
+  /** Whether this engine looks at the object at `path` (`message`, `msg/2`, …); all if absent. */
+  wants?(path: string): boolean;
   close?(): Promise<void>;
 }
 
