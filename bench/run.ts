@@ -1,0 +1,231 @@
+/**
+ * `npm run bench`: delivery speed and cost of each path, measured in the same run with
+ * Postfix's smtp-source as the load and smtp-sink as the receiving server (Debian's postfix):
+ *
+ *   direct            smtp-source → smtp-sink (no relay)
+ *   haproxy           through HAProxy in TCP mode, one thread: the cost of any relay
+ *   smtpwall-saf      through smtpwall, store-and-forward, built-in engine
+ *   smtpwall-ct       through smtpwall, cut-through, built-in engine
+ *   smtpwall-clamd    through smtpwall, store-and-forward, built-in engine + clamd
+ *   clamsmtp          through ClamSMTP + the same clamd
+ *
+ * A path whose peer is not installed is skipped with a message (apt-get install postfix
+ * haproxy clamav-daemon clamsmtp). Prints a table and writes bench/results/latest.json.
+ * `--quick`: 10 KB messages at 1 and 10 sessions only.
+ */
+
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..');
+const QUICK = process.argv.includes('--quick');
+const SIZES = QUICK ? [10_000] : [10_000, 100_000, 1_000_000];
+const SESSIONS = QUICK ? [1, 10] : [1, 10, 50];
+/** Messages per measurement, by size: enough for a stable rate, bounded in time. */
+const MESSAGES: Record<number, number> = QUICK ? { 10_000: 1000 } : { 10_000: 2000, 100_000: 500, 1_000_000: 100 };
+
+const have = (bin: string): boolean => existsSync(bin);
+const work = mkdtempSync(join(tmpdir(), 'smtpwall-bench-'));
+const children: ChildProcess[] = [];
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function waitPort(port: number, ms = 30_000): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function start(cmd: string, args: string[], opts: { cwd?: string } = {}): ChildProcess {
+  const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: opts.cwd ?? ROOT });
+  let err = '';
+  c.stderr!.on('data', (d) => (err += d));
+  c.on('exit', (code) => {
+    if (code && code !== 143 && code !== 0) process.stderr.write(`${cmd} exited ${code}: ${err.slice(-500)}\n`);
+  });
+  children.push(c);
+  return c;
+}
+
+function stop(c: ChildProcess): void {
+  if (c.exitCode === null && c.pid) process.kill(c.pid, 'SIGTERM');
+}
+
+/** CPU seconds (user+system) and peak RSS (MiB) of a process, from /proc. */
+function usage(pid: number): { cpu: number; peakMiB: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const ticks = Number(stat[11]) + Number(stat[12]);
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return { cpu: ticks / 100, peakMiB: hwm ? Number(hwm[1]) / 1024 : 0 };
+  } catch {
+    return { cpu: 0, peakMiB: 0 };
+  }
+}
+
+interface Result {
+  path: string;
+  size: number;
+  sessions: number;
+  messages: number;
+  seconds: number;
+  msgsPerSec: number;
+  mbPerSec: number;
+  cpuPer1000: number | null;
+  peakRssMiB: number | null;
+}
+
+function measure(path: string, port: number, size: number, sessions: number, pid: number | null): Result {
+  const messages = MESSAGES[size]!;
+  const before = pid ? usage(pid) : null;
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('/usr/sbin/smtp-source', ['-s', String(sessions), '-l', String(size), '-m', String(messages), '-f', 'bench@example.org', '-t', 'sink@example.com', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 300_000 });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`smtp-source failed on ${path}: ${r.stderr}`);
+  const after = pid ? usage(pid) : null;
+  return {
+    path,
+    size,
+    sessions,
+    messages,
+    seconds,
+    msgsPerSec: messages / seconds,
+    mbPerSec: (messages * size) / seconds / 1e6,
+    cpuPer1000: before && after ? ((after.cpu - before.cpu) / messages) * 1000 : null,
+    peakRssMiB: after ? after.peakMiB : null,
+  };
+}
+
+async function main(): Promise<void> {
+  if (!have('/usr/sbin/smtp-source') || !have('/usr/sbin/smtp-sink')) {
+    process.stderr.write('npm run bench: smtp-source/smtp-sink missing (apt-get install postfix)\n');
+    process.exitCode = 2;
+    return;
+  }
+  const sinkPort = await freePort();
+  start('/usr/sbin/smtp-sink', ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000']);
+  await waitPort(sinkPort);
+  const paths: Array<{ name: string; port: number; pid: number | null }> = [{ name: 'direct', port: sinkPort, pid: null }];
+
+  if (have('/usr/sbin/haproxy')) {
+    const port = await freePort();
+    const cfg = join(work, 'haproxy.cfg');
+    writeFileSync(cfg, `global\n  nbthread 1\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend f\n  bind 127.0.0.1:${port}\n  default_backend b\nbackend b\n  server s 127.0.0.1:${sinkPort}\n`);
+    const c = start('/usr/sbin/haproxy', ['-f', cfg, '-db']);
+    await waitPort(port);
+    paths.push({ name: 'haproxy', port, pid: c.pid ?? null });
+  } else process.stdout.write('skipping haproxy: not installed (apt-get install haproxy)\n');
+
+  let clamdSocket: string | null = null;
+  if (have('/usr/sbin/clamd')) {
+    const db = join(work, 'clamdb');
+    mkdirSync(db, { recursive: true });
+    writeFileSync(join(db, 'bench.hdb'), '44d88612fea8a8f36de82e1278abb02f:68:Bench.Eicar\n');
+    clamdSocket = join(work, 'clamd.sock');
+    const conf = join(work, 'clamd.conf');
+    writeFileSync(conf, `Foreground yes\nLocalSocket ${clamdSocket}\nLocalSocketMode 666\nDatabaseDirectory ${db}\nMaxThreads 20\n`);
+    start('/usr/sbin/clamd', ['-c', conf]);
+    const until = Date.now() + 30_000;
+    while (!existsSync(clamdSocket) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    if (!existsSync(clamdSocket)) clamdSocket = null;
+  } else process.stdout.write('skipping clamd paths: clamd not installed (apt-get install clamav-daemon)\n');
+
+  for (const [name, forwarding, clamd] of [
+    ['smtpwall-saf', 'store-and-forward', false],
+    ['smtpwall-ct', 'cut-through', false],
+    ['smtpwall-clamd', 'store-and-forward', true],
+  ] as const) {
+    if (clamd && !clamdSocket) continue;
+    const port = await freePort();
+    const cfg = join(work, `${name}.yaml`);
+    writeFileSync(
+      cfg,
+      `data-dir: ${JSON.stringify(join(work, name))}\nlisteners:\n  - name: bench\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sinkPort}\n    forwarding: ${forwarding}\n` +
+        `limits: { max-sessions-per-client: 1000 }\n` +
+        (clamd ? `engines: { clamd: { address: ${JSON.stringify(clamdSocket)}, objects: message } }\n` : ''),
+    );
+    const c = start(process.execPath, [join(ROOT, 'bin/smtpwall.js'), 'start', '-c', cfg]);
+    await waitPort(port);
+    paths.push({ name, port, pid: c.pid ?? null });
+  }
+
+  if (clamdSocket && have('/usr/sbin/clamsmtpd')) {
+    const port = await freePort();
+    const tmp = join(work, 'clamsmtp-tmp');
+    mkdirSync(tmp, { recursive: true, mode: 0o777 });
+    const conf = join(work, 'clamsmtpd.conf');
+    // clamsmtpd drops to its own user (LAB-NOTES): its temp directory must be writable by it.
+    chmodSync(work, 0o755);
+    chmodSync(tmp, 0o777);
+    writeFileSync(conf, `OutAddress: 127.0.0.1:${sinkPort}\nListen: 127.0.0.1:${port}\nClamAddress: ${clamdSocket}\nTempDirectory: ${tmp}\nUser: clamsmtp\nAction: bounce\nMaxConnections: 200\n`);
+    const c = start('/usr/sbin/clamsmtpd', ['-d', '1', '-f', conf]);
+    try {
+      await waitPort(port, 10_000);
+      paths.push({ name: 'clamsmtp', port, pid: c.pid ?? null });
+    } catch {
+      process.stdout.write('skipping clamsmtp: clamsmtpd did not start (see its error above)\n');
+    }
+  } else if (!have('/usr/sbin/clamsmtpd')) process.stdout.write('skipping clamsmtp: not installed (apt-get install clamsmtp)\n');
+
+  const results: Result[] = [];
+  for (const size of SIZES) {
+    for (const sessions of SESSIONS) {
+      for (const p of paths) {
+        const r = measure(p.name, p.port, size, sessions, p.pid);
+        results.push(r);
+        process.stdout.write(`  ${p.name.padEnd(15)} ${String(size / 1000).padStart(5)} KB × ${String(sessions).padStart(2)} sessions: ${r.msgsPerSec.toFixed(0).padStart(6)} msg/s\n`);
+      }
+    }
+  }
+  report(results);
+}
+
+function report(results: Result[]): void {
+  const find = (path: string, r: Result) => results.find((x) => x.path === path && x.size === r.size && x.sessions === r.sessions);
+  const ratio = (a: number, b: number | undefined) => (b ? `${((a / b) * 100).toFixed(0)}%` : '-');
+  const rows = results.map((r) => [
+    r.path,
+    `${r.size / 1000} KB`,
+    String(r.sessions),
+    r.msgsPerSec.toFixed(0),
+    r.mbPerSec.toFixed(1),
+    ratio(r.msgsPerSec, find('direct', r)?.msgsPerSec),
+    ratio(r.msgsPerSec, find('haproxy', r)?.msgsPerSec),
+    r.path === 'clamsmtp' ? '' : ratio(r.msgsPerSec, find('clamsmtp', r)?.msgsPerSec),
+    r.cpuPer1000 === null ? '' : r.cpuPer1000.toFixed(2),
+    r.peakRssMiB === null ? '' : r.peakRssMiB.toFixed(0),
+  ]);
+  const head = ['path', 'size', 'sess', 'msg/s', 'MB/s', 'vs direct', 'vs haproxy', 'vs clamsmtp', 'cpu s/1000', 'peak RSS MiB'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  process.stdout.write(`\n${line(head)}\n${rows.map(line).join('\n')}\n`);
+  const out = join(ROOT, 'bench/results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), quick: QUICK, results }, null, 2));
+  process.stdout.write(`\nwritten: bench/results/latest.json\n`);
+}
+
+try {
+  await main();
+} finally {
+  for (const c of children) stop(c);
+  await new Promise((r) => setTimeout(r, 300));
+  rmSync(work, { recursive: true, force: true });
+}
