@@ -15,13 +15,11 @@
  * What it never does: decide (policy does) or phrase a verdict or error reply (enforce does).
  */
 
-import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { ClientTimeoutError, describeError, UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
 import type { AnomalyEvent } from '../events.ts';
 import type { Inspector } from '../inspect/inspector.ts';
-import { parseHeaderBlock } from '../inspect/mime/headers.ts';
 import type { Finding, ScanResult } from '../inspect/types.ts';
 import type { LogStore, ThreatRecord, TrafficRecord } from '../logs/records.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
@@ -42,6 +40,7 @@ import {
 import { IncomingMessage } from './incoming.ts';
 import { resetConnection } from './reset.ts';
 import { Spool } from './spool.ts';
+import { newSessionId, type Outcome, type SessionFacts, threatRecord, trafficRecord } from './transaction-log.ts';
 import type { ClientTls, UpstreamTls } from './tls.ts';
 import { Upstream } from './upstream.ts';
 
@@ -954,58 +953,26 @@ export class Session {
     for (const f of result?.findings ?? []) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, f)));
   }
 
-  #writeTraffic(tx: Transaction, rx: IncomingMessage, fields: Pick<TrafficRecord, 'rule' | 'profile' | 'action' | 'reason' | 'upstreamReply' | 'clientReply' | 'events'>): void {
+  #writeTraffic(tx: Transaction, rx: IncomingMessage, fields: Outcome): void {
     this.#safeLog(() => this.#ctx.logs.addTraffic(this.#traffic(tx, rx, fields)));
   }
 
-  #traffic(tx: Transaction, rx: IncomingMessage | null, fields: Pick<TrafficRecord, 'rule' | 'profile' | 'action' | 'reason' | 'upstreamReply' | 'clientReply' | 'events'>): TrafficRecord {
-    const headers = rx ? headerFacts(rx.head) : { messageId: '', subject: '' };
+  #sessionFacts(): SessionFacts {
     return {
-      time: new Date().toISOString(),
       sessionId: this.id,
-      transactionId: tx.id,
       listener: this.#ctx.listener,
       client: this.#client,
       server: `${this.#ctx.upstreamHost}:${this.#ctx.upstreamPort}`,
-      helo: this.#helo,
-      mailFrom: tx.mailFrom,
-      rcptTo: tx.rcptTo,
-      size: rx?.size ?? 0,
-      messageId: headers.messageId,
-      subject: headers.subject,
       forwarding: this.#ctx.forwarding,
-      durationMs: Date.now() - tx.started,
-      ...fields,
     };
   }
 
+  #traffic(tx: Transaction, rx: IncomingMessage | null, fields: Outcome): TrafficRecord {
+    return trafficRecord(this.#sessionFacts(), this.#helo, tx, rx, fields);
+  }
+
   #threat(tx: Transaction, d: Decision, f: Finding): ThreatRecord {
-    return {
-      time: new Date().toISOString(),
-      sessionId: this.id,
-      transactionId: tx.id,
-      listener: this.#ctx.listener,
-      client: this.#client,
-      server: `${this.#ctx.upstreamHost}:${this.#ctx.upstreamPort}`,
-      mailFrom: tx.mailFrom,
-      rcptTo: tx.rcptTo,
-      threat: f.threat,
-      threatId: f.threatId,
-      severity: f.severity,
-      engine: f.engine,
-      signature: f.signature,
-      fileName: f.file.name ?? '',
-      filePath: f.file.path,
-      declaredType: f.file.declaredType ?? '',
-      detectedType: f.file.detectedType,
-      sha256: f.file.sha256,
-      size: f.file.size,
-      rule: d.rule,
-      profile: d.profile,
-      action: d.action,
-      deciding: d.deciding === f,
-      direction: 'client-to-server',
-    };
+    return threatRecord(this.#sessionFacts(), tx, d, f);
   }
 
   /** A failing log store must not stop mail or crash the process: report it and go on. */
@@ -1016,32 +983,4 @@ export class Session {
       this.#ctx.log('error', 'log store write failed', { session: this.id, error: describeError(err) });
     }
   }
-}
-
-/** Message-ID and Subject from the message's header block, for the traffic log. */
-function headerFacts(head: Buffer): { messageId: string; subject: string } {
-  const text = head.toString('latin1');
-  const end = text.search(/\r?\n\r?\n/);
-  const lines = (end === -1 ? text : text.slice(0, end)).split(/\r?\n/);
-  const fields = parseHeaderBlock(lines);
-  const get = (n: string): string => (fields.find((f) => f.name === n)?.value ?? '').slice(0, 998);
-  return { messageId: get('message-id'), subject: get('subject') };
-}
-
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-function newSessionId(): string {
-  const bytes = randomBytes(10); // 80 bits → 16 base32 chars
-  let bits = 0;
-  let value = 0;
-  let out = '';
-  for (const b of bytes) {
-    value = (value << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  return out;
 }

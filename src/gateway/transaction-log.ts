@@ -1,0 +1,114 @@
+/**
+ * Building log records from what a session knows: one traffic record per transaction, one
+ * threat record per finding (logs/records.ts has the fields). Pure functions; the session
+ * writes the records.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { parseHeaderBlock } from '../inspect/mime/headers.ts';
+import type { Finding } from '../inspect/types.ts';
+import type { ThreatRecord, TrafficRecord } from '../logs/records.ts';
+import type { Decision } from '../policy/decide.ts';
+
+/** What every record of a session repeats. */
+export interface SessionFacts {
+  readonly sessionId: string;
+  readonly listener: string;
+  readonly client: string; // address:port
+  readonly server: string; // address:port
+  readonly forwarding: string;
+}
+
+export interface TransactionFacts {
+  readonly id: string;
+  readonly mailFrom: string;
+  readonly rcptTo: readonly string[];
+  readonly started: number;
+}
+
+/** What the received message adds, if there was one. */
+export interface MessageFacts {
+  readonly size: number;
+  readonly head: Buffer;
+}
+
+export type Outcome = Pick<TrafficRecord, 'rule' | 'profile' | 'action' | 'reason' | 'upstreamReply' | 'clientReply' | 'events'>;
+
+export function trafficRecord(s: SessionFacts, helo: string, tx: TransactionFacts, msg: MessageFacts | null, outcome: Outcome): TrafficRecord {
+  const headers = msg ? headerFacts(msg.head) : { messageId: '', subject: '' };
+  return {
+    time: new Date().toISOString(),
+    sessionId: s.sessionId,
+    transactionId: tx.id,
+    listener: s.listener,
+    client: s.client,
+    server: s.server,
+    helo,
+    mailFrom: tx.mailFrom,
+    rcptTo: tx.rcptTo,
+    size: msg?.size ?? 0,
+    messageId: headers.messageId,
+    subject: headers.subject,
+    forwarding: s.forwarding,
+    durationMs: Date.now() - tx.started,
+    ...outcome,
+  };
+}
+
+export function threatRecord(s: SessionFacts, tx: TransactionFacts, d: Decision, f: Finding): ThreatRecord {
+  return {
+    time: new Date().toISOString(),
+    sessionId: s.sessionId,
+    transactionId: tx.id,
+    listener: s.listener,
+    client: s.client,
+    server: s.server,
+    mailFrom: tx.mailFrom,
+    rcptTo: tx.rcptTo,
+    threat: f.threat,
+    threatId: f.threatId,
+    severity: f.severity,
+    engine: f.engine,
+    signature: f.signature,
+    fileName: f.file.name ?? '',
+    filePath: f.file.path,
+    declaredType: f.file.declaredType ?? '',
+    detectedType: f.file.detectedType,
+    sha256: f.file.sha256,
+    size: f.file.size,
+    rule: d.rule,
+    profile: d.profile,
+    action: d.action,
+    deciding: d.deciding === f,
+    direction: 'client-to-server',
+  };
+}
+
+/** Message-ID and Subject from the message's header block. */
+function headerFacts(head: Buffer): { messageId: string; subject: string } {
+  const text = head.toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  const lines = (end === -1 ? text : text.slice(0, end)).split(/\r?\n/);
+  const fields = parseHeaderBlock(lines);
+  const get = (n: string): string => (fields.find((f) => f.name === n)?.value ?? '').slice(0, 998);
+  return { messageId: get('message-id'), subject: get('subject') };
+}
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** 16 base32 characters (80 random bits): in every log line and record of a session. */
+export function newSessionId(): string {
+  const bytes = randomBytes(10);
+  let bits = 0;
+  let value = 0;
+  let out = '';
+  for (const b of bytes) {
+    value = (value << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return out;
+}
