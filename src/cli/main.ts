@@ -4,6 +4,8 @@
  */
 
 import { SmtpwallError } from '../errors.ts';
+import { HashListSyntaxError } from '../inspect/engines/signatures.ts';
+import { runConfig } from './commands/config.ts';
 import { runDemo } from './commands/demo.ts';
 import { runLogs } from './commands/logs.ts';
 import { runScan } from './commands/scan.ts';
@@ -17,6 +19,7 @@ commands:
                                         show threat or traffic records
   scan PATH... [--json]                 scan files or .eml messages offline
                                         (exit 0 clean, 1 threat found, 2 error)
+  config check -c FILE                  validate a configuration without starting
   demo                                  a gateway, a mailbox and two messages on loopback
 `;
 
@@ -25,6 +28,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   logs: runLogs,
   scan: runScan,
   demo: runDemo,
+  config: runConfig,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -41,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command(rest);
   } catch (err) {
-    if (err instanceof SmtpwallError || (err instanceof Error && 'code' in err && err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')) {
+    if (err instanceof SmtpwallError || err instanceof HashListSyntaxError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`smtpwall ${name}: ${err.message}\n`);
     } else {
       process.stderr.write(`smtpwall ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

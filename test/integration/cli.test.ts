@@ -51,6 +51,18 @@ describe('smtpwall command line', () => {
     assert.equal((await cli(['scan', join(dir, 'missing')])).code, 2);
   });
 
+  it('config check: OK with a summary, or the error naming file, line and key', async () => {
+    const ok = await cli(['config', 'check', '-c', join(import.meta.dirname, '../../smtpwall.example.yaml')]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /smtpwall\.example\.yaml: OK\n {2}listener inbound: 127\.0\.0\.1:2525 → mailbox:.*\(relay, store-and-forward, tls strip\)/);
+    const bad = join(dir, 'bad-hashes.yaml');
+    writeFileSync(join(dir, 'list.hashes'), 'sha256:1234 Too-Short\n');
+    writeFileSync(bad, `listeners:\n  - { name: a, listen: "127.0.0.1:0", upstream: "127.0.0.1:25" }\nengines:\n  signatures:\n    hash-lists: [list.hashes]\n`);
+    const r = await cli(['config', 'check', '-c', bad]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /list\.hashes:1: expected "sha256:<64 hex> NAME"/);
+  });
+
   it('a config error names file, line and key, and exits 2', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'listeners:\n  - name: x\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:25\n    forwarding: sometimes\n');
