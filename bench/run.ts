@@ -5,6 +5,7 @@
  *   direct            smtp-source → smtp-sink (no relay)
  *   haproxy           through HAProxy in TCP mode, one thread: the cost of any relay
  *   smtpwall-saf      through smtpwall, store-and-forward, built-in engine
+ *   smtpwall-saf-2w   the same with `workers: 2` (CPU and RSS summed over the workers)
  *   smtpwall-ct       through smtpwall, cut-through, built-in engine
  *   smtpwall-clamd    through smtpwall, store-and-forward, built-in engine + clamd
  *   clamsmtp          through ClamSMTP + the same clamd
@@ -15,7 +16,7 @@
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,16 +69,35 @@ function stop(c: ChildProcess): void {
   if (c.exitCode === null && c.pid) process.kill(c.pid, 'SIGTERM');
 }
 
-/** CPU seconds (user+system) and peak RSS (MiB) of a process, from /proc. */
+/** CPU seconds (user+system) and peak RSS (MiB) of a process and its children (workers), from /proc. */
 function usage(pid: number): { cpu: number; peakMiB: number } {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    const ticks = Number(stat[11]) + Number(stat[12]);
-    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return { cpu: ticks / 100, peakMiB: hwm ? Number(hwm[1]) / 1024 : 0 };
-  } catch {
-    return { cpu: 0, peakMiB: 0 };
+  let cpu = 0;
+  let peakMiB = 0;
+  for (const p of [pid, ...childrenOf(pid)]) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      cpu += (Number(stat[11]) + Number(stat[12])) / 100;
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      peakMiB += hwm ? Number(hwm[1]) / 1024 : 0;
+    } catch {
+      // the process is gone: nothing to add
+    }
   }
+  return { cpu, peakMiB };
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // raced with the process exiting
+    }
+  }
+  return out;
 }
 
 interface Result {
@@ -147,10 +167,11 @@ async function main(): Promise<void> {
     if (!existsSync(clamdSocket)) clamdSocket = null;
   } else process.stdout.write('skipping clamd paths: clamd not installed (apt-get install clamav-daemon)\n');
 
-  for (const [name, forwarding, clamd] of [
-    ['smtpwall-saf', 'store-and-forward', false],
-    ['smtpwall-ct', 'cut-through', false],
-    ['smtpwall-clamd', 'store-and-forward', true],
+  for (const [name, forwarding, clamd, workers] of [
+    ['smtpwall-saf', 'store-and-forward', false, 1],
+    ['smtpwall-saf-2w', 'store-and-forward', false, 2],
+    ['smtpwall-ct', 'cut-through', false, 1],
+    ['smtpwall-clamd', 'store-and-forward', true, 1],
   ] as const) {
     if (clamd && !clamdSocket) continue;
     const port = await freePort();
@@ -158,7 +179,7 @@ async function main(): Promise<void> {
     writeFileSync(
       cfg,
       `data-dir: ${JSON.stringify(join(work, name))}\nlisteners:\n  - name: bench\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sinkPort}\n    forwarding: ${forwarding}\n` +
-        `limits: { max-sessions-per-client: 1000 }\n` +
+        `workers: ${workers}\nlimits: { max-sessions-per-client: 1000 }\n` +
         (clamd ? `engines: { clamd: { address: ${JSON.stringify(clamdSocket)}, objects: message } }\n` : ''),
     );
     const c = start(process.execPath, [join(ROOT, 'bin/smtpwall.js'), 'start', '-c', cfg]);

@@ -110,6 +110,35 @@ describe('smtpwall command line', () => {
     await up.close();
   });
 
+  it('workers: 2 — two processes share the listener; SIGTERM stops all of them', async () => {
+    const up = await startUpstream();
+    const cfgFile = join(dir, 'workers.yaml');
+    writeFileSync(cfgFile, `data-dir: ./wdata\nworkers: 2\nlisteners:\n  - name: inbound\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:${up.port}\n`);
+    const child = spawn(process.execPath, [BIN, 'start', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const until = Date.now() + 20_000;
+    while ((out.match(/smtpwall started/g) ?? []).length < 2) {
+      assert.ok(Date.now() < until, `workers did not start: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const port = Number(/listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(out)![1]);
+    const pids = new Set([...out.matchAll(/smtpwall started .* pid=(\d+)/g)].map((m) => Number(m[1])));
+    assert.equal(pids.size, 2);
+    const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    for (let i = 0; i < 6; i++) await t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: 'Subject: w\r\n\r\nx\r\n' });
+    assert.equal(up.messages.length, 6);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    process.kill(child.pid!, 'SIGTERM');
+    assert.equal(await exited, 0);
+    for (const pid of pids) {
+      assert.throws(() => process.kill(pid, 0), 'every worker has exited');
+    }
+    await up.close();
+  });
+
   it('demo shows the whole path', async () => {
     const r = await cli(['demo']);
     assert.equal(r.code, 0, r.stderr);
