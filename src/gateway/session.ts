@@ -44,6 +44,8 @@ import { newSessionId, type Outcome, type SessionFacts, threatRecord, trafficRec
 import type { ClientTls, UpstreamTls } from './tls.ts';
 import { Upstream } from './upstream.ts';
 
+/** End of data (RFC 5321 §4.1.1.4): the part of the stream the gate holds back. */
+const TERMINATOR = Buffer.from('.\r\n');
 /** A passthrough tunnel one side of which has ended is torn down after this long. */
 const PASSTHROUGH_HALF_CLOSE_MS = 2000;
 /** Longest wait between a final reply and the reset that follows it (see #flushedAndRead). */
@@ -768,6 +770,14 @@ export class Session {
           return this.#logTransaction(tx, msg, decision, result, replyToString(go), `${go.code}`);
         }
         const up = this.#upstream!;
+        if (!msg.spool.onDisk) {
+          // A message held in memory goes out with its terminator in one write (one system
+          // call, one segment for a small message).
+          const chunks: Buffer[] = [];
+          for await (const chunk of msg.spool.read()) chunks.push(chunk);
+          await up.writeData(Buffer.concat([...chunks, TERMINATOR]));
+          return await this.#awaitFinalReply(tx, msg, decision, result);
+        }
         for await (const chunk of msg.spool.read()) await up.writeData(chunk);
       }
       await this.#releaseTerminator(tx, msg, decision, result);
@@ -827,7 +837,14 @@ export class Session {
   async #releaseTerminator(tx: Transaction, rx: IncomingMessage, decision: Decision, result: ScanResult | null): Promise<void> {
     const up = this.#upstream;
     if (!up) throw new UpstreamLostError('no upstream connection');
-    up.write(Buffer.from('.\r\n'));
+    up.write(TERMINATOR);
+    await this.#awaitFinalReply(tx, rx, decision, result);
+  }
+
+  /** The upstream's reply to end of data, relayed: the only source of a 2xx for a message. */
+  async #awaitFinalReply(tx: Transaction, rx: IncomingMessage, decision: Decision, result: ScanResult | null): Promise<void> {
+    const up = this.#upstream;
+    if (!up) throw new UpstreamLostError('no upstream connection');
     const final = await up.reply(this.#ctx.timeouts['upstream-reply']);
     if (final.code >= 300 && final.code < 400) {
       up.reset();

@@ -29,9 +29,14 @@ export function detectFileType(head: Buffer): string {
       return type;
     }
   }
-  // Text if no NUL and few control bytes in the sniffed head.
+  // Text if no NUL and few control bytes in the sniffed head (at most SNIFF_BYTES: bounded).
   if (head.indexOf(0) === -1) {
-    const controls = head.toString('latin1').replace(/[^\x00-\x08\x0e-\x1f]/g, '').length;
+    let controls = 0;
+    const n = Math.min(head.length, SNIFF_BYTES);
+    for (let i = 0; i < n; i++) {
+      const b = head[i]!;
+      if (b < 0x09 || (b > 0x0d && b < 0x20)) controls++;
+    }
     if (controls <= head.length / 100) return 'text';
   }
   return 'binary';
