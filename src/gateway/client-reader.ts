@@ -68,6 +68,11 @@ export class ClientReader {
     return this.#eof && this.#buffered === 0;
   }
 
+  /** A complete line is already buffered (the client pipelined it). */
+  hasLine(): boolean {
+    return this.#chunks.some((c) => c.includes(10));
+  }
+
   /** Bytes already received and not yet consumed (e.g. pipelined after a command). */
   get buffered(): number {
     return this.#buffered;

@@ -106,6 +106,8 @@ export class Session {
   #heloCommand: string | null = null;
   #helo = '';
   #tx: Transaction | null = null;
+  /** MAIL/RCPT relayed ahead whose replies are still to come, oldest first. */
+  #pending: Array<{ readonly label: string; readonly apply: (r: Reply) => void }> = [];
   #transactions = 0;
   #badCommands = 0;
   #closing = false;
@@ -151,9 +153,12 @@ export class Session {
     try {
       await this.#greet();
       while (!this.#closing) {
+        // Envelope commands relayed ahead are settled before the session waits for the client.
+        if (this.#pending.length && !this.#reader.hasLine()) await this.#drainPending();
         const r = await this.#reader.readLine(this.#ctx.limits['max-command-line'], this.#ctx.timeouts['client-idle']);
         if (r.kind === 'eof') break;
         if (r.kind === 'bad' || r.kind === 'overflow') {
+          await this.#drainPending();
           const anomaly = r.kind === 'bad' ? r.anomaly : 'LINE_TOO_LONG';
           const rep = COMMAND_ANOMALY_REPLY[anomaly]!;
           this.#ctx.log('warn', 'command refused', { session: this.id, anomaly });
@@ -162,6 +167,9 @@ export class Session {
         }
         if (r.kind !== 'line') continue;
         const cmd = parseCommand(r.line);
+        // Only MAIL and RCPT are relayed ahead (RFC 2920 §3.1); any other command waits for
+        // their replies, so replies and state changes stay in command order.
+        if (cmd.verb !== 'MAIL' && cmd.verb !== 'RCPT') await this.#drainPending();
         if (cmd.verb !== 'BDAT' && this.#tx?.bdat && this.#ctx.forwarding === 'cut-through') {
           // The upstream is inside DATA for the chunks so far: no command may reach it now.
           await this.#dropTransaction();
@@ -191,6 +199,7 @@ export class Session {
 
   /** Before relaying a command: a server that spoke unasked (421 before closing) ends the session. */
   async #upstreamStillThere(verb: string): Promise<boolean> {
+    if (this.#pending.length) return true; // replies are expected: none of them is unsolicited
     const up = this.#upstream;
     if (!up) {
       if (verb === 'QUIT' || !(verb in this.#commands)) return true; // nothing to relay
@@ -330,10 +339,39 @@ export class Session {
    * Send a command upstream and read its reply, which must be of a class the command allows
    * (RFC 5321 §4.3.2); anything else is a protocol error, never relayed.
    */
-  async #forward(line: string, allowed: ReadonlyArray<2 | 3 | 4 | 5>, label = line.split(' ')[0]): Promise<Reply> {
+  async #forward(line: string, allowed: ReadonlyArray<2 | 3 | 4 | 5>, label = line.split(' ')[0]!): Promise<Reply> {
+    this.#send(line);
+    return this.#awaitReply(allowed, label);
+  }
+
+  #send(line: string): void {
     const up = this.#upstream;
     if (!up) throw new UpstreamLostError('no upstream connection');
-    const r = await up.command(line, this.#ctx.timeouts['upstream-reply']);
+    up.write(Buffer.from(`${line}\r\n`, 'latin1'));
+  }
+
+  /** Relay MAIL/RCPT now and settle its reply later, in order (RFC 2920 pipelining). */
+  #sendAhead(line: string, label: string, apply: (r: Reply) => void): void {
+    if (this.#pending.length === 0) this.#upstream?.cork(); // one write for the whole batch
+    this.#send(line);
+    this.#pending.push({ label, apply });
+  }
+
+  async #drainPending(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    this.#upstream?.uncork();
+    while (this.#pending.length) {
+      const p = this.#pending[0]!;
+      const r = await this.#awaitReply([2, 4, 5], p.label);
+      this.#pending.shift();
+      p.apply(r);
+    }
+  }
+
+  async #awaitReply(allowed: ReadonlyArray<2 | 3 | 4 | 5>, label: string): Promise<Reply> {
+    const up = this.#upstream;
+    if (!up) throw new UpstreamLostError('no upstream connection');
+    const r = await up.reply(this.#ctx.timeouts['upstream-reply']);
     const cls = Math.floor(r.code / 100) as 2 | 3 | 4 | 5;
     if (!allowed.includes(cls)) {
       up.reset();
@@ -531,50 +569,48 @@ export class Session {
 
   async #mail(cmd: Command): Promise<void> {
     const p = parsePath(cmd.arg, 'FROM');
-    if (!p.ok) {
-      this.#bad(p.reply.code, `${p.reply.enhanced} ${p.reply.text}`);
-      return;
-    }
-    const size = p.path.params.get('SIZE');
+    const size = p.ok ? p.path.params.get('SIZE') : undefined;
+    const body = p.ok ? p.path.params.get('BODY') : undefined;
     const max = this.#ctx.limits['max-message-size'];
-    if (typeof size === 'string' && Number(size) > max) {
-      this.#reply(552, `5.3.4 Message size exceeds fixed limit of ${max} bytes`);
+    if (!p.ok || (typeof size === 'string' && Number(size) > max) || (typeof body === 'string' && body.toUpperCase() === 'BINARYMIME')) {
+      await this.#drainPending(); // a local reply must not overtake relayed ones
+      if (!p.ok) this.#bad(p.reply.code, `${p.reply.enhanced} ${p.reply.text}`);
+      else if (typeof size === 'string' && Number(size) > max) this.#reply(552, `5.3.4 Message size exceeds fixed limit of ${max} bytes`);
+      else this.#reply(555, '5.5.4 BODY=BINARYMIME not supported');
       return;
     }
-    const body = p.path.params.get('BODY');
-    if (typeof body === 'string' && body.toUpperCase() === 'BINARYMIME') {
-      this.#reply(555, '5.5.4 BODY=BINARYMIME not supported');
-      return;
-    }
-    const r = await this.#forward(cmd.raw, [2, 4, 5]);
-    if (r.code >= 200 && r.code < 300) {
-      this.#transactions++;
-      this.#tx = {
-        id: `${this.id}.${this.#transactions}`,
-        mailFrom: p.path.address,
-        rcptTo: [],
-        started: Date.now(),
-        bdat: null,
-        bdatFailed: null,
-      };
-    }
-    this.#relay(r);
+    const mailFrom = p.path.address;
+    this.#sendAhead(cmd.raw, 'MAIL', (r) => {
+      if (r.code >= 200 && r.code < 300) {
+        this.#transactions++;
+        this.#tx = {
+          id: `${this.id}.${this.#transactions}`,
+          mailFrom,
+          rcptTo: [],
+          started: Date.now(),
+          bdat: null,
+          bdatFailed: null,
+        };
+      }
+      this.#relay(r);
+    });
   }
 
   async #rcpt(cmd: Command): Promise<void> {
     const p = parsePath(cmd.arg, 'TO');
-    if (!p.ok) {
-      this.#bad(p.reply.code, `${p.reply.enhanced} ${p.reply.text}`);
-      return;
+    const max = this.#ctx.limits['max-recipients'];
+    const pendingRcpts = this.#pending.filter((x) => x.label === 'RCPT').length;
+    if (!p.ok || (this.#tx?.rcptTo.length ?? 0) + pendingRcpts >= max) {
+      await this.#drainPending(); // settle what is in flight, then judge with the real count
+      if (!p.ok) return this.#bad(p.reply.code, `${p.reply.enhanced} ${p.reply.text}`);
+      if (this.#tx && this.#tx.rcptTo.length >= max) return this.#reply(452, '4.5.3 Error: too many recipients');
     }
-    const tx = this.#tx;
-    if (tx && tx.rcptTo.length >= this.#ctx.limits['max-recipients']) {
-      this.#reply(452, '4.5.3 Error: too many recipients');
-      return;
-    }
-    const r = await this.#forward(cmd.raw, [2, 4, 5]);
-    if (tx && r.code >= 200 && r.code < 300) tx.rcptTo.push(p.path.address);
-    this.#relay(r);
+    const address = p.path.address;
+    this.#sendAhead(cmd.raw, 'RCPT', (r) => {
+      // The transaction is the one current when the reply is applied (its MAIL was applied first).
+      if (this.#tx && r.code >= 200 && r.code < 300) this.#tx.rcptTo.push(address);
+      this.#relay(r);
+    });
   }
 
   async #rset(cmd: Command): Promise<void> {

@@ -172,6 +172,15 @@ export class Upstream {
     return this.reply(timeoutMs);
   }
 
+  /** Hold writes until uncork(): a pipelined batch leaves in one write. */
+  cork(): void {
+    this.#socket.cork();
+  }
+
+  uncork(): void {
+    this.#socket.uncork();
+  }
+
   write(bytes: Buffer): boolean {
     if (this.#failure) throw this.#failure;
     return this.#socket.write(bytes);
@@ -201,6 +210,7 @@ export class Upstream {
   /** Polite end: QUIT, wait briefly for its reply, close. Never throws. */
   async quit(timeoutMs = 2000): Promise<void> {
     if (!this.alive) return this.close();
+    while (this.#socket.writableCorked) this.#socket.uncork();
     try {
       await this.command('QUIT', timeoutMs);
     } catch {

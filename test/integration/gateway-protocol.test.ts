@@ -170,6 +170,23 @@ for (const mode of ['store-and-forward', 'cut-through'] as const) {
       assert.equal(up.messages.length, before);
     });
 
+    it('pipelined envelope with local refusals: replies in command order, state follows the upstream', async () => {
+      const before = up.messages.length;
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      await c.cmd('EHLO x.example');
+      c.write(
+        'MAIL FROM:<a@example.org>\r\nRCPT TO:<r1@example.com>\r\nRCPT TO:broken\r\nRCPT TO:<r2@example.com>\r\n' +
+          'RCPT TO:<r3@example.com>\r\nRCPT TO:<r4@example.com>\r\nDATA\r\n',
+      );
+      const want = [/^250 /, /^250 /, /^501 5\.5\.4/, /^250 /, /^250 /, /^452 4\.5\.3/, /^354 /];
+      for (const w of want) assert.match((await c.reply())!, w);
+      c.write('Subject: p\r\n\r\nx\r\n.\r\n');
+      assert.match((await c.reply())!, /^250 /);
+      await c.cmd('QUIT');
+      assert.deepEqual(up.messages[before]!.to, ['r1@example.com', 'r2@example.com', 'r3@example.com']);
+    });
+
     it('caps recipients per transaction with 452 4.5.3', async () => {
       const c = await RawClient.connect(gw.port);
       await c.reply();
