@@ -173,6 +173,32 @@ describe('TLS', () => {
     }
   });
 
+  it('upstream-tls verify pinned: the pinned certificate is accepted, any other refused (4xx, no clear-text relay)', async () => {
+    const good = await startGateway({
+      upstreamPort: tlsUp.port,
+      listener: `upstream-tls: { mode: required, verify: pinned, ca: ${JSON.stringify(cert.certFile)}, servername: localhost }`,
+    });
+    const other = makeCert('someone-else');
+    const bad = await startGateway({
+      upstreamPort: tlsUp.port,
+      listener: `upstream-tls: { mode: required, verify: pinned, ca: ${JSON.stringify(other.certFile)}, servername: localhost }`,
+    });
+    try {
+      const before = tlsUp.messages.length;
+      const t = nodemailer.createTransport({ host: '127.0.0.1', port: good.port, secure: false, ignoreTLS: true });
+      await t.sendMail({ envelope, raw: clean });
+      assert.equal(tlsUp.messages.length, before + 1);
+      assert.equal(tlsUp.messages[before]!.secure, true);
+      const c = await RawClient.connect(bad.port);
+      await c.reply();
+      assert.match((await c.cmd('EHLO x.example'))!, /^4\d\d /, 'certificate not pinned: refused');
+      assert.equal(tlsUp.messages.length, before + 1);
+    } finally {
+      await good.stop();
+      await bad.stop();
+    }
+  });
+
   it('upstream-tls: required with an upstream that offers no STARTTLS: 4xx, never a clear-text relay', async () => {
     const gw = await startGateway({ upstreamPort: plainUp.port, listener: 'upstream-tls: { mode: required }' });
     try {
