@@ -2,7 +2,8 @@
  * The built-in signature engine: byte patterns found anywhere in an object (the EICAR test
  * string, and more patterns later), and hash lists of whole files (SHA-256 and MD5).
  *
- * Hash-list file format (one signature per line; `#` starts a comment; blank lines ignored):
+ * Hash lists: smtpwall's own format, or ClamAV's .hdb/.hsb (see parseClamavHashDb).
+ * smtpwall's format (one signature per line; `#` starts a comment; blank lines ignored):
  *
  *     sha256:<64 hex digits>  Threat-Name
  *     md5:<32 hex digits>     Threat-Name
@@ -35,6 +36,8 @@ export interface HashSignature {
   readonly threat: string;
   readonly algorithm: 'sha256' | 'md5';
   readonly hex: string;
+  /** File size the hash is valid for (ClamAV .hdb/.hsb); null: any size. */
+  readonly size: number | null;
 }
 
 export const BUILTIN_PATTERNS: readonly BodyPattern[] = [
@@ -55,26 +58,62 @@ export function parseHashList(text: string, source: string): HashSignature[] {
     if (!m || m[2]!.length !== want) {
       throw new HashListSyntaxError(`${source}:${i + 1}: expected "sha256:<64 hex> NAME" or "md5:<32 hex> NAME"`);
     }
-    out.push({ algorithm: m[1] as 'sha256' | 'md5', hex: m[2]!.toLowerCase(), threat: m[3]!.trim() });
+    out.push({ algorithm: m[1] as 'sha256' | 'md5', hex: m[2]!.toLowerCase(), threat: m[3]!.trim(), size: null });
   }
   return out;
 }
 
+/**
+ * ClamAV hash databases, so admins can load the files they already have: `.hdb` lines
+ * `md5:size:Name`, `.hsb` lines `hash:size:Name` with an MD5 or SHA-256 hash (size may be `*`
+ * there). SHA-1 entries are skipped and counted (the inspector computes MD5 and SHA-256 only).
+ * ClamAV reports these names with `.UNOFFICIAL` appended for unsigned databases; the built-in
+ * engine reports the name as written.
+ */
+export function parseClamavHashDb(text: string, source: string): { signatures: HashSignature[]; skipped: number } {
+  const signatures: HashSignature[] = [];
+  let skipped = 0;
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([0-9a-fA-F]+):(\d+|\*):([^:]+)(?::\d+(?::\d+)?)?$/.exec(line);
+    if (!m) throw new HashListSyntaxError(`${source}:${i + 1}: expected "hash:size:Name" (ClamAV .hdb/.hsb)`);
+    const hex = m[1]!.toLowerCase();
+    const size = m[2] === '*' ? null : Number(m[2]);
+    if (hex.length === 40) {
+      skipped++;
+      continue;
+    }
+    if (hex.length !== 32 && hex.length !== 64) throw new HashListSyntaxError(`${source}:${i + 1}: a hash of ${hex.length} hex digits is neither MD5 nor SHA-256`);
+    signatures.push({ algorithm: hex.length === 32 ? 'md5' : 'sha256', hex, size, threat: m[3]! });
+  }
+  return { signatures, skipped };
+}
+
+/** A hash list in smtpwall's format, or a ClamAV .hdb/.hsb database (chosen by extension). */
 export function loadHashListFile(path: string): HashSignature[] {
-  return parseHashList(readFileSync(path, 'utf8'), path);
+  const text = readFileSync(path, 'utf8');
+  return /\.(hdb|hsb)$/i.test(path) ? parseClamavHashDb(text, path).signatures : parseHashList(text, path);
 }
 
 export class SignatureEngine implements Engine {
   readonly name = ENGINE_NAME;
   readonly #patterns: readonly BodyPattern[];
-  readonly #bySha256 = new Map<string, string>();
-  readonly #byMd5 = new Map<string, string>();
+  /** Several signatures may share a hash (ClamAV: one per file size). */
+  readonly #bySha256 = new Map<string, HashSignature[]>();
+  readonly #byMd5 = new Map<string, HashSignature[]>();
   /** Bytes kept from one chunk to the next so a pattern across the seam is still found. */
   readonly #seam: number;
 
   constructor(opts: { patterns?: readonly BodyPattern[]; hashes?: readonly HashSignature[] } = {}) {
     this.#patterns = opts.patterns ?? BUILTIN_PATTERNS;
-    for (const h of opts.hashes ?? []) (h.algorithm === 'sha256' ? this.#bySha256 : this.#byMd5).set(h.hex, h.threat);
+    for (const h of opts.hashes ?? []) {
+      const map = h.algorithm === 'sha256' ? this.#bySha256 : this.#byMd5;
+      const list = map.get(h.hex);
+      if (list) list.push(h);
+      else map.set(h.hex, [h]);
+    }
     this.#seam = Math.max(0, ...this.#patterns.map((p) => p.bytes.length - 1));
   }
 
@@ -94,8 +133,8 @@ class PatternScan implements EngineScan {
   constructor(
     private readonly patterns: readonly BodyPattern[],
     private readonly seam: number,
-    private readonly bySha256: ReadonlyMap<string, string>,
-    private readonly byMd5: ReadonlyMap<string, string>,
+    private readonly bySha256: ReadonlyMap<string, readonly HashSignature[]>,
+    private readonly byMd5: ReadonlyMap<string, readonly HashSignature[]>,
   ) {}
 
   write(chunk: Buffer): void {
@@ -115,10 +154,9 @@ class PatternScan implements EngineScan {
   async end(file: FileInfo): Promise<Finding[]> {
     const findings: Finding[] = [];
     for (const p of this.#hits) findings.push(finding(p.threat, `body:${p.threat}`, p.severity, file));
-    const bySha = this.bySha256.get(file.sha256);
-    if (bySha) findings.push(finding(bySha, `sha256:${file.sha256}`, 'high', file));
-    const byMd5 = this.byMd5.get(file.md5);
-    if (byMd5) findings.push(finding(byMd5, `md5:${file.md5}`, 'high', file));
+    const fits = (h: HashSignature): boolean => h.size === null || h.size === file.size;
+    for (const h of this.bySha256.get(file.sha256) ?? []) if (fits(h)) findings.push(finding(h.threat, `sha256:${file.sha256}`, 'high', file));
+    for (const h of this.byMd5.get(file.md5) ?? []) if (fits(h)) findings.push(finding(h.threat, `md5:${file.md5}`, 'high', file));
     return findings;
   }
 }

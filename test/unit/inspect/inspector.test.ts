@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Base64Decoder } from '../../../src/inspect/decode/base64.ts';
 import { QuotedPrintableDecoder } from '../../../src/inspect/decode/quoted-printable.ts';
-import { EICAR, parseHashList, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
+import { EICAR, parseClamavHashDb, parseHashList, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import { Inspector } from '../../../src/inspect/inspector.ts';
 import { decodeEncodedWords, parseStructured } from '../../../src/inspect/mime/headers.ts';
 import type { ScanResult } from '../../../src/inspect/types.ts';
@@ -125,6 +125,21 @@ describe('decoders and headers', () => {
     assert.equal(ct.params.get('x'), '€rest');
     assert.equal(decodeEncodedWords('=?utf-8?B?aW52b2ljZQ==?= =?ISO-8859-1?Q?=E9t=E9?=.pdf'), 'invoiceété.pdf');
   });
+  it('ClamAV .hdb/.hsb databases: md5/sha256 with size (or *), sha1 skipped, bad lines named', async () => {
+    const data = Buffer.from('known bad file');
+    const md5 = createHash('md5').update(data).digest('hex');
+    const sha = createHash('sha256').update(data).digest('hex');
+    const db = parseClamavHashDb(
+      `${md5}:${data.length}:Test.Md5\n${sha}:*:Test.Sha256:73\n${'a'.repeat(40)}:5:Test.Sha1\n${md5}:${data.length + 1}:Test.WrongSize\n`,
+      'x.hsb',
+    );
+    assert.equal(db.skipped, 1);
+    const inspector = new Inspector({ engines: [new SignatureEngine({ hashes: db.signatures })] });
+    const r = await inspector.scanBuffer(data, false, 1000, 'f');
+    assert.deepEqual(r.findings.map((f) => f.threat).sort(), ['Test.Md5', 'Test.Sha256']);
+    assert.throws(() => parseClamavHashDb('nothex:1:X\n', 'y.hdb'), /y\.hdb:1: expected "hash:size:Name"/);
+  });
+
   it('hash lists: parse, match whole files, and name the bad line', async () => {
     const sha = createHash('sha256').update('bad file').digest('hex');
     const md5 = createHash('md5').update('other').digest('hex');
