@@ -14,6 +14,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { ScanTimeoutError } from '../errors.ts';
 import type { AnomalyEvent } from '../events.ts';
 import type { Engine, EngineScan } from './engines/engine.ts';
+import { UuExtractor } from './decode/uuencode.ts';
 import { detectFileType, SNIFF_BYTES } from './file-type.ts';
 import { DEFAULT_MIME_LIMITS, type LeafInfo, type LeafSink, type MimeLimits, MimeWalker } from './mime/walker.ts';
 import type { FileInfo, Finding, ScanResult } from './types.ts';
@@ -63,11 +64,7 @@ export class MessageScan {
     this.#raw = new ObjectScan(engines, { path: RAW_MESSAGE_PATH, name: null, contentType: 'message/rfc822', encoding: null });
     this.#walker = new MimeWalker(
       {
-        onLeaf: (info: LeafInfo): LeafSink => {
-          const leaf = new ObjectScan(this.engines, info);
-          this.#leaves.push(leaf);
-          return leaf;
-        },
+        onLeaf: (info: LeafInfo): LeafSink => this.#leaf(info),
         onEvent: (e) => this.#events.push(e),
       },
       mime,
@@ -76,6 +73,26 @@ export class MessageScan {
 
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** A decoded file; text parts are also searched for uuencoded files inside them. */
+  #leaf(info: LeafInfo): LeafSink {
+    const leaf = new ObjectScan(this.engines, info);
+    this.#leaves.push(leaf);
+    const textLike = info.contentType === null || info.contentType.startsWith('text/');
+    if (!textLike) return leaf;
+    let n = 0;
+    const uu = new UuExtractor((name) => this.#leaf({ path: `${info.path}/uu${++n}`, name, contentType: null, encoding: 'uuencode' }));
+    return {
+      write: (chunk) => {
+        leaf.write(chunk);
+        uu.write(chunk);
+      },
+      end: () => {
+        uu.end();
+        leaf.end();
+      },
+    };
   }
 
   write(chunk: Buffer): void {

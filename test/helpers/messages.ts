@@ -21,6 +21,22 @@ function multipart(subject: string, partHeaders: string, partBody: string): Buff
 const qpAll = (b: Buffer): string =>
   [...b].map((x) => `=${x.toString(16).toUpperCase().padStart(2, '0')}`).join('').replace(/(.{72})/g, '$1=\r\n');
 
+/** uuencode (the classic format: length char, 4 chars per 3 bytes, "`" for zero). */
+export function uuencode(data: Buffer, name: string): string {
+  const ch = (v: number): string => (v === 0 ? '`' : String.fromCharCode(v + 32));
+  let out = `begin 644 ${name}\r\n`;
+  for (let i = 0; i < data.length; i += 45) {
+    const line = data.subarray(i, i + 45);
+    let enc = ch(line.length);
+    for (let j = 0; j < line.length; j += 3) {
+      const a = line[j]!, b = line[j + 1] ?? 0, c = line[j + 2] ?? 0;
+      enc += ch(a >> 2) + ch(((a & 3) << 4) | (b >> 4)) + ch(((b & 15) << 2) | (c >> 6)) + ch(c & 63);
+    }
+    out += `${enc}\r\n`;
+  }
+  return `${out}\`\r\nend\r\n`;
+}
+
 /** EICAR carried every way the core issue names. */
 export const EICAR_MESSAGES: Record<string, Buffer> = {
   'raw in the body': plain('raw', `Hello\r\n${EICAR.toString('latin1')}\r\nbye\r\n`),
@@ -36,6 +52,12 @@ export const EICAR_MESSAGES: Record<string, Buffer> = {
   ),
   '7bit attachment': multipart('7bit', 'Content-Type: application/octet-stream; name="e.com"\r\nContent-Transfer-Encoding: 7bit', EICAR.toString('latin1')),
   '8bit attachment': multipart('8bit', 'Content-Type: application/octet-stream; name="e.com"\r\nContent-Transfer-Encoding: 8bit', `\xe9\r\n${EICAR.toString('latin1')}`),
+  'uuencoded inside a text body': plain('uu', `Hi,\r\nbegin the meeting at noon\r\n\r\n${uuencode(EICAR, 'invoice.com')}\r\nbye\r\n`),
+  'uuencoded inside a base64 text part': multipart(
+    'uu-b64',
+    'Content-Type: text/plain\r\nContent-Transfer-Encoding: base64',
+    Buffer.from(`see below\r\n${uuencode(EICAR, 'e.com')}`).toString('base64').replace(/(.{76})/g, '$1\r\n'),
+  ),
   'plain-text attachment': multipart('txt', 'Content-Type: text/plain; name="readme.txt"\r\nContent-Disposition: attachment; filename="readme.txt"', EICAR.toString('latin1')),
 };
 

@@ -39,6 +39,17 @@ describe('Inspector: EICAR in every encoding, any chunking', () => {
       assert.deepEqual((await scan([msg])).findings, []);
     });
   }
+  it('extracts uuencoded files from text with their name, exact bytes and path', async () => {
+    const r = await scan([EICAR_MESSAGES['uuencoded inside a text body']!]);
+    const uu = r.files.filter((f) => f.encoding === 'uuencode');
+    assert.equal(uu.length, 1, '"begin the meeting" is not a uuencoded block');
+    assert.equal(uu[0]!.name, 'invoice.com');
+    assert.equal(uu[0]!.path, 'msg/uu1');
+    assert.equal(uu[0]!.sha256, createHash('sha256').update(EICAR).digest('hex'));
+    const nested = await scan([EICAR_MESSAGES['uuencoded inside a base64 text part']!]);
+    assert.ok(nested.findings.some((f) => f.file.path === 'msg/2/uu1' && f.threat === 'EICAR-Test-File'));
+  });
+
   it('names the file and its decoded hash', async () => {
     const r = await scan([EICAR_MESSAGES['base64 attachment']!]);
     const f = r.findings[0]!;
