@@ -333,6 +333,9 @@ export class MimeWalker {
     } else if (f.kind === 'multipart' && !f.closed) {
       this.#event('MIME_UNTERMINATED_MULTIPART', f.path);
     } else if (f.kind === 'headers') {
+      // A part cut off inside its headers still has a (empty) body: let #startBody replace
+      // the frame with its body frame, then close that.
+      this.#stack.push(f);
       this.#startBody(f);
       this.#pop(atEnd);
     }
