@@ -80,7 +80,9 @@ export class Listener {
 
   #refuse(socket: Socket, why: string, reply: string): void {
     this.opts.log('warn', 'connection refused', { listener: this.name, client: socket.remoteAddress, why });
-    socket.end(formatReply(421, `${reply}`));
+    // Nothing will read this socket: once the 421 is written, close it. (A socket that is only
+    // half-closed and never read stays open until the process ends — a leak under a flood.)
+    socket.end(formatReply(421, reply), () => socket.destroy());
   }
 
   #accept(socket: Socket): void {

@@ -114,3 +114,20 @@ for (const kind of ['hang', 'fail'] as const) {
     });
   }
 }
+
+it('refused connections are closed by the gateway, so a stop completes (found by fuzzing)', async () => {
+  // Refused sockets used to be half-closed and never read: they stayed open for the life of
+  // the process (a descriptor leak under a flood) and server.close() never called back.
+  const up = await startUpstream();
+  const gw = await startGateway({ upstreamPort: up.port, extra: 'limits: { max-sessions-per-client: 1 }\n' });
+  const a = await RawClient.connect(gw.port);
+  assert.match((await a.reply())!, /^220 /);
+  const refused = await Promise.all(Array.from({ length: 5 }, () => RawClient.connect(gw.port)));
+  // Clients that talk before reading the greeting leave bytes the gateway never reads.
+  for (const r of refused) r.write('EHLO eager.example\r\nMAIL FROM:<a@example.org>\r\n');
+  for (const r of refused) assert.match((await r.reply())!, /^421 4\.7\.0/);
+  a.destroy();
+  const stopped = await Promise.race([gw.stop().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+  assert.ok(stopped, 'the gateway stopped within 5 s');
+  await up.close();
+});
