@@ -287,6 +287,41 @@ describe('upstream failures', () => {
       }
     });
 
+    for (const [final, expect] of [
+      ['452 4.3.1 Insufficient system storage', /^452 4\.3\.1 Insufficient system storage$/],
+      ['554 5.7.1 Rejected by policy', /^554 5\.7\.1 Rejected by policy$/],
+      ['354 go on', /^451 4\.3\.0 /],
+    ] as const) {
+      it(`${mode}: the upstream answers end of data with ${final.slice(0, 3)} → the client gets ${expect.source.slice(1, 4)}, never 250`, async () => {
+        let inData = false;
+        const { port, server } = await scriptedUpstream((s, line) => {
+          if (inData) {
+            if (line === '.') {
+              inData = false;
+              s.write(`${final}\r\n`);
+            }
+            return;
+          }
+          if (line.startsWith('EHLO')) s.write('250-scripted\r\n250 PIPELINING\r\n');
+          else if (line === 'DATA') {
+            inData = true;
+            s.write('354 go ahead\r\n');
+          } else if (line === 'QUIT') s.end('221 bye\r\n');
+          else s.write('250 ok\r\n');
+        });
+        const gw = await startGateway({ upstreamPort: port, forwarding: mode });
+        try {
+          const c = await RawClient.connect(gw.port);
+          assert.match((await c.begin())!, /^354 /);
+          c.write('Subject: x\r\n\r\nbody\r\n.\r\n');
+          assert.match((await c.reply())!, expect);
+        } finally {
+          await gw.stop();
+          server.close();
+        }
+      });
+    }
+
     it(`${mode}: garbage from the upstream → 4xx, never relayed`, async () => {
       const { port, server } = await scriptedUpstream((s, line) => {
         if (line.startsWith('EHLO')) s.write('250 scripted\r\n');
