@@ -17,6 +17,7 @@ export const ANOMALIES = {
   MIME_UNTERMINATED_MULTIPART: 'a multipart whose closing boundary never came',
   MIME_UNKNOWN_ENCODING: 'an unknown Content-Transfer-Encoding, scanned as raw bytes',
   BASE64_INVALID: 'base64 with characters outside the alphabet or bad padding',
+  MIME_MESSAGE_PARTIAL: 'a message/partial fragment (RFC 2046 §5.2.2): the whole message cannot be inspected',
 } as const;
 
 export type AnomalyName = keyof typeof ANOMALIES;
@@ -33,6 +34,12 @@ export const INCOMPLETE_INSPECTION: ReadonlySet<AnomalyName> = new Set([
   'MIME_DEPTH_EXCEEDED',
   'MIME_PARTS_EXCEEDED',
 ]);
+
+/**
+ * Anomalies that are suspicious in themselves: the profile's threat action applies, as for a
+ * finding (a fragmented message can carry anything once the receiver reassembles it).
+ */
+export const SUSPICIOUS_STRUCTURE: ReadonlySet<AnomalyName> = new Set(['MIME_MESSAGE_PARTIAL']);
 
 /** diagnostics_channel names (undici style) for code that wants to observe the gateway. */
 export const CHANNELS = {

@@ -7,11 +7,12 @@
  *   2. a scan that could not complete (engine error, deadline, an inspection limit) gets the
  *      profile's `on-error` action: never "clean";
  *   3. every finding gets the profile's action; the most severe action wins, and the finding
- *      that set it is named as the deciding one;
+ *      that set it is named as the deciding one; a structure that hides content from any
+ *      inspection (message/partial) gets the same action as a finding;
  *   4. no finding: allow.
  */
 
-import { type AnomalyEvent, INCOMPLETE_INSPECTION } from '../events.ts';
+import { type AnomalyEvent, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../events.ts';
 import type { Finding } from '../inspect/types.ts';
 import { type Action, mostSevere, severityOf } from './actions.ts';
 import { type AntivirusProfile, BUILTIN_ANTIVIRUS_PROFILE, type Config, DEFAULT_REPLIES } from './config-schema.ts';
@@ -75,6 +76,16 @@ export class Policy {
         action = mostSevere(action, a);
         deciding = f;
       }
+    }
+    const suspicious = outcome.events.find((e) => SUSPICIOUS_STRUCTURE.has(e.name));
+    if (suspicious && !deciding && severityOf(profile.action) > severityOf(action)) {
+      return {
+        ...base,
+        action: profile.action,
+        reason: `${suspicious.name} at ${suspicious.where}: cannot be inspected`,
+        deciding: null,
+        threat: suspicious.name,
+      };
     }
     if (incomplete && severityOf(profile['on-error']) > severityOf(action)) {
       return {

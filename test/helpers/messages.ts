@@ -61,6 +61,13 @@ export const EICAR_MESSAGES: Record<string, Buffer> = {
   'plain-text attachment': multipart('txt', 'Content-Type: text/plain; name="readme.txt"\r\nContent-Disposition: attachment; filename="readme.txt"', EICAR.toString('latin1')),
 };
 
+/** A fragment of a split message (RFC 2046 §5.2.2): uninspectable, so not clean. */
+export const PARTIAL_MESSAGE = Buffer.from(
+  `${HEAD}Subject: part 1 of 2\r\nContent-Type: message/partial; id="frag@example.org"; number=1; total=2\r\n\r\n` +
+    'Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nWDVPIVAlQEFQWzRcUFpYNTQo\r\n',
+  'latin1',
+);
+
 /** Clean messages whose bytes are easy to damage on the way. */
 export const CLEAN_MESSAGES: Record<string, Buffer> = {
   'leading dots': plain('dots', '.\r\n..\r\n.leading\r\n...three\r\nend\r\n'),

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
-import { bigAttachmentMessage, CLEAN_MESSAGES, EICAR_MESSAGES } from '../helpers/messages.ts';
+import { bigAttachmentMessage, CLEAN_MESSAGES, EICAR_MESSAGES, PARTIAL_MESSAGE } from '../helpers/messages.ts';
 import { type GatewayPeer, RawClient, sha256, startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
 
 const MODES = ['store-and-forward', 'cut-through'] as const;
@@ -107,6 +107,15 @@ for (const mode of MODES) {
         assert.deepEqual(traffic.rcptTo, ['rcpt@example.com']);
       });
     }
+
+    it('a message/partial fragment gets the threat action (541), not a pass', async () => {
+      const before = up.messages.length;
+      await assert.rejects(transport(gw.port).sendMail({ envelope, raw: PARTIAL_MESSAGE }), (err: { response?: string }) => {
+        assert.match(err.response ?? '', /^541 5\.4\.1 Content blocked by smtpwall \(threat: MIME_MESSAGE_PARTIAL, id: /);
+        return true;
+      });
+      assert.equal(up.messages.length, before);
+    });
 
     it('nodemailer sees the 541 as a permanent failure', async () => {
       await assert.rejects(transport(gw.port).sendMail({ envelope, raw: EICAR_MESSAGES['base64 attachment']! }), (err: { responseCode?: number }) => {

@@ -259,6 +259,7 @@ export class MimeWalker {
       encoding,
     };
     const tooDeep = frame.depth >= this.limits.maxDepth;
+    if (ct.value === 'message/partial') this.#event('MIME_MESSAGE_PARTIAL', frame.path, ct.params.get('id')?.slice(0, 100));
     if (ct.value.startsWith('multipart/')) {
       const boundary = ct.params.get('boundary');
       if (!boundary) {

@@ -70,6 +70,11 @@ rules:
     const lim = policy.decide(facts({ mailFrom: 'x@z.example' }), { ok: true, findings: [], events: [{ name: 'MIME_DEPTH_EXCEEDED', where: 'msg/1' }] });
     assert.equal(lim.action, 'tempfail');
     assert.equal(lim.threat, 'MIME_DEPTH_EXCEEDED');
+    const partial = { ok: true as const, findings: [], events: [{ name: 'MIME_MESSAGE_PARTIAL' as const, where: 'msg' }] };
+    const p = policy.decide(facts({ mailFrom: 'x@z.example' }), partial);
+    assert.equal(p.action, 'block', 'message/partial gets the threat action of the profile');
+    assert.equal(p.threat, 'MIME_MESSAGE_PARTIAL');
+    assert.equal(policy.decide(facts({ listener: 'lab' }), partial).action, 'alert', 'an alert-only profile only alerts');
   });
 });
 
