@@ -40,10 +40,3 @@ export const INCOMPLETE_INSPECTION: ReadonlySet<AnomalyName> = new Set([
  * finding (a fragmented message can carry anything once the receiver reassembles it).
  */
 export const SUSPICIOUS_STRUCTURE: ReadonlySet<AnomalyName> = new Set(['MIME_MESSAGE_PARTIAL']);
-
-/** diagnostics_channel names (undici style) for code that wants to observe the gateway. */
-export const CHANNELS = {
-  sessionOpen: 'smtpwall:session:open',
-  sessionClose: 'smtpwall:session:close',
-  transactionEnd: 'smtpwall:transaction:end',
-} as const;

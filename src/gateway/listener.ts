@@ -50,10 +50,6 @@ export class Listener {
     return { host: a.address, port: a.port };
   }
 
-  get activeSessions(): number {
-    return this.#sessions.size;
-  }
-
   /** Stop accepting; wait up to `graceMs` for sessions in flight, then cut the rest (421). */
   async close(graceMs: number): Promise<void> {
     // server.close() calls back only when every connection has ended: do not wait for that

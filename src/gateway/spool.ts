@@ -18,16 +18,11 @@ export class Spool {
   #memoryBytes = 0;
   #file: FileHandle | null = null;
   #path: string | null = null;
-  #size = 0;
 
   constructor(
     private readonly dir: string,
     private readonly memoryLimit: number,
   ) {}
-
-  get size(): number {
-    return this.#size;
-  }
 
   get onDisk(): boolean {
     return this.#file !== null;
@@ -35,9 +30,9 @@ export class Spool {
 
   async write(chunk: Buffer): Promise<void> {
     if (chunk.length === 0) return;
-    this.#size += chunk.length;
     if (!this.#file && this.#memoryBytes + chunk.length <= this.memoryLimit) {
-      // Copy: the chunk is a view into a socket buffer that may be reused.
+      // Copy: the chunk is a view into a larger socket read; keeping the view would keep the
+      // whole read alive, and memory would no longer be bounded by spool-memory.
       this.#memory.push(Buffer.from(chunk));
       this.#memoryBytes += chunk.length;
       return;

@@ -17,10 +17,7 @@ import type { Engine, EngineScan } from './engines/engine.ts';
 import { UuExtractor } from './decode/uuencode.ts';
 import { detectFileType, SNIFF_BYTES } from './file-type.ts';
 import { DEFAULT_MIME_LIMITS, type LeafInfo, type LeafSink, type MimeLimits, MimeWalker } from './mime/walker.ts';
-import type { FileInfo, Finding, ScanResult } from './types.ts';
-
-/** Path of the whole message as one object; MIME leaves are `msg`, `msg/1`, `msg/2/1`, … */
-export const RAW_MESSAGE_PATH = 'message';
+import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type ScanResult } from './types.ts';
 
 export interface InspectorOptions {
   readonly engines: readonly Engine[];
@@ -29,10 +26,6 @@ export interface InspectorOptions {
 
 export class Inspector {
   constructor(private readonly opts: InspectorOptions) {}
-
-  get engines(): readonly Engine[] {
-    return this.opts.engines;
-  }
 
   begin(): MessageScan {
     return new MessageScan(this.opts.engines, this.opts.mime ?? DEFAULT_MIME_LIMITS);
@@ -58,7 +51,6 @@ export class MessageScan {
   readonly #leaves: ObjectScan[] = [];
   readonly #events: AnomalyEvent[] = [];
   readonly #walker: MimeWalker;
-  #bytes = 0;
 
   constructor(private readonly engines: readonly Engine[], mime: MimeLimits) {
     this.#raw = new ObjectScan(engines, { path: RAW_MESSAGE_PATH, name: null, contentType: 'message/rfc822', encoding: null });
@@ -69,10 +61,6 @@ export class MessageScan {
       },
       mime,
     );
-  }
-
-  get bytes(): number {
-    return this.#bytes;
   }
 
   /** A decoded file; text parts are also searched for uuencoded files inside them. */
@@ -96,14 +84,8 @@ export class MessageScan {
   }
 
   write(chunk: Buffer): void {
-    this.#bytes += chunk.length;
     this.#raw.write(chunk);
     this.#walker.write(chunk);
-  }
-
-  /** Record an anomaly seen outside the MIME structure (e.g. by the wire reader). */
-  addEvent(e: AnomalyEvent): void {
-    this.#events.push(e);
   }
 
   async end(deadlineMs: number): Promise<ScanResult> {

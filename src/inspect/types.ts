@@ -6,6 +6,9 @@
 
 import type { AnomalyEvent } from '../events.ts';
 
+/** Path of the whole message as one object; MIME leaves are `msg`, `msg/1`, `msg/2/1`, … */
+export const RAW_MESSAGE_PATH = 'message';
+
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
 
 /** One object an engine looked at: the raw message or a decoded MIME leaf. */

@@ -36,8 +36,6 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX threats_tx ON threats(transaction_id);`,
 ];
 
-export const SCHEMA_VERSION = MIGRATIONS.length;
-
 export class SqliteLogStore implements LogStore {
   readonly #db: Database.Database;
   readonly #insertTraffic: Database.Statement;

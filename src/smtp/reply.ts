@@ -87,10 +87,6 @@ export function formatReply(code: number, lines: string | readonly string[]): Bu
   return Buffer.from(out, 'latin1');
 }
 
-export function replyClass(code: number): 2 | 3 | 4 | 5 {
-  return Math.floor(code / 100) as 2 | 3 | 4 | 5;
-}
-
 export function replyToString(r: Reply): string {
   return r.lines.map((l, i) => `${r.code}${i === r.lines.length - 1 ? ' ' : '-'}${l}`).join('\n');
 }

@@ -15,7 +15,7 @@
 
 import { connect, type Socket } from 'node:net';
 import { EngineError } from '../../errors.ts';
-import type { FileInfo, Finding } from '../types.ts';
+import { type FileInfo, type Finding, RAW_MESSAGE_PATH } from '../types.ts';
 import { type Engine, type EngineScan, threatIdFor } from './engine.ts';
 
 export const CLAMD_ENGINE = 'clamd';
@@ -45,7 +45,7 @@ export class ClamdEngine implements Engine {
 
   /** Only the objects this engine is configured for are opened (see Inspector). */
   wants(path: string): boolean {
-    const isMessage = path === 'message';
+    const isMessage = path === RAW_MESSAGE_PATH;
     return this.opts.objects === 'all' || (this.opts.objects === 'message') === isMessage;
   }
 }

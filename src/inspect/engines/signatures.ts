@@ -117,10 +117,6 @@ export class SignatureEngine implements Engine {
     this.#seam = Math.max(0, ...this.#patterns.map((p) => p.bytes.length - 1));
   }
 
-  get signatureCount(): number {
-    return this.#patterns.length + this.#bySha256.size + this.#byMd5.size;
-  }
-
   open(): EngineScan {
     return new PatternScan(this.#patterns, this.#seam, this.#bySha256, this.#byMd5);
   }
