@@ -761,7 +761,7 @@ export class Session {
     const scan = inspector.begin();
     if (this.#ctx.forwarding === 'cut-through') {
       const up = this.#upstream!;
-      return new IncomingMessage(scan, (wire) => up.writeData(wire), limits['max-message-size'], limits['max-line-length'], null);
+      return new IncomingMessage(scan, (wire) => up.writeData(wire, this.#ctx.timeouts['upstream-reply']), limits['max-message-size'], limits['max-line-length'], null);
     }
     const spool = new Spool(spoolDir, limits['spool-memory']);
     return new IncomingMessage(scan, (wire) => spool.write(wire), limits['max-message-size'], limits['max-line-length'], spool);
@@ -811,10 +811,10 @@ export class Session {
           // call, one segment for a small message).
           const chunks: Buffer[] = [];
           for await (const chunk of msg.spool.read()) chunks.push(chunk);
-          await up.writeData(Buffer.concat([...chunks, TERMINATOR]));
+          await up.writeData(Buffer.concat([...chunks, TERMINATOR]), this.#ctx.timeouts['upstream-reply']);
           return await this.#awaitFinalReply(tx, msg, decision, result);
         }
-        for await (const chunk of msg.spool.read()) await up.writeData(chunk);
+        for await (const chunk of msg.spool.read()) await up.writeData(chunk, this.#ctx.timeouts['upstream-reply']);
       }
       await this.#releaseTerminator(tx, msg, decision, result);
     } catch (err) {

@@ -45,7 +45,7 @@ export async function sendMessage(opts: {
     const data = await step('DATA');
     if (data.code !== 354) return { transcript, final: data, connectionError: null };
     transcript.push(`C: (${opts.message.length} bytes of message)`, 'C: .');
-    await upstream.writeData(dotStuff(opts.message));
+    await upstream.writeData(dotStuff(opts.message), t);
     upstream.write(Buffer.from('.\r\n'));
     const final = said(await upstream.reply(t));
     if (final.code >= 400) {

@@ -125,10 +125,6 @@ export class Upstream {
     }
   }
 
-  get localAddress(): string {
-    return `${this.#socket.localAddress}:${this.#socket.localPort}`;
-  }
-
   /** Why the connection failed or ended (e.g. `read ECONNRESET`), null while it is fine. */
   get failureReason(): string | null {
     const cause = this.#failure?.cause;
@@ -186,10 +182,19 @@ export class Upstream {
     return this.#socket.write(bytes);
   }
 
-  /** Write and wait until the socket takes more (backpressure), failing if the upstream dies. */
-  async writeData(bytes: Buffer): Promise<void> {
+  /**
+   * Write and wait until the socket takes more (backpressure). A server that stops reading
+   * for `timeoutMs` is reset: a stalled upstream must not hold the session (and the client's
+   * bytes) forever.
+   */
+  async writeData(bytes: Buffer, timeoutMs: number): Promise<void> {
     if (this.write(bytes)) return;
     await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        this.reset();
+        reject(new UpstreamLostError(`upstream took no data for ${timeoutMs} ms`));
+      }, timeoutMs);
       const onDrain = (): void => {
         cleanup();
         resolve();
@@ -199,6 +204,7 @@ export class Upstream {
         reject(this.#failure ?? new UpstreamLostError('connection closed during data'));
       };
       const cleanup = (): void => {
+        clearTimeout(timer);
         this.#socket.off('drain', onDrain);
         this.#socket.off('close', onClose);
       };

@@ -322,6 +322,27 @@ describe('upstream failures', () => {
       });
     }
 
+    it(`${mode}: an upstream that stops reading mid-DATA is reset after upstream-reply; the client gets 4xx`, async () => {
+      const { port, server } = await scriptedUpstream((s, line) => {
+        if (line.startsWith('EHLO')) s.write('250-scripted\r\n250 PIPELINING\r\n');
+        else if (line === 'DATA') {
+          s.write('354 go ahead\r\n');
+          s.pause(); // never reads the message: the gateway's writes back up
+        } else s.write('250 ok\r\n');
+      });
+      const gw = await startGateway({ upstreamPort: port, forwarding: mode, extra: 'timeouts: { upstream-reply: 500ms }\n' });
+      try {
+        const c = await RawClient.connect(gw.port);
+        assert.match((await c.begin())!, /^354 /);
+        const line = `${'x'.repeat(900)}\r\n`;
+        c.write(`Subject: big\r\n\r\n${line.repeat(20_000)}.\r\n`); // ~18 MB: more than socket buffers hold
+        assert.match((await c.reply(15_000)) ?? '', /^4\d\d /);
+      } finally {
+        await gw.stop();
+        server.close();
+      }
+    });
+
     it(`${mode}: garbage from the upstream → 4xx, never relayed`, async () => {
       const { port, server } = await scriptedUpstream((s, line) => {
         if (line.startsWith('EHLO')) s.write('250 scripted\r\n');
