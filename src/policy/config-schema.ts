@@ -204,7 +204,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       'client-idle': duration('5m', 'waiting for the next command or data from the client'),
       'upstream-connect': duration('30s', 'connecting to the upstream and receiving its greeting'),
-      'upstream-reply': duration('5m', 'waiting for any upstream reply (RFC 5321 §4.5.3.2 allows 10m for end of data)'),
+      'upstream-reply': duration('5m', 'waiting for any upstream reply, or for the upstream to take message data (RFC 5321 §4.5.3.2 allows 10m for end of data)'),
       scan: duration('30s', 'deadline for the verdict on one message'),
       'shutdown-grace': duration('30s', 'on SIGTERM: time given to transactions in flight'),
     })
