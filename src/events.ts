@@ -18,6 +18,15 @@ export const ANOMALIES = {
   MIME_UNKNOWN_ENCODING: 'an unknown Content-Transfer-Encoding, scanned as raw bytes',
   BASE64_INVALID: 'base64 with characters outside the alphabet or bad padding',
   MIME_MESSAGE_PARTIAL: 'a message/partial fragment (RFC 2046 §5.2.2): the whole message cannot be inspected',
+  ARCHIVE_ENCRYPTED: 'an encrypted archive or archive member: its content cannot be inspected',
+  ARCHIVE_UNSUPPORTED: 'an archive format or compression method smtpwall does not unpack (rar, 7z, bzip2, …)',
+  ARCHIVE_CORRUPT: 'an archive that could not be read to its end (truncated or damaged on purpose)',
+  ARCHIVE_DEPTH_EXCEEDED: 'archives nested deeper than the limit; deeper ones not unpacked',
+  ARCHIVE_FILES_EXCEEDED: 'more archive members than the limit; later ones not unpacked',
+  ARCHIVE_SIZE_EXCEEDED: 'more unpacked bytes than the limit (per message); unpacking stopped',
+  ARCHIVE_RATIO_EXCEEDED: 'a member expanding more than the compression-ratio limit (a zip bomb); unpacking stopped',
+  ARCHIVE_TIME_EXCEEDED: 'unpacking took longer than the limit; stopped',
+  ARCHIVE_TOO_LARGE: 'an archive larger than the bytes kept for unpacking; scanned as a whole only',
 } as const;
 
 export type AnomalyName = keyof typeof ANOMALIES;
@@ -39,4 +48,24 @@ export const INCOMPLETE_INSPECTION: ReadonlySet<AnomalyName> = new Set([
  * Anomalies that are suspicious in themselves: the profile's threat action applies, as for a
  * finding (a fragmented message can carry anything once the receiver reassembles it).
  */
-export const SUSPICIOUS_STRUCTURE: ReadonlySet<AnomalyName> = new Set(['MIME_MESSAGE_PARTIAL']);
+export const SUSPICIOUS_STRUCTURE: ReadonlySet<AnomalyName> = new Set([
+  'MIME_MESSAGE_PARTIAL',
+  'ARCHIVE_ENCRYPTED',
+  'ARCHIVE_UNSUPPORTED',
+  'ARCHIVE_CORRUPT',
+]);
+
+/**
+ * Archive limits: content was left unpacked because it is built to exhaust the gateway (a zip
+ * bomb, thousands of members, deep nesting). The profile's `on-archive-limit` action applies
+ * (default block): retrying such a message later cannot succeed, so a tempfail would only
+ * make the sender retry it for days.
+ */
+export const ARCHIVE_LIMIT: ReadonlySet<AnomalyName> = new Set([
+  'ARCHIVE_DEPTH_EXCEEDED',
+  'ARCHIVE_FILES_EXCEEDED',
+  'ARCHIVE_SIZE_EXCEEDED',
+  'ARCHIVE_RATIO_EXCEEDED',
+  'ARCHIVE_TIME_EXCEEDED',
+  'ARCHIVE_TOO_LARGE',
+]);

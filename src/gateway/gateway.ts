@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { ClamdEngine } from '../inspect/engines/clamd.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
-import { loadHashListFile, SignatureEngine } from '../inspect/engines/signatures.ts';
+import { BUILTIN_PATTERNS, loadHashListFile, loadSignatureFile, SignatureEngine } from '../inspect/engines/signatures.ts';
 import { Inspector } from '../inspect/inspector.ts';
 import type { LogStore } from '../logs/records.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
@@ -29,10 +29,22 @@ export interface RunningListener {
   readonly upstream: string;
 }
 
-/** The engines a config asks for (the built-in signature engine with its hash lists). */
-export function buildEngines(cfg: LoadedConfig): Engine[] {
+/**
+ * The engines a config asks for: the built-in signature engine with its hash lists and ClamAV
+ * databases (signatures it cannot use are reported through `log`, once per file), and clamd.
+ */
+export function buildEngines(cfg: LoadedConfig, log?: LogFn): Engine[] {
   const hashes = cfg.engines.signatures['hash-lists'].flatMap((p) => loadHashListFile(p));
-  const engines: Engine[] = [new SignatureEngine({ hashes })];
+  const bodies = [...BUILTIN_PATTERNS];
+  for (const file of cfg.engines.signatures.databases) {
+    const db = loadSignatureFile(file);
+    hashes.push(...db.hashes);
+    bodies.push(...db.bodies);
+    if (db.skipped.length > 0) {
+      log?.('warn', 'signatures skipped', { file, skipped: db.skipped.length, first: db.skipped.slice(0, 3) });
+    }
+  }
+  const engines: Engine[] = [new SignatureEngine({ hashes, patterns: bodies })];
   const clamd = cfg.engines.clamd;
   if (clamd) {
     const address = clamd.address.startsWith('/') ? { path: clamd.address } : parseHostPort(clamd.address)!;
@@ -42,12 +54,17 @@ export function buildEngines(cfg: LoadedConfig): Engine[] {
 }
 
 export function buildInspector(cfg: LoadedConfig, engines: readonly Engine[] = buildEngines(cfg)): Inspector {
+  const l = cfg.limits;
   return new Inspector({
     engines,
-    mime: {
-      maxDepth: cfg.limits['mime-depth'],
-      maxParts: cfg.limits['mime-parts'],
-      maxHeaderBytes: 64 * 1024,
+    mime: { maxDepth: l['mime-depth'], maxParts: l['mime-parts'], maxHeaderBytes: 64 * 1024 },
+    archives: {
+      maxDepth: l['archive-depth'],
+      maxFiles: l['archive-files'],
+      maxTotalBytes: l['archive-unpacked-size'],
+      maxRatio: l['archive-ratio'],
+      maxTimeMs: l['archive-time'],
+      maxContainerBytes: l['archive-size'],
     },
   });
 }
@@ -69,7 +86,7 @@ export class Gateway {
   constructor(cfg: LoadedConfig, private readonly log: LogFn, opts: { store?: LogStore; engines?: readonly Engine[] } = {}) {
     this.#cfg = cfg;
     this.#store = opts.store ?? new SqliteLogStore(cfg.dataDirAbs);
-    this.#inspector = buildInspector(cfg, opts.engines);
+    this.#inspector = buildInspector(cfg, opts.engines ?? buildEngines(cfg, log));
     this.#policy = new Policy(cfg);
   }
 

@@ -1,34 +1,52 @@
 /**
  * The inspector: one message in, findings out. It reads the content once, as it streams, and
- * fans it out to the engines twice over: the raw message as one object, and every decoded MIME
- * leaf as a file of its own (hashed once, typed by its first bytes).
+ * fans it out to the engines as objects: the raw message, every decoded MIME leaf, every
+ * uuencoded file inside a text part, and — once the message has ended — every member of every
+ * archive among them, to any depth the limits allow.
  *
  * Contract: `begin()` returns a MessageScan; `write` it the dot-unstuffed content in any
  * chunking (synchronously: the CPU cost is paid where the bytes arrive, so backpressure on the
  * client covers inspection too); `end(deadlineMs)` resolves with all findings, files and
  * anomaly events, or rejects with a typed error (engine failure, deadline) that the policy
  * turns into its on-error action. It never touches a socket.
+ *
+ * Memory: per object in flight, its first SNIFF_BYTES and last TAIL_BYTES; containers (zip,
+ * gzip, tar, TNEF, rar, 7z, OLE2) are kept whole up to ArchiveLimits.maxContainerBytes so they
+ * can be unpacked from their central directory; members stream through zlib.
  */
 
 import { createHash, type Hash } from 'node:crypto';
 import { ScanTimeoutError } from '../errors.ts';
-import type { AnomalyEvent } from '../events.ts';
-import type { Engine, EngineScan } from './engines/engine.ts';
+import type { AnomalyEvent, AnomalyName } from '../events.ts';
+import {
+  ArchiveBudget,
+  CONTAINER_TYPES,
+  type ArchiveLimits,
+  DEFAULT_ARCHIVE_LIMITS,
+  inflateInto,
+  looksLikeContainer,
+  type MemberSink,
+  readerFor,
+  type UnpackContext,
+} from './archive/unpack.ts';
 import { UuExtractor } from './decode/uuencode.ts';
-import { detectFileType, SNIFF_BYTES } from './file-type.ts';
+import type { Engine, EngineScan } from './engines/engine.ts';
+import { fileFlags } from './file-flags.ts';
+import { type Identity, identify, SNIFF_BYTES, TAIL_BYTES } from './file-type.ts';
 import { DEFAULT_MIME_LIMITS, type LeafInfo, type LeafSink, type MimeLimits, MimeWalker } from './mime/walker.ts';
 import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type ScanResult } from './types.ts';
 
 export interface InspectorOptions {
   readonly engines: readonly Engine[];
   readonly mime?: MimeLimits;
+  readonly archives?: ArchiveLimits;
 }
 
 export class Inspector {
   constructor(private readonly opts: InspectorOptions) {}
 
   begin(): MessageScan {
-    return new MessageScan(this.opts.engines, this.opts.mime ?? DEFAULT_MIME_LIMITS);
+    return new MessageScan(this.opts.engines, this.opts.mime ?? DEFAULT_MIME_LIMITS, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS);
   }
 
   /** Scan a whole buffer (files, .eml) with the same pipeline as the gateway. */
@@ -38,35 +56,28 @@ export class Inspector {
       scan.write(bytes);
       return scan.end(deadlineMs);
     }
-    const sink = new ObjectScan(this.opts.engines, { path: 'file', name, contentType: null, encoding: null });
+    const set = new ObjectSet(this.opts.engines, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS);
+    const sink = set.open({ path: name ?? 'file', name, contentType: null, encoding: null }, 0);
     sink.write(bytes);
     sink.end();
-    const findings = await withDeadline(sink.result(), deadlineMs);
-    return { findings, files: [sink.info!], events: [] };
+    return withDeadline(set.finish(), deadlineMs);
   }
 }
 
 export class MessageScan {
+  readonly #set: ObjectSet;
   readonly #raw: ObjectScan;
-  readonly #leaves: ObjectScan[] = [];
-  readonly #events: AnomalyEvent[] = [];
   readonly #walker: MimeWalker;
 
-  constructor(private readonly engines: readonly Engine[], mime: MimeLimits) {
-    this.#raw = new ObjectScan(engines, { path: RAW_MESSAGE_PATH, name: null, contentType: 'message/rfc822', encoding: null });
-    this.#walker = new MimeWalker(
-      {
-        onLeaf: (info: LeafInfo): LeafSink => this.#leaf(info),
-        onEvent: (e) => this.#events.push(e),
-      },
-      mime,
-    );
+  constructor(engines: readonly Engine[], mime: MimeLimits, archives: ArchiveLimits) {
+    this.#set = new ObjectSet(engines, archives);
+    this.#raw = this.#set.open({ path: RAW_MESSAGE_PATH, name: null, contentType: 'message/rfc822', encoding: null }, 0, false);
+    this.#walker = new MimeWalker({ onLeaf: (info) => this.#leaf(info), onEvent: (e) => this.#set.events.push(e) }, mime);
   }
 
   /** A decoded file; text parts are also searched for uuencoded files inside them. */
   #leaf(info: LeafInfo): LeafSink {
-    const leaf = new ObjectScan(this.engines, info);
-    this.#leaves.push(leaf);
+    const leaf = this.#set.open(info, 0);
     const textLike = info.contentType === null || info.contentType.startsWith('text/');
     if (!textLike) return leaf;
     let n = 0;
@@ -91,25 +102,114 @@ export class MessageScan {
   async end(deadlineMs: number): Promise<ScanResult> {
     this.#walker.end();
     this.#raw.end();
-    const all = [this.#raw, ...this.#leaves];
-    const results = await withDeadline(Promise.all(all.map((o) => o.result())), deadlineMs);
-    return { findings: dedupe(results.flat()), files: all.map((o) => o.info!), events: this.#events };
+    return withDeadline(this.#set.finish(), deadlineMs);
   }
 }
 
-/** One object (raw message or decoded leaf): hashes, type sniffing, and each engine's scan. */
+/**
+ * The objects of one scan and the unpacking of its containers. Objects that are not
+ * containers go to their engines' verdicts as soon as they end; containers wait for `finish`,
+ * which unpacks them one at a time (members are appended and may be containers in turn).
+ */
+class ObjectSet {
+  readonly objects: ObjectScan[] = [];
+  readonly events: AnomalyEvent[] = [];
+  readonly #budget: ArchiveBudget;
+
+  constructor(private readonly engines: readonly Engine[], private readonly limits: ArchiveLimits) {
+    this.#budget = new ArchiveBudget(limits, (name, where, detail) => this.event(name, where, detail));
+  }
+
+  event(name: AnomalyName, where: string, detail?: string): void {
+    this.events.push(detail === undefined ? { name, where } : { name, where, detail });
+  }
+
+  open(leaf: LeafInfo, depth: number, mayContain = true): ObjectScan {
+    const o = new ObjectScan(this.engines, leaf, depth, mayContain ? this.limits.maxContainerBytes : 0);
+    this.objects.push(o);
+    return o;
+  }
+
+  async finish(): Promise<ScanResult> {
+    for (let i = 0; i < this.objects.length; i++) {
+      const o = this.objects[i]!;
+      const whole = o.takeContainer();
+      if (o.containerTooLarge) this.event('ARCHIVE_TOO_LARGE', o.path, `limit ${this.limits.maxContainerBytes} bytes`);
+      if (whole === null) continue;
+      const id = await identify(o.head, o.tail, whole);
+      o.settle(await this.#unpack(o, id, whole));
+    }
+    const results = await Promise.all(this.objects.map((o) => o.result()));
+    return { findings: dedupe(results.flat()), files: this.objects.map((o) => o.info!), events: this.events };
+  }
+
+  /** Unpack one container; returns its identity, refined by what unpacking found. */
+  async #unpack(o: ObjectScan, id: Identity, bytes: Buffer): Promise<Identity> {
+    const reader = readerFor(id.type, bytes);
+    if (reader === null || this.#budget.stopped) return id;
+    const where = o.depth === 0 && o.path !== o.name ? `${o.path}/${o.name ?? `(${id.type})`}` : o.path;
+    if (o.depth >= this.limits.maxDepth) {
+      this.event('ARCHIVE_DEPTH_EXCEEDED', where, `limit ${this.limits.maxDepth}`);
+      return id;
+    }
+    this.#budget.start();
+    const budget = this.#budget;
+    const ctx: UnpackContext = {
+      where,
+      name: o.name,
+      embedded: !CONTAINER_TYPES.has(id.type),
+      get stopped() {
+        return budget.stopped;
+      },
+      member: (name) => (budget.file(where) ? this.open({ path: `${where}/${name}`, name, contentType: null, encoding: null }, o.depth + 1) : null),
+      event: (name, detail) => this.event(name, where, detail),
+      copy: (sink: MemberSink, data: Buffer) => {
+        if (!budget.bytes(data.length, data.length, data.length, where)) return false;
+        sink.write(data);
+        return true;
+      },
+      inflate: (kind, packed, sink) => inflateInto(kind, packed, sink, budget, where),
+    };
+    const outcome = await reader(bytes, ctx);
+    return outcome.type ? { type: outcome.type, flags: id.flags } : id;
+  }
+}
+
+/** One object (raw message, decoded leaf, archive member): hashes, type, each engine's scan. */
 class ObjectScan implements LeafSink {
   readonly #sha256: Hash = createHash('sha256');
   readonly #md5: Hash = createHash('md5');
   readonly #scans: EngineScan[];
   #head: Buffer[] = [];
   #headBytes = 0;
+  #tail: Buffer = Buffer.alloc(0);
   #size = 0;
+  /** Chunks kept whole beyond the head: null once it is known not to be a container. */
+  #keep: Buffer[] | null = [];
+  #keptBytes = 0;
+  #decided = false;
+  containerTooLarge = false;
+  #digests: { sha256: string; md5: string } | null = null;
   info: FileInfo | null = null;
   #result: Promise<Finding[]> | null = null;
+  #settleContainer: ((id: Identity) => void) | null = null;
 
-  constructor(engines: readonly Engine[], private readonly leaf: LeafInfo) {
+  constructor(engines: readonly Engine[], private readonly leaf: LeafInfo, readonly depth: number, private readonly maxContainerBytes: number) {
     this.#scans = engines.filter((e) => e.wants?.(leaf.path) ?? true).map((e) => e.open());
+    if (maxContainerBytes === 0) this.#keep = null;
+  }
+
+  get path(): string {
+    return this.leaf.path;
+  }
+  get name(): string | null {
+    return this.leaf.name;
+  }
+  get head(): Buffer {
+    return this.#head.length === 1 ? this.#head[0]! : Buffer.concat(this.#head);
+  }
+  get tail(): Buffer {
+    return this.#tail;
   }
 
   write(chunk: Buffer): void {
@@ -117,28 +217,74 @@ class ObjectScan implements LeafSink {
     this.#size += chunk.length;
     this.#sha256.update(chunk);
     this.#md5.update(chunk);
+    let rest = chunk;
     if (this.#headBytes < SNIFF_BYTES) {
       const piece = chunk.subarray(0, SNIFF_BYTES - this.#headBytes);
       this.#head.push(Buffer.from(piece));
       this.#headBytes += piece.length;
+      rest = chunk.subarray(piece.length);
     }
+    if (!this.#decided && this.#headBytes >= SNIFF_BYTES) this.#decide();
+    if (this.#keep !== null && rest.length > 0) {
+      this.#keptBytes += rest.length;
+      if (this.#headBytes + this.#keptBytes > this.maxContainerBytes) {
+        this.#keep = null;
+        this.containerTooLarge = true;
+      } else {
+        this.#keep.push(Buffer.from(rest));
+      }
+    }
+    this.#tail = chunk.length >= TAIL_BYTES ? Buffer.from(chunk.subarray(chunk.length - TAIL_BYTES)) : Buffer.concat([this.#tail, chunk]).subarray(-TAIL_BYTES);
     for (const s of this.#scans) s.write(chunk);
   }
 
+  #decide(): void {
+    this.#decided = true;
+    if (this.#keep !== null && !looksLikeContainer(this.head)) this.#keep = null;
+  }
+
   end(): void {
+    if (!this.#decided) this.#decide();
+    this.#digests = { sha256: this.#sha256.digest('hex'), md5: this.#md5.digest('hex') };
+    if (this.#keep === null) {
+      this.#result = identify(this.head, this.#tail).then((id) => this.#verdicts(id));
+    } else {
+      this.#result = new Promise<Identity>((resolve) => (this.#settleContainer = resolve)).then((id) => this.#verdicts(id));
+    }
+    this.#result.catch(() => undefined); // observed in result(); never an unhandled rejection
+  }
+
+  /** The container's bytes, once, for unpacking (null if it is not kept as one). */
+  takeContainer(): Buffer | null {
+    if (this.#keep === null || this.#settleContainer === null) return null;
+    const whole = Buffer.concat([...this.#head, ...this.#keep]);
+    this.#keep = [];
+    return whole;
+  }
+
+  /** A container's identity, known after unpacking: its engines' verdicts may now be had. */
+  settle(id: Identity): void {
+    this.#settleContainer?.(id);
+    this.#settleContainer = null;
+    this.#keep = null;
+  }
+
+  #verdicts(id: Identity): Promise<Finding[]> {
     const info: FileInfo = {
       path: this.leaf.path,
       name: this.leaf.name,
       declaredType: this.leaf.contentType,
-      detectedType: detectFileType(Buffer.concat(this.#head)),
+      detectedType: id.type,
+      flags: [...id.flags, ...fileFlags(this.leaf.name, this.leaf.contentType, id.type)],
+      depth: this.depth,
       size: this.#size,
-      sha256: this.#sha256.digest('hex'),
-      md5: this.#md5.digest('hex'),
+      sha256: this.#digests!.sha256,
+      md5: this.#digests!.md5,
       encoding: this.leaf.encoding,
     };
     this.info = info;
     this.#head = [];
-    this.#result = Promise.all(this.#scans.map((s) => s.end(info))).then((r) => r.flat());
+    return Promise.all(this.#scans.map((s) => s.end(info))).then((r) => r.flat());
   }
 
   result(): Promise<Finding[]> {
@@ -148,18 +294,21 @@ class ObjectScan implements LeafSink {
 }
 
 /**
- * The raw message and a 7bit leaf often hold the same match. Report each threat once per
- * file, and a raw-message finding only when no decoded file explains it (the more precise
- * location is the better explanation).
+ * The same match is often seen at several levels: the raw message and a 7bit leaf, a zip and
+ * the stored member inside it. Report each threat once per file, and at a container (or the
+ * raw message) only when nothing inside it explains it: the most precise location is the
+ * better explanation.
  */
 function dedupe(findings: Finding[]): Finding[] {
   const seen = new Set<string>();
-  const inLeaves = new Set<string>();
-  for (const f of findings) if (f.file.path !== RAW_MESSAGE_PATH) inLeaves.add(`${f.engine}\0${f.threat}`);
+  const explainedInside = (f: Finding): boolean =>
+    findings.some(
+      (g) => g !== f && g.engine === f.engine && g.threat === f.threat &&
+        (f.file.path === RAW_MESSAGE_PATH ? g.file.path !== RAW_MESSAGE_PATH : g.file.path.startsWith(`${f.file.path}/`)),
+    );
   return findings.filter((f) => {
-    if (f.file.path === RAW_MESSAGE_PATH && inLeaves.has(`${f.engine}\0${f.threat}`)) return false;
     const key = `${f.engine}\0${f.threat}\0${f.file.path}`;
-    if (seen.has(key)) return false;
+    if (seen.has(key) || explainedInside(f)) return false;
     seen.add(key);
     return true;
   });

@@ -11,16 +11,23 @@ export const RAW_MESSAGE_PATH = 'message';
 
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
 
-/** One object an engine looked at: the raw message or a decoded MIME leaf. */
+/** One object an engine looked at: the raw message, a decoded MIME leaf, or an archive member. */
 export interface FileInfo {
-  /** Location: `msg` for the whole message, `msg/1/2` for a MIME leaf. */
+  /**
+   * Location: `message` for the whole message, `msg/1/2` for a MIME leaf,
+   * `msg/2/invoice.zip/payload.exe` for a member of the archive attached as `msg/2`.
+   */
   readonly path: string;
   /** File name as declared (Content-Disposition filename or Content-Type name), if any. */
   readonly name: string | null;
   /** Content-Type as declared, lower-cased, without parameters. */
   readonly declaredType: string | null;
-  /** Type detected from the first bytes (`pe`, `zip`, `pdf`, `text`, …). */
+  /** Type detected from the content (`exe`, `zip`, `encrypted-zip`, `docm`, `pdf`, `js`, `text`, …). */
   readonly detectedType: string;
+  /** Facts about name and content: `type-mismatch`, `double-extension`, `rtlo`, `macros`. */
+  readonly flags: readonly string[];
+  /** Archive levels above this file: 0 for the message and its MIME parts. */
+  readonly depth: number;
   readonly size: number;
   readonly sha256: string;
   readonly md5: string;

@@ -75,7 +75,13 @@ const antivirusProfile = z
     action: action.default('block').describe('action for a signature match'),
     'on-error': action
       .default('tempfail')
-      .describe('action when a scan cannot complete: engine failure, deadline, or an inspection limit hit'),
+      .describe('action when a scan cannot complete: engine failure, deadline, or a MIME limit hit'),
+    'on-archive-limit': action
+      .default('block')
+      .describe('action when an archive limit stops unpacking (zip bomb, too many files, too deep, too slow)'),
+    'on-unscannable': action
+      .default('block')
+      .describe('action for content that cannot be inspected: encrypted or unsupported archives, corrupt archives, message/partial'),
     replies: z
       .strictObject({
         block: replyTemplate(5).default(DEFAULT_REPLIES.block),
@@ -182,6 +188,10 @@ export const configSchema = z.strictObject({
       signatures: z
         .strictObject({
           'hash-lists': z.array(z.string()).default([]).describe('hash-list files (sha256:/md5: lines)'),
+          databases: z
+            .array(z.string())
+            .default([])
+            .describe('ClamAV signature files by extension: .ndb body signatures, .hdb/.hsb hashes'),
         })
         .prefault({}),
     })
@@ -198,6 +208,12 @@ export const configSchema = z.strictObject({
       'spool-memory': size('1MiB', 'store-and-forward: message bytes kept in memory before spooling to a temp file'),
       'mime-depth': int(20, 1, 1000, 'deepest MIME nesting inspected'),
       'mime-parts': int(1000, 1, 1_000_000, 'most MIME parts inspected per message'),
+      'archive-depth': int(10, 0, 100, 'archives inside archives unpacked (0: none unpacked)'),
+      'archive-files': int(10_000, 1, 10_000_000, 'archive members unpacked per message'),
+      'archive-unpacked-size': size('200MiB', 'bytes unpacked from archives per message'),
+      'archive-ratio': int(100, 2, 1_000_000, 'unpacked:packed ratio of one member (checked past 1 MiB) beyond which it is a bomb'),
+      'archive-time': duration('10s', 'time spent unpacking per message'),
+      'archive-size': size('50MiB', 'largest archive kept in memory to unpack; larger ones are scanned whole only'),
     })
     .prefault({}),
   timeouts: z

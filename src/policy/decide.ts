@@ -6,15 +6,17 @@
  *   1. the first matching rule (or the built-in default rule) picks the antivirus profile;
  *   2. a scan that could not complete (engine error, deadline, an inspection limit) gets the
  *      profile's `on-error` action: never "clean";
- *   3. every finding gets the profile's action; the most severe action wins, and the finding
- *      that set it is named as the deciding one; a structure that hides content from any
- *      inspection (message/partial) gets the same action as a finding;
- *   4. no finding: allow.
+ *   3. every finding gets the profile's `action`; content that cannot be inspected (encrypted
+ *      or unsupported archives, message/partial) gets `on-unscannable`; an archive limit
+ *      (zip bomb, too many members, too deep) gets `on-archive-limit`; a MIME limit gets
+ *      `on-error`. The most severe action wins; a finding wins a tie, and the finding or
+ *      event that decided is named;
+ *   4. nothing found: allow.
  */
 
-import { type AnomalyEvent, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../events.ts';
+import { ARCHIVE_LIMIT, type AnomalyEvent, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../events.ts';
 import type { Finding } from '../inspect/types.ts';
-import { type Action, mostSevere, severityOf } from './actions.ts';
+import { type Action, severityOf } from './actions.ts';
 import { type AntivirusProfile, BUILTIN_ANTIVIRUS_PROFILE, type Config, DEFAULT_REPLIES } from './config-schema.ts';
 import { type CompiledRule, compileRules, type TransactionFacts } from './rules.ts';
 
@@ -41,6 +43,8 @@ export interface Decision {
 export const BUILTIN_PROFILE: AntivirusProfile = Object.freeze({
   action: 'block',
   'on-error': 'tempfail',
+  'on-archive-limit': 'block',
+  'on-unscannable': 'block',
   replies: Object.freeze({ ...DEFAULT_REPLIES }),
 });
 
@@ -67,45 +71,29 @@ export class Policy {
     if (!outcome.ok) {
       return { ...base, action: profile['on-error'], reason: `scan incomplete: ${outcome.error}`, deciding: null, threat: 'scan-error' };
     }
-    const incomplete = outcome.events.find((e) => INCOMPLETE_INSPECTION.has(e.name));
-    let action: Action = 'allow';
-    let deciding: Finding | null = null;
+    // Every reason to act, with its action; the most severe wins (a finding on a tie, since
+    // it is the most precise explanation).
+    let best: Decision | null = null;
+    const consider = (d: Decision): void => {
+      if (best === null || severityOf(d.action) > severityOf(best.action)) best = d;
+    };
     for (const f of outcome.findings) {
-      const a = profile.action;
-      if (deciding === null || severityOf(a) > severityOf(action)) {
-        action = mostSevere(action, a);
-        deciding = f;
-      }
+      const where = f.file.name ? `${f.file.path} (${f.file.name})` : f.file.path;
+      consider({ ...base, action: profile.action, reason: `${f.engine} found ${f.threat} in ${where}`, deciding: f, threat: f.threat });
     }
-    const suspicious = outcome.events.find((e) => SUSPICIOUS_STRUCTURE.has(e.name));
-    if (suspicious && !deciding && severityOf(profile.action) > severityOf(action)) {
-      return {
-        ...base,
-        action: profile.action,
-        reason: `${suspicious.name} at ${suspicious.where}: cannot be inspected`,
-        deciding: null,
-        threat: suspicious.name,
-      };
+    const eventRule = (e: AnomalyEvent): { action: Action; why: string } | null => {
+      if (SUSPICIOUS_STRUCTURE.has(e.name)) return { action: profile['on-unscannable'], why: 'cannot be inspected' };
+      if (ARCHIVE_LIMIT.has(e.name)) return { action: profile['on-archive-limit'], why: 'archive limit' };
+      if (INCOMPLETE_INSPECTION.has(e.name)) return { action: profile['on-error'], why: 'inspection incomplete' };
+      return null;
+    };
+    for (const e of outcome.events) {
+      const r = eventRule(e);
+      if (r === null) continue;
+      const detail = e.detail ? ` (${e.detail})` : '';
+      consider({ ...base, action: r.action, reason: `${r.why}: ${e.name} at ${e.where}${detail}`, deciding: null, threat: e.name });
     }
-    if (incomplete && severityOf(profile['on-error']) > severityOf(action)) {
-      return {
-        ...base,
-        action: profile['on-error'],
-        reason: `inspection incomplete: ${incomplete.name} at ${incomplete.where}`,
-        deciding: null,
-        threat: incomplete.name,
-      };
-    }
-    if (deciding) {
-      const where = deciding.file.name ? `${deciding.file.path} (${deciding.file.name})` : deciding.file.path;
-      return {
-        ...base,
-        action,
-        reason: `${deciding.engine} found ${deciding.threat} in ${where}`,
-        deciding,
-        threat: deciding.threat,
-      };
-    }
+    if (best !== null) return best;
     return { ...base, action: 'allow', reason: 'no threat found', deciding: null, threat: '' };
   }
 }

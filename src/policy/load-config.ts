@@ -49,7 +49,10 @@ export function parseConfig(text: string, source = '<inline>'): LoadedConfig {
     dataDirAbs: resolve(baseDir, cfg['data-dir']),
     engines: {
       ...cfg.engines,
-      signatures: { 'hash-lists': cfg.engines.signatures['hash-lists'].map((p) => resolve(baseDir, p)) },
+      signatures: {
+        'hash-lists': cfg.engines.signatures['hash-lists'].map((p) => resolve(baseDir, p)),
+        databases: cfg.engines.signatures.databases.map((p) => resolve(baseDir, p)),
+      },
     },
     listeners: cfg.listeners.map((l) => ({
       ...l,

@@ -1,22 +1,22 @@
 /**
- * The built-in signature engine: byte patterns found anywhere in an object (the EICAR test
- * string, and more patterns later), and hash lists of whole files (SHA-256 and MD5).
+ * The built-in signature engine: body signatures (byte patterns with wildcards, ClamAV .ndb
+ * syntax; the EICAR test string is built in) found anywhere in an object, and hash lists of
+ * whole files (SHA-256 and MD5; smtpwall's own format or ClamAV's .hdb/.hsb).
  *
- * Hash lists: smtpwall's own format, or ClamAV's .hdb/.hsb (see parseClamavHashDb).
- * smtpwall's format (one signature per line; `#` starts a comment; blank lines ignored):
+ * smtpwall's hash-list format (one signature per line; `#` starts a comment; blank lines ignored):
  *
  *     sha256:<64 hex digits>  Threat-Name
  *     md5:<32 hex digits>     Threat-Name
  *
- * Pattern matching is streaming: each chunk is searched with Buffer.indexOf (native), and a
- * pattern split across two chunks is found by searching the seam (the last bytes of the
- * previous chunk joined with the first bytes of this one), so memory per scan is bounded by
- * the longest pattern, whatever the object's size.
+ * Body signatures are matched by BodyMatcher: all of them in one streaming pass per object,
+ * whatever the chunking, with memory bounded by the longest signature part.
  */
 
 import { readFileSync } from 'node:fs';
-import type { FileInfo, Finding, Severity } from '../types.ts';
+import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type Severity } from '../types.ts';
+import { BodyMatcher, type BodyMatch } from './body-matcher.ts';
 import { type Engine, type EngineScan, threatIdFor } from './engine.ts';
+import { type BodySignature, compileBodySignature, parseNdb, targetApplies } from './ndb.ts';
 
 export const ENGINE_NAME = 'signatures';
 
@@ -26,12 +26,6 @@ export const EICAR = Buffer.from(
   'latin1',
 );
 
-export interface BodyPattern {
-  readonly threat: string;
-  readonly bytes: Buffer;
-  readonly severity: Severity;
-}
-
 export interface HashSignature {
   readonly threat: string;
   readonly algorithm: 'sha256' | 'md5';
@@ -40,8 +34,8 @@ export interface HashSignature {
   readonly size: number | null;
 }
 
-export const BUILTIN_PATTERNS: readonly BodyPattern[] = [
-  { threat: 'EICAR-Test-File', bytes: EICAR, severity: 'high' },
+export const BUILTIN_PATTERNS: readonly BodySignature[] = [
+  compileBodySignature('EICAR-Test-File', 0, '*', EICAR.toString('hex'), 'high'),
 ];
 
 export class HashListSyntaxError extends Error {}
@@ -97,59 +91,57 @@ export function loadHashListFile(path: string): HashSignature[] {
   return /\.(hdb|hsb)$/i.test(path) ? parseClamavHashDb(text, path).signatures : parseHashList(text, path);
 }
 
+/** A signature database by its extension: .ndb body signatures, .hdb/.hsb hashes, else a hash list. */
+export function loadSignatureFile(path: string): { bodies: BodySignature[]; hashes: HashSignature[]; skipped: string[] } {
+  if (/\.ndb$/i.test(path)) {
+    const { signatures, skipped } = parseNdb(readFileSync(path, 'latin1'), path);
+    return { bodies: signatures, hashes: [], skipped };
+  }
+  return { bodies: [], hashes: loadHashListFile(path), skipped: [] };
+}
+
 export class SignatureEngine implements Engine {
   readonly name = ENGINE_NAME;
-  readonly #patterns: readonly BodyPattern[];
+  readonly #matcher: BodyMatcher;
   /** Several signatures may share a hash (ClamAV: one per file size). */
   readonly #bySha256 = new Map<string, HashSignature[]>();
   readonly #byMd5 = new Map<string, HashSignature[]>();
-  /** Bytes kept from one chunk to the next so a pattern across the seam is still found. */
-  readonly #seam: number;
 
-  constructor(opts: { patterns?: readonly BodyPattern[]; hashes?: readonly HashSignature[] } = {}) {
-    this.#patterns = opts.patterns ?? BUILTIN_PATTERNS;
+  constructor(opts: { patterns?: readonly BodySignature[]; hashes?: readonly HashSignature[] } = {}) {
+    this.#matcher = new BodyMatcher(opts.patterns ?? BUILTIN_PATTERNS);
     for (const h of opts.hashes ?? []) {
       const map = h.algorithm === 'sha256' ? this.#bySha256 : this.#byMd5;
       const list = map.get(h.hex);
       if (list) list.push(h);
       else map.set(h.hex, [h]);
     }
-    this.#seam = Math.max(0, ...this.#patterns.map((p) => p.bytes.length - 1));
   }
 
   open(): EngineScan {
-    return new PatternScan(this.#patterns, this.#seam, this.#bySha256, this.#byMd5);
+    return new SignatureScan(this.#matcher.open(), this.#matcher.signatures, this.#bySha256, this.#byMd5);
   }
 }
 
-class PatternScan implements EngineScan {
-  #tail: Buffer = Buffer.alloc(0);
-  readonly #hits = new Set<BodyPattern>();
-
+class SignatureScan implements EngineScan {
   constructor(
-    private readonly patterns: readonly BodyPattern[],
-    private readonly seam: number,
+    private readonly body: BodyMatch,
+    private readonly bodies: readonly BodySignature[],
     private readonly bySha256: ReadonlyMap<string, readonly HashSignature[]>,
     private readonly byMd5: ReadonlyMap<string, readonly HashSignature[]>,
   ) {}
 
   write(chunk: Buffer): void {
-    if (chunk.length === 0 || this.#hits.size === this.patterns.length) return;
-    const seamBuf = this.#tail.length ? Buffer.concat([this.#tail, chunk.subarray(0, this.seam)]) : null;
-    for (const p of this.patterns) {
-      if (this.#hits.has(p)) continue;
-      if (chunk.indexOf(p.bytes) !== -1 || (seamBuf && seamBuf.indexOf(p.bytes) !== -1)) this.#hits.add(p);
-    }
-    if (this.seam === 0) return;
-    this.#tail =
-      chunk.length >= this.seam
-        ? Buffer.from(chunk.subarray(chunk.length - this.seam))
-        : Buffer.concat([this.#tail, chunk]).subarray(-this.seam);
+    this.body.write(chunk);
   }
 
   async end(file: FileInfo): Promise<Finding[]> {
     const findings: Finding[] = [];
-    for (const p of this.#hits) findings.push(finding(p.threat, `body:${p.threat}`, p.severity, file));
+    for (const i of this.body.end()) {
+      const s = this.bodies[i]!;
+      if (targetApplies(s.target, file.detectedType, file.path === RAW_MESSAGE_PATH)) {
+        findings.push(finding(s.threat, `body:${s.threat}`, s.severity, file));
+      }
+    }
     const fits = (h: HashSignature): boolean => h.size === null || h.size === file.size;
     for (const h of this.bySha256.get(file.sha256) ?? []) if (fits(h)) findings.push(finding(h.threat, `sha256:${file.sha256}`, 'high', file));
     for (const h of this.byMd5.get(file.md5) ?? []) if (fits(h)) findings.push(finding(h.threat, `md5:${file.md5}`, 'high', file));

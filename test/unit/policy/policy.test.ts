@@ -15,7 +15,7 @@ const finding: Finding = {
   threatId: '12345678',
   signature: 'body:EICAR-Test-File',
   severity: 'high',
-  file: { path: 'msg/2', name: 'e.com', declaredType: null, detectedType: 'text', size: 68, sha256: 'x', md5: 'y', encoding: 'base64' },
+  file: { path: 'msg/2', name: 'e.com', declaredType: null, detectedType: 'text', flags: [], depth: 0, size: 68, sha256: 'x', md5: 'y', encoding: 'base64' },
 };
 
 const facts = (over: Partial<{ listener: string; clientAddress: string; mailFrom: string; rcptTo: string[] }> = {}) => ({
@@ -74,7 +74,24 @@ rules:
     const p = policy.decide(facts({ mailFrom: 'x@z.example' }), partial);
     assert.equal(p.action, 'block', 'message/partial gets the threat action of the profile');
     assert.equal(p.threat, 'MIME_MESSAGE_PARTIAL');
-    assert.equal(policy.decide(facts({ listener: 'lab' }), partial).action, 'alert', 'an alert-only profile only alerts');
+    assert.equal(policy.decide(facts({ listener: 'lab' }), partial).action, 'block', 'on-unscannable is its own knob (default block)');
+  });
+  it('archive events: limits → on-archive-limit, unreadable → on-unscannable, the most severe wins', () => {
+    const p = new Policy(parseConfig(`${LISTENERS}
+profiles:
+  antivirus:
+    mixed: { action: alert, on-archive-limit: reject, on-unscannable: tempfail }
+rules:
+  - { name: all, profiles: { antivirus: mixed } }
+`));
+    const ev = (...names: string[]) => ({ ok: true as const, findings: [], events: names.map((name) => ({ name, where: 'msg/2/a.zip', detail: 'x' })) as never });
+    assert.equal(p.decide(facts(), ev('ARCHIVE_RATIO_EXCEEDED')).action, 'reject');
+    assert.match(p.decide(facts(), ev('ARCHIVE_RATIO_EXCEEDED')).reason, /archive limit: ARCHIVE_RATIO_EXCEEDED at msg\/2\/a\.zip \(x\)/);
+    assert.equal(p.decide(facts(), ev('ARCHIVE_ENCRYPTED')).action, 'tempfail');
+    assert.equal(p.decide(facts(), ev('ARCHIVE_ENCRYPTED', 'ARCHIVE_FILES_EXCEEDED')).threat, 'ARCHIVE_FILES_EXCEEDED');
+    assert.equal(p.decide(facts(), { ok: true, findings: [finding], events: [] }).action, 'alert');
+    assert.equal(p.decide(facts(), { ok: true, findings: [finding], events: [{ name: 'ARCHIVE_CORRUPT', where: 'm' }] }).action, 'tempfail');
+    assert.equal(p.decide(facts(), ev('BARE_LF')).action, 'allow');
   });
 });
 

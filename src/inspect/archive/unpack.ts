@@ -1,0 +1,212 @@
+/**
+ * Unpacking containers: the inspector hands over a container it kept whole (zip, gzip, tar,
+ * TNEF, rar, 7z) and gets every member back as a stream of bytes, each becoming a file of its
+ * own for the engines (and unpacked again if it is itself a container).
+ *
+ * Everything is bounded by one budget per message (ArchiveLimits): members, unpacked bytes,
+ * compression ratio per member, wall time, nesting depth. Decompression is streaming (zlib,
+ * native, off the main thread) and stops the moment a limit is crossed, so a zip bomb costs
+ * at most the limit, never its expanded size. A limit hit or an unreadable container is an
+ * anomaly event for the policy, never a silent skip and never an exception.
+ */
+
+import { performance } from 'node:perf_hooks';
+import { createGunzip, createInflateRaw, type Gunzip, type InflateRaw } from 'node:zlib';
+import type { AnomalyName } from '../../events.ts';
+import { unpackGzip } from './gzip.ts';
+import { inspectRar } from './rar.ts';
+import { inspectSevenZip } from './sevenzip.ts';
+import { unpackTar } from './tar.ts';
+import { unpackTnef } from './tnef.ts';
+import { unpackZip } from './zip.ts';
+
+export interface ArchiveLimits {
+  /** Archives inside archives: members of a container at this depth are not unpacked. */
+  readonly maxDepth: number;
+  /** Members unpacked per message. */
+  readonly maxFiles: number;
+  /** Unpacked bytes per message. */
+  readonly maxTotalBytes: number;
+  /** Unpacked / packed bytes of one member, checked once it has produced RATIO_FLOOR bytes. */
+  readonly maxRatio: number;
+  /** Wall time spent unpacking per message. */
+  readonly maxTimeMs: number;
+  /** Largest container kept in memory to be unpacked (larger: scanned whole only). */
+  readonly maxContainerBytes: number;
+}
+
+export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = {
+  maxDepth: 10,
+  maxFiles: 10_000,
+  maxTotalBytes: 200 * 1024 * 1024,
+  maxRatio: 100,
+  maxTimeMs: 10_000,
+  maxContainerBytes: 50 * 1024 * 1024,
+};
+
+/** A member smaller than this is never judged by its ratio (tiny files compress absurdly well). */
+const RATIO_FLOOR = 1024 * 1024;
+
+/** Container types the inspector unpacks or at least opens. */
+export const CONTAINER_TYPES: ReadonlySet<string> = new Set([
+  'zip', 'docx', 'docm', 'dotx', 'dotm', 'xlsx', 'xlsm', 'xltx', 'xltm', 'pptx', 'pptm', 'potx', 'potm', 'ppsx', 'ppsm',
+  'vsdx', 'jar', 'apk', 'epub', 'odt', 'ods', 'odp', 'odg', 'xpi', '3mf',
+  'gz', 'tar.gz', 'tar', 'tnef', 'rar', '7z',
+]);
+
+/** Whether a file's first bytes say it may be a container worth keeping whole. */
+export function looksLikeContainer(head: Buffer): boolean {
+  return (
+    head.indexOf('PK\x03\x04', 0, 'latin1') !== -1 || // zip, also behind a prefix (self-extractors, junk)
+    head.indexOf('PK\x05\x06', 0, 'latin1') === 0 ||
+    (head[0] === 0x1f && head[1] === 0x8b) ||
+    head.indexOf('ustar', 257, 'latin1') === 257 ||
+    head.indexOf('Rar!\x1a\x07', 0, 'latin1') === 0 ||
+    head.indexOf('7z\xbc\xaf\x27\x1c', 0, 'latin1') === 0 ||
+    (head.length >= 4 && head.readUInt32LE(0) === 0x223e9f78) // TNEF
+  );
+}
+
+export interface MemberSink {
+  write(chunk: Buffer): void;
+  end(): void;
+}
+
+/** What a reader sees of the inspector: where to put members, where to report. */
+export interface UnpackContext {
+  /** Path of the container, for events and as the parent of member paths. */
+  readonly where: string;
+  /** Name of the container file, if any (gzip members are named after it). */
+  readonly name: string | null;
+  /**
+   * The container is another type of file with a zip inside (an SFX executable, junk in
+   * front): read it if a complete zip is there, but its absence is no anomaly.
+   */
+  readonly embedded: boolean;
+  /** A sink for a member, or null when a limit stops unpacking (the reader then stops). */
+  member(name: string): MemberSink | null;
+  event(name: AnomalyName, detail?: string): void;
+  /** Pass stored bytes to a member, within the budget. False: a limit stopped it. */
+  copy(sink: MemberSink, bytes: Buffer): boolean;
+  /** Inflate a deflate (`raw`) or gzip stream into a member, within the budget. */
+  inflate(kind: 'raw' | 'gzip', packed: Buffer, sink: MemberSink): Promise<'ok' | 'limit' | 'corrupt'>;
+  /** Whether a limit has stopped all unpacking for this message. */
+  readonly stopped: boolean;
+}
+
+/** What unpacking learnt about the container: a refined type such as `encrypted-zip`. */
+export interface UnpackOutcome {
+  readonly type?: string;
+}
+
+export type ContainerReader = (bytes: Buffer, ctx: UnpackContext) => Promise<UnpackOutcome>;
+
+const READERS: Readonly<Record<string, ContainerReader>> = {
+  gz: unpackGzip,
+  'tar.gz': unpackGzip,
+  tar: unpackTar,
+  tnef: unpackTnef,
+  rar: inspectRar,
+  '7z': inspectSevenZip,
+};
+
+/**
+ * The reader for a container of this type; a file of another type that holds a zip (an SFX
+ * executable, a zip behind junk bytes) is read as the zip that unzip tools find in it.
+ */
+export function readerFor(type: string, bytes: Buffer): ContainerReader | null {
+  if (CONTAINER_TYPES.has(type)) return READERS[type] ?? unpackZip;
+  return bytes.indexOf('PK\x03\x04', 0, 'latin1') !== -1 ? unpackZip : null;
+}
+
+/**
+ * The per-message budget. One instance is shared by every container of a message, so ten
+ * zips of 100 MB each are stopped by the same total as one of 1 GB.
+ */
+export class ArchiveBudget {
+  #files = 0;
+  #bytes = 0;
+  #stopped: AnomalyName | null = null;
+  #started: number | null = null;
+
+  constructor(readonly limits: ArchiveLimits, private readonly report: (name: AnomalyName, where: string, detail: string) => void) {}
+
+  get stopped(): boolean {
+    return this.#stopped !== null;
+  }
+
+  /** Starts the wall clock at the first container (not at the message's first byte). */
+  start(): void {
+    this.#started ??= performance.now();
+  }
+
+  #stop(name: AnomalyName, where: string, detail: string): false {
+    if (this.#stopped === null) {
+      this.#stopped = name;
+      this.report(name, where, detail);
+    }
+    return false;
+  }
+
+  #timeLeft(where: string): boolean {
+    if (this.#started !== null && performance.now() - this.#started > this.limits.maxTimeMs) {
+      return this.#stop('ARCHIVE_TIME_EXCEEDED', where, `limit ${this.limits.maxTimeMs} ms`);
+    }
+    return true;
+  }
+
+  /** Count one more member. */
+  file(where: string): boolean {
+    if (this.#stopped) return false;
+    if (++this.#files > this.limits.maxFiles) return this.#stop('ARCHIVE_FILES_EXCEEDED', where, `limit ${this.limits.maxFiles}`);
+    return this.#timeLeft(where);
+  }
+
+  /** Count unpacked bytes of a member that has produced `memberOut` from `packed` so far. */
+  bytes(n: number, memberOut: number, packed: number, where: string): boolean {
+    if (this.#stopped) return false;
+    this.#bytes += n;
+    if (this.#bytes > this.limits.maxTotalBytes) return this.#stop('ARCHIVE_SIZE_EXCEEDED', where, `limit ${this.limits.maxTotalBytes} bytes`);
+    if (memberOut > RATIO_FLOOR && memberOut > Math.max(packed, 1) * this.limits.maxRatio) {
+      return this.#stop('ARCHIVE_RATIO_EXCEEDED', where, `${packed} bytes expanding past ${memberOut} (limit ${this.limits.maxRatio}:1)`);
+    }
+    return this.#timeLeft(where);
+  }
+}
+
+/** Feed `packed` through zlib into `sink`, stopping at the first budget violation. */
+export function inflateInto(
+  kind: 'raw' | 'gzip',
+  packed: Buffer,
+  sink: MemberSink,
+  budget: ArchiveBudget,
+  where: string,
+): Promise<'ok' | 'limit' | 'corrupt'> {
+  const z: InflateRaw | Gunzip = kind === 'raw' ? createInflateRaw() : createGunzip();
+  return new Promise((resolve) => {
+    let out = 0;
+    let settled = false;
+    const finish = (r: 'ok' | 'limit' | 'corrupt'): void => {
+      if (settled) return;
+      settled = true;
+      z.removeAllListeners('data');
+      z.destroy();
+      resolve(r);
+    };
+    z.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      out += chunk.length;
+      if (!budget.bytes(chunk.length, out, packed.length, where)) return finish('limit');
+      sink.write(chunk);
+    });
+    z.on('end', () => finish('ok'));
+    z.on('error', () => finish('corrupt'));
+    z.end(packed);
+  });
+}
+
+/** Printable, bounded member names: they end up in paths, logs and SMTP replies. */
+export function cleanMemberName(raw: string): string {
+  const s = raw.replace(/[\x00-\x1f\x7f]/g, '?').replace(/^\/+/, '').slice(0, 255);
+  return s === '' ? '(unnamed)' : s;
+}

@@ -1,0 +1,168 @@
+/**
+ * ZIP (PKWARE APPNOTE 6.3): stored and deflate members, data descriptors, zip64, archives
+ * behind a prefix (self-extractors, junk), all from the central directory — what Windows
+ * Explorer, 7-Zip and Outlook's preview use. When there is no central directory (truncated or
+ * crafted archives) the local headers are walked instead, as lenient tools do, and the archive
+ * is reported corrupt.
+ *
+ * Encrypted members (traditional PKWARE or AES, method 99) cannot be read: they are reported
+ * (ARCHIVE_ENCRYPTED) and the archive's type becomes `encrypted-zip` so file blocking can act
+ * on it. Methods other than stored and deflate are reported as ARCHIVE_UNSUPPORTED.
+ */
+
+import type { UnpackContext, UnpackOutcome } from './unpack.ts';
+import { cleanMemberName } from './unpack.ts';
+
+const EOCD = 0x06054b50;
+const ZIP64_LOCATOR = 0x07064b50;
+const ZIP64_EOCD = 0x06064b50;
+const CENTRAL = 0x02014b50;
+const LOCAL = 0x04034b50;
+const MAX_COMMENT = 0xffff;
+
+interface Entry {
+  readonly name: string;
+  readonly flags: number;
+  readonly method: number;
+  readonly packedSize: number;
+  readonly localOffset: number;
+}
+
+export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
+  const central = readCentralDirectory(bytes);
+  if (central === null && ctx.embedded) return {};
+  const entries = central ?? walkLocalHeaders(bytes);
+  if (central === null) ctx.event('ARCHIVE_CORRUPT', 'no central directory; local headers walked');
+  let encrypted = false;
+  for (const e of entries) {
+    if (ctx.stopped) break;
+    if (e.name.endsWith('/') && e.packedSize === 0) continue; // a directory
+    const name = cleanMemberName(e.name);
+    if ((e.flags & 1) !== 0 || e.method === 99) {
+      encrypted = true;
+      ctx.event('ARCHIVE_ENCRYPTED', name);
+      continue;
+    }
+    const data = memberData(bytes, e);
+    if (data === null) {
+      ctx.event('ARCHIVE_CORRUPT', `${name}: data outside the archive`);
+      continue;
+    }
+    if (e.method !== 0 && e.method !== 8) {
+      ctx.event('ARCHIVE_UNSUPPORTED', `${name}: compression method ${e.method}`);
+      continue;
+    }
+    const sink = ctx.member(name);
+    if (sink === null) break;
+    if (e.method === 0) {
+      ctx.copy(sink, data);
+      sink.end();
+      continue;
+    }
+    const r = await ctx.inflate('raw', data, sink);
+    sink.end();
+    if (r === 'corrupt') ctx.event('ARCHIVE_CORRUPT', `${name}: bad deflate data`);
+    if (r === 'limit') break;
+  }
+  return encrypted ? { type: 'encrypted-zip' } : {};
+}
+
+/** The entries of the central directory, or null if the archive has none that parses. */
+function readCentralDirectory(b: Buffer): Entry[] | null {
+  const eocd = findEocd(b);
+  if (eocd === -1) return null;
+  let count = b.readUInt16LE(eocd + 10);
+  let cdSize = b.readUInt32LE(eocd + 12);
+  let cdOffset = b.readUInt32LE(eocd + 16);
+  let cdEnd = eocd;
+  const locator = eocd - 20;
+  if ((count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) && locator >= 0 && b.readUInt32LE(locator) === ZIP64_LOCATOR) {
+    const z = Number(b.readBigUInt64LE(locator + 8));
+    if (z + 56 <= b.length && b.readUInt32LE(z) === ZIP64_EOCD) {
+      count = Number(b.readBigUInt64LE(z + 32));
+      cdSize = Number(b.readBigUInt64LE(z + 40));
+      cdOffset = Number(b.readBigUInt64LE(z + 48));
+      cdEnd = z;
+    }
+  }
+  // Offsets are relative to the archive's start; a prefix (an SFX stub, junk) shifts them all.
+  const shift = cdEnd - cdSize - cdOffset;
+  let p = cdOffset + Math.max(0, shift);
+  const entries: Entry[] = [];
+  while (p + 46 <= b.length && b.readUInt32LE(p) === CENTRAL && entries.length < count + 1) {
+    const flags = b.readUInt16LE(p + 8);
+    const method = b.readUInt16LE(p + 10);
+    let packed = b.readUInt32LE(p + 20);
+    const unpackedField = b.readUInt32LE(p + 24);
+    const nameLen = b.readUInt16LE(p + 28);
+    const extraLen = b.readUInt16LE(p + 30);
+    const commentLen = b.readUInt16LE(p + 32);
+    let local = b.readUInt32LE(p + 42);
+    const name = decodeName(b.subarray(p + 46, p + 46 + nameLen), flags);
+    // zip64 extended information: the 64-bit values, in this order, for fields set to all ones.
+    const extra = b.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen);
+    for (let q = 0; q + 4 <= extra.length; ) {
+      const id = extra.readUInt16LE(q);
+      const len = extra.readUInt16LE(q + 2);
+      if (id === 0x0001) {
+        let f = q + 4;
+        const next = (): number | null => (f + 8 <= q + 4 + len && f + 8 <= extra.length ? Number(extra.readBigUInt64LE((f += 8) - 8)) : null);
+        if (unpackedField === 0xffffffff) next();
+        if (packed === 0xffffffff) packed = next() ?? packed;
+        if (local === 0xffffffff) local = next() ?? local;
+      }
+      q += 4 + len;
+    }
+    entries.push({ name, flags, method, packedSize: packed, localOffset: local + Math.max(0, shift) });
+    p += 46 + nameLen + extraLen + commentLen;
+  }
+  return entries.length > 0 || count === 0 ? entries : null;
+}
+
+function findEocd(b: Buffer): number {
+  const from = Math.max(0, b.length - 22 - MAX_COMMENT);
+  for (let p = b.lastIndexOf('PK\x05\x06', b.length - 22, 'latin1'); p >= from; p = b.lastIndexOf('PK\x05\x06', p - 1, 'latin1')) {
+    if (p + 22 <= b.length && b.readUInt32LE(p) === EOCD) return p;
+    if (p === 0) break;
+  }
+  return -1;
+}
+
+/** A member's packed bytes, from its local header (whose name/extra lengths may differ). */
+function memberData(b: Buffer, e: Entry): Buffer | null {
+  const p = e.localOffset;
+  if (p + 30 > b.length || b.readUInt32LE(p) !== LOCAL) return null;
+  const start = p + 30 + b.readUInt16LE(p + 26) + b.readUInt16LE(p + 28);
+  if (start > b.length) return null;
+  // A truncated member is inflated as far as it goes (and reported corrupt by zlib).
+  return b.subarray(start, Math.min(b.length, start + e.packedSize));
+}
+
+/**
+ * Without a central directory: every local header in order. A member with a data descriptor
+ * (sizes unknown in its header) runs to the next local header, which zlib tolerates: deflate
+ * ends where its stream ends.
+ */
+function walkLocalHeaders(b: Buffer): Entry[] {
+  const entries: Entry[] = [];
+  for (let p = b.indexOf('PK\x03\x04', 0, 'latin1'); p !== -1 && p + 30 <= b.length; ) {
+    const flags = b.readUInt16LE(p + 6);
+    const method = b.readUInt16LE(p + 8);
+    let packed = b.readUInt32LE(p + 18);
+    const nameLen = b.readUInt16LE(p + 26);
+    const extraLen = b.readUInt16LE(p + 28);
+    const start = p + 30 + nameLen + extraLen;
+    const sized = (flags & 8) === 0 && packed !== 0 && packed !== 0xffffffff;
+    // A member of known size is skipped whole (a stored inner zip holds local headers too).
+    const next = b.indexOf('PK\x03\x04', sized ? start + packed : Math.max(start, p + 4), 'latin1');
+    if (!sized) packed = (next === -1 ? b.length : next) - start;
+    entries.push({ name: decodeName(b.subarray(p + 30, p + 30 + nameLen), flags), flags, method, packedSize: Math.max(0, packed), localOffset: p });
+    p = next;
+  }
+  return entries;
+}
+
+/** UTF-8 when general purpose bit 11 says so; otherwise CP437 in theory, latin1 as read. */
+function decodeName(raw: Buffer, flags: number): string {
+  return raw.toString((flags & 0x800) !== 0 ? 'utf8' : 'latin1');
+}

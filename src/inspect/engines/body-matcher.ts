@@ -1,0 +1,202 @@
+/**
+ * Many body signatures, one pass over each buffer. Every signature part is anchored on 4 of its
+ * fixed bytes (chosen so that as few parts as possible share an anchor); a rolling 32-bit window over the stream is tested against a 64 Ki-entry filter of all
+ * anchors (one multiply, one load per byte), and only a filter hit looks the window up exactly.
+ * A hit becomes a candidate, verified by the part's RegExp on a small window of bytes around
+ * it once the bytes after it have arrived. Cost per byte is independent of the number of
+ * signatures; verification cost is per candidate and bounded by the part's span.
+ *
+ * Why a JavaScript loop over bytes: Node has no native multi-pattern search, and one
+ * Buffer.indexOf per signature costs (signatures × bytes). This loop is the one per-byte loop
+ * on the hot path, kept to integer operations on a typed array (measured by `npm run bench`).
+ *
+ * Streaming: state carries over chunks (the rolling window, a bounded history of bytes for
+ * verification, pending candidates), so a signature split across any chunking is found, and
+ * memory per scan is bounded by the longest part span (MAX_PART_SPAN) plus one chunk.
+ */
+
+import { type AnchorOption, type BodySignature, MAX_PART_SPAN, type NdbPart } from './ndb.ts';
+
+/** A signature part as the matcher looks for it: through the anchor chosen for it. */
+interface AnchorRef extends AnchorOption {
+  readonly sig: number;
+  readonly part: number;
+}
+
+const FILTER_BITS = 16;
+/** Filter slot of an anchor; the scan loop inlines the same expression. */
+const mix = (h: number): number => Math.imul(h, 0x9e3779b1) >>> (32 - FILTER_BITS);
+
+export class BodyMatcher {
+  readonly filter = new Uint8Array(1 << FILTER_BITS);
+  readonly anchors = new Map<number, AnchorRef[]>();
+  /** Bytes of history any verification may need before a candidate's anchor. */
+  readonly history: number;
+
+  constructor(readonly signatures: readonly BodySignature[]) {
+    let history = 0;
+    signatures.forEach((s, sig) =>
+      s.parts.forEach((p, part) => {
+        // The anchor fewest parts use so far: signatures sharing a prefix (a family's name,
+        // a common header) then still land on different anchors, keeping candidates few.
+        let best = p.anchors[0]!;
+        for (const o of p.anchors) if ((this.anchors.get(o.anchor)?.length ?? 0) < (this.anchors.get(best.anchor)?.length ?? 0)) best = o;
+        this.filter[mix(best.anchor)] = 1;
+        const ref: AnchorRef = { ...best, sig, part };
+        const list = this.anchors.get(best.anchor);
+        if (list) list.push(ref);
+        else this.anchors.set(best.anchor, [ref]);
+        history = Math.max(history, best.preMax + 4);
+      }),
+    );
+    this.history = history;
+  }
+
+  open(): BodyMatch {
+    return new BodyMatch(this);
+  }
+}
+
+interface Candidate {
+  readonly ref: AnchorRef;
+  /** Absolute offset of the anchor's first byte. */
+  readonly at: number;
+}
+
+export class BodyMatch {
+  #h = 0;
+  /** Bytes kept from earlier chunks: absolute offsets [#histStart, #pos). */
+  #hist: Buffer = Buffer.alloc(0);
+  #histStart = 0;
+  #pos = 0;
+  #chunk: Buffer = Buffer.alloc(0);
+  #pending: Candidate[] = [];
+  /** EOF-anchored candidates wait for the end; bounded to those that can still qualify. */
+  #atEnd: Candidate[] = [];
+  /** Per signature: the next part to match and the least start offset for it. */
+  readonly #next: Int32Array;
+  readonly #minStart: Float64Array;
+  readonly hits = new Set<number>();
+
+  constructor(private readonly m: BodyMatcher) {
+    this.#next = new Int32Array(m.signatures.length);
+    this.#minStart = new Float64Array(m.signatures.length);
+  }
+
+  write(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.#chunk = chunk;
+    const filter = this.m.filter;
+    let h = this.#h;
+    const base = this.#pos;
+    // The window holds zeros before the stream's start; #hit drops anchors that would start there.
+    for (let i = 0; i < chunk.length; i++) {
+      h = ((h << 8) | chunk[i]!) >>> 0;
+      if (filter[Math.imul(h, 0x9e3779b1) >>> (32 - FILTER_BITS)] !== 0) this.#hit(h, base + i - 3);
+    }
+    this.#h = h;
+    this.#pos += chunk.length;
+    this.#verifyReady(false);
+    this.#keepHistory();
+  }
+
+  /** All candidates verified with what has arrived; hits holds the signatures found. */
+  end(): Set<number> {
+    this.#verifyReady(true);
+    const size = this.#pos;
+    for (const c of this.#atEnd) this.#verify(c, size);
+    this.#atEnd = [];
+    return this.hits;
+  }
+
+  #hit(h: number, at: number): void {
+    if (at < 0) return;
+    for (const ref of this.m.anchors.get(h) ?? []) {
+      if (this.hits.has(ref.sig)) continue;
+      const s = this.m.signatures[ref.sig]!;
+      if (ref.part === 0 && s.offset.kind === 'abs' && (at < s.offset.at + ref.preMin || at > s.offset.at + s.offset.shift + ref.preMax)) continue;
+      const c = { ref, at };
+      if (s.offset.kind === 'eof') this.#atEnd.push(c);
+      else this.#pending.push(c);
+    }
+  }
+
+  /** Verify pending candidates, in stream order, whose bytes have all arrived. */
+  #verifyReady(final: boolean): void {
+    let k = 0;
+    for (; k < this.#pending.length; k++) {
+      const c = this.#pending[k]!;
+      if (!final && c.at + 4 + c.ref.postMax > this.#pos) break;
+      this.#verify(c, null);
+    }
+    if (k > 0) this.#pending = this.#pending.slice(k);
+  }
+
+  #verify(c: Candidate, size: number | null): void {
+    const { sig, part } = c.ref;
+    if (this.hits.has(sig) || this.#next[sig] !== part) return;
+    const s = this.m.signatures[sig]!;
+    const p: NdbPart = s.parts[part]!;
+    const from = Math.max(c.at - c.ref.preMax, this.#minStart[sig]!, this.#histStart);
+    const to = Math.min(c.at + 4 + c.ref.postMax, this.#pos);
+    if (from > c.at) return;
+    const text = this.#bytes(from, to).toString('latin1');
+    p.regex.lastIndex = 0;
+    for (let m = p.regex.exec(text); m !== null; m = p.regex.exec(text)) {
+      const start = from + m.index;
+      const end = start + m[0].length;
+      p.regex.lastIndex = m.index + 1;
+      if (start > c.at || end < c.at + 4) continue; // a match elsewhere: its own candidate will see it
+      if (part === 0 && !offsetOk(s, start, size)) continue;
+      if (part + 1 === s.parts.length) {
+        this.hits.add(sig);
+      } else {
+        this.#next[sig] = part + 1;
+        this.#minStart[sig] = end + s.parts[part + 1]!.gapMin;
+      }
+      return;
+    }
+  }
+
+  /** Bytes at absolute offsets [from, to): from history and the current chunk. */
+  #bytes(from: number, to: number): Buffer {
+    const chunkStart = this.#pos - this.#chunk.length;
+    if (from >= chunkStart) return this.#chunk.subarray(from - chunkStart, to - chunkStart);
+    const old = this.#hist.subarray(from - this.#histStart);
+    return to <= chunkStart ? old.subarray(0, to - from) : Buffer.concat([old, this.#chunk.subarray(0, to - chunkStart)]);
+  }
+
+  /** Keep the bytes that pending candidates and the next chunk's candidates may need. */
+  #keepHistory(): void {
+    let keepFrom = this.#pos - this.m.history;
+    for (const c of [this.#pending[0], this.#atEnd[0]]) {
+      if (c) keepFrom = Math.min(keepFrom, c.at - c.ref.preMax);
+    }
+    // EOF candidates that can no longer be close enough to the end are dropped, bounding memory.
+    if (this.#atEnd.length > 0) {
+      this.#atEnd = this.#atEnd.filter((c) => {
+        const o = this.m.signatures[c.ref.sig]!.offset;
+        return o.kind !== 'eof' || this.#pos - c.at <= o.back + MAX_PART_SPAN;
+      });
+    }
+    keepFrom = Math.max(keepFrom, this.#histStart, this.#pos - 2 * MAX_PART_SPAN - this.m.history);
+    if (keepFrom >= this.#pos) {
+      this.#hist = Buffer.alloc(0);
+      this.#histStart = this.#pos;
+      return;
+    }
+    const kept = Buffer.from(this.#bytes(keepFrom, this.#pos));
+    this.#hist = kept;
+    this.#histStart = keepFrom;
+    this.#chunk = Buffer.alloc(0);
+  }
+}
+
+function offsetOk(s: BodySignature, start: number, size: number | null): boolean {
+  const o = s.offset;
+  if (o.kind === 'any') return true;
+  if (o.kind === 'abs') return start >= o.at && start <= o.at + o.shift;
+  if (size === null) return false;
+  const at = size - o.back;
+  return start >= at && start <= at + o.shift;
+}

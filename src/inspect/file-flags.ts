@@ -1,0 +1,72 @@
+/**
+ * What a file's name and declared type claim, against what its bytes are: the flags file
+ * blocking and the log use. A name is what the recipient sees and what Windows uses to decide
+ * how to open the file; the bytes are what runs. Flags:
+ *
+ *   type-mismatch     the extension or the declared Content-Type says one known type, the
+ *                     content is another (invoice.pdf that is a PE executable)
+ *   double-extension  a harmless-looking extension followed by an executable one
+ *                     (invoice.pdf.exe, "report.doc     .scr")
+ *   rtlo              a right-to-left override in the name ("invoice\u202Efdp.exe" shows as
+ *                     "invoiceexe.pdf")
+ */
+
+/** Extension → the detected types it may legitimately hold. */
+const EXTENSION_TYPES: Readonly<Record<string, readonly string[]>> = {
+  exe: ['exe'], scr: ['exe'], com: ['exe'], cpl: ['exe', 'dll'], dll: ['dll', 'exe'], sys: ['exe', 'dll'],
+  msi: ['msi'], pdf: ['pdf'], rtf: ['rtf'],
+  doc: ['doc', 'rtf', 'cfb', 'html', 'xml'], dot: ['doc', 'cfb'], xls: ['xls', 'cfb', 'html', 'xml'], ppt: ['ppt', 'cfb'],
+  docx: ['docx', 'zip'], docm: ['docm', 'docx', 'zip'], xlsx: ['xlsx', 'zip'], xlsm: ['xlsm', 'xlsx', 'zip'],
+  pptx: ['pptx', 'zip'], pptm: ['pptm', 'pptx', 'zip'],
+  zip: ['zip', 'encrypted-zip'], rar: ['rar', 'encrypted-rar'], '7z': ['7z', 'encrypted-7z'],
+  gz: ['gz', 'tar.gz'], tgz: ['gz', 'tar.gz'], tar: ['tar'], iso: ['iso'], img: ['img', 'binary'], vhd: ['vhd'], vhdx: ['vhdx'],
+  lnk: ['lnk'], jpg: ['jpg'], jpeg: ['jpg'], png: ['png'], gif: ['gif'], bmp: ['bmp'], tif: ['tif'], tiff: ['tif'],
+  txt: ['text', 'xml', 'html', 'js', 'vbs', 'ps1', 'bat', 'empty'], csv: ['text', 'empty'],
+  htm: ['html', 'text'], html: ['html', 'text'], xml: ['xml', 'text', 'svg'], svg: ['svg', 'xml'],
+  eml: ['text'], ics: ['text', 'ics'], wav: ['wav'], mp3: ['mp3'], mp4: ['mp4'],
+};
+
+/** Content-Type → the detected types it may legitimately hold (others: not judged). */
+const DECLARED_TYPES: Readonly<Record<string, readonly string[]>> = {
+  'application/pdf': ['pdf'],
+  'image/jpeg': ['jpg'], 'image/png': ['png'], 'image/gif': ['gif'], 'image/bmp': ['bmp'], 'image/tiff': ['tif'],
+  'application/zip': ['zip', 'encrypted-zip', 'docx', 'xlsx', 'pptx', 'docm', 'xlsm', 'pptm', 'jar', 'apk'],
+  'application/msword': ['doc', 'cfb', 'rtf'], 'application/vnd.ms-excel': ['xls', 'cfb'],
+  'application/rtf': ['rtf'], 'text/rtf': ['rtf'],
+};
+
+/** Types a double extension's last part makes dangerous: they run or open as code. */
+const EXECUTABLE_EXTENSIONS = new Set([
+  'exe', 'scr', 'com', 'pif', 'cpl', 'dll', 'msi', 'bat', 'cmd', 'vbs', 'vbe', 'js', 'jse', 'wsf', 'wsh', 'hta',
+  'ps1', 'psm1', 'lnk', 'url', 'jar', 'iso', 'img', 'vhd', 'vhdx', 'reg', 'chm', 'scf', 'library-ms',
+]);
+/** Things attackers pretend a file is, in front of the real extension. */
+const DECOY_EXTENSIONS = new Set([
+  'pdf', 'doc', 'docx', 'xls', 'xlsx', 'ppt', 'pptx', 'txt', 'rtf', 'jpg', 'jpeg', 'png', 'gif', 'zip', 'rar', 'htm', 'html', 'csv', 'mp3', 'mp4', 'odt',
+]);
+
+/** Types whose content is generic enough that a name cannot contradict it. */
+const UNJUDGED = new Set(['binary', 'empty']);
+
+export function extensionOf(name: string): string | null {
+  const m = /\.([A-Za-z0-9-]{1,10})\s*$/.exec(name);
+  return m ? m[1]!.toLowerCase() : null;
+}
+
+export function fileFlags(name: string | null, declaredType: string | null, detectedType: string): string[] {
+  const flags: string[] = [];
+  if (name !== null) {
+    if (/[\u202a-\u202e\u2066-\u2069]/.test(name)) flags.push('rtlo');
+    const parts = name.replace(/[\u202a-\u202e\u2066-\u2069]/g, '').split('.').map((p) => p.trim().toLowerCase());
+    if (parts.length >= 3 && EXECUTABLE_EXTENSIONS.has(parts[parts.length - 1]!) && DECOY_EXTENSIONS.has(parts[parts.length - 2]!)) {
+      flags.push('double-extension');
+    }
+  }
+  if (!UNJUDGED.has(detectedType)) {
+    const ext = name === null ? null : extensionOf(name);
+    const byName = ext === null ? undefined : EXTENSION_TYPES[ext];
+    const byDeclared = declaredType === null ? undefined : DECLARED_TYPES[declaredType];
+    if ((byName && !byName.includes(detectedType)) || (byDeclared && !byDeclared.includes(detectedType))) flags.push('type-mismatch');
+  }
+  return flags;
+}

@@ -1,0 +1,186 @@
+/**
+ * Builders for the archives the tests feed the inspector: written from the format
+ * specifications (PKWARE APPNOTE, POSIX tar, MS-OXTNEF, RAR and 7z headers), byte by byte, so
+ * each trick (data descriptors, zip64 fields, a prefix, a missing central directory,
+ * encryption flags) is explicit in the test that uses it.
+ */
+
+import { crc32, deflateRawSync, gzipSync } from 'node:zlib';
+
+export interface ZipEntry {
+  readonly name: string;
+  readonly data: Buffer;
+  readonly method?: 'stored' | 'deflate';
+  /** Set the "encrypted" flag (the data is then taken as it is). */
+  readonly encrypted?: boolean;
+  /** Sizes and CRC in a data descriptor after the data, zeros in the local header. */
+  readonly descriptor?: boolean;
+  /** Sizes and offset in a zip64 extra field (the 32-bit fields all ones). */
+  readonly zip64?: boolean;
+}
+
+export function zip(entries: readonly ZipEntry[], opts: { prefix?: Buffer; noCentral?: boolean } = {}): Buffer {
+  const parts: Buffer[] = [];
+  const central: Buffer[] = [];
+  let offset = opts.prefix?.length ?? 0;
+  if (opts.prefix) parts.push(opts.prefix);
+  for (const e of entries) {
+    const name = Buffer.from(e.name, 'utf8');
+    const method = e.method === 'stored' ? 0 : 8;
+    const packed = method === 8 && !e.encrypted ? deflateRawSync(e.data) : e.data;
+    const crc = crc32(e.data);
+    const flags = (e.encrypted ? 1 : 0) | (e.descriptor ? 8 : 0) | 0x800;
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(flags, 6);
+    local.writeUInt16LE(method, 8);
+    if (!e.descriptor) {
+      local.writeUInt32LE(crc, 14);
+      local.writeUInt32LE(packed.length, 18);
+      local.writeUInt32LE(e.data.length, 22);
+    }
+    local.writeUInt16LE(name.length, 26);
+    parts.push(local, name, packed);
+    if (e.descriptor) {
+      const dd = Buffer.alloc(16);
+      dd.writeUInt32LE(0x08074b50, 0);
+      dd.writeUInt32LE(crc, 4);
+      dd.writeUInt32LE(packed.length, 8);
+      dd.writeUInt32LE(e.data.length, 12);
+      parts.push(dd);
+    }
+    const extra = e.zip64 ? Buffer.alloc(28) : Buffer.alloc(0);
+    if (e.zip64) {
+      extra.writeUInt16LE(1, 0);
+      extra.writeUInt16LE(24, 2);
+      extra.writeBigUInt64LE(BigInt(e.data.length), 4);
+      extra.writeBigUInt64LE(BigInt(packed.length), 12);
+      extra.writeBigUInt64LE(BigInt(offset - (opts.prefix?.length ?? 0)), 20);
+    }
+    const c = Buffer.alloc(46);
+    c.writeUInt32LE(0x02014b50, 0);
+    c.writeUInt16LE(45, 4);
+    c.writeUInt16LE(20, 6);
+    c.writeUInt16LE(flags, 8);
+    c.writeUInt16LE(method, 10);
+    c.writeUInt32LE(crc, 16);
+    c.writeUInt32LE(e.zip64 ? 0xffffffff : packed.length, 20);
+    c.writeUInt32LE(e.zip64 ? 0xffffffff : e.data.length, 24);
+    c.writeUInt16LE(name.length, 28);
+    c.writeUInt16LE(extra.length, 30);
+    c.writeUInt32LE(e.zip64 ? 0xffffffff : offset - (opts.prefix?.length ?? 0), 42);
+    central.push(c, name, extra);
+    offset += local.length + name.length + packed.length + (e.descriptor ? 16 : 0);
+  }
+  if (opts.noCentral) return Buffer.concat(parts);
+  const cd = Buffer.concat(central);
+  const eocd = Buffer.alloc(22);
+  eocd.writeUInt32LE(0x06054b50, 0);
+  eocd.writeUInt16LE(entries.length, 8);
+  eocd.writeUInt16LE(entries.length, 10);
+  eocd.writeUInt32LE(cd.length, 12);
+  eocd.writeUInt32LE(offset - (opts.prefix?.length ?? 0), 16);
+  return Buffer.concat([...parts, cd, eocd]);
+}
+
+/** A zip nested `levels` deep around `inner` (named inner file at the centre). */
+export function nestedZip(levels: number, name: string, inner: Buffer): Buffer {
+  let data = zip([{ name, data: inner }]);
+  for (let i = 1; i < levels; i++) data = zip([{ name: `level${levels - i}.zip`, data }]);
+  return data;
+}
+
+export function tar(entries: readonly { name: string; data: Buffer }[]): Buffer {
+  const blocks: Buffer[] = [];
+  const header = (name: string, size: number, type: string): Buffer => {
+    const h = Buffer.alloc(512);
+    h.write(name.slice(0, 100), 0, 'utf8');
+    h.write('0000644\0', 100);
+    h.write('0000000\0', 108);
+    h.write('0000000\0', 116);
+    h.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+    h.write('00000000000\0', 136);
+    h.write('        ', 148);
+    h.write(type, 156);
+    h.write('ustar\x0000', 257, 'latin1');
+    let sum = 0;
+    for (const x of h) sum += x;
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+    return h;
+  };
+  const pad = (n: number): Buffer => Buffer.alloc((512 - (n % 512)) % 512);
+  for (const e of entries) {
+    if (Buffer.byteLength(e.name) > 100) {
+      const long = Buffer.from(`${e.name}\0`);
+      blocks.push(header('././@LongLink', long.length, 'L'), long, pad(long.length));
+    }
+    blocks.push(header(e.name, e.data.length, '0'), e.data, pad(e.data.length));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+export function gzip(data: Buffer, name?: string): Buffer {
+  const gz = gzipSync(data);
+  if (name === undefined) return gz;
+  // Set FNAME and insert the zero-terminated name after the 10-byte header.
+  const head = Buffer.from(gz.subarray(0, 10));
+  head[3] = head[3]! | 8;
+  return Buffer.concat([head, Buffer.from(`${name}\0`, 'latin1'), gz.subarray(10)]);
+}
+
+/** winmail.dat with the given attachments (MS-OXTNEF attributes; checksums as Outlook writes them). */
+export function tnef(attachments: readonly { name: string; data: Buffer }[]): Buffer {
+  const attr = (level: number, id: number, data: Buffer): Buffer => {
+    const h = Buffer.alloc(9);
+    h[0] = level;
+    h.writeUInt32LE(id, 1);
+    h.writeUInt32LE(data.length, 5);
+    const sum = Buffer.alloc(2);
+    let s = 0;
+    for (const x of data) s = (s + x) & 0xffff;
+    sum.writeUInt16LE(s);
+    return Buffer.concat([h, data, sum]);
+  };
+  const out = [Buffer.from([0x78, 0x9f, 0x3e, 0x22, 0x01, 0x00]), attr(1, 0x00089006, Buffer.from([1, 0, 1, 0]))];
+  for (const a of attachments) {
+    out.push(attr(2, 0x00069002, Buffer.alloc(14)), attr(2, 0x00018010, Buffer.from(`${a.name}\0`, 'latin1')), attr(2, 0x0006800f, a.data));
+  }
+  return Buffer.concat(out);
+}
+
+/** A RAR 4 archive head with one file header, its "encrypted" flag as asked. */
+export function rar4(encrypted: boolean): Buffer {
+  const sig = Buffer.from('Rar!\x1a\x07\x00', 'latin1');
+  const main = Buffer.from([0, 0, 0x73, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0]);
+  const name = Buffer.from('secret.exe');
+  const file = Buffer.alloc(32 + name.length);
+  file[2] = 0x74;
+  file.writeUInt16LE(0x8000 | (encrypted ? 0x04 : 0), 3);
+  file.writeUInt16LE(file.length, 5);
+  file.writeUInt32LE(4, 7); // packed size
+  file.writeUInt16LE(name.length, 26);
+  name.copy(file, 32);
+  return Buffer.concat([sig, main, file, Buffer.from('DATA'), Buffer.from([0xc4, 0x3d, 0x7b, 0, 0x40, 0x07, 0])]);
+}
+
+/** A RAR 5 archive with one file header; with `encrypted`, an archive encryption header first. */
+export function rar5(encrypted: boolean): Buffer {
+  const sig = Buffer.from('Rar!\x1a\x07\x01\x00', 'latin1');
+  const header = (body: number[]): Buffer => Buffer.concat([Buffer.alloc(4), Buffer.from([body.length, ...body])]);
+  const main = header([1, 0, 0]);
+  const enc = header([4, 0, 0, 0, 15, ...Array(16).fill(1)]);
+  const file = header([2, 0, 0, 0, 4, 0, 0, 0, 0, 4, ...Buffer.from('a.exe')]);
+  return Buffer.concat([sig, ...(encrypted ? [enc] : [main, file]), header([5, 0, 0])]);
+}
+
+/** A 7z signature header pointing at a next header; with `encrypted`, it names the AES coder. */
+export function sevenZip(encrypted: boolean): Buffer {
+  const nextHeader = Buffer.from(encrypted ? [0x17, 0x06, 0x0b, 0x01, 0x24, 0x06, 0xf1, 0x07, 0x01, 0x00] : [0x01, 0x04, 0x06, 0x00, 0x00]);
+  const h = Buffer.alloc(32);
+  Buffer.from([0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c, 0, 4]).copy(h);
+  h.writeBigUInt64LE(16n, 12);
+  h.writeBigUInt64LE(BigInt(nextHeader.length), 20);
+  return Buffer.concat([h, Buffer.alloc(16, 0x55), nextHeader]);
+}
