@@ -75,6 +75,7 @@ export class Gateway {
   readonly #mailboxTargets = new Map<string, { host: string; port: number }>();
   readonly #store: LogStore;
   #cfg: LoadedConfig;
+  readonly #engines: readonly Engine[];
   #inspector: Inspector;
   #policy: Policy;
   readonly running: RunningListener[] = [];
@@ -86,7 +87,8 @@ export class Gateway {
   constructor(cfg: LoadedConfig, private readonly log: LogFn, opts: { store?: LogStore; engines?: readonly Engine[] } = {}) {
     this.#cfg = cfg;
     this.#store = opts.store ?? new SqliteLogStore(cfg.dataDirAbs);
-    this.#inspector = buildInspector(cfg, opts.engines ?? buildEngines(cfg, log));
+    this.#engines = opts.engines ?? buildEngines(cfg, log);
+    this.#inspector = buildInspector(cfg, this.#engines);
     this.#policy = new Policy(cfg);
   }
 
@@ -166,6 +168,7 @@ export class Gateway {
   async stop(graceMs = this.#cfg.timeouts['shutdown-grace']): Promise<void> {
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
     await Promise.all(this.#mailboxes.map((m) => m.close()));
+    await Promise.all(this.#engines.map((e) => e.close?.()));
     this.#store.close();
   }
 }

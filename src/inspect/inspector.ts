@@ -49,6 +49,22 @@ export class Inspector {
     return new MessageScan(this.opts.engines, this.opts.mime ?? DEFAULT_MIME_LIMITS, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS);
   }
 
+  /**
+   * A file (not a message) as a stream: write its bytes, then `end(deadlineMs)`. Containers
+   * in it are unpacked like attachments; `name` is its path in the findings.
+   */
+  beginFile(name: string): { write(chunk: Buffer): void; end(deadlineMs: number): Promise<ScanResult> } {
+    const set = new ObjectSet(this.opts.engines, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS);
+    const sink = set.open({ path: name, name, contentType: null, encoding: null }, 0);
+    return {
+      write: (chunk) => sink.write(chunk),
+      end: (deadlineMs) => {
+        sink.end();
+        return withDeadline(set.finish(), deadlineMs);
+      },
+    };
+  }
+
   /** Scan a whole buffer (files, .eml) with the same pipeline as the gateway. */
   async scanBuffer(bytes: Buffer, asMessage: boolean, deadlineMs: number, name: string | null = null): Promise<ScanResult> {
     if (asMessage) {
@@ -56,11 +72,9 @@ export class Inspector {
       scan.write(bytes);
       return scan.end(deadlineMs);
     }
-    const set = new ObjectSet(this.opts.engines, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS);
-    const sink = set.open({ path: name ?? 'file', name, contentType: null, encoding: null }, 0);
-    sink.write(bytes);
-    sink.end();
-    return withDeadline(set.finish(), deadlineMs);
+    const file = this.beginFile(name ?? 'file');
+    file.write(bytes);
+    return file.end(deadlineMs);
   }
 }
 

@@ -21,6 +21,8 @@ export function clamdUnavailable(): string | null {
 
 export interface ClamdPeer {
   readonly port: number;
+  /** The same clamd's LocalSocket. */
+  readonly socket: string;
   stop(): Promise<void>;
 }
 
@@ -30,7 +32,7 @@ export async function startClamd(): Promise<ClamdPeer> {
   writeFileSync(join(dir, 'smtpwall-test.ndb'), `Smtpwall.Test.Marker:0:*:${Buffer.from(CLAMD_MARKER).toString('hex')}\n`);
   writeFileSync(join(dir, 'smtpwall-test.hdb'), `44d88612fea8a8f36de82e1278abb02f:${EICAR.length}:Smtpwall.Test.Eicar\n`);
   const conf = join(dir, 'clamd.conf');
-  writeFileSync(conf, [`Foreground yes`, `TCPSocket ${port}`, `TCPAddr 127.0.0.1`, `DatabaseDirectory ${dir}`, `LogFile ${join(dir, 'clamd.log')}`, 'LogTime yes'].join('\n') + '\n');
+  writeFileSync(conf, [`Foreground yes`, `TCPSocket ${port}`, `TCPAddr 127.0.0.1`, `LocalSocket ${join(dir, 'clamd.sock')}`, `DatabaseDirectory ${dir}`, `LogFile ${join(dir, 'clamd.log')}`, 'LogTime yes'].join('\n') + '\n');
   const child: ChildProcess = spawn(CLAMD, ['-c', conf], { stdio: 'ignore' });
   const until = Date.now() + 30_000;
   for (;;) {
@@ -41,6 +43,7 @@ export async function startClamd(): Promise<ClamdPeer> {
   }
   return {
     port,
+    socket: join(dir, 'clamd.sock'),
     stop: async () => {
       if (child.exitCode === null && child.pid) {
         process.kill(child.pid, 'SIGTERM');

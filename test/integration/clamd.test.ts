@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { ClamdEngine } from '../../src/inspect/engines/clamd.ts';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
 import { Inspector } from '../../src/inspect/inspector.ts';
+import { zip } from '../helpers/archives.ts';
 import { CLAMD_MARKER, type ClamdPeer, clamdUnavailable, startClamd } from '../helpers/clamd.ts';
 import { RawClient, startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
 
@@ -40,6 +41,26 @@ describe('clamd engine', { skip: clamdUnavailable() ?? false, timeout: 60_000 },
     scan.write(Buffer.from(attachment(Buffer.from(CLAMD_MARKER)), 'latin1'));
     const r = await scan.end(10_000);
     assert.ok(r.findings.some((f) => f.file.path === 'msg/2' && f.threat === 'Smtpwall.Test.Marker.UNOFFICIAL'));
+  });
+
+  it('over the unix socket too; sessions are pooled (one per concurrent object, not one per object)', async () => {
+    const engine = new ClamdEngine({ address: { path: clamd.socket }, timeoutMs: 5000, objects: 'all' });
+    const inspector = new Inspector({ engines: [engine] });
+    try {
+      const msg = Buffer.from(attachment(zip([{ name: 'm.bin', data: Buffer.from(`x ${CLAMD_MARKER} x`) }, { name: 'e.com', data: EICAR }])), 'latin1');
+      for (let i = 0; i < 5; i++) {
+        const scan = inspector.begin();
+        scan.write(msg);
+        const r = await scan.end(10_000);
+        assert.deepEqual(
+          r.findings.map((f) => `${f.threat}@${f.file.path}`).sort(),
+          ['Smtpwall.Test.Eicar.UNOFFICIAL@msg/2/x.bin/e.com', 'Smtpwall.Test.Marker.UNOFFICIAL@msg/2/x.bin/m.bin'],
+        );
+      }
+      assert.ok(engine.sessionsOpened <= 10, `5 messages × 5 objects took ${engine.sessionsOpened} sessions`);
+    } finally {
+      await engine.close();
+    }
   });
 
   for (const mode of ['store-and-forward', 'cut-through'] as const) {

@@ -5,14 +5,15 @@
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
-import { EICAR_MESSAGES } from '../helpers/messages.ts';
+import { zip } from '../helpers/archives.ts';
+import { CLEAN_MESSAGES, EICAR_MESSAGES } from '../helpers/messages.ts';
 import { startUpstream } from '../helpers/peers.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/smtpwall.js');
@@ -49,6 +50,31 @@ describe('smtpwall command line', () => {
     assert.equal(rec.verdict, 'threat');
     assert.equal(rec.findings[0]!.name, 'eicar.com');
     assert.equal((await cli(['scan', join(dir, 'missing')])).code, 2);
+  });
+
+  it('scan: directories, archives, mbox files; suspicious content exits 1; --verbose lists every file', async () => {
+    const tree = join(dir, 'tree');
+    mkdirSync(join(tree, 'sub'), { recursive: true });
+    writeFileSync(join(tree, 'sub', 'bundle.zip'), zip([{ name: 'docs/readme.txt', data: Buffer.from('hello') }, { name: 'docs/e.com', data: EICAR }]));
+    writeFileSync(join(tree, 'note.txt'), 'clean');
+    const r = await cli(['scan', tree]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /note\.txt: OK/);
+    assert.match(r.stdout, /bundle\.zip: FOUND EICAR-Test-File in .*bundle\.zip\/docs\/e\.com/);
+    const mbox = join(dir, 'inbox.mbox');
+    writeFileSync(mbox, Buffer.concat([
+      Buffer.from('From a@example.org Mon Nov 23 10:00:00 2026\n'), CLEAN_MESSAGES['leading dots']!, Buffer.from('\n\n'),
+      Buffer.from('From b@example.org Mon Nov 23 10:00:00 2026\n'), EICAR_MESSAGES['base64 attachment']!, Buffer.from('\n'),
+    ]));
+    const m = await cli(['scan', '--json', mbox]);
+    assert.equal(m.code, 1);
+    const recs = m.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; verdict: string; scannedAs: string });
+    assert.deepEqual(recs.map((x) => [x.file.replace(dir, ''), x.scannedAs, x.verdict]), [['/inbox.mbox#1', 'message', 'clean'], ['/inbox.mbox#2', 'message', 'threat']]);
+    writeFileSync(join(dir, 'locked.zip'), zip([{ name: 'x.exe', data: Buffer.from('secret'), encrypted: true }]));
+    const enc = await cli(['scan', '-v', join(dir, 'locked.zip')]);
+    assert.equal(enc.code, 1);
+    assert.match(enc.stdout, /locked\.zip: SUSPICIOUS ARCHIVE_ENCRYPTED at .*locked\.zip \(x\.exe\)/);
+    assert.match(enc.stdout, /^ {2}.*locked\.zip: encrypted-zip, \d+ bytes, sha256 [0-9a-f]{64}$/m);
   });
 
   it('config check: OK with a summary, or the error naming file, line and key', async () => {

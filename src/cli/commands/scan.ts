@@ -1,86 +1,186 @@
 /**
- * `smtpwall scan PATH... [--json] [-c FILE]`: scan files, directories and .eml messages with
- * the gateway's own inspection pipeline. Exit 0 clean, 1 threat found, 2 error.
+ * `smtpwall scan PATH... [--json] [-c FILE]`: scan files, directories, .eml messages and mbox
+ * mailboxes with the gateway's own inspection pipeline (MIME decoding, archives, engines).
+ * Files are read as streams, so a mailbox of any size costs one message of memory at a time.
+ * A progress bar on stderr appears for runs longer than a moment when stderr is a terminal.
+ *
+ * Exit 0: everything clean; 1: a threat, or content that cannot be inspected (encrypted
+ * archives, archive limits: what the gateway would not pass by default); 2: an error.
  */
 
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ARCHIVE_LIMIT, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../../events.ts';
 import { buildInspector } from '../../gateway/gateway.ts';
 import { SignatureEngine } from '../../inspect/engines/signatures.ts';
 import { Inspector } from '../../inspect/inspector.ts';
 import type { ScanResult } from '../../inspect/types.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
+import { MboxSplitter } from '../mbox.ts';
+import { Progress } from '../progress.ts';
 
-const SCAN_DEADLINE_MS = 60_000;
+const SCAN_DEADLINE_MS = 120_000;
+const READ_CHUNK = 256 * 1024;
+
+type Verdict = 'clean' | 'threat' | 'suspicious';
 
 export async function runScan(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, config: { type: 'string', short: 'c' } },
+    options: {
+      json: { type: 'boolean', default: false },
+      config: { type: 'string', short: 'c' },
+      verbose: { type: 'boolean', short: 'v', default: false },
+    },
   });
   if (positionals.length === 0) throw new Error('expected at least one PATH to scan');
   const inspector = values.config ? buildInspector(loadConfigFile(values.config)) : new Inspector({ engines: [new SignatureEngine()] });
-  let threats = 0;
-  let errors = 0;
+  const files: { path: string; size: number }[] = [];
+  let progress: Progress | null = null;
+  const out = new Reporter(values.json, values.verbose, () => progress?.clear());
   for (const root of positionals) {
-    for await (const file of walk(root)) {
-      try {
-        const bytes = await readFile(file);
-        const asMessage = /\.(eml|msg\.txt)$/i.test(file) || looksLikeMessage(bytes);
-        const result = await inspector.scanBuffer(bytes, asMessage, SCAN_DEADLINE_MS, file);
-        threats += result.findings.length ? 1 : 0;
-        report(file, asMessage, result, values.json);
-      } catch (err) {
-        errors++;
-        if (values.json) process.stdout.write(`${JSON.stringify({ file, error: (err as Error).message })}\n`);
-        else process.stdout.write(`${file}: ERROR ${(err as Error).message}\n`);
-      }
+    try {
+      for await (const f of walk(root)) files.push(f);
+    } catch (err) {
+      out.error(root, err as Error);
     }
   }
-  if (errors) return 2;
-  return threats ? 1 : 0;
+  progress = new Progress(process.stderr, files.reduce((n, f) => n + f.size, 0), files.length);
+  try {
+    for (const f of files) {
+      try {
+        await scanFile(inspector, f.path, (n) => progress.advance(n), out);
+      } catch (err) {
+        out.error(f.path, err as Error);
+      }
+      progress.fileDone();
+    }
+  } finally {
+    progress.finish();
+  }
+  if (out.errors) return 2;
+  return out.notClean ? 1 : 0;
 }
 
-async function* walk(path: string): AsyncGenerator<string> {
+async function* walk(path: string): AsyncGenerator<{ path: string; size: number }> {
   const s = await stat(path);
   if (!s.isDirectory()) {
-    yield path;
+    yield { path, size: s.size };
     return;
   }
   for (const entry of (await readdir(path)).sort()) yield* walk(join(path, entry));
 }
 
-/** A file that starts with RFC 5322 header fields is scanned as a message (MIME decoded). */
-function looksLikeMessage(bytes: Buffer): boolean {
-  const head = bytes.toString('latin1', 0, Math.min(bytes.length, 2048));
+/** How a file is read: an mbox (many messages), one message, or a plain file. */
+async function kindOf(path: string): Promise<'mbox' | 'message' | 'file'> {
+  const fh = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(2048);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    const text = head.toString('latin1', 0, bytesRead);
+    if (/^From \S+.*\r?\n/.test(text) && looksLikeMessage(text.replace(/^From [^\n]*\n/, ''))) return 'mbox';
+    if (/\.(eml|msg\.txt)$/i.test(path) || looksLikeMessage(text)) return 'message';
+    return 'file';
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Text that starts with RFC 5322 header fields, among them a usual one. */
+function looksLikeMessage(head: string): boolean {
   return /^(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*){2,}/.test(head) && /^(from|to|subject|date|message-id|mime-version|received|return-path):/im.test(head);
 }
 
-function report(file: string, asMessage: boolean, r: ScanResult, json: boolean): void {
-  if (json) {
-    process.stdout.write(
-      `${JSON.stringify({
-        file,
-        scannedAs: asMessage ? 'message' : 'file',
-        verdict: r.findings.length ? 'threat' : 'clean',
-        findings: r.findings.map((f) => ({
-          threat: f.threat, threatId: f.threatId, engine: f.engine, signature: f.signature, severity: f.severity,
-          path: f.file.path, name: f.file.name, detectedType: f.file.detectedType, sha256: f.file.sha256, size: f.file.size,
-        })),
-        files: r.files.map((f) => ({ path: f.path, name: f.name, declaredType: f.declaredType, detectedType: f.detectedType, size: f.size, sha256: f.sha256 })),
-        events: r.events,
-      })}\n`,
-    );
+async function scanFile(inspector: Inspector, path: string, advance: (n: number) => void, out: Reporter): Promise<void> {
+  const kind = await kindOf(path);
+  const stream = createReadStream(path, { highWaterMark: READ_CHUNK });
+  if (kind === 'mbox') {
+    let n = 0;
+    let scan = inspector.begin();
+    const pending: Promise<void>[] = [];
+    const splitter = new MboxSplitter({
+      data: (chunk) => scan.write(chunk),
+      end: () => {
+        const label = `${path}#${++n}`;
+        const s = scan;
+        scan = inspector.begin();
+        pending.push(s.end(SCAN_DEADLINE_MS).then((r) => out.result(label, 'message', r)));
+      },
+    });
+    for await (const chunk of stream) {
+      splitter.write(chunk as Buffer);
+      advance((chunk as Buffer).length);
+      await Promise.all(pending.splice(0)); // one message in flight: memory stays one message
+    }
+    splitter.end();
+    await Promise.all(pending);
     return;
   }
-  if (r.findings.length === 0) {
-    process.stdout.write(`${file}: OK${r.events.length ? ` (events: ${r.events.map((e) => e.name).join(', ')})` : ''}\n`);
-    return;
+  const scan = kind === 'message' ? inspector.begin() : inspector.beginFile(path);
+  for await (const chunk of stream) {
+    scan.write(chunk as Buffer);
+    advance((chunk as Buffer).length);
   }
-  for (const f of r.findings) {
-    const where = f.file.path === 'file' ? '' : ` in ${f.file.path}${f.file.name ? ` (${f.file.name})` : ''}`;
-    process.stdout.write(`${file}: FOUND ${f.threat}${where} [${f.engine} ${f.signature.slice(0, 80)}, id ${f.threatId}, sha256 ${f.file.sha256}]\n`);
+  out.result(path, kind, await scan.end(SCAN_DEADLINE_MS));
+}
+
+function verdictOf(r: ScanResult): Verdict {
+  if (r.findings.length > 0) return 'threat';
+  const suspicious = r.events.some((e) => SUSPICIOUS_STRUCTURE.has(e.name) || ARCHIVE_LIMIT.has(e.name) || INCOMPLETE_INSPECTION.has(e.name));
+  return suspicious ? 'suspicious' : 'clean';
+}
+
+class Reporter {
+  errors = 0;
+  notClean = 0;
+  constructor(private readonly json: boolean, private readonly verbose: boolean, private readonly beforeOutput: () => void) {}
+
+  error(file: string, err: Error): void {
+    this.errors++;
+    this.beforeOutput();
+    if (this.json) process.stdout.write(`${JSON.stringify({ file, error: err.message })}\n`);
+    else process.stdout.write(`${file}: ERROR ${err.message}\n`);
+  }
+
+  result(label: string, scannedAs: string, r: ScanResult): void {
+    const verdict = verdictOf(r);
+    if (verdict !== 'clean') this.notClean++;
+    this.beforeOutput();
+    if (this.json) {
+      process.stdout.write(
+        `${JSON.stringify({
+          file: label,
+          scannedAs,
+          verdict,
+          findings: r.findings.map((f) => ({
+            threat: f.threat, threatId: f.threatId, engine: f.engine, signature: f.signature, severity: f.severity,
+            path: f.file.path, name: f.file.name, detectedType: f.file.detectedType, flags: f.file.flags, sha256: f.file.sha256, size: f.file.size,
+          })),
+          files: r.files.map((f) => ({
+            path: f.path, name: f.name, declaredType: f.declaredType, detectedType: f.detectedType, flags: f.flags, size: f.size, sha256: f.sha256,
+          })),
+          events: r.events,
+        })}\n`,
+      );
+      return;
+    }
+    const lines: string[] = [];
+    for (const f of r.findings) {
+      const where = f.file.path === label ? '' : ` in ${f.file.path}${f.file.name && !f.file.path.endsWith(f.file.name) ? ` (${f.file.name})` : ''}`;
+      lines.push(`${label}: FOUND ${f.threat}${where} [${f.engine} ${f.signature.slice(0, 80)}, id ${f.threatId}, sha256 ${f.file.sha256}]`);
+    }
+    const events = r.events.map((e) => `${e.name} at ${e.where}${e.detail ? ` (${e.detail})` : ''}`);
+    if (verdict === 'suspicious') lines.push(`${label}: SUSPICIOUS ${events.join('; ')}`);
+    if (verdict === 'clean') lines.push(`${label}: OK${events.length ? ` (events: ${events.join('; ')})` : ''}`);
+    if (this.verbose) {
+      for (const f of r.files) {
+        const flags = f.flags.length ? ` [${f.flags.join(', ')}]` : '';
+        lines.push(`  ${f.path}${f.name && !f.path.endsWith(f.name) ? ` (${f.name})` : ''}: ${f.detectedType}${flags}, ${f.size} bytes, sha256 ${f.sha256}`);
+      }
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
   }
 }

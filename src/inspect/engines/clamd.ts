@@ -1,13 +1,19 @@
 /**
- * ClamAV's clamd as an engine: every object (the raw message, each decoded file, as
- * configured) is streamed to clamd over the INSTREAM command on a connection of its own, while
- * the message arrives; the verdict is read at the object's end.
+ * ClamAV's clamd as an engine: every object (the raw message, each decoded file, each archive
+ * member, as configured) is streamed to clamd over INSTREAM while the message arrives; the
+ * verdict is read at the object's end.
  *
- * Protocol (clamd(8)): `zINSTREAM\0`, then chunks as <4-byte big-endian length><bytes>, then a
- * zero length; the reply is `stream: OK\0`, `stream: <Name> FOUND\0` or `<text> ERROR\0`.
+ * Protocol (clamd(8)): a connection opens a session with `zIDSESSION\0`; each object is one
+ * `zINSTREAM\0` command, then chunks as <4-byte big-endian length><bytes>, then a zero length;
+ * the reply is `<id>: stream: OK\0`, `<id>: stream: <Name> FOUND\0` or `<id>: <text> ERROR\0`.
+ * Sessions are pooled: a connection serves one object at a time and goes back to the pool
+ * after a verdict, so a message of fifty parts costs no fifty TCP handshakes and clamd
+ * accepts. Idle sessions close well before clamd's own IdleTimeout (30 s by default).
+ *
  * Anything but OK/FOUND — an error reply, a refused or dropped connection, garbage, no reply
  * within the timeout — rejects with EngineError, which the policy turns into the profile's
- * on-error action (default tempfail): mail never passes because the scanner failed.
+ * on-error action (default tempfail): mail never passes because the scanner failed. A
+ * connection that failed is never reused.
  *
  * Memory: bytes not yet taken by clamd are bounded by MAX_PENDING_BYTES per object; a clamd
  * that falls further behind fails the object instead of growing the gateway's memory.
@@ -24,6 +30,9 @@ const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 /** Longest reply accepted from clamd. */
 const MAX_REPLY_BYTES = 4096;
 const END_OF_STREAM = Buffer.alloc(4);
+/** Idle sessions kept, and for how long (clamd's IdleTimeout default is 30 s). */
+const POOL_MAX_IDLE = 16;
+const POOL_IDLE_MS = 10_000;
 
 export type ClamdAddress = { readonly path: string } | { readonly host: string; readonly port: number };
 
@@ -37,10 +46,14 @@ export interface ClamdOptions {
 
 export class ClamdEngine implements Engine {
   readonly name = CLAMD_ENGINE;
-  constructor(readonly opts: ClamdOptions) {}
+  readonly #pool: SessionPool;
+
+  constructor(readonly opts: ClamdOptions) {
+    this.#pool = new SessionPool(opts.address);
+  }
 
   open(): EngineScan {
-    return new ClamdScan(this.opts);
+    return new ClamdScan(this.opts, this.#pool);
   }
 
   /** Only the objects this engine is configured for are opened (see Inspector). */
@@ -48,20 +61,134 @@ export class ClamdEngine implements Engine {
     const isMessage = path === RAW_MESSAGE_PATH;
     return this.opts.objects === 'all' || (this.opts.objects === 'message') === isMessage;
   }
+
+  /** Sessions opened so far (for tests and the benchmark: pooling at work). */
+  get sessionsOpened(): number {
+    return this.#pool.opened;
+  }
+
+  async close(): Promise<void> {
+    this.#pool.close();
+  }
+}
+
+/** One clamd connection in IDSESSION mode, serving one command at a time. */
+class Session {
+  readonly socket: Socket;
+  #reply: Buffer[] = [];
+  #replyBytes = 0;
+  #waiter: ((r: { reply: string } | { error: Error }) => void) | null = null;
+  dead = false;
+  #deathCause: Error | null = null;
+
+  constructor(address: ClamdAddress) {
+    const s = 'path' in address ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+    this.socket = s;
+    s.setNoDelay(true);
+    s.on('data', (d: Buffer) => {
+      this.#reply.push(d);
+      this.#replyBytes += d.length;
+      if (this.#replyBytes > MAX_REPLY_BYTES) this.kill(new EngineError(CLAMD_ENGINE, 'reply too long'));
+      else if (d.includes(0)) this.#settle({ reply: Buffer.concat(this.#reply).toString('latin1') });
+    });
+    s.on('error', (err) => this.kill(new EngineError(CLAMD_ENGINE, err.message, { cause: err })));
+    s.on('close', () => this.kill(new EngineError(CLAMD_ENGINE, 'connection closed without a verdict')));
+    s.write('zIDSESSION\0');
+  }
+
+  /** Start a command; its reply (or the session's failure) settles `wait()`. */
+  begin(): void {
+    this.#reply = [];
+    this.#replyBytes = 0;
+    this.socket.ref();
+    this.socket.write('zINSTREAM\0');
+  }
+
+  wait(timeoutMs: number): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      if (this.dead) return reject(this.#deathCause!);
+      const timer = setTimeout(() => this.kill(new EngineError(CLAMD_ENGINE, `no verdict within ${timeoutMs} ms`)), timeoutMs);
+      this.#waiter = (r) => {
+        clearTimeout(timer);
+        if ('error' in r) reject(r.error);
+        else resolve(r.reply);
+      };
+      if (this.#replyBytes > 0 && this.#reply.some((d) => d.includes(0))) this.#settle({ reply: Buffer.concat(this.#reply).toString('latin1') });
+    });
+  }
+
+  #settle(r: { reply: string } | { error: Error }): void {
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.(r);
+  }
+
+  kill(err: Error): void {
+    if (!this.dead) {
+      this.dead = true;
+      this.#deathCause = err;
+      this.socket.destroy();
+    }
+    this.#settle({ error: this.#deathCause! });
+  }
+}
+
+class SessionPool {
+  readonly #idle: { session: Session; timer: NodeJS.Timeout }[] = [];
+  opened = 0;
+  #closed = false;
+
+  constructor(private readonly address: ClamdAddress) {}
+
+  acquire(): Session {
+    for (let entry = this.#idle.pop(); entry; entry = this.#idle.pop()) {
+      clearTimeout(entry.timer);
+      if (!entry.session.dead && !entry.session.socket.destroyed) return entry.session;
+    }
+    this.opened++;
+    return new Session(this.address);
+  }
+
+  release(session: Session): void {
+    if (session.dead) return;
+    if (this.#closed || this.#idle.length >= POOL_MAX_IDLE) {
+      this.#end(session);
+      return;
+    }
+    session.socket.unref(); // an idle session never keeps the process alive
+    const timer = setTimeout(() => {
+      const i = this.#idle.findIndex((e) => e.session === session);
+      if (i !== -1) this.#idle.splice(i, 1);
+      this.#end(session);
+    }, POOL_IDLE_MS);
+    timer.unref();
+    this.#idle.push({ session, timer });
+  }
+
+  #end(session: Session): void {
+    session.dead = true;
+    session.socket.end('zEND\0');
+    session.socket.destroySoon();
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const e of this.#idle.splice(0)) {
+      clearTimeout(e.timer);
+      this.#end(e.session);
+    }
+  }
 }
 
 class ClamdScan implements EngineScan {
-  #socket: Socket | null = null;
+  #session: Session | null = null;
   #failure: Error | null = null;
-  #reply: Buffer[] = [];
-  #replyBytes = 0;
-  #ended: Promise<string> | null = null;
 
-  constructor(private readonly opts: ClamdOptions) {}
+  constructor(private readonly opts: ClamdOptions, private readonly pool: SessionPool) {}
 
   write(chunk: Buffer): void {
     if (this.#failure || chunk.length === 0) return;
-    const s = this.#connect();
+    const s = this.#start().socket;
     if (s.writableLength > MAX_PENDING_BYTES) {
       this.#fail(new EngineError(CLAMD_ENGINE, `clamd fell more than ${MAX_PENDING_BYTES} bytes behind`));
       return;
@@ -73,61 +200,36 @@ class ClamdScan implements EngineScan {
   }
 
   async end(file: FileInfo): Promise<Finding[]> {
-    const s = this.#connect();
-    if (!this.#failure) s.write(END_OF_STREAM);
-    this.#armTimeout();
-    const reply = await this.#ended!;
-    const text = reply.replace(/\0+$/, '').trim();
-    if (text === 'stream: OK') return [];
+    const session = this.#start();
+    if (this.#failure) throw this.#failure;
+    session.socket.write(END_OF_STREAM);
+    const reply = await session.wait(this.opts.timeoutMs);
+    const text = reply.replace(/\0+$/, '').replace(/^\d+: /, '').trim();
+    if (text === 'stream: OK') {
+      this.pool.release(session);
+      return [];
+    }
     const found = /^stream: (.+) FOUND$/.exec(text);
     if (found) {
+      this.pool.release(session);
       const threat = found[1]!;
       return [{ engine: CLAMD_ENGINE, threat, threatId: threatIdFor(CLAMD_ENGINE, threat), signature: `clamd:${threat}`, severity: 'high', file }];
     }
+    session.kill(new EngineError(CLAMD_ENGINE, 'unexpected reply'));
     throw new EngineError(CLAMD_ENGINE, `unexpected reply ${JSON.stringify(text.slice(0, 200))}`);
   }
 
-  #connect(): Socket {
-    if (this.#socket) return this.#socket;
-    const a = this.opts.address;
-    const s = 'path' in a ? connect({ path: a.path }) : connect({ host: a.host, port: a.port });
-    this.#socket = s;
-    s.setNoDelay(true);
-    this.#ended = new Promise<string>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const done = (err: Error | null): void => {
-        clearTimeout(timer);
-        s.destroy();
-        if (err) reject(err);
-        else resolve(Buffer.concat(this.#reply).toString('latin1'));
-      };
-      s.on('data', (d: Buffer) => {
-        this.#reply.push(d);
-        this.#replyBytes += d.length;
-        if (this.#replyBytes > MAX_REPLY_BYTES) done(new EngineError(CLAMD_ENGINE, 'reply too long'));
-        else if (d.includes(0)) done(null);
-      });
-      s.on('error', (err) => done(this.#failure ?? new EngineError(CLAMD_ENGINE, err.message, { cause: err })));
-      s.on('close', () => {
-        if (this.#failure) return done(this.#failure);
-        if (this.#replyBytes > 0) return done(null); // some clamd builds close without the NUL
-        done(new EngineError(CLAMD_ENGINE, 'connection closed without a verdict'));
-      });
-      // The timeout runs from the object's end: `end` writes the terminator, then waits.
-      this.#armTimeout = () => {
-        timer = setTimeout(() => done(new EngineError(CLAMD_ENGINE, `no verdict within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
-      };
-    });
-    this.#ended.catch(() => undefined); // observed in end(); never an unhandled rejection
-    s.write('zINSTREAM\0');
-    return s;
+  #start(): Session {
+    if (this.#session === null) {
+      this.#session = this.pool.acquire();
+      this.#session.begin();
+    }
+    return this.#session;
   }
-
-  #armTimeout: () => void = () => {};
 
   #fail(err: Error): void {
     if (this.#failure) return;
     this.#failure = err;
-    this.#socket?.destroy(err);
+    this.#session?.kill(err);
   }
 }
