@@ -10,9 +10,12 @@
  *   smtpwall-clamd    through smtpwall, store-and-forward, built-in engine + clamd
  *   clamsmtp          through ClamSMTP + the same clamd
  *
+ * Then inspection throughput in MB/s (bench/inspect.ts): smtpwall's inspector and clamd on
+ * the same bytes (10 MB plain, 10 MB base64, a zip of 1000 files).
+ *
  * A path whose peer is not installed is skipped with a message (apt-get install postfix
  * haproxy clamav-daemon clamsmtp). Prints a table and writes bench/results/latest.json.
- * `--quick`: 10 KB messages at 1 and 10 sessions only.
+ * `--quick`: 10 KB messages at 1 and 10 sessions only. `--inspect`: inspection throughput only.
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -20,9 +23,11 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, mkdtempSync, readFileSyn
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { benchNdbLines, type InspectResult, runInspectBench } from './inspect.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const QUICK = process.argv.includes('--quick');
+const INSPECT_ONLY = process.argv.includes('--inspect');
 const SIZES = QUICK ? [10_000] : [10_000, 100_000, 1_000_000];
 const SESSIONS = QUICK ? [1, 10] : [1, 10, 50];
 /** Messages per measurement, by size: enough for a stable rate, bounded in time. */
@@ -134,7 +139,7 @@ function measure(path: string, port: number, size: number, sessions: number, pid
 }
 
 async function main(): Promise<void> {
-  if (!have('/usr/sbin/smtp-source') || !have('/usr/sbin/smtp-sink')) {
+  if (!INSPECT_ONLY && (!have('/usr/sbin/smtp-source') || !have('/usr/sbin/smtp-sink'))) {
     process.stderr.write('npm run bench: smtp-source/smtp-sink missing (apt-get install postfix)\n');
     process.exitCode = 2;
     return;
@@ -158,6 +163,7 @@ async function main(): Promise<void> {
     const db = join(work, 'clamdb');
     mkdirSync(db, { recursive: true });
     writeFileSync(join(db, 'bench.hdb'), '44d88612fea8a8f36de82e1278abb02f:68:Bench.Eicar\n');
+    writeFileSync(join(db, 'bench.ndb'), `${benchNdbLines().join('\n')}\n`);
     clamdSocket = join(work, 'clamd.sock');
     const conf = join(work, 'clamd.conf');
     writeFileSync(conf, `Foreground yes\nLocalSocket ${clamdSocket}\nLocalSocketMode 666\nDatabaseDirectory ${db}\nMaxThreads 20\n`);
@@ -166,6 +172,11 @@ async function main(): Promise<void> {
     while (!existsSync(clamdSocket) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
     if (!existsSync(clamdSocket)) clamdSocket = null;
   } else process.stdout.write('skipping clamd paths: clamd not installed (apt-get install clamav-daemon)\n');
+
+  if (INSPECT_ONLY) {
+    write([], await runInspectBench(clamdSocket, 3));
+    return;
+  }
 
   for (const [name, forwarding, clamd, workers] of [
     ['smtpwall-saf', 'store-and-forward', false, 1],
@@ -216,6 +227,7 @@ async function main(): Promise<void> {
     }
   }
   report(results);
+  write(results, await runInspectBench(clamdSocket, QUICK ? 1 : 3));
 }
 
 function report(results: Result[]): void {
@@ -237,9 +249,12 @@ function report(results: Result[]): void {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   process.stdout.write(`\n${line(head)}\n${rows.map(line).join('\n')}\n`);
+}
+
+function write(results: Result[], inspection: InspectResult[]): void {
   const out = join(ROOT, 'bench/results');
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), quick: QUICK, results }, null, 2));
+  writeFileSync(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), quick: QUICK, results, inspection }, null, 2));
   process.stdout.write(`\nwritten: bench/results/latest.json\n`);
 }
 

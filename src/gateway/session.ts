@@ -861,7 +861,7 @@ export class Session {
     let result: ScanResult | null = null;
     try {
       result = await rx.scan.end(this.#ctx.timeouts.scan);
-      outcome = { ok: true, findings: result.findings, events: result.events };
+      outcome = { ok: true, findings: result.findings, events: result.events, files: result.files };
     } catch (err) {
       this.#ctx.log('error', 'scan failed', { session: this.id, transaction: tx.id, error: describeError(err) });
       outcome = { ok: false, error: describeError(err), events: [] };
@@ -1003,7 +1003,10 @@ export class Session {
       clientReply,
       events: (result?.events ?? []).map((e) => e.name),
     });
-    for (const f of result?.findings ?? []) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, f)));
+    const findings = result?.findings ?? [];
+    for (const f of findings) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, f)));
+    // An event that decided (encrypted archive, zip bomb) is logged as the inspector's finding.
+    if (d.deciding && !findings.includes(d.deciding)) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, d.deciding!)));
   }
 
   #writeTraffic(tx: Transaction, rx: IncomingMessage, fields: Outcome): void {

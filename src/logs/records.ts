@@ -45,6 +45,8 @@ export interface ThreatRecord {
   readonly filePath: string;
   readonly declaredType: string;
   readonly detectedType: string;
+  /** `type-mismatch`, `double-extension`, `rtlo`, `macros` (see inspect/file-flags.ts). */
+  readonly fileFlags: readonly string[];
   readonly sha256: string;
   readonly size: number;
   readonly rule: string;

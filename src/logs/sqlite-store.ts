@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import type { LogStore, ThreatRecord, TrafficRecord } from './records.ts';
 
 /** Each entry upgrades the schema by one version; never edit a released entry, append. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE traffic (
      id INTEGER PRIMARY KEY,
      time TEXT NOT NULL, session_id TEXT NOT NULL, transaction_id TEXT NOT NULL,
@@ -34,6 +34,8 @@ const MIGRATIONS: readonly string[] = [
      deciding INTEGER NOT NULL, direction TEXT NOT NULL);
    CREATE INDEX threats_time ON threats(time);
    CREATE INDEX threats_tx ON threats(transaction_id);`,
+  // 2: what the file's name and content say about it (type-mismatch, double-extension, …).
+  `ALTER TABLE threats ADD COLUMN file_flags TEXT NOT NULL DEFAULT '[]';`,
 ];
 
 export class SqliteLogStore implements LogStore {
@@ -62,10 +64,10 @@ export class SqliteLogStore implements LogStore {
     this.#insertThreat = this.#db.prepare(
       `INSERT INTO threats (time, session_id, transaction_id, listener, client, server, mail_from, rcpt_to,
          threat, threat_id, severity, engine, signature, file_name, file_path, declared_type, detected_type,
-         sha256, size, rule, profile, action, deciding, direction)
+         file_flags, sha256, size, rule, profile, action, deciding, direction)
        VALUES (@time, @sessionId, @transactionId, @listener, @client, @server, @mailFrom, @rcptTo,
          @threat, @threatId, @severity, @engine, @signature, @fileName, @filePath, @declaredType, @detectedType,
-         @sha256, @size, @rule, @profile, @action, @deciding, @direction)`,
+         @fileFlags, @sha256, @size, @rule, @profile, @action, @deciding, @direction)`,
     );
   }
 
@@ -74,7 +76,7 @@ export class SqliteLogStore implements LogStore {
   }
 
   addThreat(r: ThreatRecord): void {
-    this.#insertThreat.run({ ...r, rcptTo: JSON.stringify(r.rcptTo), deciding: r.deciding ? 1 : 0 });
+    this.#insertThreat.run({ ...r, rcptTo: JSON.stringify(r.rcptTo), fileFlags: JSON.stringify(r.fileFlags), deciding: r.deciding ? 1 : 0 });
   }
 
   listTraffic(limit: number): TrafficRecord[] {
@@ -91,6 +93,7 @@ export class SqliteLogStore implements LogStore {
     return rows.reverse().map((row) => ({
       ...(camel(row) as unknown as ThreatRecord),
       rcptTo: JSON.parse(row.rcpt_to as string) as string[],
+      fileFlags: JSON.parse(row.file_flags as string) as string[],
       deciding: row.deciding === 1,
     }));
   }

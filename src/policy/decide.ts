@@ -15,7 +15,8 @@
  */
 
 import { ARCHIVE_LIMIT, type AnomalyEvent, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../events.ts';
-import type { Finding } from '../inspect/types.ts';
+import { threatIdFor } from '../inspect/engines/engine.ts';
+import type { FileInfo, Finding } from '../inspect/types.ts';
 import { type Action, severityOf } from './actions.ts';
 import { type AntivirusProfile, BUILTIN_ANTIVIRUS_PROFILE, type Config, DEFAULT_REPLIES } from './config-schema.ts';
 import { type CompiledRule, compileRules, type TransactionFacts } from './rules.ts';
@@ -23,7 +24,13 @@ import { type CompiledRule, compileRules, type TransactionFacts } from './rules.
 export const DEFAULT_RULE_NAME = 'default';
 
 export type ScanOutcome =
-  | { readonly ok: true; readonly findings: readonly Finding[]; readonly events: readonly AnomalyEvent[] }
+  | {
+      readonly ok: true;
+      readonly findings: readonly Finding[];
+      readonly events: readonly AnomalyEvent[];
+      /** The files inspected, to name the file an event was raised on (optional). */
+      readonly files?: readonly FileInfo[];
+    }
   | { readonly ok: false; readonly error: string; readonly events: readonly AnomalyEvent[] };
 
 export interface Decision {
@@ -32,7 +39,10 @@ export interface Decision {
   readonly profile: string;
   /** One line a human can read: why this action. */
   readonly reason: string;
-  /** The finding whose action won, if a finding decided. */
+  /**
+   * The finding whose action won. When an event decided (an encrypted archive, a zip bomb),
+   * a finding of engine `inspector` named after the event, so it is logged like a threat.
+   */
   readonly deciding: Finding | null;
   /** Threat name for reply templates: the deciding finding's, or a label for errors. */
   readonly threat: string;
@@ -91,11 +101,31 @@ export class Policy {
       const r = eventRule(e);
       if (r === null) continue;
       const detail = e.detail ? ` (${e.detail})` : '';
-      consider({ ...base, action: r.action, reason: `${r.why}: ${e.name} at ${e.where}${detail}`, deciding: null, threat: e.name });
+      const f = eventFinding(e, outcome.files ?? []);
+      consider({ ...base, action: r.action, reason: `${r.why}: ${e.name} at ${e.where}${detail}`, deciding: f, threat: e.name });
     }
     if (best !== null) return best;
     return { ...base, action: 'allow', reason: 'no threat found', deciding: null, threat: '' };
   }
+}
+
+export const INSPECTOR_ENGINE = 'inspector';
+
+/** An event as a finding of the inspector itself, on the file it was raised on when known. */
+function eventFinding(e: AnomalyEvent, files: readonly FileInfo[]): Finding {
+  const file =
+    files.find((f) => f.path === e.where) ??
+    files.find((f) => e.where.startsWith(`${f.path}/`) && f.depth === 0) ?? {
+      path: e.where, name: null, declaredType: null, detectedType: '', flags: [], depth: 0, size: 0, sha256: '', md5: '', encoding: null,
+    };
+  return {
+    engine: INSPECTOR_ENGINE,
+    threat: e.name,
+    threatId: threatIdFor(INSPECTOR_ENGINE, e.name),
+    signature: `event:${e.name}${e.detail ? ` ${e.detail}` : ''}`.slice(0, 200),
+    severity: ARCHIVE_LIMIT.has(e.name) ? 'high' : 'medium',
+    file,
+  };
 }
 
 /** Fill a reply template's placeholders; values are censored to printable ASCII. */

@@ -39,7 +39,7 @@ export async function runLogs(args: string[]): Promise<number> {
         ['time', 'transaction', 'threat', 'threat-id', 'engine', 'file', 'type', 'sha256', 'rule', 'action'],
         store.listThreats(limit).map((r) => [
           r.time, r.transactionId, r.threat, r.threatId, r.engine,
-          r.fileName ? `${r.filePath} ${r.fileName}` : r.filePath, r.detectedType, r.sha256.slice(0, 16), r.rule, r.action,
+          r.fileName ? `${r.filePath} ${r.fileName}` : r.filePath, r.fileFlags?.length ? `${r.detectedType} [${r.fileFlags.join(',')}]` : r.detectedType, r.sha256.slice(0, 16), r.rule, r.action,
         ]),
       );
     } else {

@@ -11,7 +11,7 @@
  */
 
 import { performance } from 'node:perf_hooks';
-import { createGunzip, createInflateRaw, type Gunzip, type InflateRaw } from 'node:zlib';
+import { createGunzip, createInflateRaw, type Gunzip, gunzipSync, type InflateRaw, inflateRawSync } from 'node:zlib';
 import type { AnomalyName } from '../../events.ts';
 import { unpackGzip } from './gzip.ts';
 import { inspectRar } from './rar.ts';
@@ -155,6 +155,13 @@ export class ArchiveBudget {
     return true;
   }
 
+  /** Most bytes one member of `packed` bytes may still produce before a limit is hit. */
+  allowance(packed: number): number {
+    const total = Math.max(0, this.limits.maxTotalBytes - this.#bytes);
+    const ratio = Math.max(RATIO_FLOOR, Math.max(packed, 1) * this.limits.maxRatio);
+    return Math.min(total, ratio);
+  }
+
   /** Count one more member. */
   file(where: string): boolean {
     if (this.#stopped) return false;
@@ -174,8 +181,41 @@ export class ArchiveBudget {
   }
 }
 
-/** Feed `packed` through zlib into `sink`, stopping at the first budget violation. */
-export function inflateInto(
+/** Members packed smaller than this are inflated synchronously (a thread-pool round trip each would cost more). */
+const SYNC_INFLATE_MAX = 64 * 1024;
+
+/**
+ * Feed `packed` through zlib into `sink`, stopping at the first budget violation. Small
+ * members are inflated in one synchronous call whose output is capped (maxOutputLength) at
+ * what the budget allows, so a small bomb is cut at the same point as a large one.
+ */
+export async function inflateInto(
+  kind: 'raw' | 'gzip',
+  packed: Buffer,
+  sink: MemberSink,
+  budget: ArchiveBudget,
+  where: string,
+): Promise<'ok' | 'limit' | 'corrupt'> {
+  if (packed.length <= SYNC_INFLATE_MAX) {
+    const cap = budget.allowance(packed.length);
+    let out: Buffer;
+    try {
+      out = (kind === 'raw' ? inflateRawSync : gunzipSync)(packed, { maxOutputLength: cap + 1 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        budget.bytes(cap + 1, cap + 1, packed.length, where); // raises the limit that was hit
+        return 'limit';
+      }
+      return 'corrupt';
+    }
+    if (!budget.bytes(out.length, out.length, packed.length, where)) return 'limit';
+    sink.write(out);
+    return 'ok';
+  }
+  return inflateStreaming(kind, packed, sink, budget, where);
+}
+
+function inflateStreaming(
   kind: 'raw' | 'gzip',
   packed: Buffer,
   sink: MemberSink,

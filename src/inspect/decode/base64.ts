@@ -8,6 +8,10 @@
  * concatenate separately padded blocks), which is what lenient decoders do too.
  */
 
+const NON_ALPHABET = /[^A-Za-z0-9+/]+/g;
+/** Neither alphabet nor whitespace: worth an event (whitespace is how base64 is wrapped). */
+const STRAY = /[^A-Za-z0-9+/\s]/;
+
 export class Base64Decoder {
   /** Alphabet characters not yet forming a full group of 4 (at most 3). */
   #carry = '';
@@ -22,10 +26,8 @@ export class Base64Decoder {
     const runs = text.split(/=+/);
     for (let i = 0; i < runs.length; i++) {
       const run = runs[i]!;
-      const clean = run.replace(/[^A-Za-z0-9+/]+/g, (m) => {
-        if (/[^\s]/.test(m)) this.invalid = true;
-        return '';
-      });
+      if (!this.invalid && STRAY.test(run)) this.invalid = true;
+      const clean = run.replace(NON_ALPHABET, '');
       this.#emit(this.#carry + clean, i < runs.length - 1);
     }
   }

@@ -1,7 +1,10 @@
 /**
  * Many body signatures, one pass over each buffer. Every signature part is anchored on 4 of its
- * fixed bytes (chosen so that as few parts as possible share an anchor); a rolling 32-bit window over the stream is tested against a 64 Ki-entry filter of all
- * anchors (one multiply, one load per byte), and only a filter hit looks the window up exactly.
+ * fixed bytes (chosen so that as few parts as possible share an anchor); a rolling 32-bit
+ * window over the stream is tested against a 2^20-bit filter of all anchors (one multiply,
+ * one load per byte), and only a filter hit looks the window up exactly. With at most
+ * FEW_ANCHORS anchors (the built-in EICAR signature alone), native Buffer.indexOf per anchor
+ * replaces the loop.
  * A hit becomes a candidate, verified by the part's RegExp on a small window of bytes around
  * it once the bytes after it have arrived. Cost per byte is independent of the number of
  * signatures; verification cost is per candidate and bounded by the part's span.
@@ -23,15 +26,20 @@ interface AnchorRef extends AnchorOption {
   readonly part: number;
 }
 
-const FILTER_BITS = 16;
+/** The filter is a bitset of 2^FILTER_BITS bits (128 KiB: stays in cache, few false hits). */
+const FILTER_BITS = 20;
+/** Up to this many distinct anchors (the built-in EICAR alone is one), search natively. */
+const FEW_ANCHORS = 4;
 /** Filter slot of an anchor; the scan loop inlines the same expression. */
 const mix = (h: number): number => Math.imul(h, 0x9e3779b1) >>> (32 - FILTER_BITS);
 
 export class BodyMatcher {
-  readonly filter = new Uint8Array(1 << FILTER_BITS);
+  readonly filter = new Int32Array((1 << FILTER_BITS) >>> 5);
   readonly anchors = new Map<number, AnchorRef[]>();
   /** Bytes of history any verification may need before a candidate's anchor. */
   readonly history: number;
+  /** With this few anchors, one native Buffer.indexOf per anchor beats the byte loop. */
+  readonly fewAnchors: ReadonlyArray<{ key: number; bytes: Buffer }> | null;
 
   constructor(readonly signatures: readonly BodySignature[]) {
     let history = 0;
@@ -40,16 +48,27 @@ export class BodyMatcher {
         // The anchor fewest parts use so far: signatures sharing a prefix (a family's name,
         // a common header) then still land on different anchors, keeping candidates few.
         let best = p.anchors[0]!;
-        for (const o of p.anchors) if ((this.anchors.get(o.anchor)?.length ?? 0) < (this.anchors.get(best.anchor)?.length ?? 0)) best = o;
-        this.filter[mix(best.anchor)] = 1;
+        const users = (o: AnchorOption): number => this.anchors.get(o.anchor | 0)?.length ?? 0;
+        for (const o of p.anchors) if (users(o) < users(best)) best = o;
+        const key = best.anchor | 0; // the scan loop's window is a signed 32-bit integer
+        const slot = mix(key);
+        this.filter[slot >>> 5] = this.filter[slot >>> 5]! | (1 << (slot & 31));
         const ref: AnchorRef = { ...best, sig, part };
-        const list = this.anchors.get(best.anchor);
+        const list = this.anchors.get(key);
         if (list) list.push(ref);
-        else this.anchors.set(best.anchor, [ref]);
+        else this.anchors.set(key, [ref]);
         history = Math.max(history, best.preMax + 4);
       }),
     );
     this.history = history;
+    this.fewAnchors =
+      this.anchors.size <= FEW_ANCHORS
+        ? [...this.anchors.keys()].map((key) => {
+            const bytes = Buffer.alloc(4);
+            bytes.writeInt32BE(key);
+            return { key, bytes };
+          })
+        : null;
   }
 
   open(): BodyMatch {
@@ -86,18 +105,43 @@ export class BodyMatch {
   write(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.#chunk = chunk;
+    if (this.m.fewAnchors) this.#searchNative(chunk, this.m.fewAnchors);
+    else this.#searchLoop(chunk);
+    this.#pos += chunk.length;
+    this.#verifyReady(false);
+    this.#keepHistory();
+  }
+
+  /** Each anchor by Buffer.indexOf over the chunk and the 3 bytes before it; hits in stream order. */
+  #searchNative(chunk: Buffer, anchors: ReadonlyArray<{ key: number; bytes: Buffer }>): void {
+    const h = this.#h;
+    const seam = Buffer.from([(h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff]);
+    const buf = Buffer.concat([seam, chunk.subarray(0, 3)]);
+    const hits: { at: number; key: number }[] = [];
+    const base = this.#pos;
+    for (const a of anchors) {
+      // Across the seam: anchors ending in the chunk's first 3 bytes.
+      for (let i = buf.indexOf(a.bytes); i !== -1; i = buf.indexOf(a.bytes, i + 1)) hits.push({ at: base - 3 + i, key: a.key });
+      for (let i = chunk.indexOf(a.bytes); i !== -1; i = chunk.indexOf(a.bytes, i + 1)) hits.push({ at: base + i, key: a.key });
+    }
+    if (hits.length > 1) hits.sort((x, y) => x.at - y.at);
+    for (const x of hits) this.#hit(x.key, x.at);
+    const n = chunk.length;
+    this.#h = n >= 4 ? chunk.readInt32BE(n - 4) : (h << (8 * n)) | (n ? chunk.readUIntBE(0, n) : 0);
+  }
+
+  #searchLoop(chunk: Buffer): void {
     const filter = this.m.filter;
     let h = this.#h;
     const base = this.#pos;
     // The window holds zeros before the stream's start; #hit drops anchors that would start there.
+    // h stays a signed 32-bit integer (no `>>> 0`): V8 keeps it unboxed in the loop.
     for (let i = 0; i < chunk.length; i++) {
-      h = ((h << 8) | chunk[i]!) >>> 0;
-      if (filter[Math.imul(h, 0x9e3779b1) >>> (32 - FILTER_BITS)] !== 0) this.#hit(h, base + i - 3);
+      h = (h << 8) | chunk[i]!;
+      const slot = Math.imul(h, 0x9e3779b1) >>> (32 - FILTER_BITS);
+      if ((filter[slot >>> 5]! & (1 << (slot & 31))) !== 0) this.#hit(h, base + i - 3);
     }
     this.#h = h;
-    this.#pos += chunk.length;
-    this.#verifyReady(false);
-    this.#keepHistory();
   }
 
   /** All candidates verified with what has arrived; hits holds the signatures found. */

@@ -1,0 +1,96 @@
+/**
+ * Deep inspection through the gateway, with nodemailer as the sending client and smtp-server
+ * as the receiving one: archives, file types and archive limits decide on the wire (541 and a
+ * reset, or delivery), and every decision is logged with the file it is about.
+ */
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import nodemailer from 'nodemailer';
+import { EICAR } from '../../src/inspect/engines/signatures.ts';
+import { nestedZip, zip } from '../helpers/archives.ts';
+import { startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
+
+describe('deep inspection in the mail path', () => {
+  let up: UpstreamPeer;
+  before(async () => {
+    up = await startUpstream();
+  });
+  after(() => up.close());
+
+  async function send(port: number, attachments: { filename: string; content: Buffer }[]): Promise<{ ok: boolean; error: string }> {
+    const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    try {
+      await t.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: 'archive', text: 'see attached', attachments });
+      return { ok: true, error: '' };
+    } catch (err) {
+      return { ok: false, error: String((err as Error).message) };
+    } finally {
+      t.close();
+    }
+  }
+
+  for (const forwarding of ['store-and-forward', 'cut-through'] as const) {
+    it(`${forwarding}: EICAR three zips deep is blocked (541) and logged with its path; a clean zip is delivered intact`, async () => {
+      const gw = await startGateway({ upstreamPort: up.port, forwarding });
+      try {
+        const before = up.messages.length;
+        const bad = await send(gw.port, [{ filename: 'outer.zip', content: nestedZip(3, 'payload.com', EICAR) }]);
+        assert.equal(bad.ok, false);
+        assert.match(bad.error, /541 5\.4\.1 Content blocked by smtpwall \(threat: EICAR-Test-File, id: /);
+        const clean = zip([{ name: 'report.txt', data: Buffer.from('quarterly numbers') }]);
+        assert.equal((await send(gw.port, [{ filename: 'report.zip', content: clean }])).ok, true);
+        assert.equal(up.messages.length, before + 1);
+        assert.ok(up.messages.at(-1)!.data.includes(clean.toString('base64').slice(0, 60)), 'clean zip arrives byte-identical');
+        const logs = gw.logs();
+        const t = logs.listThreats(10).at(-1)!;
+        logs.close();
+        assert.equal(t.filePath, 'msg/2/outer.zip/level1.zip/level2.zip/payload.com');
+        assert.equal(t.fileName, 'payload.com');
+      } finally {
+        await gw.stop();
+      }
+    });
+  }
+
+  it('encrypted zip and a zip bomb: blocked by default, with the event logged as an inspector finding', async () => {
+    const gw = await startGateway({ upstreamPort: up.port });
+    try {
+      const before = up.messages.length;
+      const enc = await send(gw.port, [{ filename: 'secret.zip', content: zip([{ name: 'x.exe', data: Buffer.from('cipher'), encrypted: true }]) }]);
+      assert.match(enc.error, /541 5\.4\.1 Content blocked by smtpwall \(threat: ARCHIVE_ENCRYPTED, id: /);
+      const bomb = await send(gw.port, [{ filename: 'bomb.zip', content: zip([{ name: 'zeros', data: Buffer.alloc(30 * 1024 * 1024) }]) }]);
+      assert.match(bomb.error, /541 5\.4\.1 Content blocked by smtpwall \(threat: ARCHIVE_RATIO_EXCEEDED, id: /);
+      assert.equal(up.messages.length, before);
+      const logs = gw.logs();
+      const threats = logs.listThreats(10).slice(-2);
+      const traffic = logs.listTraffic(10).slice(-2);
+      logs.close();
+      assert.deepEqual(threats.map((t) => [t.engine, t.threat, t.filePath, t.detectedType]), [
+        ['inspector', 'ARCHIVE_ENCRYPTED', 'msg/2', 'encrypted-zip'],
+        ['inspector', 'ARCHIVE_RATIO_EXCEEDED', 'msg/2', 'zip'],
+      ]);
+      assert.match(traffic[0]!.reason, /cannot be inspected: ARCHIVE_ENCRYPTED at msg\/2\/secret\.zip \(x\.exe\)/);
+      assert.match(traffic[1]!.reason, /archive limit: ARCHIVE_RATIO_EXCEEDED at msg\/2\/bomb\.zip/);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('on-unscannable: alert lets an encrypted zip through, logged', async () => {
+    // The helper writes the profile as `av: { action: ACTION }`: this adds a second key.
+    const gw2 = await startGateway({ upstreamPort: up.port, action: 'block, on-unscannable: alert' });
+    try {
+      const before = up.messages.length;
+      assert.equal((await send(gw2.port, [{ filename: 'secret.zip', content: zip([{ name: 'x.exe', data: Buffer.from('c'), encrypted: true }]) }])).ok, true);
+      assert.equal(up.messages.length, before + 1);
+      const logs = gw2.logs();
+      const tr = logs.listTraffic(1)[0]!;
+      logs.close();
+      assert.equal(tr.action, 'alert');
+      assert.deepEqual(tr.events, ['ARCHIVE_ENCRYPTED']);
+    } finally {
+      await gw2.stop();
+    }
+  });
+});
