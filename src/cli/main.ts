@@ -8,6 +8,7 @@ import { HashListSyntaxError } from '../inspect/engines/signatures.ts';
 import { runConfig } from './commands/config.ts';
 import { runDemo } from './commands/demo.ts';
 import { runLogs } from './commands/logs.ts';
+import { runPolicy } from './commands/policy.ts';
 import { runScan } from './commands/scan.ts';
 import { runStart } from './commands/start.ts';
 
@@ -17,9 +18,13 @@ commands:
   start -c FILE                         run the gateway in the foreground (SIGTERM stops it)
   logs threats|traffic -c FILE [--json] [--limit N]
                                         show threat or traffic records
-  scan PATH... [--json]                 scan files or .eml messages offline
-                                        (exit 0 clean, 1 threat found, 2 error)
+  scan PATH... [--json] [-v]            scan files, .eml messages and mbox files offline
+                                        (exit 0 clean, 1 threat or uninspectable, 2 error)
   config check -c FILE                  validate a configuration without starting
+  policy test -c FILE [--from A] [--to B]... [--client IP] [--server IP] [--listener N]
+              [--user U] [--json] MESSAGE.eml
+                                        the rule, files, findings, verdicts and action the
+                                        gateway would apply (exit 0 allow, 1 other, 2 error)
   demo                                  a gateway, a mailbox and two messages on loopback
 `;
 
@@ -29,6 +34,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   scan: runScan,
   demo: runDemo,
   config: runConfig,
+  policy: runPolicy,
 };
 
 export async function main(argv: string[]): Promise<number> {

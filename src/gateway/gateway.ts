@@ -6,6 +6,7 @@
 
 import { join } from 'node:path';
 import { ClamdEngine } from '../inspect/engines/clamd.ts';
+import { DlpEngine } from '../inspect/engines/dlp.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
 import { BUILTIN_PATTERNS, loadHashListFile, loadSignatureFile, SignatureEngine } from '../inspect/engines/signatures.ts';
 import { Inspector } from '../inspect/inspector.ts';
@@ -45,6 +46,11 @@ export function buildEngines(cfg: LoadedConfig, log?: LogFn): Engine[] {
     }
   }
   const engines: Engine[] = [new SignatureEngine({ hashes, patterns: bodies })];
+  // Data filtering counts the patterns of every profile; the policy weighs those of the rule's.
+  const dlp = Object.entries(cfg.profiles['data-filtering']).flatMap(([profile, p]) =>
+    p.patterns.map((x) => ({ key: `${profile}/${x.name}`, type: x.type, regex: x.regex, keywords: x.keywords })),
+  );
+  if (dlp.length > 0) engines.push(new DlpEngine(dlp));
   const clamd = cfg.engines.clamd;
   if (clamd) {
     const address = clamd.address.startsWith('/') ? { path: clamd.address } : parseHostPort(clamd.address)!;
@@ -117,6 +123,7 @@ export class Gateway {
         log: this.log,
         session: (upstream): SessionContext => ({
           listener: l.name,
+          direction: l.direction,
           forwarding: l.forwarding,
           upstreamHost: upstream.host,
           upstreamPort: upstream.port,

@@ -24,6 +24,8 @@ import type { Finding, ScanResult } from '../inspect/types.ts';
 import type { LogStore, ThreatRecord, TrafficRecord } from '../logs/records.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
 import type { Decision, Policy, ScanOutcome } from '../policy/decide.ts';
+import type { TransactionFacts } from '../policy/rules.ts';
+import { DLP_ENGINE } from '../inspect/engines/dlp.ts';
 import { type Command, parseCommand, parsePath } from '../smtp/command.ts';
 import { DotStuffer } from '../smtp/dot-stuff.ts';
 import { DEFAULT_EHLO_ALLOW, editEhloReply } from '../smtp/ehlo.ts';
@@ -53,6 +55,8 @@ const RESET_LINGER_MS = 200;
 
 export interface SessionContext {
   readonly listener: string;
+  /** The listener's direction label, for rules. */
+  readonly direction?: string;
   readonly forwarding: Forwarding;
   readonly upstreamHost: string;
   readonly upstreamPort: number;
@@ -541,11 +545,14 @@ export class Session {
 
   /**
    * AUTH (RFC 4954) is the upstream's business: the exchange is relayed, continuation lines
-   * included, and nothing of it is logged (credentials travel in those lines).
+   * included, and nothing of it is logged (credentials travel in those lines). Only the user
+   * name of PLAIN and LOGIN is kept, once the upstream accepts it (235), for security rules.
    */
   async #auth(cmd: Command): Promise<void> {
     if (!this.#ctx.relayAuth) return this.#bad(502, '5.5.1 Command not implemented');
     if (this.#tx) return this.#bad(503, '5.5.1 Error: AUTH not allowed during a mail transaction');
+    const [mechanism = '', initial] = cmd.arg.split(/\s+/);
+    const answers: string[] = initial !== undefined && initial !== '=' ? [initial] : [];
     let r = await this.#forward(cmd.raw, [2, 3, 4, 5], 'AUTH');
     while (r.code === 334) {
       this.#relay(r);
@@ -556,10 +563,15 @@ export class Session {
       }
       // A malformed continuation cancels the exchange, as "*" would (RFC 4954 §4).
       const answer = line.kind === 'line' ? line.line.toString('latin1') : '*';
+      answers.push(answer);
       r = await this.#forward(answer, [2, 3, 4, 5], 'AUTH continuation');
     }
+    if (r.code === 235) this.#authUser = authUserName(mechanism, answers);
     this.#relay(r);
   }
+
+  /** The user name the upstream accepted with AUTH (PLAIN, LOGIN), for rules; null if none. */
+  #authUser: string | null = null;
 
   /** XCLIENT/XFORWARD tell the upstream who the client is: only trusted clients may say so. */
   async #trustedOnly(cmd: Command): Promise<void> {
@@ -989,8 +1001,16 @@ export class Session {
 
   // ---- logs --------------------------------------------------------------------------------
 
-  #facts(tx: Transaction) {
-    return { listener: this.#ctx.listener, clientAddress: this.clientAddress, mailFrom: tx.mailFrom, rcptTo: tx.rcptTo };
+  #facts(tx: Transaction): TransactionFacts {
+    return {
+      listener: this.#ctx.listener,
+      clientAddress: this.clientAddress,
+      mailFrom: tx.mailFrom,
+      rcptTo: tx.rcptTo,
+      serverAddress: this.#ctx.upstreamHost,
+      user: this.#authUser,
+      direction: this.#ctx.direction ?? '',
+    };
   }
 
   #logTransaction(tx: Transaction, rx: IncomingMessage, d: Decision, result: ScanResult | null, upstreamReply: string, clientReply: string): void {
@@ -1003,10 +1023,11 @@ export class Session {
       clientReply,
       events: (result?.events ?? []).map((e) => e.name),
     });
-    const findings = result?.findings ?? [];
-    for (const f of findings) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, f)));
-    // An event that decided (encrypted archive, zip bomb) is logged as the inspector's finding.
-    if (d.deciding && !findings.includes(d.deciding)) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, d.deciding!)));
+    // Every engine finding (data-filtering counts are summed into their verdict instead), and
+    // every verdict made for an event, a blocked file or a DLP score.
+    const logged = new Set<Finding>((result?.findings ?? []).filter((f) => f.engine !== DLP_ENGINE));
+    for (const v of d.verdicts) logged.add(v.finding);
+    for (const f of logged) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, f)));
   }
 
   #writeTraffic(tx: Transaction, rx: IncomingMessage, fields: Outcome): void {
@@ -1039,4 +1060,16 @@ export class Session {
       this.#ctx.log('error', 'log store write failed', { session: this.id, error: describeError(err) });
     }
   }
+}
+
+/** The authentication identity of an accepted PLAIN or LOGIN exchange (RFC 4616), never the password. */
+function authUserName(mechanism: string, answers: readonly string[]): string | null {
+  const decode = (b64: string | undefined): string | null => (b64 === undefined ? null : Buffer.from(b64, 'base64').toString('utf8'));
+  const m = mechanism.toUpperCase();
+  if (m === 'PLAIN') {
+    const parts = decode(answers[0])?.split('\0');
+    return parts && parts.length === 3 ? (parts[1] || parts[0] || null) : null;
+  }
+  if (m === 'LOGIN') return decode(answers[0])?.slice(0, 256) || null;
+  return null;
 }

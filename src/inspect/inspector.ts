@@ -55,7 +55,7 @@ export class Inspector {
    */
   beginFile(name: string): { write(chunk: Buffer): void; end(deadlineMs: number): Promise<ScanResult> } {
     const set = new ObjectSet(this.opts.engines, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS);
-    const sink = set.open({ path: name, name, contentType: null, encoding: null }, 0);
+    const sink = set.open({ path: name, name, contentType: null, encoding: null }, 0, true, 0);
     return {
       write: (chunk) => sink.write(chunk),
       end: (deadlineMs) => {
@@ -78,6 +78,9 @@ export class Inspector {
   }
 }
 
+/** Transfer encodings that count as a layer of encoding (multi-encoding file blocking). */
+const ENCODED = new Set(['base64', 'quoted-printable', 'uuencode', 'x-uuencode']);
+
 export class MessageScan {
   readonly #set: ObjectSet;
   readonly #raw: ObjectScan;
@@ -85,17 +88,18 @@ export class MessageScan {
 
   constructor(engines: readonly Engine[], mime: MimeLimits, archives: ArchiveLimits) {
     this.#set = new ObjectSet(engines, archives);
-    this.#raw = this.#set.open({ path: RAW_MESSAGE_PATH, name: null, contentType: 'message/rfc822', encoding: null }, 0, false);
+    this.#raw = this.#set.open({ path: RAW_MESSAGE_PATH, name: null, contentType: 'message/rfc822', encoding: null }, 0, false, 0);
     this.#walker = new MimeWalker({ onLeaf: (info) => this.#leaf(info), onEvent: (e) => this.#set.events.push(e) }, mime);
   }
 
   /** A decoded file; text parts are also searched for uuencoded files inside them. */
-  #leaf(info: LeafInfo): LeafSink {
-    const leaf = this.#set.open(info, 0);
+  #leaf(info: LeafInfo, outerLayers = 0): LeafSink {
+    const layers = outerLayers + (info.encoding !== null && ENCODED.has(info.encoding) ? 1 : 0);
+    const leaf = this.#set.open(info, 0, true, layers);
     const textLike = info.contentType === null || info.contentType.startsWith('text/');
     if (!textLike) return leaf;
     let n = 0;
-    const uu = new UuExtractor((name) => this.#leaf({ path: `${info.path}/uu${++n}`, name, contentType: null, encoding: 'uuencode' }));
+    const uu = new UuExtractor((name) => this.#leaf({ path: `${info.path}/uu${++n}`, name, contentType: null, encoding: 'uuencode' }, layers));
     return {
       write: (chunk) => {
         leaf.write(chunk);
@@ -138,8 +142,8 @@ class ObjectSet {
     this.events.push(detail === undefined ? { name, where } : { name, where, detail });
   }
 
-  open(leaf: LeafInfo, depth: number, mayContain = true): ObjectScan {
-    const o = new ObjectScan(this.engines, leaf, depth, mayContain ? this.limits.maxContainerBytes : 0);
+  open(leaf: LeafInfo, depth: number, mayContain: boolean, layers: number): ObjectScan {
+    const o = new ObjectScan(this.engines, leaf, depth, layers, mayContain ? this.limits.maxContainerBytes : 0);
     this.objects.push(o);
     return o;
   }
@@ -175,7 +179,8 @@ class ObjectSet {
       get stopped() {
         return budget.stopped;
       },
-      member: (name) => (budget.file(where) ? this.open({ path: `${where}/${name}`, name, contentType: null, encoding: null }, o.depth + 1) : null),
+      member: (name) =>
+        budget.file(where) ? this.open({ path: `${where}/${name}`, name, contentType: null, encoding: null }, o.depth + 1, true, o.layers + 1) : null,
       event: (name, detail) => this.event(name, where, detail),
       copy: (sink: MemberSink, data: Buffer) => {
         if (!budget.bytes(data.length, data.length, data.length, where)) return false;
@@ -208,8 +213,14 @@ class ObjectScan implements LeafSink {
   #result: Promise<Finding[]> | null = null;
   #settleContainer: ((id: Identity) => void) | null = null;
 
-  constructor(engines: readonly Engine[], private readonly leaf: LeafInfo, readonly depth: number, private readonly maxContainerBytes: number) {
-    this.#scans = engines.filter((e) => e.wants?.(leaf.path) ?? true).map((e) => e.open());
+  constructor(
+    engines: readonly Engine[],
+    private readonly leaf: LeafInfo,
+    readonly depth: number,
+    readonly layers: number,
+    private readonly maxContainerBytes: number,
+  ) {
+    this.#scans = engines.filter((e) => e.wants?.(leaf.path) ?? true).map((e) => e.open(leaf.path));
     if (maxContainerBytes === 0) this.#keep = null;
   }
 
@@ -291,6 +302,7 @@ class ObjectScan implements LeafSink {
       detectedType: id.type,
       flags: [...id.flags, ...fileFlags(this.leaf.name, this.leaf.contentType, id.type)],
       depth: this.depth,
+      layers: this.layers,
       size: this.#size,
       sha256: this.#digests!.sha256,
       md5: this.#digests!.md5,
@@ -321,6 +333,7 @@ function dedupe(findings: Finding[]): Finding[] {
         (f.file.path === RAW_MESSAGE_PATH ? g.file.path !== RAW_MESSAGE_PATH : g.file.path.startsWith(`${f.file.path}/`)),
     );
   return findings.filter((f) => {
+    if (f.matches) return true; // data-filtering counts add up across files
     const key = `${f.engine}\0${f.threat}\0${f.file.path}`;
     if (seen.has(key) || explainedInside(f)) return false;
     seen.add(key);

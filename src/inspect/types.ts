@@ -28,6 +28,8 @@ export interface FileInfo {
   readonly flags: readonly string[];
   /** Archive levels above this file: 0 for the message and its MIME parts. */
   readonly depth: number;
+  /** Decodings between the wire and these bytes (transfer encodings, uuencode, archive levels). */
+  readonly layers: number;
   readonly size: number;
   readonly sha256: string;
   readonly md5: string;
@@ -46,6 +48,8 @@ export interface Finding {
   readonly signature: string;
   readonly severity: Severity;
   readonly file: FileInfo;
+  /** Data filtering: how often the pattern matched in this file, with masked samples. */
+  readonly matches?: { readonly count: number; readonly samples: readonly string[] };
 }
 
 export interface ScanResult {

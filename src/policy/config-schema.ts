@@ -70,9 +70,22 @@ export const DEFAULT_REPLIES = {
   tempfail: '451 4.7.1 Message could not be accepted now, try again later (id: {id})',
 } as const;
 
+/** `default` resolves to smtpwall's default for SMTP, block (the firewall this follows: alert). */
+const avAction = z.enum(['default', ...ACTIONS]);
+
+const threatException = z.strictObject({
+  'threat-id': z.string().regex(/^\d{8}$/, { message: 'expected an 8-digit threat id as shown in threat records' }),
+  action: action.describe('action for this threat instead of the profile\'s'),
+  from: z.array(z.string().min(1)).optional().describe('only for these envelope senders'),
+  to: z.array(z.string().min(1)).optional().describe('only when a recipient matches'),
+  comment: z.string().optional(),
+});
+
 const antivirusProfile = z
   .strictObject({
-    action: action.default('block').describe('action for a signature match'),
+    action: avAction.default('default').describe('action for a signature match (default: block)'),
+    'analysis-action': avAction.default('default').describe('action for an analysis verdict (default: the same as action)'),
+    exceptions: z.array(threatException).default([]).describe('threat ids with their own action (known false positives)'),
     'on-error': action
       .default('tempfail')
       .describe('action when a scan cannot complete: engine failure, deadline, or a MIME limit hit'),
@@ -93,7 +106,66 @@ const antivirusProfile = z
   })
   .describe('an antivirus profile');
 
-const addressPattern = z.string().min(1);
+export const FILE_BLOCK_ACTIONS = ['alert', 'block', 'continue'] as const;
+
+const fileBlockingRule = z.strictObject({
+  name: z.string().min(1),
+  types: z.array(z.string().min(1)).default([]).describe('detected types (exe, encrypted-zip, …) and special types'),
+  extensions: z.array(z.string().min(1)).default([]).describe('file name extensions, without the dot'),
+  direction: z.enum(['upload', 'download', 'both']).default('both').describe('SMTP carries files client to server: upload'),
+  action: z.enum(FILE_BLOCK_ACTIONS).default('block').describe('alert, block, or continue (treated as block on SMTP)'),
+});
+
+const fileBlockingProfile = z.strictObject({
+  rules: z.array(fileBlockingRule).min(1),
+  'multi-encoding-threshold': z.number().int().min(1).max(100).default(2).describe('a file decoded more than this many times is multi-encoding'),
+  action: action.default('block').describe('SMTP action when a rule says block or continue'),
+});
+
+const DLP_TYPES = ['credit-card', 'us-ssn', 'iban', 'email'] as const;
+
+const dlpPattern = z
+  .strictObject({
+    name: z.string().min(1),
+    type: z.enum(DLP_TYPES).optional().describe('a predefined pattern (with checksum where there is one)'),
+    regex: z.string().optional().describe('a custom regular expression (JavaScript syntax, case-insensitive)'),
+    keywords: z.array(z.string().min(1)).optional().describe('words or phrases, case-insensitive'),
+    weight: z.number().min(0).default(1).describe('added to the message score per occurrence'),
+  })
+  .refine((p) => [p.type, p.regex, p.keywords].filter((x) => x !== undefined).length === 1, {
+    message: 'a pattern has exactly one of type, regex or keywords',
+  })
+  .refine((p) => p.regex === undefined || isValidRegex(p.regex), { message: 'not a valid regular expression' });
+
+function isValidRegex(source: string): boolean {
+  try {
+    new RegExp(source, 'i');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const dataFilteringProfile = z.strictObject({
+  patterns: z.array(dlpPattern).min(1),
+  'alert-threshold': z.number().min(0).default(1).describe('score at or above which the message is logged'),
+  'block-threshold': z.number().min(0).default(10).describe('score at or above which `action` applies'),
+  action: action.default('block'),
+});
+
+const profileRefs = z.strictObject({
+  antivirus: z.string().optional(),
+  'file-blocking': z.string().optional(),
+  'data-filtering': z.string().optional(),
+  group: z.string().optional().describe('a profile group instead of single profiles'),
+});
+
+const addressPattern = z
+  .string()
+  .min(1)
+  .refine((p) => !(p.length > 2 && p.startsWith('/') && p.endsWith('/')) || isValidRegex(p.slice(1, -1)), {
+    message: 'not a valid /regular expression/',
+  });
 
 const cidr = z.string().refine(
   (s) => {
@@ -114,16 +186,20 @@ const rule = z.strictObject({
     .strictObject({
       listeners: z.array(z.string()).optional().describe('listener names; any if absent'),
       client: z.array(cidr).optional().describe('client addresses/CIDRs; `!` negates'),
-      from: z.array(addressPattern).optional().describe('envelope senders: address, @domain or *-wildcard'),
+      server: z.array(cidr).optional().describe('upstream (receiving server) addresses/CIDRs; `!` negates'),
+      from: z.array(addressPattern).optional().describe('envelope senders: address, @domain, *-wildcard or /regex/'),
       to: z.array(addressPattern).optional().describe('envelope recipients (any one matching)'),
+      user: z.array(addressPattern).optional().describe('authenticated user (AUTH relayed and accepted); "<none>" for none'),
+      direction: z.array(z.string().min(1)).optional().describe('direction labels of the listener (inbound, outbound, …)'),
     })
     .prefault({}),
-  profiles: z.strictObject({ antivirus: z.string().optional() }).prefault({}),
+  profiles: profileRefs.prefault({}),
 });
 
 const listener = z.strictObject({
   name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, { message: 'letters, digits, . _ - only' }),
   listen: hostPort.describe('address:port to accept connections on'),
+  direction: z.string().min(1).default('inbound').describe('a label for rules: inbound, outbound, internal, …'),
   mode: z
     .enum(['relay', 'transparent'])
     .default('relay')
@@ -166,9 +242,17 @@ export const configSchema = z.strictObject({
   hostname: z.string().regex(/^[A-Za-z0-9.-]+$/).default('smtpwall').describe('name in the gateway\'s own replies'),
   listeners: z.array(listener).min(1, { message: 'at least one listener is needed' }),
   profiles: z
-    .strictObject({ antivirus: z.record(z.string(), antivirusProfile).default({}) })
+    .strictObject({
+      antivirus: z.record(z.string(), antivirusProfile).default({}),
+      'file-blocking': z.record(z.string(), fileBlockingProfile).default({}),
+      'data-filtering': z.record(z.string(), dataFilteringProfile).default({}),
+    })
     .prefault({}),
+  'profile-groups': z.record(z.string(), profileRefs.omit({ group: true })).default({}),
   rules: z.array(rule).default([]),
+  'default-rule': profileRefs
+    .prefault({})
+    .describe('profiles for a transaction no rule matches (antivirus: the built-in "default", block)'),
   engines: z
     .strictObject({
       clamd: z
@@ -231,6 +315,10 @@ export type Config = z.output<typeof configSchema>;
 export type ListenerConfig = Config['listeners'][number];
 export type RuleConfig = Config['rules'][number];
 export type AntivirusProfile = Config['profiles']['antivirus'][string];
+export type FileBlockingProfile = Config['profiles']['file-blocking'][string];
+export type DataFilteringProfile = Config['profiles']['data-filtering'][string];
+export type DlpPatternConfig = DataFilteringProfile['patterns'][number];
+export type ProfileRefs = Config['default-rule'];
 export type Limits = Config['limits'];
 export type Timeouts = Config['timeouts'];
 

@@ -88,12 +88,25 @@ function checkReferences(cfg: Config, root: unknown, lc: LineCounter, source: st
     if (l.tls.implicit && l.tls.mode && l.tls.mode !== 'terminate') add(['listeners', i, 'tls', 'implicit'], 'implicit TLS is only possible with mode terminate');
     if (l['upstream-tls'].verify === 'pinned' && !l['upstream-tls'].ca) add(['listeners', i, 'upstream-tls', 'ca'], 'verify: pinned needs ca');
   });
-  const profiles = cfg.profiles.antivirus;
-  cfg.rules.forEach((r, i) => {
-    const p = r.profiles.antivirus;
-    if (p !== undefined && p !== BUILTIN_ANTIVIRUS_PROFILE && !(p in profiles)) {
-      add(['rules', i, 'profiles', 'antivirus'], `no antivirus profile named "${p}" (defined: ${Object.keys(profiles).join(', ') || 'none'})`);
+  const known = {
+    antivirus: cfg.profiles.antivirus,
+    'file-blocking': cfg.profiles['file-blocking'],
+    'data-filtering': cfg.profiles['data-filtering'],
+  } as const;
+  const checkRefs = (refs: Partial<Record<'antivirus' | 'file-blocking' | 'data-filtering' | 'group', string>>, at: (string | number)[]): void => {
+    for (const kind of ['antivirus', 'file-blocking', 'data-filtering'] as const) {
+      const p = refs[kind];
+      if (p === undefined || (kind === 'antivirus' && p === BUILTIN_ANTIVIRUS_PROFILE) || p in known[kind]) continue;
+      add([...at, kind], `no ${kind} profile named "${p}" (defined: ${Object.keys(known[kind]).join(', ') || 'none'})`);
     }
+    if (refs.group !== undefined && !(refs.group in cfg['profile-groups'])) {
+      add([...at, 'group'], `no profile group named "${refs.group}" (defined: ${Object.keys(cfg['profile-groups']).join(', ') || 'none'})`);
+    }
+  };
+  for (const [name, g] of Object.entries(cfg['profile-groups'])) checkRefs(g, ['profile-groups', name]);
+  checkRefs(cfg['default-rule'], ['default-rule']);
+  cfg.rules.forEach((r, i) => {
+    checkRefs(r.profiles, ['rules', i, 'profiles']);
     for (const [j, name] of (r.match.listeners ?? []).entries()) {
       if (!seen.has(name)) add(['rules', i, 'match', 'listeners', j], `no listener named "${name}"`);
     }

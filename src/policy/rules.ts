@@ -12,26 +12,63 @@ export interface TransactionFacts {
   readonly clientAddress: string;
   readonly mailFrom: string;
   readonly rcptTo: readonly string[];
+  /** The receiving server's address (relay: the upstream; transparent: the original destination). */
+  readonly serverAddress?: string;
+  /** The user the upstream accepted with AUTH, if any. */
+  readonly user?: string | null;
+  /** The listener's direction label. */
+  readonly direction?: string;
 }
 
-export interface CompiledRule {
-  readonly name: string;
+/** The profiles a rule attaches, by name (a group already expanded). */
+export interface RuleProfiles {
   readonly antivirus: string | undefined;
+  readonly fileBlocking: string | undefined;
+  readonly dataFiltering: string | undefined;
+}
+
+export interface CompiledRule extends RuleProfiles {
+  readonly name: string;
   matches(facts: TransactionFacts): boolean;
 }
 
-export function compileRules(rules: readonly RuleConfig[]): CompiledRule[] {
-  return rules.map(compileRule);
+export type ProfileGroups = Readonly<Record<string, { antivirus?: string; 'file-blocking'?: string; 'data-filtering'?: string }>>;
+
+export function compileRules(rules: readonly RuleConfig[], groups: ProfileGroups = {}): CompiledRule[] {
+  return rules.map((r) => compileRule(r, groups));
 }
 
-function compileRule(rule: RuleConfig): CompiledRule {
+/** A rule's (or the default rule's) profile names, with a group expanded. */
+export function resolveProfiles(refs: RuleConfig['profiles'], groups: ProfileGroups): RuleProfiles {
+  const g = refs.group === undefined ? {} : (groups[refs.group] ?? {});
+  return {
+    antivirus: refs.antivirus ?? g.antivirus,
+    fileBlocking: refs['file-blocking'] ?? g['file-blocking'],
+    dataFiltering: refs['data-filtering'] ?? g['data-filtering'],
+  };
+}
+
+function compileRule(rule: RuleConfig, groups: ProfileGroups): CompiledRule {
   const conditions: Array<(f: TransactionFacts) => boolean> = [];
-  const { listeners, client, from, to } = rule.match;
+  const { listeners, client, server, from, to, user, direction } = rule.match;
   if (listeners?.length) {
     const set = new Set(listeners);
     conditions.push((f) => set.has(f.listener));
   }
   if (client?.length) conditions.push(compileAddressMatch(client));
+  if (server?.length) {
+    const test = compileAddressList(server);
+    conditions.push((f) => test(f.serverAddress ?? ''));
+  }
+  if (user?.length) {
+    const named = compileEnvelopeMatch(user.filter((u) => u !== '<none>'));
+    const none = user.includes('<none>');
+    conditions.push((f) => (f.user ? named(f.user) : none));
+  }
+  if (direction?.length) {
+    const set = new Set(direction);
+    conditions.push((f) => set.has(f.direction ?? ''));
+  }
   if (from?.length) {
     const m = compileEnvelopeMatch(from);
     conditions.push((f) => m(f.mailFrom));
@@ -42,7 +79,7 @@ function compileRule(rule: RuleConfig): CompiledRule {
   }
   return {
     name: rule.name,
-    antivirus: rule.profiles.antivirus,
+    ...resolveProfiles(rule.profiles, groups),
     matches: (f) => conditions.every((c) => c(f)),
   };
 }
@@ -81,10 +118,15 @@ export function compileAddressList(entries: readonly string[]): (address: string
 
 /**
  * Envelope address patterns, case-insensitive: `user@example.com` exact, `@example.com` or
- * `example.com` for a whole domain, `*` wildcards (`*@*.example.com`), `<>` the null sender.
+ * `example.com` for a whole domain, `*` wildcards (`*@*.example.com`), `/regex/` (searched,
+ * case-insensitive; anchor it with ^…$ to match whole addresses), `<>` the null sender.
  */
 export function compileEnvelopeMatch(patterns: readonly string[]): (address: string) => boolean {
   const tests = patterns.map((p): ((a: string) => boolean) => {
+    if (p.length > 2 && p.startsWith('/') && p.endsWith('/')) {
+      const re = new RegExp(p.slice(1, -1), 'i');
+      return (a) => re.test(a);
+    }
     const pat = p.toLowerCase();
     if (pat === '<>') return (a) => a === '';
     if (pat.includes('*')) {

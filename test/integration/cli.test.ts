@@ -77,6 +77,23 @@ describe('smtpwall command line', () => {
     assert.match(enc.stdout, /^ {2}.*locked\.zip: encrypted-zip, \d+ bytes, sha256 [0-9a-f]{64}$/m);
   });
 
+  it('policy test: rule, files, verdicts, action and reply; exit 1 for a block, 0 for allow', async () => {
+    const cfg = join(dir, 'policy.yaml');
+    writeFileSync(cfg, `listeners:\n  - { name: in, listen: "127.0.0.1:0", upstream: "10.1.1.1:25" }\nprofiles:\n  file-blocking:\n    fb: { rules: [{ name: no-exe, types: [exe], action: block }] }\nrules:\n  - { name: outside, match: { from: ["@outside.example"] }, profiles: { file-blocking: fb } }\n`);
+    const pe = Buffer.alloc(256);
+    pe.write('MZ');
+    writeFileSync(join(dir, 'exe.eml'), `Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/zip; name="a.zip"\r\nContent-Transfer-Encoding: base64\r\n\r\n${zip([{ name: 'run.exe', data: pe }]).toString('base64')}\r\n--b--\r\n`);
+    const hit = await cli(['policy', 'test', '-c', cfg, '--from', 'x@outside.example', '--to', 'u@corp.example', join(dir, 'exe.eml')]);
+    assert.equal(hit.code, 1, hit.stderr);
+    assert.match(hit.stdout, /^rule: outside {2}\(antivirus default, file-blocking fb, data-filtering -\)$/m);
+    assert.match(hit.stdout, /^ {2}msg\/1\/a\.zip\/run\.exe: exe, 256 bytes$/m);
+    assert.match(hit.stdout, /^action: block — file blocking fb\/no-exe: type exe in msg\/1\/a\.zip\/run\.exe$/m);
+    assert.match(hit.stdout, /^reply: 541 5\.4\.1 Content blocked by smtpwall \(threat: file:exe, id: /m);
+    const ok = await cli(['policy', 'test', '-c', cfg, '--from', 'x@partner.example', '--json', join(dir, 'exe.eml')]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal((JSON.parse(ok.stdout) as { rule: string; action: string }).action, 'allow');
+  });
+
   it('config check: OK with a summary, or the error naming file, line and key', async () => {
     const ok = await cli(['config', 'check', '-c', join(import.meta.dirname, '../../smtpwall.example.yaml')]);
     assert.equal(ok.code, 0, ok.stderr);

@@ -19,7 +19,8 @@ export interface EngineScan {
 
 export interface Engine {
   readonly name: string;
-  open(): EngineScan;
+  /** A scan of the object at `path` (`message`, `msg/2`, `msg/2/a.zip/x.exe`). */
+  open(path: string): EngineScan;
   /** Whether this engine looks at the object at `path` (`message`, `msg/2`, …); all if absent. */
   wants?(path: string): boolean;
   close?(): Promise<void>;

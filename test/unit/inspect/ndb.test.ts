@@ -6,7 +6,7 @@ import { SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import type { FileInfo } from '../../../src/inspect/types.ts';
 
 const info = (b: Buffer, detectedType = 'text', path = 'f'): FileInfo => ({
-  path, name: null, declaredType: null, detectedType, flags: [], depth: 0, size: b.length, sha256: '', md5: '', encoding: null,
+  path, name: null, declaredType: null, detectedType, flags: [], depth: 0, layers: 0, size: b.length, sha256: '', md5: '', encoding: null,
 });
 
 async function found(sigs: BodySignature[], data: Buffer, chunk = data.length || 1, detectedType = 'text'): Promise<string[]> {

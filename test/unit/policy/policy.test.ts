@@ -15,7 +15,7 @@ const finding: Finding = {
   threatId: '12345678',
   signature: 'body:EICAR-Test-File',
   severity: 'high',
-  file: { path: 'msg/2', name: 'e.com', declaredType: null, detectedType: 'text', flags: [], depth: 0, size: 68, sha256: 'x', md5: 'y', encoding: 'base64' },
+  file: { path: 'msg/2', name: 'e.com', declaredType: null, detectedType: 'text', flags: [], depth: 0, layers: 1, size: 68, sha256: 'x', md5: 'y', encoding: 'base64' },
 };
 
 const facts = (over: Partial<{ listener: string; clientAddress: string; mailFrom: string; rcptTo: string[] }> = {}) => ({
@@ -136,7 +136,7 @@ describe('configuration', () => {
     [`${LISTENERS}bogus: 1\n`, /^f\.yaml:4:1: \(top level\): unknown key "bogus"/],
     [`${LISTENERS}limits:\n  max-message-size: lots\n`, /^f\.yaml:5:21: limits\.max-message-size: expected a size/],
     [`${LISTENERS}rules:\n  - { name: r, profiles: { antivirus: nope } }\n`, /rules\[0\]\.profiles\.antivirus: no antivirus profile named "nope"/],
-    [`${LISTENERS}profiles:\n  antivirus:\n    p: { action: explode }\n`, /profiles\.antivirus\.p\.action: expected one of "allow"/],
+    [`${LISTENERS}profiles:\n  antivirus:\n    p: { action: explode }\n`, /profiles\.antivirus\.p\.action: expected one of "default", "allow"/],
     [`${LISTENERS}profiles:\n  antivirus:\n    p: { replies: { block: "250 ok" } }\n`, /replies\.block: expected "5NN 5\.X\.Y text"/],
     ['listeners:\n  - { name: a, listen: nowhere, upstream: "x:1" }\n', /listeners\[0\]\.listen: expected host:port/],
     ['listeners:\n  - { name: a, listen: ":25", upstream: "x:1" }\n  - { name: a, listen: ":26", upstream: "x:1" }\n', /duplicate listener name "a"/],
