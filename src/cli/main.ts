@@ -9,13 +9,16 @@ import { runConfig } from './commands/config.ts';
 import { runDemo } from './commands/demo.ts';
 import { runLogs } from './commands/logs.ts';
 import { runPolicy } from './commands/policy.ts';
+import { runReload } from './commands/reload.ts';
 import { runScan } from './commands/scan.ts';
 import { runStart } from './commands/start.ts';
 
 const USAGE = `usage: smtpwall <command> [options]
 
 commands:
-  start -c FILE                         run the gateway in the foreground (SIGTERM stops it)
+  start -c FILE                         run the gateway in the foreground (SIGTERM stops it,
+                                        SIGHUP reloads the configuration)
+  reload -c FILE                        check FILE, then make the running gateway reload it
   logs threats|traffic -c FILE [--json] [--limit N]
                                         show threat or traffic records
   scan PATH... [--json] [-v]            scan files, .eml messages and mbox files offline
@@ -35,6 +38,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   demo: runDemo,
   config: runConfig,
   policy: runPolicy,
+  reload: runReload,
 };
 
 export async function main(argv: string[]): Promise<number> {

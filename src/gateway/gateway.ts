@@ -81,7 +81,8 @@ export class Gateway {
   readonly #mailboxTargets = new Map<string, { host: string; port: number }>();
   readonly #store: LogStore;
   #cfg: LoadedConfig;
-  readonly #engines: readonly Engine[];
+  #engines: readonly Engine[];
+  readonly #customEngines: boolean;
   #inspector: Inspector;
   #policy: Policy;
   readonly running: RunningListener[] = [];
@@ -93,6 +94,7 @@ export class Gateway {
   constructor(cfg: LoadedConfig, private readonly log: LogFn, opts: { store?: LogStore; engines?: readonly Engine[] } = {}) {
     this.#cfg = cfg;
     this.#store = opts.store ?? new SqliteLogStore(cfg.dataDirAbs);
+    this.#customEngines = opts.engines !== undefined;
     this.#engines = opts.engines ?? buildEngines(cfg, log);
     this.#inspector = buildInspector(cfg, this.#engines);
     this.#policy = new Policy(cfg);
@@ -169,6 +171,37 @@ export class Gateway {
     const target = await box.listen('127.0.0.1', 0);
     this.#mailboxTargets.set(upstream, target);
     return target;
+  }
+
+  /**
+   * Take a new configuration for new sessions: rules, profiles, engines and their signature
+   * files, limits and timeouts. Sessions in progress finish under the configuration they
+   * started with (each session holds its own references). Listener changes (addresses,
+   * upstreams, TLS) need a restart: they are reported and ignored. Throws, changing nothing,
+   * if the new engines cannot be built (a bad signature file).
+   */
+  async reload(next: LoadedConfig): Promise<{ ignored: string[] }> {
+    const engines = this.#customEngines ? this.#engines : buildEngines(next, this.log);
+    const inspector = buildInspector(next, engines);
+    const policy = new Policy(next);
+    const ignored: string[] = [];
+    const key = (l: LoadedConfig['listeners'][number]): string => JSON.stringify(l);
+    const before = new Map(this.#cfg.listeners.map((l) => [l.name, key(l)]));
+    for (const l of next.listeners) if (before.get(l.name) !== key(l)) ignored.push(`listener ${l.name}`);
+    for (const name of before.keys()) if (!next.listeners.some((l) => l.name === name)) ignored.push(`listener ${name} (removed)`);
+    if (next.dataDirAbs !== this.#cfg.dataDirAbs) ignored.push('data-dir');
+    if (next.workers !== this.#cfg.workers) ignored.push('workers');
+    const old = this.#engines;
+    this.#engines = engines;
+    this.#inspector = inspector;
+    this.#policy = policy;
+    // Listener settings stay as started; everything a session reads from the config is new.
+    this.#cfg = { ...next, listeners: this.#cfg.listeners, dataDirAbs: this.#cfg.dataDirAbs, workers: this.#cfg.workers };
+    if (old !== engines) {
+      // Engines in use by sessions in progress keep working; pooled idle resources are closed.
+      setTimeout(() => void Promise.all(old.map((e) => e.close?.())), this.#cfg.timeouts.scan).unref();
+    }
+    return { ignored };
   }
 
   /** Stop accepting, let transactions finish within the grace period, then close everything. */

@@ -1,16 +1,30 @@
 /**
- * `smtpwall start -c FILE`: run the gateway in the foreground until SIGTERM/SIGINT.
+ * `smtpwall start -c FILE`: run the gateway in the foreground until SIGTERM/SIGINT; SIGHUP
+ * reloads the configuration file (a configuration with errors is refused and logged, the
+ * running one stays). The process id is written to DATA-DIR/smtpwall.pid for `smtpwall
+ * reload` and service managers.
  *
  * With `workers: N` (N > 1) this process becomes a supervisor: it forks N workers (node
- * cluster) that share the listening sockets, restarts a worker that dies, and on SIGTERM
- * passes the signal on and waits for every worker's graceful stop.
+ * cluster) that share the listening sockets, restarts a worker that dies, passes SIGHUP on to
+ * every worker, and on SIGTERM passes the signal on and waits for every worker's graceful stop.
  */
 
 import cluster from 'node:cluster';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Gateway } from '../../gateway/gateway.ts';
 import { createLogger, type LogFn } from '../../logger.ts';
 import { type LoadedConfig, loadConfigFile } from '../../policy/load-config.ts';
+
+export const PID_FILE = 'smtpwall.pid';
+
+function writePid(cfg: LoadedConfig): () => void {
+  mkdirSync(cfg.dataDirAbs, { recursive: true });
+  const file = join(cfg.dataDirAbs, PID_FILE);
+  writeFileSync(file, `${process.pid}\n`);
+  return () => rmSync(file, { force: true });
+}
 
 /** A worker that dies sooner than this after its start is not restarted in a tight loop. */
 const RESTART_DELAY_MS = 1000;
@@ -23,9 +37,14 @@ export async function runStart(args: string[]): Promise<number> {
   if (cfg.workers > 1 && cluster.isPrimary) return supervise(cfg, log);
   const gateway = new Gateway(cfg, log);
   await gateway.start();
+  const removePid = cluster.isWorker ? () => {} : writePid(cfg);
   log('info', 'smtpwall started', { config: cfg.source, 'data-dir': cfg.dataDirAbs, pid: process.pid });
+  const onHup = (): void => void reload(gateway, values.config!, log);
+  process.on('SIGHUP', onHup);
   await untilSignal((signal) => log('info', 'stopping', { signal, grace: `${cfg.timeouts['shutdown-grace']}ms` }));
+  process.off('SIGHUP', onHup);
   await gateway.stop();
+  removePid();
   log('info', 'smtpwall stopped');
   // A cluster worker's IPC channel would keep it alive after a clean stop.
   if (cluster.isWorker) cluster.worker?.disconnect();
@@ -48,8 +67,16 @@ async function supervise(cfg: LoadedConfig, log: LogFn): Promise<number> {
     });
   };
   for (let i = 0; i < cfg.workers; i++) fork();
+  const removePid = writePid(cfg);
   log('info', 'smtpwall supervisor started', { workers: cfg.workers, pid: process.pid });
+  const onHup = (): void => {
+    log('info', 'reloading workers');
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  };
+  process.on('SIGHUP', onHup);
   await untilSignal((signal) => log('info', 'stopping workers', { signal }));
+  process.off('SIGHUP', onHup);
+  removePid();
   stopping = true;
   const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
   await Promise.all(
@@ -64,6 +91,17 @@ async function supervise(cfg: LoadedConfig, log: LogFn): Promise<number> {
   );
   log('info', 'smtpwall stopped');
   return 0;
+}
+
+/** Reload from the file; a configuration with errors is refused and the running one kept. */
+async function reload(gateway: Gateway, file: string, log: LogFn): Promise<void> {
+  try {
+    const next = loadConfigFile(file);
+    const { ignored } = await gateway.reload(next);
+    log('info', 'configuration reloaded', { config: next.source, rules: next.rules.length, ...(ignored.length ? { 'needs restart': ignored.join(', ') } : {}) });
+  } catch (err) {
+    log('error', 'configuration reload refused; the running configuration stays', { error: (err as Error).message });
+  }
 }
 
 function untilSignal(onSignal: (signal: string) => void): Promise<void> {
