@@ -11,6 +11,7 @@ import type { Engine } from '../inspect/engines/engine.ts';
 import { BUILTIN_PATTERNS, loadHashListFile, loadSignatureFile, SignatureEngine } from '../inspect/engines/signatures.ts';
 import { Inspector } from '../inspect/inspector.ts';
 import type { LogStore } from '../logs/records.ts';
+import { ForwardingLogStore } from '../logs/forward.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
 import { parseHostPort } from '../policy/config-schema.ts';
 import { Policy } from '../policy/decide.ts';
@@ -22,6 +23,9 @@ import { MailboxServer } from './mailbox.ts';
 import type { SessionContext } from './session.ts';
 import { assertTransparentSupported, originalDestination } from './original-dst.ts';
 import { clientTlsFor, upstreamTlsFor } from './tls.ts';
+
+/** How often growing log-forwarding failures are reported. */
+const FORWARD_REPORT_MS = 60_000;
 
 export interface RunningListener {
   readonly name: string;
@@ -93,12 +97,34 @@ export class Gateway {
    */
   constructor(cfg: LoadedConfig, private readonly log: LogFn, opts: { store?: LogStore; engines?: readonly Engine[] } = {}) {
     this.#cfg = cfg;
-    this.#store = opts.store ?? new SqliteLogStore(cfg.dataDirAbs);
+    const local = opts.store ?? new SqliteLogStore(cfg.dataDirAbs);
+    if (cfg['log-forwarding'].length > 0) {
+      const fwd = new ForwardingLogStore(local, cfg['log-forwarding']);
+      this.#store = fwd;
+      this.#reportForwarding(fwd);
+    } else {
+      this.#store = local;
+    }
     this.#customEngines = opts.engines !== undefined;
     this.#engines = opts.engines ?? buildEngines(cfg, log);
     this.#inspector = buildInspector(cfg, this.#engines);
     this.#policy = new Policy(cfg);
   }
+
+  /** Forwarding failures are reported once a minute while they grow (never per record). */
+  #reportForwarding(fwd: ForwardingLogStore): void {
+    const seen = new Map<string, number>();
+    this.#forwardTimer = setInterval(() => {
+      for (const s of fwd.stats) {
+        const bad = s.failed + s.dropped;
+        if (bad > (seen.get(s.name) ?? 0)) this.log('warn', 'log forwarding failures', { forwarder: s.name, sent: s.sent, failed: s.failed, dropped: s.dropped, error: s.lastError });
+        seen.set(s.name, bad);
+      }
+    }, FORWARD_REPORT_MS);
+    this.#forwardTimer.unref();
+  }
+
+  #forwardTimer: NodeJS.Timeout | null = null;
 
   get logs(): LogStore {
     return this.#store;
@@ -209,6 +235,7 @@ export class Gateway {
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
     await Promise.all(this.#mailboxes.map((m) => m.close()));
     await Promise.all(this.#engines.map((e) => e.close?.()));
+    if (this.#forwardTimer) clearInterval(this.#forwardTimer);
     this.#store.close();
   }
 }

@@ -300,6 +300,25 @@ export const configSchema = z.strictObject({
       'archive-size': size('50MiB', 'largest archive kept in memory to unpack; larger ones are scanned whole only'),
     })
     .prefault({}),
+  'log-forwarding': z
+    .array(
+      z
+        .strictObject({
+          name: z.string().min(1),
+          type: z.enum(['syslog', 'file']),
+          address: z
+            .string()
+            .regex(/^(udp|tcp):\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$|^unix:\/\/\/\S+$/, { message: 'expected udp://host:port, tcp://host:port or unix:///path' })
+            .optional()
+            .describe('syslog: where to send'),
+          path: z.string().optional().describe('file: where to append'),
+          format: z.enum(['rfc5424', 'cef', 'json']).default('rfc5424'),
+          facility: z.enum(['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7']).default('mail'),
+        })
+        .refine((f) => (f.type === 'syslog' ? f.address !== undefined : f.path !== undefined), { message: 'syslog needs address, file needs path' }),
+    )
+    .default([])
+    .describe('copies of every traffic and threat record, besides the local database'),
   timeouts: z
     .strictObject({
       'client-idle': duration('5m', 'waiting for the next command or data from the client'),

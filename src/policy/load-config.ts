@@ -54,6 +54,7 @@ export function parseConfig(text: string, source = '<inline>'): LoadedConfig {
         databases: cfg.engines.signatures.databases.map((p) => resolve(baseDir, p)),
       },
     },
+    'log-forwarding': cfg['log-forwarding'].map((f) => (f.path ? { ...f, path: resolve(baseDir, f.path) } : f)),
     listeners: cfg.listeners.map((l) => ({
       ...l,
       upstream: l.upstream?.startsWith('mailbox:') ? `mailbox:${resolve(baseDir, l.upstream.slice(8))}` : l.upstream,

@@ -1,0 +1,118 @@
+/**
+ * Log forwarding to a real syslog daemon (Debian's rsyslog, a private instance on loopback):
+ * RFC 5424 over UDP, CEF over TCP with octet counting, JSON lines to a file — the same
+ * records the local database holds. A forwarder whose peer is down never delays mail nor
+ * loses the local record; its failures are counted.
+ */
+
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { EICAR } from '../../src/inspect/engines/signatures.ts';
+import type { ForwardingLogStore } from '../../src/logs/forward.ts';
+import { freePort } from '../../lab/postfix-instance.ts';
+import { RawClient, startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
+
+const RSYSLOGD = '/usr/sbin/rsyslogd';
+
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  for (const end = Date.now() + ms; !check(); ) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function sendTwo(port: number): Promise<void> {
+  for (const body of ['clean text', EICAR.toString('latin1')]) {
+    const c = await RawClient.connect(port);
+    await c.begin();
+    c.write(`Subject: fwd\r\n\r\n${body}\r\n.\r\n`);
+    await c.reply();
+    c.destroy();
+  }
+}
+
+describe('log forwarding', { skip: existsSync(RSYSLOGD) ? false : 'rsyslog is not installed (apt-get install rsyslog; .ci/run does it)' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smtpwall-fwd-'));
+  let rsyslog: ChildProcess;
+  let up: UpstreamPeer;
+  let udp = 0;
+  let tcp = 0;
+  const out = join(dir, 'syslog.out');
+  before(async () => {
+    udp = await freePort();
+    tcp = await freePort();
+    writeFileSync(join(dir, 'rsyslog.conf'), [
+      'module(load="imudp")', 'module(load="imtcp")',
+      `input(type="imudp" port="${udp}" address="127.0.0.1")`, `input(type="imtcp" port="${tcp}" address="127.0.0.1")`,
+      'template(name="raw" type="string" string="%inputname% %rawmsg%\\n")',
+      `*.* action(type="omfile" file="${out}" template="raw")`, '',
+    ].join('\n'));
+    rsyslog = spawn(RSYSLOGD, ['-n', '-f', join(dir, 'rsyslog.conf'), '-i', join(dir, 'rsyslog.pid')], { stdio: 'ignore' });
+    await until(() => existsSync(join(dir, 'rsyslog.pid')));
+    await new Promise((r) => setTimeout(r, 300)); // inputs bound after the pid file
+    up = await startUpstream();
+  });
+  after(async () => {
+    process.kill(rsyslog.pid!, 'SIGTERM');
+    await up.close();
+  });
+
+  it('RFC 5424 over UDP, CEF over TCP and JSON lines to a file carry every record', async () => {
+    const file = join(dir, 'records.jsonl');
+    const gw = await startGateway({
+      upstreamPort: up.port,
+      extra: `log-forwarding:
+  - { name: udp-5424, type: syslog, address: "udp://127.0.0.1:${udp}", format: rfc5424, facility: local3 }
+  - { name: tcp-cef, type: syslog, address: "tcp://127.0.0.1:${tcp}", format: cef }
+  - { name: archive, type: file, path: ${JSON.stringify(file)}, format: json }
+`,
+    });
+    try {
+      await sendTwo(gw.port);
+      await until(() => existsSync(out) && readFileSync(out, 'utf8').split('\n').filter(Boolean).length >= 6);
+      const lines = readFileSync(out, 'utf8').split('\n').filter(Boolean);
+      const viaUdp = lines.filter((l) => l.startsWith('imudp '));
+      const viaTcp = lines.filter((l) => l.startsWith('imtcp '));
+      assert.equal(viaUdp.length, 3, 'two traffic records and one threat');
+      assert.equal(viaTcp.length, 3);
+      // local3 (19) * 8 + warning (4) for the threat, + info (6) for traffic.
+      const threat = viaUdp.find((l) => l.includes(' threat [smtpwall'))!;
+      assert.match(threat, /^imudp <156>1 \S+ \S+ smtpwall \d+ threat \[smtpwall@32473 type="threat" tx="[A-Z2-7]{16}\.1" action="block"\] \{/);
+      const rec = JSON.parse(threat.slice(threat.indexOf('{'))) as { threat: string; filePath: string; rule: string };
+      assert.equal(rec.threat, 'EICAR-Test-File');
+      assert.equal(rec.rule, 'scan-all');
+      assert.ok(viaUdp.some((l) => /^imudp <158>1 .* traffic .*"action":"allow"/.test(l)));
+      const cef = viaTcp.find((l) => l.includes('|EICAR-Test-File|'))!;
+      assert.match(cef, /CEF:0\|smtpwall\|smtpwall\|[\d.]+\|\d{8}\|EICAR-Test-File\|8\|rt=\d+ src=127\.0\.0\.1 spt=\d+ dst=127\.0\.0\.1 dpt=\d+ suser=sender@example\.org duser=rcpt@example\.com act=block cs1Label=rule cs1=scan-all/);
+      const json = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; action: string });
+      assert.deepEqual(json.map((j) => [j.type, j.action]), [['traffic', 'allow'], ['traffic', 'block'], ['threat', 'block']]);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('a forwarder whose peer is down: mail flows, local records are kept, failures are counted', async () => {
+    const dead = await freePort();
+    const gw = await startGateway({
+      upstreamPort: up.port,
+      extra: `log-forwarding:\n  - { name: down, type: syslog, address: "tcp://127.0.0.1:${dead}", format: json }\n`,
+    });
+    try {
+      const before = up.messages.length;
+      await sendTwo(gw.port);
+      assert.equal(up.messages.length, before + 1, 'the clean one delivered, the EICAR one blocked');
+      const logs = gw.logs();
+      assert.equal(logs.listTraffic(10).length, 2);
+      logs.close();
+      const stats = (gw.gateway.logs as ForwardingLogStore).stats[0]!;
+      assert.equal(stats.sent, 0);
+      assert.match(stats.lastError, /ECONNREFUSED/);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
