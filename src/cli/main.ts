@@ -5,10 +5,12 @@
 
 import { SmtpwallError } from '../errors.ts';
 import { HashListSyntaxError } from '../inspect/engines/signatures.ts';
+import { QuarantineError } from '../quarantine/store.ts';
 import { runConfig } from './commands/config.ts';
 import { runDemo } from './commands/demo.ts';
 import { runLogs } from './commands/logs.ts';
 import { runPolicy } from './commands/policy.ts';
+import { runQuarantine } from './commands/quarantine.ts';
 import { runReload } from './commands/reload.ts';
 import { runScan } from './commands/scan.ts';
 import { runStart } from './commands/start.ts';
@@ -19,6 +21,8 @@ commands:
   start -c FILE                         run the gateway in the foreground (SIGTERM stops it,
                                         SIGHUP reloads the configuration)
   reload -c FILE                        check FILE, then make the running gateway reload it
+  quarantine list|show ID|release ID|delete ID -c FILE [--json]
+                                        messages kept by profiles with quarantine: true
   logs threats|traffic -c FILE [--json] [--limit N]
                                         show threat or traffic records
   scan PATH... [--json] [-v]            scan files, .eml messages and mbox files offline
@@ -39,6 +43,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   config: runConfig,
   policy: runPolicy,
   reload: runReload,
+  quarantine: runQuarantine,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -60,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command(rest);
   } catch (err) {
-    if (err instanceof SmtpwallError || err instanceof HashListSyntaxError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
+    if (err instanceof SmtpwallError || err instanceof HashListSyntaxError || err instanceof QuarantineError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`smtpwall ${name}: ${err.message}\n`);
     } else {
       process.stderr.write(`smtpwall ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

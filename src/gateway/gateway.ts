@@ -13,6 +13,7 @@ import { Inspector } from '../inspect/inspector.ts';
 import type { LogStore } from '../logs/records.ts';
 import { ForwardingLogStore } from '../logs/forward.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
+import { QuarantineStore } from '../quarantine/store.ts';
 import { parseHostPort } from '../policy/config-schema.ts';
 import { Policy } from '../policy/decide.ts';
 import { compileAddressList } from '../policy/rules.ts';
@@ -23,6 +24,12 @@ import { MailboxServer } from './mailbox.ts';
 import type { SessionContext } from './session.ts';
 import { assertTransparentSupported, originalDestination } from './original-dst.ts';
 import { clientTlsFor, upstreamTlsFor } from './tls.ts';
+
+/** Whether any profile keeps copies of what it blocks. */
+function quarantines(cfg: LoadedConfig): boolean {
+  const p = cfg.profiles;
+  return [...Object.values(p.antivirus), ...Object.values(p['file-blocking']), ...Object.values(p['data-filtering'])].some((x) => x.quarantine);
+}
 
 /** How often growing log-forwarding failures are reported. */
 const FORWARD_REPORT_MS = 60_000;
@@ -126,6 +133,17 @@ export class Gateway {
 
   #forwardTimer: NodeJS.Timeout | null = null;
 
+  /** The quarantine store, created when a configuration first asks for it. */
+  get #quarantine(): QuarantineStore {
+    this.#quarantineStore ??= new QuarantineStore(this.#cfg.dataDirAbs, {
+      maxAgeMs: this.#cfg.quarantine['max-age'],
+      maxBytes: this.#cfg.quarantine['max-size'],
+    });
+    return this.#quarantineStore;
+  }
+
+  #quarantineStore: QuarantineStore | null = null;
+
   get logs(): LogStore {
     return this.#store;
   }
@@ -162,6 +180,7 @@ export class Gateway {
           policy: this.#policy,
           logs: this.#store,
           spoolDir: join(this.#cfg.dataDirAbs, 'spool'),
+          quarantine: quarantines(this.#cfg) ? this.#quarantine : null,
           clientTls,
           upstreamTls: fixed ? upstreamTls : upstreamTlsFor(l, upstream.host),
           relayAuth: l['relay-auth'],

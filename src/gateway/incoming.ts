@@ -31,6 +31,8 @@ export class IncomingMessage {
     maxLineBytes: number,
     /** Store-and-forward: the spool the sink writes to, released by the gate. */
     readonly spool: Spool | null,
+    /** Cut-through with a quarantining rule: a copy of the wire bytes, released by the gate. */
+    readonly copy: Spool | null = null,
   ) {
     this.#reader = new DataReader(maxLineBytes);
   }

@@ -41,6 +41,7 @@ import {
 } from './enforce.ts';
 import { IncomingMessage } from './incoming.ts';
 import { resetConnection } from './reset.ts';
+import type { QuarantineStore } from '../quarantine/store.ts';
 import { Spool } from './spool.ts';
 import { newSessionId, type Outcome, type SessionFacts, threatRecord, trafficRecord } from './transaction-log.ts';
 import type { ClientTls, UpstreamTls } from './tls.ts';
@@ -67,6 +68,8 @@ export interface SessionContext {
   readonly policy: Policy;
   readonly logs: LogStore;
   readonly spoolDir: string;
+  /** Where blocked/rejected messages are kept when the deciding profile says so. */
+  readonly quarantine?: QuarantineStore | null;
   readonly clientTls: ClientTls;
   readonly upstreamTls: UpstreamTls;
   /** Relay AUTH between client and upstream (offered when the upstream offers it). */
@@ -673,11 +676,11 @@ export class Session {
       }
       this.#relay(go);
       if (go.code !== 354) return;
-      msg = this.#incoming();
+      msg = this.#incoming(tx);
     } else {
       // Our own 354: MAIL and at least one RCPT were accepted upstream.
       this.#reply(354, 'End data with <CR><LF>.<CR><LF>');
-      msg = this.#incoming();
+      msg = this.#incoming(tx);
     }
     try {
       while (!msg.ended) {
@@ -738,7 +741,7 @@ export class Session {
           return this.#relay(go);
         }
       }
-      t.bdat = { msg: this.#incoming(), stuffer: new DotStuffer() };
+      t.bdat = { msg: this.#incoming(t), stuffer: new DotStuffer() };
     }
     const { msg, stuffer } = t.bdat;
     let left = size;
@@ -768,12 +771,20 @@ export class Session {
     await this.#gate(t, msg);
   }
 
-  #incoming(): IncomingMessage {
+  #incoming(tx: Transaction): IncomingMessage {
     const { limits, inspector, spoolDir } = this.#ctx;
     const scan = inspector.begin();
     if (this.#ctx.forwarding === 'cut-through') {
       const up = this.#upstream!;
-      return new IncomingMessage(scan, (wire) => up.writeData(wire, this.#ctx.timeouts['upstream-reply']), limits['max-message-size'], limits['max-line-length'], null);
+      // The bytes go upstream as they come; a quarantining rule needs its own copy of them.
+      const copy = this.#ctx.quarantine && this.#ctx.policy.mayQuarantine(this.#facts(tx)) ? new Spool(spoolDir, limits['spool-memory']) : null;
+      const sink = copy
+        ? async (wire: Buffer) => {
+            await copy.write(wire);
+            await up.writeData(wire, this.#ctx.timeouts['upstream-reply']);
+          }
+        : (wire: Buffer) => up.writeData(wire, this.#ctx.timeouts['upstream-reply']);
+      return new IncomingMessage(scan, sink, limits['max-message-size'], limits['max-line-length'], null, copy);
     }
     const spool = new Spool(spoolDir, limits['spool-memory']);
     return new IncomingMessage(scan, (wire) => spool.write(wire), limits['max-message-size'], limits['max-line-length'], spool);
@@ -808,6 +819,7 @@ export class Session {
         return await this.#transactionFailed(tx, msg.sinkError);
       }
       const { decision, result } = await this.#verdict(tx, msg);
+      if (decision.quarantine) await this.#quarantine(tx, msg, decision);
       const enf = enforcementFor(decision, this.#ctx.forwarding, tx.id);
       if (enf.upstream !== 'deliver') return await this.#enforce(tx, msg, decision, result, enf);
       if (msg.spool) {
@@ -833,6 +845,30 @@ export class Session {
       await this.#transactionFailed(tx, err);
     } finally {
       await msg.spool?.dispose();
+      await msg.copy?.dispose();
+    }
+  }
+
+  /** Keep a copy of a blocked/rejected message; a failure is logged, never changes the verdict. */
+  async #quarantine(tx: Transaction, msg: IncomingMessage, d: Decision): Promise<void> {
+    const store = this.#ctx.quarantine;
+    const bytes = msg.spool ?? msg.copy;
+    if (!store || !bytes) return;
+    try {
+      const head = msg.head.toString('latin1');
+      const end = head.search(/\r?\n\r?\n/);
+      const subject = /^subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(end === -1 ? head : head.slice(0, end))?.[1] ?? '';
+      await store.put(
+        {
+          id: tx.id, time: new Date().toISOString(), listener: this.#ctx.listener, client: this.#client,
+          upstream: `${this.#ctx.upstreamHost}:${this.#ctx.upstreamPort}`, mailFrom: tx.mailFrom, rcptTo: [...tx.rcptTo],
+          subject: subject.replace(/\r?\n[ \t]/g, ' ').slice(0, 998), rule: d.rule, action: d.action, reason: d.reason, threat: d.threat,
+        },
+        bytes.read(),
+      );
+      this.#ctx.log('info', 'message quarantined', { session: this.id, transaction: tx.id });
+    } catch (err) {
+      this.#ctx.log('error', 'quarantine failed', { session: this.id, transaction: tx.id, error: describeError(err) });
     }
   }
 

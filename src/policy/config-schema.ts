@@ -86,6 +86,7 @@ const antivirusProfile = z
     action: avAction.default('default').describe('action for a signature match (default: block)'),
     'analysis-action': avAction.default('default').describe('action for an analysis verdict (default: the same as action)'),
     exceptions: z.array(threatException).default([]).describe('threat ids with their own action (known false positives)'),
+    quarantine: z.boolean().default(false).describe('keep a copy of messages this profile blocks or rejects'),
     'on-error': action
       .default('tempfail')
       .describe('action when a scan cannot complete: engine failure, deadline, or a MIME limit hit'),
@@ -120,6 +121,7 @@ const fileBlockingProfile = z.strictObject({
   rules: z.array(fileBlockingRule).min(1),
   'multi-encoding-threshold': z.number().int().min(1).max(100).default(2).describe('a file decoded more than this many times is multi-encoding'),
   action: action.default('block').describe('SMTP action when a rule says block or continue'),
+  quarantine: z.boolean().default(false).describe('keep a copy of messages this profile blocks or rejects'),
 });
 
 const DLP_TYPES = ['credit-card', 'us-ssn', 'iban', 'email'] as const;
@@ -151,6 +153,7 @@ const dataFilteringProfile = z.strictObject({
   'alert-threshold': z.number().min(0).default(1).describe('score at or above which the message is logged'),
   'block-threshold': z.number().min(0).default(10).describe('score at or above which `action` applies'),
   action: action.default('block'),
+  quarantine: z.boolean().default(false).describe('keep a copy of messages this profile blocks or rejects'),
 });
 
 const profileRefs = z.strictObject({
@@ -300,6 +303,13 @@ export const configSchema = z.strictObject({
       'archive-size': size('50MiB', 'largest archive kept in memory to unpack; larger ones are scanned whole only'),
     })
     .prefault({}),
+  quarantine: z
+    .strictObject({
+      'max-age': duration('30d', 'quarantined messages older than this are deleted'),
+      'max-size': size('1GiB', 'beyond this total, the oldest quarantined messages are deleted'),
+    })
+    .prefault({})
+    .describe('retention of DATA-DIR/quarantine'),
   'log-forwarding': z
     .array(
       z

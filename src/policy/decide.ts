@@ -56,6 +56,8 @@ export type ScanOutcome =
 export interface Verdict {
   readonly source: 'antivirus' | 'exception' | 'inspection' | 'file-blocking' | 'data-filtering';
   readonly action: Action;
+  /** The verdict's profile keeps a copy of what it blocks or rejects. */
+  readonly quarantine?: boolean;
   readonly reason: string;
   /** What is logged as the threat: an engine finding, or one made for this verdict. */
   readonly finding: Finding;
@@ -76,12 +78,15 @@ export interface Decision {
   readonly replies: AntivirusProfile['replies'];
   /** Every verdict, most severe first. */
   readonly verdicts: readonly Verdict[];
+  /** Keep a copy: the deciding profile says `quarantine: true` and the action blocks or rejects. */
+  readonly quarantine: boolean;
 }
 
 export const BUILTIN_PROFILE: AntivirusProfile = Object.freeze({
   action: 'default',
   'analysis-action': 'default',
   exceptions: [],
+  quarantine: false,
   'on-error': 'tempfail',
   'on-archive-limit': 'block',
   'on-unscannable': 'block',
@@ -136,11 +141,19 @@ export class Policy {
     return { rule: rule?.name ?? DEFAULT_RULE_NAME, profileName, profile, profiles: { ...profiles, antivirus: profileName } };
   }
 
+  /** Whether a block or reject under this transaction's rule would keep a copy. */
+  mayQuarantine(facts: TransactionFacts): boolean {
+    const { profile, profiles } = this.ruleFor(facts);
+    const fb = profiles.fileBlocking === undefined ? undefined : this.#fb[profiles.fileBlocking];
+    const dlp = profiles.dataFiltering === undefined ? undefined : this.#dlp[profiles.dataFiltering];
+    return profile.quarantine || Boolean(fb?.quarantine) || Boolean(dlp?.quarantine);
+  }
+
   decide(facts: TransactionFacts, outcome: ScanOutcome): Decision {
     const { rule, profileName, profile, profiles } = this.ruleFor(facts);
     const base = { rule, profile: profileName, profiles, replies: profile.replies };
     if (!outcome.ok) {
-      return { ...base, action: profile['on-error'], reason: `scan incomplete: ${outcome.error}`, deciding: null, threat: 'scan-error', verdicts: [] };
+      return { ...base, action: profile['on-error'], reason: `scan incomplete: ${outcome.error}`, deciding: null, threat: 'scan-error', verdicts: [], quarantine: false };
     }
     const verdicts: Verdict[] = [
       ...this.#antivirus(profileName, profile, facts, outcome.findings),
@@ -157,8 +170,9 @@ export class Policy {
     const order = (v: Verdict): number => (v.source === 'antivirus' || v.source === 'exception' ? 0 : 1);
     verdicts.sort((a, b) => severityOf(b.action) - severityOf(a.action) || order(a) - order(b));
     const top = verdicts[0];
-    if (!top) return { ...base, action: 'allow', reason: 'no threat found', deciding: null, threat: '', verdicts };
-    return { ...base, action: top.action, reason: top.reason, deciding: top.finding, threat: top.finding.threat, verdicts };
+    if (!top) return { ...base, action: 'allow', reason: 'no threat found', deciding: null, threat: '', verdicts, quarantine: false };
+    const keep = (top.action === 'block' || top.action === 'reject') && (top.quarantine ?? profile.quarantine);
+    return { ...base, action: top.action, reason: top.reason, deciding: top.finding, threat: top.finding.threat, verdicts, quarantine: keep };
   }
 
   #antivirus(name: string, profile: AntivirusProfile, facts: TransactionFacts, findings: readonly Finding[]): Verdict[] {
@@ -249,6 +263,7 @@ function fileBlocking(name: string, profile: FileBlockingProfile, files: readonl
     out.push({
       source: 'file-blocking',
       action,
+      quarantine: profile.quarantine,
       reason: `file blocking ${name}/${best.rule}: ${best.matched} in ${where}${note}`,
       finding: made(FILE_BLOCKING_ENGINE, `file:${best.matched.replace(/^(type|extension) /, '')}`, `file-blocking:${name}/${best.rule} ${best.matched}${note}`, 'medium', f),
     });
@@ -274,7 +289,7 @@ function dataFiltering(name: string, profile: DataFilteringProfile, findings: re
   if (first === null || score < profile['alert-threshold']) return null;
   const action = score >= profile['block-threshold'] ? profile.action : 'alert';
   const summary = `data filtering ${name}: score ${score} (alert ${profile['alert-threshold']}, block ${profile['block-threshold']}): ${parts.join('; ')}`;
-  return { source: 'data-filtering', action, reason: summary, finding: made(DLP_ENGINE, `DLP:${name}`, summary, 'medium', { ...first.file }) };
+  return { source: 'data-filtering', action, quarantine: profile.quarantine, reason: summary, finding: made(DLP_ENGINE, `DLP:${name}`, summary, 'medium', { ...first.file }) };
 }
 
 /** Fill a reply template's placeholders; values are censored to printable ASCII. */

@@ -1,6 +1,6 @@
 /**
  * Units in configuration values: sizes (`25MiB`, `100kb`, `1048576`) and durations (`30s`,
- * `5m`, `250ms`, `1h`). Parsing returns null on anything else; the schema turns that into an
+ * `5m`, `250ms`, `1h`, `30d`). Parsing returns null on anything else; the schema turns that into an
  * error naming the key.
  */
 
@@ -10,7 +10,7 @@ const SIZE_UNITS: Record<string, number> = {
   kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3,
 };
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 };
 
 export function parseSize(v: string | number): number | null {
   if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : null;

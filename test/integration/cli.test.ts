@@ -29,7 +29,19 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   }
 }
 
-describe('smtpwall command line', () => {
+/** The exit code once the child has exited (also if it already had: a crash must not hang the test). */
+function exitOf(child: ChildProcess, ms = 30_000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`pid ${child.pid} did not exit within ${ms} ms`)), ms);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
+}
+
+describe('smtpwall command line', { timeout: 300_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'smtpwall-cli-'));
   const children: ChildProcess[] = [];
   after(() => {
@@ -146,9 +158,9 @@ describe('smtpwall command line', () => {
     const rec = JSON.parse(lines[0]!) as { action: string; clientReply: string };
     assert.equal(rec.action, 'block');
     assert.match(rec.clientReply, /^541 5\.4\.1/);
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    assert.equal(child.exitCode, null, `the gateway is still running: ${out}`);
     process.kill(child.pid!, 'SIGTERM');
-    assert.equal(await exited, 0);
+    assert.equal(await exitOf(child), 0, out);
     assert.match(out, /smtpwall stopped/);
     await up.close();
   });
@@ -173,9 +185,9 @@ describe('smtpwall command line', () => {
     const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
     for (let i = 0; i < 6; i++) await t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: 'Subject: w\r\n\r\nx\r\n' });
     assert.equal(up.messages.length, 6);
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    assert.equal(child.exitCode, null, `the supervisor is still running: ${out}`);
     process.kill(child.pid!, 'SIGTERM');
-    assert.equal(await exited, 0);
+    assert.equal(await exitOf(child), 0, out);
     for (const pid of pids) {
       assert.throws(() => process.kill(pid, 0), 'every worker has exited');
     }
