@@ -241,6 +241,11 @@ const listener = z.strictObject({
 
 export const configSchema = z.strictObject({
   'data-dir': z.string().default('./data').describe('logs database, spool and mailbox; relative to the config file'),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*\$?$/i, { message: 'a user name' })
+    .optional()
+    .describe('started as root: bind the listeners, then run as this user (the data directory is given to it)'),
   workers: int(1, 1, 64, 'processes sharing the listeners (node cluster), to use several cores; session limits apply per worker'),
   hostname: z.string().regex(/^[A-Za-z0-9.-]+$/).default('smtpwall').describe('name in the gateway\'s own replies'),
   listeners: z.array(listener).min(1, { message: 'at least one listener is needed' }),

@@ -4,8 +4,8 @@
  */
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -191,6 +191,35 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     for (const pid of pids) {
       assert.throws(() => process.kill(pid, 0), 'every worker has exited');
     }
+    await up.close();
+  });
+
+  it('user: started as root, binds, then runs as that user and still writes its data directory', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async () => {
+    const up = await startUpstream();
+    chmodSync(dir, 0o755); // mkdtemp makes it 0700: the dropped user must reach its data directory
+    const cfgFile = join(dir, 'drop.yaml');
+    writeFileSync(cfgFile, `data-dir: ./dropdata\nuser: nobody\nlisteners:\n  - name: inbound\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:${up.port}\n`);
+    const child = spawn(process.execPath, [BIN, 'start', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    for (const until = Date.now() + 20_000; !/privileges dropped/.test(out); ) {
+      assert.ok(Date.now() < until && child.exitCode === null, `no privilege drop: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const uid = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))!;
+    const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
+    assert.deepEqual([Number(uid[1]), Number(uid[2]), Number(uid[3])], [nobody, nobody, nobody], 'real, effective and saved uid');
+    const port = Number(/listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(out)![1]);
+    const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    await t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: 'Subject: after the drop\r\n\r\nclean\r\n' });
+    assert.equal(up.messages.length, 1);
+    process.kill(child.pid!, 'SIGTERM');
+    assert.equal(await exitOf(child), 0, out);
+    assert.doesNotMatch(out, /log store failed|readonly|EACCES/i);
+    const traffic = await cli(['logs', 'traffic', '-c', cfgFile, '--json']);
+    assert.match(traffic.stdout, /"subject":"after the drop"/);
     await up.close();
   });
 

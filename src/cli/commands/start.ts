@@ -10,7 +10,8 @@
  */
 
 import cluster from 'node:cluster';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chownSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Gateway } from '../../gateway/gateway.ts';
@@ -35,9 +36,11 @@ export async function runStart(args: string[]): Promise<number> {
   const cfg = loadConfigFile(values.config);
   const log = createLogger();
   if (cfg.workers > 1 && cluster.isPrimary) return supervise(cfg, log);
+  const owner = cfg.user ? prepareDataDir(cfg) : null;
   const gateway = new Gateway(cfg, log);
   await gateway.start();
   const removePid = cluster.isWorker ? () => {} : writePid(cfg);
+  if (owner) dropPrivileges(owner, log);
   log('info', 'smtpwall started', { config: cfg.source, 'data-dir': cfg.dataDirAbs, pid: process.pid });
   const onHup = (): void => void reload(gateway, values.config!, log);
   process.on('SIGHUP', onHup);
@@ -91,6 +94,33 @@ async function supervise(cfg: LoadedConfig, log: LogFn): Promise<number> {
   );
   log('info', 'smtpwall stopped');
   return 0;
+}
+
+/**
+ * Started as root with `user:` set: the data directory (logs, spool, quarantine) is given to
+ * that user before anything is opened, so the gateway can write there after dropping root.
+ */
+function prepareDataDir(cfg: LoadedConfig): { uid: number; gid: number; name: string } | null {
+  if (process.getuid?.() !== 0) return null;
+  const id = (flag: string): number => Number(execFileSync('id', [flag, cfg.user!], { encoding: 'utf8' }).trim());
+  const owner = { uid: id('-u'), gid: id('-g'), name: cfg.user! };
+  mkdirSync(cfg.dataDirAbs, { recursive: true, mode: 0o750 });
+  chownTree(cfg.dataDirAbs, owner.uid, owner.gid);
+  return owner;
+}
+
+function chownTree(path: string, uid: number, gid: number): void {
+  chownSync(path, uid, gid);
+  if (!statSync(path).isDirectory()) return;
+  for (const e of readdirSync(path)) chownTree(join(path, e), uid, gid);
+}
+
+/** After the listeners are bound (port 25 needs root or CAP_NET_BIND_SERVICE): root no more. */
+function dropPrivileges(owner: { uid: number; gid: number; name: string }, log: LogFn): void {
+  process.setgroups!([owner.gid]);
+  process.setgid!(owner.gid);
+  process.setuid!(owner.uid);
+  log('info', 'privileges dropped', { user: owner.name, uid: process.getuid!(), gid: process.getgid!() });
 }
 
 /** Reload from the file; a configuration with errors is refused and the running one kept. */
