@@ -12,12 +12,17 @@ import { join } from 'node:path';
 import { SpoolError } from '../errors.ts';
 
 const READ_CHUNK_BYTES = 256 * 1024;
+/** Bytes gathered before one write to the temp file: one system call per batch, not per read. */
+const WRITE_BATCH_BYTES = 256 * 1024;
 
 export class Spool {
   #memory: Buffer[] = [];
   #memoryBytes = 0;
   #file: FileHandle | null = null;
   #path: string | null = null;
+  /** On disk: bytes not yet written, at most WRITE_BATCH_BYTES. */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
 
   constructor(
     private readonly dir: string,
@@ -39,10 +44,20 @@ export class Spool {
     }
     try {
       if (!this.#file) await this.#spill();
-      await this.#file!.write(chunk);
+      this.#pending.push(chunk); // copied by the concat of the batch write
+      this.#pendingBytes += chunk.length;
+      if (this.#pendingBytes >= WRITE_BATCH_BYTES) await this.#flush();
     } catch (err) {
       throw new SpoolError((err as Error).message, { cause: err });
     }
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    await this.#file!.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch));
   }
 
   /** The spooled bytes in order, in chunks; call after the last write. */
@@ -51,6 +66,11 @@ export class Spool {
       yield* this.#memory;
       return;
     }
+    try {
+      await this.#flush();
+    } catch (err) {
+      throw new SpoolError((err as Error).message, { cause: err });
+    }
     const stream = createReadStream(this.#path!, { highWaterMark: READ_CHUNK_BYTES });
     for await (const chunk of stream) yield chunk as Buffer;
   }
@@ -58,6 +78,8 @@ export class Spool {
   async dispose(): Promise<void> {
     this.#memory = [];
     this.#memoryBytes = 0;
+    this.#pending = [];
+    this.#pendingBytes = 0;
     const file = this.#file;
     const path = this.#path;
     this.#file = null;
@@ -70,7 +92,7 @@ export class Spool {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     this.#path = join(this.dir, `msg-${process.pid}-${randomBytes(8).toString('hex')}.spool`);
     this.#file = await open(this.#path, 'wx', 0o600);
-    for (const b of this.#memory) await this.#file.write(b);
+    await this.#file.write(Buffer.concat(this.#memory));
     this.#memory = [];
     this.#memoryBytes = 0;
   }

@@ -197,7 +197,8 @@ class ObjectSet {
 /** One object (raw message, decoded leaf, archive member): hashes, type, each engine's scan. */
 class ObjectScan implements LeafSink {
   readonly #sha256: Hash = createHash('sha256');
-  readonly #md5: Hash = createHash('md5');
+  /** MD5 only when an engine matches MD5 hashes (ClamAV .hdb): it costs as much as SHA-256. */
+  readonly #md5: Hash | null;
   readonly #scans: EngineScan[];
   #head: Buffer[] = [];
   #headBytes = 0;
@@ -221,6 +222,7 @@ class ObjectScan implements LeafSink {
     private readonly maxContainerBytes: number,
   ) {
     this.#scans = engines.filter((e) => e.wants?.(leaf.path) ?? true).map((e) => e.open(leaf.path));
+    this.#md5 = engines.some((e) => e.needsMd5) ? createHash('md5') : null;
     if (maxContainerBytes === 0) this.#keep = null;
   }
 
@@ -241,7 +243,7 @@ class ObjectScan implements LeafSink {
     if (chunk.length === 0) return;
     this.#size += chunk.length;
     this.#sha256.update(chunk);
-    this.#md5.update(chunk);
+    this.#md5?.update(chunk);
     let rest = chunk;
     if (this.#headBytes < SNIFF_BYTES) {
       const piece = chunk.subarray(0, SNIFF_BYTES - this.#headBytes);
@@ -270,7 +272,7 @@ class ObjectScan implements LeafSink {
 
   end(): void {
     if (!this.#decided) this.#decide();
-    this.#digests = { sha256: this.#sha256.digest('hex'), md5: this.#md5.digest('hex') };
+    this.#digests = { sha256: this.#sha256.digest('hex'), md5: this.#md5?.digest('hex') ?? '' };
     if (this.#keep === null) {
       this.#result = identify(this.head, this.#tail).then((id) => this.#verdicts(id));
     } else {

@@ -32,6 +32,7 @@ export interface FileInfo {
   readonly layers: number;
   readonly size: number;
   readonly sha256: string;
+  /** '' unless an engine matches MD5 hashes. */
   readonly md5: string;
   /** Content-Transfer-Encoding the bytes were decoded from. */
   readonly encoding: string | null;

@@ -21,6 +21,8 @@ export interface Engine {
   readonly name: string;
   /** A scan of the object at `path` (`message`, `msg/2`, `msg/2/a.zip/x.exe`). */
   open(path: string): EngineScan;
+  /** Whether this engine needs FileInfo.md5 (computed only then; otherwise it is ''). */
+  readonly needsMd5?: boolean;
   /** Whether this engine looks at the object at `path` (`message`, `msg/2`, …); all if absent. */
   wants?(path: string): boolean;
   close?(): Promise<void>;

@@ -117,6 +117,10 @@ export class SignatureEngine implements Engine {
     }
   }
 
+  get needsMd5(): boolean {
+    return this.#byMd5.size > 0;
+  }
+
   open(): EngineScan {
     return new SignatureScan(this.#matcher.open(), this.#matcher.signatures, this.#bySha256, this.#byMd5);
   }
