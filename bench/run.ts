@@ -20,7 +20,8 @@
  * targets of issue 6 as MET/MISSED lines.
  *
  * `--quick`: 10 KB messages at 1 and 10 sessions only. `--inspect`: inspection throughput only.
- * `--chart`: also draw docs/bench.svg (the README's picture) from this run.
+ * `--chart`: also draw docs/bench.svg (the README's picture) from this run. `--analysis`: the
+ * analyzers' files/s and p99 per type only (also part of a full run).
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -28,6 +29,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, mkdtempSync, readFileSyn
 import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runAnalysisBench } from './analysis.ts';
 import { renderChart } from './chart.ts';
 import { benchNdbLines, type InspectResult, runInspectBench } from './inspect.ts';
 import { bigMessagesRss, idleSessionsRss, type LatencyResult, measureLatency } from './latency.ts';
@@ -183,6 +185,10 @@ async function main(): Promise<void> {
     if (!existsSync(clamdSocket)) clamdSocket = null;
   } else process.stdout.write('skipping clamd paths: clamd not installed (apt-get install clamav-daemon)\n');
 
+  if (process.argv.includes('--analysis')) {
+    write([], [], { analysis: await runAnalysisBench(500) });
+    return;
+  }
   if (process.argv.includes('--memory')) {
     await memoryBench();
     return;
@@ -251,8 +257,9 @@ async function main(): Promise<void> {
   }
   const { idle, big } = await memoryBench();
   const inspection = await runInspectBench(clamdSocket, QUICK ? 1 : 3);
+  const analysis = await runAnalysisBench(QUICK ? 100 : 500);
   targets(results, latency, idle, big);
-  write(results, inspection, { latency, idle, big });
+  write(results, inspection, { latency, idle, big, analysis });
 }
 
 /**

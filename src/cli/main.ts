@@ -6,6 +6,7 @@
 import { SmtpwallError } from '../errors.ts';
 import { HashListSyntaxError } from '../inspect/engines/signatures.ts';
 import { QuarantineError } from '../quarantine/store.ts';
+import { runAnalyze, runVerdicts } from './commands/analyze.ts';
 import { runConfig } from './commands/config.ts';
 import { runDemo } from './commands/demo.ts';
 import { runLogs } from './commands/logs.ts';
@@ -21,6 +22,10 @@ commands:
   start -c FILE                         run the gateway in the foreground (SIGTERM stops it,
                                         SIGHUP reloads the configuration)
   reload -c FILE                        check FILE, then make the running gateway reload it
+  analyze FILE... [--json]              static analysis: verdict and reasons for each file
+                                        (exit 0 benign, 1 otherwise)
+  verdicts list|show SHA256|set SHA256 VERDICT --reason TEXT -c FILE
+                                        the verdict store; a manual verdict wins
   quarantine list|show ID|release ID|delete ID -c FILE [--json]
                                         messages kept by profiles with quarantine: true
   logs threats|traffic -c FILE [--json] [--limit N]
@@ -44,6 +49,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   policy: runPolicy,
   reload: runReload,
   quarantine: runQuarantine,
+  analyze: runAnalyze,
+  verdicts: runVerdicts,
 };
 
 export async function main(argv: string[]): Promise<number> {

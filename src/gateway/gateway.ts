@@ -5,6 +5,8 @@
  */
 
 import { join } from 'node:path';
+import { AnalysisEngine } from '../analysis/engine.ts';
+import { SqliteVerdictStore, type VerdictStore } from '../analysis/verdict-store.ts';
 import { ClamdEngine } from '../inspect/engines/clamd.ts';
 import { DlpEngine } from '../inspect/engines/dlp.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
@@ -45,7 +47,7 @@ export interface RunningListener {
  * The engines a config asks for: the built-in signature engine with its hash lists and ClamAV
  * databases (signatures it cannot use are reported through `log`, once per file), and clamd.
  */
-export function buildEngines(cfg: LoadedConfig, log?: LogFn): Engine[] {
+export function buildEngines(cfg: LoadedConfig, log?: LogFn, verdicts?: VerdictStore): Engine[] {
   const hashes = cfg.engines.signatures['hash-lists'].flatMap((p) => loadHashListFile(p));
   const bodies = [...BUILTIN_PATTERNS];
   for (const file of cfg.engines.signatures.databases) {
@@ -62,6 +64,7 @@ export function buildEngines(cfg: LoadedConfig, log?: LogFn): Engine[] {
     p.patterns.map((x) => ({ key: `${profile}/${x.name}`, type: x.type, regex: x.regex, keywords: x.keywords })),
   );
   if (dlp.length > 0) engines.push(new DlpEngine(dlp));
+  if (cfg.engines.analysis.enabled) engines.push(new AnalysisEngine(verdicts ?? null));
   const clamd = cfg.engines.clamd;
   if (clamd) {
     const address = clamd.address.startsWith('/') ? { path: clamd.address } : parseHostPort(clamd.address)!;
@@ -94,6 +97,7 @@ export class Gateway {
   #cfg: LoadedConfig;
   #engines: readonly Engine[];
   readonly #customEngines: boolean;
+  readonly #verdicts: VerdictStore | null;
   #inspector: Inspector;
   #policy: Policy;
   readonly running: RunningListener[] = [];
@@ -113,7 +117,8 @@ export class Gateway {
       this.#store = local;
     }
     this.#customEngines = opts.engines !== undefined;
-    this.#engines = opts.engines ?? buildEngines(cfg, log);
+    this.#verdicts = cfg.engines.analysis.enabled ? new SqliteVerdictStore(cfg.dataDirAbs) : null;
+    this.#engines = opts.engines ?? buildEngines(cfg, log, this.#verdicts ?? undefined);
     this.#inspector = buildInspector(cfg, this.#engines);
     this.#policy = new Policy(cfg);
   }
@@ -226,7 +231,7 @@ export class Gateway {
    * if the new engines cannot be built (a bad signature file).
    */
   async reload(next: LoadedConfig): Promise<{ ignored: string[] }> {
-    const engines = this.#customEngines ? this.#engines : buildEngines(next, this.log);
+    const engines = this.#customEngines ? this.#engines : buildEngines(next, this.log, this.#verdicts ?? undefined);
     const inspector = buildInspector(next, engines);
     const policy = new Policy(next);
     const ignored: string[] = [];
@@ -255,6 +260,7 @@ export class Gateway {
     await Promise.all(this.#mailboxes.map((m) => m.close()));
     await Promise.all(this.#engines.map((e) => e.close?.()));
     if (this.#forwardTimer) clearInterval(this.#forwardTimer);
+    this.#verdicts?.close();
     this.#store.close();
   }
 }

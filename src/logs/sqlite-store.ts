@@ -36,6 +36,12 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX threats_tx ON threats(transaction_id);`,
   // 2: what the file's name and content say about it (type-mismatch, double-extension, …).
   `ALTER TABLE threats ADD COLUMN file_flags TEXT NOT NULL DEFAULT '[]';`,
+  // 3: the analysis verdict store (src/analysis/verdict-store.ts).
+  `CREATE TABLE verdicts (
+     sha256 TEXT PRIMARY KEY, verdict TEXT NOT NULL, score INTEGER NOT NULL, reasons TEXT NOT NULL,
+     analyzers TEXT NOT NULL, source TEXT NOT NULL, file_type TEXT NOT NULL, file_name TEXT NOT NULL,
+     first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, seen INTEGER NOT NULL);
+   CREATE INDEX verdicts_last_seen ON verdicts(last_seen);`,
 ];
 
 export class SqliteLogStore implements LogStore {
@@ -103,16 +109,20 @@ export class SqliteLogStore implements LogStore {
   }
 }
 
-function migrate(db: Database.Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`logs database schema version ${current} is newer than this smtpwall (${MIGRATIONS.length})`);
+/** Bring a database to the current schema (each step in a transaction); shared by every store. */
+export function migrate(db: Database.Database): void {
+  const version = (): number => db.pragma('user_version', { simple: true }) as number;
+  if (version() > MIGRATIONS.length) {
+    throw new Error(`logs database schema version ${version()} is newer than this smtpwall (${MIGRATIONS.length})`);
   }
-  for (let v = current; v < MIGRATIONS.length; v++) {
+  // Each step re-reads the version under a write lock: several processes (workers, the CLI)
+  // may open the database at once, and only one of them may apply a step.
+  for (let v = 0; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
+      if (version() !== v) return;
       db.exec(MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
-    })();
+    }).immediate();
   }
 }
 

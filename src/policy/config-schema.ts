@@ -84,7 +84,8 @@ const threatException = z.strictObject({
 const antivirusProfile = z
   .strictObject({
     action: avAction.default('default').describe('action for a signature match (default: block)'),
-    'analysis-action': avAction.default('default').describe('action for an analysis verdict (default: the same as action)'),
+    'analysis-action': avAction.default('default').describe('action for a malicious or phishing analysis verdict (default: the same as action)'),
+    'grayware-action': action.default('alert').describe('action for a grayware analysis verdict'),
     exceptions: z.array(threatException).default([]).describe('threat ids with their own action (known false positives)'),
     quarantine: z.boolean().default(false).describe('keep a copy of messages this profile blocks or rejects'),
     'on-error': action
@@ -277,6 +278,10 @@ export const configSchema = z.strictObject({
         })
         .optional()
         .describe('ClamAV clamd over INSTREAM; absent: not used'),
+      analysis: z
+        .strictObject({ enabled: z.boolean().default(true).describe('static analysis of executables, documents, scripts, shortcuts, disk images') })
+        .prefault({})
+        .describe('the local analysis engine and its verdict store'),
       signatures: z
         .strictObject({
           'hash-lists': z.array(z.string()).default([]).describe('hash-list files (sha256:/md5: lines)'),

@@ -85,6 +85,7 @@ export interface Decision {
 export const BUILTIN_PROFILE: AntivirusProfile = Object.freeze({
   action: 'default',
   'analysis-action': 'default',
+  'grayware-action': 'alert',
   exceptions: [],
   quarantine: false,
   'on-error': 'tempfail',
@@ -184,7 +185,12 @@ export class Policy {
         const found = `${f.engine} found ${f.threat} in ${where}`;
         const ex = exceptions.find((e) => e.threatId === f.threatId && e.applies(facts));
         if (ex) return { source: 'exception', action: ex.action, reason: `${found}; threat exception ${f.threatId} → ${ex.action}`, finding: f };
-        const action = resolve(f.engine === 'analysis' ? (profile['analysis-action'] === 'default' ? profile.action : profile['analysis-action']) : profile.action);
+        const action =
+          f.engine !== 'analysis'
+            ? resolve(profile.action)
+            : f.threat.startsWith('Analysis.Grayware.')
+              ? profile['grayware-action']
+              : resolve(profile['analysis-action'] === 'default' ? profile.action : profile['analysis-action']);
         return { source: 'antivirus', action, reason: found, finding: f };
       });
   }

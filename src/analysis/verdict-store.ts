@@ -1,0 +1,110 @@
+/**
+ * The verdict store: every analyzed file's SHA-256 with its verdict, score, reasons, the
+ * analyzers that judged it, when it was first and last seen and how often. A known file is
+ * answered from here (a repeat never costs a second analysis); a manual override (`smtpwall
+ * verdicts set`) wins over analysis. SQLite, in the logs database (one file to back up, and a
+ * shared database later lets several gateways share verdicts).
+ */
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrate } from '../logs/sqlite-store.ts';
+import type { Indicator, VerdictClass } from './types.ts';
+
+export interface StoredVerdict {
+  readonly sha256: string;
+  readonly verdict: VerdictClass;
+  readonly score: number;
+  readonly reasons: readonly string[];
+  readonly analyzers: readonly string[];
+  /** `analysis`, or `manual` for an admin's override. */
+  readonly source: 'analysis' | 'manual';
+  readonly fileType: string;
+  readonly fileName: string;
+  readonly firstSeen: string;
+  readonly lastSeen: string;
+  readonly seen: number;
+}
+
+export interface VerdictStore {
+  get(sha256: string): StoredVerdict | null;
+  /** Record an analysis (never replaces a manual verdict). */
+  put(v: { sha256: string; verdict: VerdictClass; score: number; indicators: readonly Indicator[]; analyzers: readonly string[]; fileType: string; fileName: string }): void;
+  /** Count a sighting of a known file. */
+  seen(sha256: string): void;
+  override(sha256: string, verdict: VerdictClass, reason: string): void;
+  list(limit: number): StoredVerdict[];
+  close(): void;
+}
+
+export class SqliteVerdictStore implements VerdictStore {
+  readonly #db: Database.Database;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+    this.#db = new Database(join(dataDir, 'logs.sqlite'));
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('busy_timeout = 2000');
+    migrate(this.#db);
+  }
+
+  get(sha256: string): StoredVerdict | null {
+    const row = this.#db.prepare('SELECT * FROM verdicts WHERE sha256 = ?').get(sha256) as Record<string, unknown> | undefined;
+    return row ? toVerdict(row) : null;
+  }
+
+  put(v: Parameters<VerdictStore['put']>[0]): void {
+    const now = new Date().toISOString();
+    this.#db
+      .prepare(
+        `INSERT INTO verdicts (sha256, verdict, score, reasons, analyzers, source, file_type, file_name, first_seen, last_seen, seen)
+         VALUES (@sha256, @verdict, @score, @reasons, @analyzers, 'analysis', @fileType, @fileName, @now, @now, 1)
+         ON CONFLICT(sha256) DO UPDATE SET last_seen = @now, seen = seen + 1,
+           verdict = CASE WHEN source = 'manual' THEN verdict ELSE @verdict END,
+           score = CASE WHEN source = 'manual' THEN score ELSE @score END,
+           reasons = CASE WHEN source = 'manual' THEN reasons ELSE @reasons END,
+           analyzers = @analyzers`,
+      )
+      .run({ ...v, reasons: JSON.stringify(v.indicators.map((i) => `${i.reason} (+${i.score})`)), analyzers: JSON.stringify(v.analyzers), now });
+  }
+
+  seen(sha256: string): void {
+    this.#db.prepare('UPDATE verdicts SET last_seen = ?, seen = seen + 1 WHERE sha256 = ?').run(new Date().toISOString(), sha256);
+  }
+
+  override(sha256: string, verdict: VerdictClass, reason: string): void {
+    const now = new Date().toISOString();
+    this.#db
+      .prepare(
+        `INSERT INTO verdicts (sha256, verdict, score, reasons, analyzers, source, file_type, file_name, first_seen, last_seen, seen)
+         VALUES (@sha256, @verdict, @score, @reasons, '[]', 'manual', '', '', @now, @now, 0)
+         ON CONFLICT(sha256) DO UPDATE SET verdict = @verdict, score = @score, reasons = @reasons, source = 'manual'`,
+      )
+      .run({ sha256, verdict, score: verdict === 'malicious' ? 100 : verdict === 'benign' ? 0 : 50, reasons: JSON.stringify([`manual: ${reason}`]), now });
+  }
+
+  list(limit: number): StoredVerdict[] {
+    return (this.#db.prepare('SELECT * FROM verdicts ORDER BY last_seen DESC LIMIT ?').all(limit) as Record<string, unknown>[]).map(toVerdict);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
+
+function toVerdict(r: Record<string, unknown>): StoredVerdict {
+  return {
+    sha256: r.sha256 as string,
+    verdict: r.verdict as VerdictClass,
+    score: r.score as number,
+    reasons: JSON.parse(r.reasons as string) as string[],
+    analyzers: JSON.parse(r.analyzers as string) as string[],
+    source: r.source as 'analysis' | 'manual',
+    fileType: r.file_type as string,
+    fileName: r.file_name as string,
+    firstSeen: r.first_seen as string,
+    lastSeen: r.last_seen as string,
+    seen: r.seen as number,
+  };
+}

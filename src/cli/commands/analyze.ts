@@ -1,0 +1,105 @@
+/**
+ * `smtpwall analyze FILE... [--json]`: the local analysis of each file — and of every file
+ * inside it (archives, documents) — with the verdict and every reason. Exit 0 all benign,
+ * 1 grayware/phishing/malicious found, 2 error.
+ *
+ * `smtpwall verdicts list|show SHA256|set SHA256 benign|grayware|phishing|malicious --reason
+ * TEXT -c FILE`: the verdict store of a gateway; a manual verdict wins over analysis.
+ */
+
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { analyze } from '../../analysis/analyze.ts';
+import { SqliteVerdictStore } from '../../analysis/verdict-store.ts';
+import type { VerdictClass } from '../../analysis/types.ts';
+import { SignatureEngine } from '../../inspect/engines/signatures.ts';
+import { Inspector } from '../../inspect/inspector.ts';
+import type { Engine, EngineScan } from '../../inspect/engines/engine.ts';
+import type { FileInfo, Finding } from '../../inspect/types.ts';
+import { loadConfigFile } from '../../policy/load-config.ts';
+
+export async function runAnalyze(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+  if (positionals.length === 0) throw new Error('expected at least one FILE to analyze');
+  let bad = 0;
+  for (const path of positionals) {
+    const bytes = await readFile(path);
+    const seen: Array<{ file: FileInfo; bytes: Buffer }> = [];
+    const inspector = new Inspector({ engines: [new SignatureEngine(), collector(seen)] });
+    const r = await inspector.scanBuffer(bytes, false, 60_000, path);
+    for (const { file, bytes: b } of seen) {
+      const v = analyze({ bytes: b, detectedType: file.detectedType, name: file.name, flags: file.flags });
+      if (v.verdict !== 'benign') bad++;
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify({ path: file.path, type: file.detectedType, sha256: file.sha256, ...v })}\n`);
+        continue;
+      }
+      if (v.analyzers.length === 0 && file.path !== path) continue; // nothing to say about a plain member
+      process.stdout.write(`${file.path}: ${v.verdict.toUpperCase()} (score ${v.score}, ${file.detectedType}, sha256 ${file.sha256})\n`);
+      for (const i of v.indicators) process.stdout.write(`  +${String(i.score).padStart(2)} ${i.analyzer}: ${i.reason}\n`);
+    }
+    for (const f of r.findings) process.stdout.write(`${f.file.path}: also FOUND ${f.threat} (${f.engine})\n`);
+  }
+  return bad ? 1 : 0;
+}
+
+/** An engine that only keeps each file's bytes (up to 10 MiB) for the analysis above. */
+function collector(out: Array<{ file: FileInfo; bytes: Buffer }>): Engine {
+  return {
+    name: 'collect',
+    open(): EngineScan {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      return {
+        write(c) {
+          if (size < 10 * 1024 * 1024) chunks.push(Buffer.from(c));
+          size += c.length;
+        },
+        async end(file): Promise<Finding[]> {
+          out.push({ file, bytes: Buffer.concat(chunks) });
+          return [];
+        },
+      };
+    },
+  };
+}
+
+const CLASSES: readonly VerdictClass[] = ['benign', 'grayware', 'phishing', 'malicious'];
+
+export async function runVerdicts(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, reason: { type: 'string' }, json: { type: 'boolean', default: false }, limit: { type: 'string', default: '50' } },
+  });
+  if (!values.config) throw new Error('missing -c FILE (the configuration file)');
+  const store = new SqliteVerdictStore(loadConfigFile(values.config).dataDirAbs);
+  try {
+    const [verb, sha256, verdict] = positionals;
+    const show = (v: ReturnType<SqliteVerdictStore['list']>[number]): void => {
+      if (values.json) process.stdout.write(`${JSON.stringify(v)}\n`);
+      else process.stdout.write(`${v.sha256}  ${v.verdict.padEnd(9)} ${String(v.score).padStart(3)}  ${v.source.padEnd(8)} seen ${v.seen}  ${v.fileType} ${v.fileName}\n${v.reasons.map((r) => `    ${r}`).join('\n')}\n`);
+    };
+    if (verb === 'list') {
+      for (const v of store.list(Number(values.limit))) show(v);
+      return 0;
+    }
+    if (!sha256 || !/^[0-9a-f]{64}$/i.test(sha256)) throw new Error('expected a SHA-256 (64 hex digits)');
+    if (verb === 'show') {
+      const v = store.get(sha256.toLowerCase());
+      if (!v) throw new Error(`no verdict for ${sha256}`);
+      show(v);
+      return 0;
+    }
+    if (verb === 'set') {
+      if (!CLASSES.includes(verdict as VerdictClass)) throw new Error(`expected one of ${CLASSES.join(', ')}`);
+      if (!values.reason) throw new Error('--reason TEXT is required (it is logged with the verdict)');
+      store.override(sha256.toLowerCase(), verdict as VerdictClass, values.reason);
+      process.stdout.write(`${sha256.toLowerCase()}: ${verdict} (manual: ${values.reason})\n`);
+      return 0;
+    }
+    throw new Error('expected "verdicts list|show SHA256|set SHA256 VERDICT --reason TEXT -c FILE"');
+  } finally {
+    store.close();
+  }
+}

