@@ -13,6 +13,7 @@
 import type { Engine, EngineScan } from '../inspect/engines/engine.ts';
 import { threatIdFor } from '../inspect/engines/engine.ts';
 import { type FileInfo, type Finding, RAW_MESSAGE_PATH } from '../inspect/types.ts';
+import { identifyText, isTextLike } from '../inspect/file-type.ts';
 import { ANALYZED_TYPES, analyze } from './analyze.ts';
 import type { AnalysisVerdict } from './types.ts';
 import type { VerdictStore } from './verdict-store.ts';
@@ -36,16 +37,18 @@ export class AnalysisEngine implements Engine {
   }
 }
 
-/** Magic numbers and text: what an analyzed type can start with (cheap; refined at the end). */
+/**
+ * Whether a file starting with these bytes can be of an analyzed type: magic numbers for
+ * binaries, the text detector for scripts and markup. Plain text and media are not kept
+ * (a 20 MB text attachment must not cost 20 MB of memory for nothing).
+ */
 function mayBeAnalyzed(head: Buffer): boolean {
-  if (head.length < 2) return true;
   const s = head.toString('latin1', 0, 8);
   if (s.startsWith('MZ') || s.startsWith('\xd0\xcf\x11\xe0') || s.startsWith('L\0\0\0') || s.startsWith('conectix') || s.startsWith('vhdxfile')) return true;
   if (head.indexOf('%PDF-', 0, 'latin1') !== -1) return true;
   // ISO and raw disk images: the first 32 KiB are mostly zeros (system area, boot sector).
-  if (head.subarray(0, 512).every((b) => b === 0) || (head[510] === 0x55 && head[511] === 0xaa)) return true;
-  // Text (scripts, HTML, XML, shortcuts): no NUL in the head.
-  return head.indexOf(0) === -1;
+  if (head.length >= 512 && (head.subarray(0, 512).every((b) => b === 0) || (head[510] === 0x55 && head[511] === 0xaa))) return true;
+  return isTextLike(head) && ANALYZED_TYPES.has(identifyText(head));
 }
 
 class AnalysisScan implements EngineScan {
@@ -60,13 +63,16 @@ class AnalysisScan implements EngineScan {
     this.#chunks.push(Buffer.from(chunk));
     this.#bytes += chunk.length;
     if (this.#bytes > MAX_BYTES) this.#chunks = null;
-    else if (!this.#decided && this.#bytes >= PEEK) {
-      this.#decided = true;
-      if (!mayBeAnalyzed(Buffer.concat(this.#chunks).subarray(0, PEEK))) this.#chunks = null;
-    }
+    else if (!this.#decided && this.#bytes >= PEEK) this.#decide();
+  }
+
+  #decide(): void {
+    this.#decided = true;
+    if (this.#chunks && !mayBeAnalyzed(Buffer.concat(this.#chunks).subarray(0, PEEK))) this.#chunks = null;
   }
 
   async end(file: FileInfo): Promise<Finding[]> {
+    if (!this.#decided) this.#decide();
     const chunks = this.#chunks;
     this.#chunks = null;
     if (chunks === null || !ANALYZED_TYPES.has(file.detectedType) || file.size === 0) return [];

@@ -112,7 +112,7 @@ function oleKind(bytes: Buffer): Identity {
 }
 
 /** Text if no NUL and few control bytes in the first 4 KiB (bounded work per object). */
-function isTextLike(head: Buffer): boolean {
+export function isTextLike(head: Buffer): boolean {
   const sample = head.subarray(0, 4096);
   if (sample.indexOf(0) !== -1) return false;
   let controls = 0;
@@ -145,7 +145,8 @@ const JS_STRUCTURE = /\b(var|let|const)\s+[\w$]+\s*=[^\n]*;|\bfunction\s*[\w$]*\
 /** Text examined for script and markup markers: enough for a script's first statements. */
 const TEXT_SNIFF = 4096;
 
-function identifyText(head: Buffer): string {
+/** The type of a text file from its first bytes (scripts, markup, shortcuts), or 'text'. */
+export function identifyText(head: Buffer): string {
   const text = head.toString('latin1', 0, Math.min(head.length, TEXT_SNIFF));
   const lower = text.toLowerCase();
   for (const [type, markers] of TEXT_KINDS) if (markers.some((m) => lower.includes(m))) return type;
