@@ -1,0 +1,56 @@
+/**
+ * Messages built to exhaust the inspector: 10,000 MIME parts, multiparts nested 1,000 deep,
+ * message/rfc822 nested 200 deep, a zip of 20,000 members. Each hits its cap, raises its event
+ * (which the policy does not treat as clean), finishes quickly and leaves memory bounded
+ * (generous margins: these are guards against blow-ups, not benchmarks).
+ */
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
+import { Inspector } from '../../../src/inspect/inspector.ts';
+import { zip } from '../../helpers/archives.ts';
+
+const inspector = new Inspector({ engines: [new SignatureEngine()] });
+
+async function scanTimed(msg: Buffer, asMessage = true) {
+  const rss0 = process.memoryUsage().rss;
+  const t0 = Date.now();
+  const r = await inspector.scanBuffer(msg, asMessage, 60_000, 'x');
+  return { r, ms: Date.now() - t0, rssMiB: (process.memoryUsage().rss - rss0) / 2 ** 20 };
+}
+
+describe('resource exhaustion', () => {
+  it('10,000 MIME parts: capped at mime-parts, event raised, fast', async () => {
+    let s = 'Content-Type: multipart/mixed; boundary=b\r\n\r\n';
+    for (let i = 0; i < 10_000; i++) s += `--b\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`;
+    const { r, ms, rssMiB } = await scanTimed(Buffer.from(`${s}--b--\r\n`));
+    assert.ok(r.events.some((e) => e.name === 'MIME_PARTS_EXCEEDED'));
+    assert.ok(r.files.length <= 1002, `${r.files.length} files`);
+    assert.ok(ms < 20_000, `${ms} ms`);
+    assert.ok(rssMiB < 300, `${rssMiB} MiB`);
+  });
+
+  it('multiparts nested 1,000 deep: capped at mime-depth, event raised', async () => {
+    let s = '';
+    for (let i = 0; i < 1000; i++) s += `Content-Type: multipart/mixed; boundary=b${i}\r\n\r\n--b${i}\r\n`;
+    const { r, ms } = await scanTimed(Buffer.from(`${s}Content-Type: text/plain\r\n\r\ndeep\r\n`));
+    assert.ok(r.events.some((e) => e.name === 'MIME_DEPTH_EXCEEDED'));
+    assert.ok(ms < 20_000, `${ms} ms`);
+  });
+
+  it('message/rfc822 nested 200 deep, each level base64-free: capped, event raised', async () => {
+    const s = 'Content-Type: message/rfc822\r\n\r\n'.repeat(200);
+    const { r } = await scanTimed(Buffer.from(`${s}Subject: core\r\n\r\nbody\r\n`));
+    assert.ok(r.events.some((e) => e.name === 'MIME_DEPTH_EXCEEDED'));
+  });
+
+  it('a zip of 20,000 members: capped at archive-files, event raised, bounded', async () => {
+    const members = Array.from({ length: 20_000 }, (_, i) => ({ name: `f${i}`, data: Buffer.from('x'), method: 'stored' as const }));
+    const { r, ms, rssMiB } = await scanTimed(zip(members), false);
+    assert.ok(r.events.some((e) => e.name === 'ARCHIVE_FILES_EXCEEDED'));
+    assert.ok(r.files.length <= 10_002, `${r.files.length} files`);
+    assert.ok(ms < 30_000, `${ms} ms`);
+    assert.ok(rssMiB < 500, `${rssMiB} MiB`);
+  });
+});
