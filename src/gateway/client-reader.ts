@@ -78,8 +78,13 @@ export class ClientReader {
     return this.#buffered;
   }
 
-  /** The next command line (or the anomaly that spoiled it). */
+  /**
+   * The next command line (or the anomaly that spoiled it). The whole line must arrive within
+   * `timeoutMs`: a client trickling a command byte by byte (slowloris) times out like a silent
+   * one, instead of holding the session forever.
+   */
   async readLine(maxBytes: number, timeoutMs: number): Promise<ReadLine> {
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.#buffered > 0) {
         const buf = this.#joined();
@@ -94,7 +99,7 @@ export class ClientReader {
         }
       }
       if (this.#eof) return { kind: 'eof' };
-      await this.#wait(timeoutMs);
+      await this.#wait(Math.max(1, deadline - Date.now()), `no complete command within ${timeoutMs} ms`);
     }
   }
 
@@ -164,12 +169,12 @@ export class ClientReader {
     w?.();
   }
 
-  #wait(timeoutMs: number): Promise<void> {
+  #wait(timeoutMs: number, why = `no data from client for ${timeoutMs} ms`): Promise<void> {
     this.beforeWait();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#wake = null;
-        reject(new ClientTimeoutError(`no data from client for ${timeoutMs} ms`));
+        reject(new ClientTimeoutError(why));
       }, timeoutMs);
       this.#wake = () => {
         clearTimeout(timer);

@@ -573,6 +573,21 @@ export class Session {
     this.#relay(r);
   }
 
+  /**
+   * Waits while a message arrives: each at most client-idle, all together at most
+   * timeouts.message (a client sending a byte a minute must not hold a session for days).
+   */
+  #messageDeadline(): { next(): number } {
+    const end = Date.now() + this.#ctx.timeouts.message;
+    return {
+      next: () => {
+        const left = end - Date.now();
+        if (left <= 0) throw new ClientTimeoutError(`message not received within ${this.#ctx.timeouts.message} ms`);
+        return Math.min(this.#ctx.timeouts['client-idle'], left);
+      },
+    };
+  }
+
   /** The user name the upstream accepted with AUTH (PLAIN, LOGIN), for rules; null if none. */
   #authUser: string | null = null;
 
@@ -683,8 +698,9 @@ export class Session {
       msg = this.#incoming(tx);
     }
     try {
+      const deadline = this.#messageDeadline();
       while (!msg.ended) {
-        const chunk = await this.#reader.readChunk(this.#ctx.timeouts['client-idle']);
+        const chunk = await this.#reader.readChunk(deadline.next());
         if (chunk === null) break;
         const consumed = await msg.push(chunk);
         if (consumed < chunk.length) this.#reader.unshift(chunk.subarray(consumed));
@@ -746,8 +762,9 @@ export class Session {
     const { msg, stuffer } = t.bdat;
     let left = size;
     try {
+      const deadline = this.#messageDeadline();
       while (left > 0) {
-        const chunk = await this.#reader.readChunk(this.#ctx.timeouts['client-idle']);
+        const chunk = await this.#reader.readChunk(deadline.next());
         if (chunk === null) {
           this.#tx = null;
           return this.#gate(t, msg);

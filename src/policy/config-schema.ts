@@ -341,7 +341,8 @@ export const configSchema = z.strictObject({
     .describe('copies of every traffic and threat record, besides the local database'),
   timeouts: z
     .strictObject({
-      'client-idle': duration('5m', 'waiting for the next command or data from the client'),
+      'client-idle': duration('5m', 'waiting for the next command (the whole line) or for more message data'),
+      message: duration('10m', 'receiving one message, from 354 (or the first BDAT) to its end: slow senders are cut off'),
       'upstream-connect': duration('30s', 'connecting to the upstream and receiving its greeting'),
       'upstream-reply': duration('5m', 'waiting for any upstream reply, or for the upstream to take message data (RFC 5321 §4.5.3.2 allows 10m for end of data)'),
       scan: duration('30s', 'deadline for the verdict on one message'),

@@ -30,7 +30,7 @@ describe('limits', () => {
     up = await startUpstream();
     gw = await startGateway({
       upstreamPort: up.port,
-      extra: 'limits: { max-sessions-per-client: 2, max-bad-commands: 3 }\ntimeouts: { client-idle: 300ms }\n',
+      extra: 'limits: { max-sessions-per-client: 2, max-bad-commands: 3 }\ntimeouts: { client-idle: 300ms, message: 1500ms }\n',
     });
   });
   after(async () => {
@@ -73,6 +73,37 @@ describe('limits', () => {
     c.write('Subject: slow\r\n\r\nhalf');
     assert.match((await c.reply(2000))!, /^421 4\.4\.2/);
     assert.equal(up.messages.length, before);
+  });
+
+  it('slowloris: a command trickled byte by byte times out like a silent client (421)', async () => {
+    const c = await RawClient.connect(gw.port);
+    assert.match((await c.reply())!, /^220 /);
+    const t0 = Date.now();
+    const trickle = setInterval(() => !c.socket.destroyed && c.write('X'), 50);
+    try {
+      assert.match((await c.reply(5000))!, /^421 4\.4\.2 /);
+      assert.ok(Date.now() - t0 < 2000, `cut off after ${Date.now() - t0} ms`);
+    } finally {
+      clearInterval(trickle);
+      c.destroy();
+    }
+  });
+
+  it('slow DATA: a message trickling in faster than client-idle is cut off at timeouts.message; nothing delivered', async () => {
+    const before = up.messages.length;
+    const c = await RawClient.connect(gw.port);
+    assert.match((await c.begin())!, /^354/);
+    const t0 = Date.now();
+    const trickle = setInterval(() => !c.socket.destroyed && c.write('a slow line\r\n'), 100);
+    try {
+      assert.match((await c.reply(6000))!, /^421 4\.4\.2 /);
+      const took = Date.now() - t0;
+      assert.ok(took >= 1400 && took < 3000, `cut off after ${took} ms`);
+      assert.equal(up.messages.length, before);
+    } finally {
+      clearInterval(trickle);
+      c.destroy();
+    }
   });
 
   it('too many bad commands: 421 and close', async () => {
