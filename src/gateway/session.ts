@@ -19,13 +19,14 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { ClientTimeoutError, describeError, UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
 import type { AnomalyEvent } from '../events.ts';
+import { DLP_ENGINE } from '../inspect/engines/dlp.ts';
 import type { Inspector } from '../inspect/inspector.ts';
 import type { Finding, ScanResult } from '../inspect/types.ts';
 import type { LogStore, ThreatRecord, TrafficRecord } from '../logs/records.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
 import type { Decision, Policy, ScanOutcome } from '../policy/decide.ts';
 import type { TransactionFacts } from '../policy/rules.ts';
-import { DLP_ENGINE } from '../inspect/engines/dlp.ts';
+import type { QuarantineStore } from '../quarantine/store.ts';
 import { type Command, parseCommand, parsePath } from '../smtp/command.ts';
 import { DotStuffer } from '../smtp/dot-stuff.ts';
 import { DEFAULT_EHLO_ALLOW, editEhloReply } from '../smtp/ehlo.ts';
@@ -41,7 +42,6 @@ import {
 } from './enforce.ts';
 import { IncomingMessage } from './incoming.ts';
 import { resetConnection } from './reset.ts';
-import type { QuarantineStore } from '../quarantine/store.ts';
 import { Spool } from './spool.ts';
 import { newSessionId, type Outcome, type SessionFacts, threatRecord, trafficRecord } from './transaction-log.ts';
 import type { ClientTls, UpstreamTls } from './tls.ts';
@@ -797,7 +797,8 @@ export class Session {
       const copy = this.#ctx.quarantine && this.#ctx.policy.mayQuarantine(this.#facts(tx)) ? new Spool(spoolDir, limits['spool-memory']) : null;
       const sink = copy
         ? async (wire: Buffer) => {
-            await copy.write(wire);
+            // A copy that cannot be written costs the quarantine copy, never the message.
+            if (!this.#brokenCopies.has(copy)) await copy.write(wire).catch(() => this.#brokenCopies.add(copy));
             await up.writeData(wire, this.#ctx.timeouts['upstream-reply']);
           }
         : (wire: Buffer) => up.writeData(wire, this.#ctx.timeouts['upstream-reply']);
@@ -866,12 +867,16 @@ export class Session {
     }
   }
 
+  /** Cut-through quarantine copies that failed to write (their message went on regardless). */
+  readonly #brokenCopies = new WeakSet<Spool>();
+
   /** Keep a copy of a blocked/rejected message; a failure is logged, never changes the verdict. */
   async #quarantine(tx: Transaction, msg: IncomingMessage, d: Decision): Promise<void> {
     const store = this.#ctx.quarantine;
     const bytes = msg.spool ?? msg.copy;
     if (!store || !bytes) return;
     try {
+      if (msg.copy && this.#brokenCopies.has(msg.copy)) throw new Error('the copy of the message could not be written');
       const head = msg.head.toString('latin1');
       const end = head.search(/\r?\n\r?\n/);
       const subject = /^subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(end === -1 ? head : head.slice(0, end))?.[1] ?? '';
