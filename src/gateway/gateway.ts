@@ -45,7 +45,8 @@ export interface RunningListener {
 
 /**
  * The engines a config asks for: the built-in signature engine with its hash lists and ClamAV
- * databases (signatures it cannot use are reported through `log`, once per file), and clamd.
+ * databases (signatures it cannot use are reported through `log`, once per file), data
+ * filtering when a profile needs it, local analysis (with `verdicts`, its store), and clamd.
  */
 export function buildEngines(cfg: LoadedConfig, log?: LogFn, verdicts?: VerdictStore): Engine[] {
   const hashes = cfg.engines.signatures['hash-lists'].flatMap((p) => loadHashListFile(p));
