@@ -15,6 +15,11 @@ export const ANALYZED_TYPES: ReadonlySet<string> = new Set([
   'exe', 'dll', 'cfb', 'doc', 'xls', 'ppt', 'msg', 'xml', 'pdf', 'js', 'vbs', 'ps1', 'hta', 'bat', 'html', 'svg', 'lnk', 'url', 'library-ms', 'iso', 'img', 'vhd', 'vhdx',
 ]);
 
+/** The analyzers that apply to a file (their ids), without running them. */
+export function analyzersFor(input: AnalyzerInput): string[] {
+  return ANALYZERS.filter((a) => a.applies(input)).map((a) => a.id);
+}
+
 export function analyze(input: AnalyzerInput): AnalysisVerdict {
   const used = ANALYZERS.filter((a) => a.applies(input));
   return verdictOf(used.flatMap((a) => a.analyze(input)), used.map((a) => a.id));

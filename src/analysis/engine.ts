@@ -14,9 +14,12 @@ import type { Engine, EngineScan } from '../inspect/engines/engine.ts';
 import { threatIdFor } from '../inspect/engines/engine.ts';
 import { type FileInfo, type Finding, RAW_MESSAGE_PATH } from '../inspect/types.ts';
 import { identifyText, isTextLike } from '../inspect/file-type.ts';
-import { ANALYZED_TYPES, analyze } from './analyze.ts';
-import type { AnalysisVerdict } from './types.ts';
+import { ANALYZED_TYPES, analyze, analyzersFor } from './analyze.ts';
+import { type AnalysisVerdict, verdictOf } from './types.ts';
 import type { VerdictStore } from './verdict-store.ts';
+import type { YaraRules } from './yara.ts';
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 export const ANALYSIS_ENGINE = 'analysis';
 const MAX_BYTES = 10 * 1024 * 1024;
@@ -26,14 +29,15 @@ const PEEK = 4096;
 export class AnalysisEngine implements Engine {
   readonly name = ANALYSIS_ENGINE;
 
-  constructor(private readonly store: VerdictStore | null) {}
+  /** @param yara admin rules, run on every file (which then all keep their bytes, bounded) */
+  constructor(private readonly store: VerdictStore | null, private readonly yara: YaraRules | null = null) {}
 
   wants(path: string): boolean {
     return path !== RAW_MESSAGE_PATH;
   }
 
   open(): EngineScan {
-    return new AnalysisScan(this.store);
+    return new AnalysisScan(this.store, this.yara);
   }
 }
 
@@ -56,7 +60,7 @@ class AnalysisScan implements EngineScan {
   #bytes = 0;
   #decided = false;
 
-  constructor(private readonly store: VerdictStore | null) {}
+  constructor(private readonly store: VerdictStore | null, private readonly yara: YaraRules | null) {}
 
   write(chunk: Buffer): void {
     if (this.#chunks === null) return;
@@ -68,6 +72,7 @@ class AnalysisScan implements EngineScan {
 
   #decide(): void {
     this.#decided = true;
+    if (this.yara) return; // YARA rules look at every file
     if (this.#chunks && !mayBeAnalyzed(Buffer.concat(this.#chunks).subarray(0, PEEK))) this.#chunks = null;
   }
 
@@ -75,14 +80,23 @@ class AnalysisScan implements EngineScan {
     if (!this.#decided) this.#decide();
     const chunks = this.#chunks;
     this.#chunks = null;
-    if (chunks === null || !ANALYZED_TYPES.has(file.detectedType) || file.size === 0) return [];
-    const known = this.store?.get(file.sha256) ?? null;
+    const analyzed = ANALYZED_TYPES.has(file.detectedType);
+    if (chunks === null || (!analyzed && !this.yara) || file.size === 0) return [];
+    const stored = this.store?.get(file.sha256) ?? null;
+    const bytes = Buffer.concat(chunks);
+    const input = { bytes, detectedType: file.detectedType, name: file.name, flags: file.flags };
+    const analyzers = [...analyzersFor(input), ...(this.yara ? [this.yara.id] : [])];
+    // A stored verdict answers when an admin set it, or when the same analyzers (and YARA
+    // rules) made it; other analyzers or rules judge the file again.
+    const known = stored && (stored.source === 'manual' || sameList(stored.analyzers, analyzers)) ? stored : null;
     let verdict: Pick<AnalysisVerdict, 'verdict' | 'score'> & { reasons: readonly string[] };
     if (known) {
       this.store!.seen(file.sha256);
       verdict = known;
     } else {
-      const v = analyze({ bytes: Buffer.concat(chunks), detectedType: file.detectedType, name: file.name, flags: file.flags });
+      const fromAnalyzers = analyze(input);
+      const extra = this.yara ? await this.yara.scan(bytes) : [];
+      const v = verdictOf([...fromAnalyzers.indicators, ...extra], analyzers);
       this.store?.put({ sha256: file.sha256, verdict: v.verdict, score: v.score, indicators: v.indicators, analyzers: v.analyzers, fileType: file.detectedType, fileName: file.name ?? '' });
       verdict = { verdict: v.verdict, score: v.score, reasons: v.indicators.map((i) => `${i.reason} (+${i.score})`) };
     }

@@ -6,6 +6,7 @@
 import { SmtpwallError } from '../errors.ts';
 import { HashListSyntaxError } from '../inspect/engines/signatures.ts';
 import { QuarantineError } from '../quarantine/store.ts';
+import { YaraError } from '../analysis/yara.ts';
 import { runAnalyze, runVerdicts } from './commands/analyze.ts';
 import { runConfig } from './commands/config.ts';
 import { runDemo } from './commands/demo.ts';
@@ -72,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command(rest);
   } catch (err) {
-    if (err instanceof SmtpwallError || err instanceof HashListSyntaxError || err instanceof QuarantineError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
+    if (err instanceof SmtpwallError || err instanceof HashListSyntaxError || err instanceof QuarantineError || err instanceof YaraError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`smtpwall ${name}: ${err.message}\n`);
     } else {
       process.stderr.write(`smtpwall ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { AnalysisEngine } from '../analysis/engine.ts';
 import { SqliteVerdictStore, type VerdictStore } from '../analysis/verdict-store.ts';
+import { YaraRules } from '../analysis/yara.ts';
 import { ClamdEngine } from '../inspect/engines/clamd.ts';
 import { DlpEngine } from '../inspect/engines/dlp.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
@@ -65,7 +66,10 @@ export function buildEngines(cfg: LoadedConfig, log?: LogFn, verdicts?: VerdictS
     p.patterns.map((x) => ({ key: `${profile}/${x.name}`, type: x.type, regex: x.regex, keywords: x.keywords })),
   );
   if (dlp.length > 0) engines.push(new DlpEngine(dlp));
-  if (cfg.engines.analysis.enabled) engines.push(new AnalysisEngine(verdicts ?? null));
+  if (cfg.engines.analysis.enabled) {
+    const yara = cfg.engines.analysis.yara.length ? YaraRules.load(cfg.engines.analysis.yara) : null;
+    engines.push(new AnalysisEngine(verdicts ?? null, yara));
+  }
   const clamd = cfg.engines.clamd;
   if (clamd) {
     const address = clamd.address.startsWith('/') ? { path: clamd.address } : parseHostPort(clamd.address)!;

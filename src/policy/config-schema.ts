@@ -279,7 +279,10 @@ export const configSchema = z.strictObject({
         .optional()
         .describe('ClamAV clamd over INSTREAM; absent: not used'),
       analysis: z
-        .strictObject({ enabled: z.boolean().default(true).describe('static analysis of executables, documents, scripts, shortcuts, disk images') })
+        .strictObject({
+          enabled: z.boolean().default(true).describe('static analysis of executables, documents, scripts, shortcuts, disk images'),
+          yara: z.array(z.string()).default([]).describe('YARA rule files run on every file (meta score: points, default 70; description: the reason)'),
+        })
         .prefault({})
         .describe('the local analysis engine and its verdict store'),
       signatures: z

@@ -49,6 +49,7 @@ export function parseConfig(text: string, source = '<inline>'): LoadedConfig {
     dataDirAbs: resolve(baseDir, cfg['data-dir']),
     engines: {
       ...cfg.engines,
+      analysis: { ...cfg.engines.analysis, yara: cfg.engines.analysis.yara.map((p) => resolve(baseDir, p)) },
       signatures: {
         'hash-lists': cfg.engines.signatures['hash-lists'].map((p) => resolve(baseDir, p)),
         databases: cfg.engines.signatures.databases.map((p) => resolve(baseDir, p)),
