@@ -23,6 +23,8 @@ export interface ClamdPeer {
   readonly port: number;
   /** The same clamd's LocalSocket. */
   readonly socket: string;
+  /** SIGKILL: a scanner that dies mid-scan. */
+  kill(): void;
   stop(): Promise<void>;
 }
 
@@ -44,10 +46,18 @@ export async function startClamd(): Promise<ClamdPeer> {
   return {
     port,
     socket: join(dir, 'clamd.sock'),
+    kill: () => {
+      if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+    },
     stop: async () => {
-      if (child.exitCode === null && child.pid) {
-        process.kill(child.pid, 'SIGTERM');
-        await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null && child.signalCode === null && child.pid) {
+        const exited = new Promise((r) => child.once('exit', r));
+        try {
+          process.kill(child.pid, 'SIGTERM');
+        } catch {
+          // already gone (killed by a test): its exit event is on its way
+        }
+        await exited;
       }
       rmSync(dir, { recursive: true, force: true });
     },

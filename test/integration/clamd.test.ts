@@ -90,6 +90,32 @@ describe('clamd engine', { skip: clamdUnavailable() ?? false, timeout: 60_000 },
   }
 });
 
+describe('clamd killed mid-scan', { skip: clamdUnavailable() ?? false, timeout: 60_000 }, () => {
+  it('the message in flight gets 451 (on-error), nothing delivered; the next one too while clamd is gone', async () => {
+    const clamd = await startClamd();
+    const up = await startUpstream();
+    const gw = await startGateway({ upstreamPort: up.port, extra: `engines: { clamd: { address: "127.0.0.1:${clamd.port}", timeout: 2s } }\n` });
+    try {
+      const c = await RawClient.connect(gw.port);
+      assert.match((await c.begin())!, /^354/);
+      c.write(`Subject: big\r\n\r\n${'a line for clamd to chew on\r\n'.repeat(20_000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+      clamd.kill();
+      c.write('the end\r\n.\r\n');
+      assert.match((await c.reply(10_000))!, /^451 4\.7\.1 /);
+      const c2 = await RawClient.connect(gw.port);
+      assert.match((await c2.begin())!, /^354/);
+      c2.write('Subject: small\r\n\r\nhello\r\n.\r\n');
+      assert.match((await c2.reply(10_000))!, /^451 4\.7\.1 /);
+      assert.equal(up.messages.length, 0);
+    } finally {
+      await gw.stop();
+      await up.close();
+      await clamd.stop();
+    }
+  });
+});
+
 describe('clamd failures never pass mail', () => {
   let up: UpstreamPeer;
   before(async () => {
