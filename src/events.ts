@@ -19,6 +19,7 @@ export const ANOMALIES = {
   BASE64_INVALID: 'base64 with characters outside the alphabet or bad padding',
   MIME_MESSAGE_PARTIAL: 'a message/partial fragment (RFC 2046 §5.2.2): the whole message cannot be inspected',
   ARCHIVE_ENCRYPTED: 'an encrypted archive or archive member: its content cannot be inspected',
+  ARCHIVE_DECRYPTED: 'an encrypted archive member opened with a password found in the message, and inspected',
   ARCHIVE_UNSUPPORTED: 'an archive format or compression method smtpwall does not unpack (rar, 7z, bzip2, …)',
   ARCHIVE_CORRUPT: 'an archive that could not be read to its end (truncated or damaged on purpose)',
   ARCHIVE_DEPTH_EXCEEDED: 'archives nested deeper than the limit; deeper ones not unpacked',

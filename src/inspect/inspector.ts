@@ -29,6 +29,7 @@ import {
   readerFor,
   type UnpackContext,
 } from './archive/unpack.ts';
+import { passwordCandidates } from './archive/zipcrypto.ts';
 import { UuExtractor } from './decode/uuencode.ts';
 import type { Engine, EngineScan } from './engines/engine.ts';
 import { fileFlags } from './file-flags.ts';
@@ -78,6 +79,9 @@ export class Inspector {
   }
 }
 
+/** Text kept from a message's text parts to find passwords for encrypted attachments. */
+const MAX_TEXT_FOR_PASSWORDS = 64 * 1024;
+
 /** Transfer encodings that count as a layer of encoding (multi-encoding file blocking). */
 const ENCODED = new Set(['base64', 'quoted-printable', 'uuencode', 'x-uuencode']);
 
@@ -86,8 +90,13 @@ export class MessageScan {
   readonly #raw: ObjectScan;
   readonly #walker: MimeWalker;
 
+  /** The start of every text part, where a password for an encrypted attachment would be. */
+  readonly #text: Buffer[] = [];
+  #textBytes = 0;
+  #candidates: string[] | null = null;
+
   constructor(engines: readonly Engine[], mime: MimeLimits, archives: ArchiveLimits) {
-    this.#set = new ObjectSet(engines, archives);
+    this.#set = new ObjectSet(engines, archives, () => (this.#candidates ??= passwordCandidates(Buffer.concat(this.#text).toString('utf8'))));
     this.#raw = this.#set.open({ path: RAW_MESSAGE_PATH, name: null, contentType: 'message/rfc822', encoding: null }, 0, false, 0);
     this.#walker = new MimeWalker({ onLeaf: (info) => this.#leaf(info), onEvent: (e) => this.#set.events.push(e) }, mime);
   }
@@ -104,6 +113,11 @@ export class MessageScan {
       write: (chunk) => {
         leaf.write(chunk);
         uu.write(chunk);
+        if (this.#textBytes < MAX_TEXT_FOR_PASSWORDS) {
+          const piece = chunk.subarray(0, MAX_TEXT_FOR_PASSWORDS - this.#textBytes);
+          this.#text.push(Buffer.from(piece));
+          this.#textBytes += piece.length;
+        }
       },
       end: () => {
         uu.end();
@@ -134,7 +148,11 @@ class ObjectSet {
   readonly events: AnomalyEvent[] = [];
   readonly #budget: ArchiveBudget;
 
-  constructor(private readonly engines: readonly Engine[], private readonly limits: ArchiveLimits) {
+  constructor(
+    private readonly engines: readonly Engine[],
+    private readonly limits: ArchiveLimits,
+    private readonly passwords: () => readonly string[] = () => [],
+  ) {
     this.#budget = new ArchiveBudget(limits, (name, where, detail) => this.event(name, where, detail));
   }
 
@@ -188,6 +206,7 @@ class ObjectSet {
         return true;
       },
       inflate: (kind, packed, sink) => inflateInto(kind, packed, sink, budget, where),
+      passwords: () => this.passwords(),
     };
     const outcome = await reader(bytes, ctx);
     return outcome.type ? { type: outcome.type, flags: id.flags } : id;

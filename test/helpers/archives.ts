@@ -6,13 +6,16 @@
  */
 
 import { crc32, deflateRawSync, gzipSync } from 'node:zlib';
+import { zipCryptoEncrypt } from '../../src/inspect/archive/zipcrypto.ts';
 
 export interface ZipEntry {
   readonly name: string;
   readonly data: Buffer;
   readonly method?: 'stored' | 'deflate';
-  /** Set the "encrypted" flag (the data is then taken as it is). */
+  /** Set the "encrypted" flag (the data is then taken as it is, unless a password is given). */
   readonly encrypted?: boolean;
+  /** Encrypt with traditional PKWARE encryption under this password (sets the flag). */
+  readonly password?: string;
   /** Sizes and CRC in a data descriptor after the data, zeros in the local header. */
   readonly descriptor?: boolean;
   /** Sizes and offset in a zip64 extra field (the 32-bit fields all ones). */
@@ -27,9 +30,10 @@ export function zip(entries: readonly ZipEntry[], opts: { prefix?: Buffer; noCen
   for (const e of entries) {
     const name = Buffer.from(e.name, 'utf8');
     const method = e.method === 'stored' ? 0 : 8;
-    const packed = method === 8 && !e.encrypted ? deflateRawSync(e.data) : e.data;
     const crc = crc32(e.data);
-    const flags = (e.encrypted ? 1 : 0) | (e.descriptor ? 8 : 0) | 0x800;
+    const compressed = method === 8 && !e.encrypted ? deflateRawSync(e.data) : e.data;
+    const packed = e.password !== undefined ? zipCryptoEncrypt(method === 8 ? deflateRawSync(e.data) : e.data, e.password, crc >>> 24) : compressed;
+    const flags = (e.encrypted || e.password !== undefined ? 1 : 0) | (e.descriptor ? 8 : 0) | 0x800;
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);

@@ -92,6 +92,8 @@ export interface UnpackContext {
   inflate(kind: 'raw' | 'gzip', packed: Buffer, sink: MemberSink): Promise<'ok' | 'limit' | 'corrupt'>;
   /** Whether a limit has stopped all unpacking for this message. */
   readonly stopped: boolean;
+  /** Passwords to try on encrypted members: words from the message's text. */
+  passwords(): readonly string[];
 }
 
 /** What unpacking learnt about the container: a refined type such as `encrypted-zip`. */

@@ -5,13 +5,15 @@
  * crafted archives) the local headers are walked instead, as lenient tools do, and the archive
  * is reported corrupt.
  *
- * Encrypted members (traditional PKWARE or AES, method 99) cannot be read: they are reported
- * (ARCHIVE_ENCRYPTED) and the archive's type becomes `encrypted-zip` so file blocking can act
- * on it. Methods other than stored and deflate are reported as ARCHIVE_UNSUPPORTED.
+ * Encrypted members: traditional PKWARE encryption is tried with passwords found in the
+ * message (ARCHIVE_DECRYPTED, and the member is inspected); otherwise, and for AES (method 99),
+ * they cannot be read and are reported (ARCHIVE_ENCRYPTED). Either way the archive's type is
+ * `encrypted-zip` so file blocking can act on it. Methods other than stored and deflate are reported as ARCHIVE_UNSUPPORTED.
  */
 
 import type { UnpackContext, UnpackOutcome } from './unpack.ts';
 import { cleanMemberName } from './unpack.ts';
+import { tryPasswords } from './zipcrypto.ts';
 
 const EOCD = 0x06054b50;
 const ZIP64_LOCATOR = 0x07064b50;
@@ -26,6 +28,8 @@ interface Entry {
   readonly method: number;
   readonly packedSize: number;
   readonly localOffset: number;
+  readonly crc: number;
+  readonly modTime: number;
 }
 
 export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
@@ -38,12 +42,19 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
     if (ctx.stopped) break;
     if (e.name.endsWith('/') && e.packedSize === 0) continue; // a directory
     const name = cleanMemberName(e.name);
+    let data = memberData(bytes, e);
     if ((e.flags & 1) !== 0 || e.method === 99) {
       encrypted = true;
-      ctx.event('ARCHIVE_ENCRYPTED', name);
-      continue;
+      // ZipCrypto: the password may be in the message itself (that is how such mail works).
+      const check = (e.flags & 8) !== 0 ? (e.modTime >>> 8) & 0xff : e.crc >>> 24;
+      const opened = e.method !== 99 && data !== null ? tryPasswords(data, check, ctx.passwords()) : null;
+      if (opened === null) {
+        ctx.event('ARCHIVE_ENCRYPTED', name);
+        continue;
+      }
+      ctx.event('ARCHIVE_DECRYPTED', `${name}: with a password found in the message`);
+      data = opened.plain;
     }
-    const data = memberData(bytes, e);
     if (data === null) {
       ctx.event('ARCHIVE_CORRUPT', `${name}: data outside the archive`);
       continue;
@@ -113,7 +124,7 @@ function readCentralDirectory(b: Buffer): Entry[] | null {
       }
       q += 4 + len;
     }
-    entries.push({ name, flags, method, packedSize: packed, localOffset: local + Math.max(0, shift) });
+    entries.push({ name, flags, method, packedSize: packed, localOffset: local + Math.max(0, shift), crc: b.readUInt32LE(p + 16), modTime: b.readUInt16LE(p + 12) });
     p += 46 + nameLen + extraLen + commentLen;
   }
   return entries.length > 0 || count === 0 ? entries : null;
@@ -156,7 +167,10 @@ function walkLocalHeaders(b: Buffer): Entry[] {
     // A member of known size is skipped whole (a stored inner zip holds local headers too).
     const next = b.indexOf('PK\x03\x04', sized ? start + packed : Math.max(start, p + 4), 'latin1');
     if (!sized) packed = (next === -1 ? b.length : next) - start;
-    entries.push({ name: decodeName(b.subarray(p + 30, p + 30 + nameLen), flags), flags, method, packedSize: Math.max(0, packed), localOffset: p });
+    entries.push({
+      name: decodeName(b.subarray(p + 30, p + 30 + nameLen), flags), flags, method, packedSize: Math.max(0, packed), localOffset: p,
+      crc: b.readUInt32LE(p + 14), modTime: b.readUInt16LE(p + 10),
+    });
     p = next;
   }
   return entries;
