@@ -40,7 +40,7 @@ export class YaraRules {
     try {
       compile = (createRequire(import.meta.url)('@litko/yara-x') as { compile: (src: string) => CompiledRules }).compile;
     } catch (err) {
-      throw new YaraError(`YARA rules configured but @litko/yara-x is not available on this platform: ${(err as Error).message.split('\n')[0]}`);
+      throw new YaraError(`YARA rules configured but @litko/yara-x is not installed (npm install --no-save @litko/yara-x): ${(err as Error).message.split('\n')[0]}`);
     }
     const sources = files.map((f) => {
       try {
