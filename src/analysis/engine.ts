@@ -26,18 +26,40 @@ const MAX_BYTES = 10 * 1024 * 1024;
 /** Bytes looked at to decide whether a file may be worth keeping. */
 const PEEK = 4096;
 
+/** A verdict that arrived after its message went on (hold time exceeded): for retro-alerts. */
+export type LateVerdictListener = (file: FileInfo, finding: Finding | null) => void;
+
+export interface AnalysisOptions {
+  /** Admin rules, run on every file (which then all keep their bytes, bounded). */
+  readonly yara?: YaraRules | null;
+  /**
+   * Longest wait for a verdict at the end of the message (hold mode); past it the file gets an
+   * `Analysis.Pending` finding (the profile's `analysis-on-timeout` decides) and the analysis
+   * goes on in the background. Infinity: always wait.
+   */
+  readonly holdMs?: number;
+}
+
 export class AnalysisEngine implements Engine {
   readonly name = ANALYSIS_ENGINE;
+  readonly #late = new Set<LateVerdictListener>();
 
-  /** @param yara admin rules, run on every file (which then all keep their bytes, bounded) */
-  constructor(private readonly store: VerdictStore | null, private readonly yara: YaraRules | null = null) {}
+  constructor(private readonly store: VerdictStore | null, private readonly opts: AnalysisOptions = {}) {}
 
   wants(path: string): boolean {
     return path !== RAW_MESSAGE_PATH;
   }
 
   open(): EngineScan {
-    return new AnalysisScan(this.store, this.yara);
+    return new AnalysisScan(this.store, this.opts.yara ?? null, this.opts.holdMs ?? Infinity, (file, f) => {
+      for (const l of this.#late) l(file, f);
+    });
+  }
+
+  /** Be told of verdicts that arrive after the hold time (the gateway writes retro-alerts). */
+  onLateVerdict(listener: LateVerdictListener): () => void {
+    this.#late.add(listener);
+    return () => this.#late.delete(listener);
   }
 }
 
@@ -60,7 +82,12 @@ class AnalysisScan implements EngineScan {
   #bytes = 0;
   #decided = false;
 
-  constructor(private readonly store: VerdictStore | null, private readonly yara: YaraRules | null) {}
+  constructor(
+    private readonly store: VerdictStore | null,
+    private readonly yara: YaraRules | null,
+    private readonly holdMs: number,
+    private readonly late: LateVerdictListener,
+  ) {}
 
   write(chunk: Buffer): void {
     if (this.#chunks === null) return;
@@ -89,29 +116,45 @@ class AnalysisScan implements EngineScan {
     // A stored verdict answers when an admin set it, or when the same analyzers (and YARA
     // rules) made it; other analyzers or rules judge the file again.
     const known = stored && (stored.source === 'manual' || sameList(stored.analyzers, analyzers)) ? stored : null;
-    let verdict: Pick<AnalysisVerdict, 'verdict' | 'score'> & { reasons: readonly string[] };
     if (known) {
       this.store!.seen(file.sha256);
-      verdict = known;
-    } else {
+      return findingFor(file, known, ` (known, ${known.source})`);
+    }
+    const analysis = (async () => {
       const fromAnalyzers = analyze(input);
       const extra = this.yara ? await this.yara.scan(bytes) : [];
       const v = verdictOf([...fromAnalyzers.indicators, ...extra], analyzers);
       this.store?.put({ sha256: file.sha256, verdict: v.verdict, score: v.score, indicators: v.indicators, analyzers: v.analyzers, fileType: file.detectedType, fileName: file.name ?? '' });
-      verdict = { verdict: v.verdict, score: v.score, reasons: v.indicators.map((i) => `${i.reason} (+${i.score})`) };
-    }
-    if (verdict.verdict === 'benign') return [];
-    const cls = verdict.verdict[0]!.toUpperCase() + verdict.verdict.slice(1);
-    const threat = `Analysis.${cls}.${file.detectedType}`;
-    return [
-      {
-        engine: ANALYSIS_ENGINE,
-        threat,
-        threatId: threatIdFor(ANALYSIS_ENGINE, threat),
-        signature: `analysis score ${verdict.score}${known ? ` (known, ${known.source})` : ''}: ${verdict.reasons.join('; ')}`.slice(0, 500),
-        severity: verdict.verdict === 'grayware' ? 'low' : 'high',
-        file,
-      },
-    ];
+      return findingFor(file, { verdict: v.verdict, score: v.score, reasons: v.indicators.map((i) => `${i.reason} (+${i.score})`) }, '');
+    })();
+    if (!Number.isFinite(this.holdMs)) return analysis;
+    // Hold mode: wait up to holdMs; a later verdict is reported to the late listener.
+    let timer: NodeJS.Timeout | undefined;
+    const held = await Promise.race([analysis, new Promise<null>((r) => (timer = setTimeout(() => r(null), this.holdMs)))]);
+    clearTimeout(timer);
+    if (held !== null) return held;
+    analysis.then(
+      (f) => this.late(file, f[0] ?? null),
+      () => this.late(file, null),
+    );
+    const threat = `Analysis.Pending.${file.detectedType}`;
+    return [{ engine: ANALYSIS_ENGINE, threat, threatId: threatIdFor(ANALYSIS_ENGINE, threat), signature: `analysis not finished within the hold time (${this.holdMs} ms)`, severity: 'medium', file }];
   }
+}
+
+/** The finding for a verdict (none for benign). */
+function findingFor(file: FileInfo, verdict: Pick<AnalysisVerdict, 'verdict' | 'score'> & { reasons: readonly string[] }, note: string): Finding[] {
+  if (verdict.verdict === 'benign') return [];
+  const cls = verdict.verdict[0]!.toUpperCase() + verdict.verdict.slice(1);
+  const threat = `Analysis.${cls}.${file.detectedType}`;
+  return [
+    {
+      engine: ANALYSIS_ENGINE,
+      threat,
+      threatId: threatIdFor(ANALYSIS_ENGINE, threat),
+      signature: `analysis score ${verdict.score}${note}: ${verdict.reasons.join('; ')}`.slice(0, 500),
+      severity: verdict.verdict === 'grayware' ? 'low' : 'high',
+      file,
+    },
+  ];
 }

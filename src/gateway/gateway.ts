@@ -6,6 +6,7 @@
 
 import { join } from 'node:path';
 import { AnalysisEngine } from '../analysis/engine.ts';
+import { RetroAlerts } from '../analysis/retro.ts';
 import { SqliteVerdictStore, type VerdictStore } from '../analysis/verdict-store.ts';
 import { YaraRules } from '../analysis/yara.ts';
 import { ClamdEngine } from '../inspect/engines/clamd.ts';
@@ -68,7 +69,7 @@ export function buildEngines(cfg: LoadedConfig, log?: LogFn, verdicts?: VerdictS
   if (dlp.length > 0) engines.push(new DlpEngine(dlp));
   if (cfg.engines.analysis.enabled) {
     const yara = cfg.engines.analysis.yara.length ? YaraRules.load(cfg.engines.analysis.yara) : null;
-    engines.push(new AnalysisEngine(verdicts ?? null, yara));
+    engines.push(new AnalysisEngine(verdicts ?? null, { yara, holdMs: cfg.engines.analysis.hold }));
   }
   const clamd = cfg.engines.clamd;
   if (clamd) {
@@ -124,6 +125,7 @@ export class Gateway {
     this.#customEngines = opts.engines !== undefined;
     this.#verdicts = cfg.engines.analysis.enabled ? new SqliteVerdictStore(cfg.dataDirAbs) : null;
     this.#engines = opts.engines ?? buildEngines(cfg, log, this.#verdicts ?? undefined);
+    this.#watchLateVerdicts(this.#engines);
     this.#inspector = buildInspector(cfg, this.#engines);
     this.#policy = new Policy(cfg);
   }
@@ -142,6 +144,20 @@ export class Gateway {
   }
 
   #forwardTimer: NodeJS.Timeout | null = null;
+
+  /** Retro-alerts: late analysis verdicts matched with the messages delivered before them. */
+  readonly #retro = new RetroAlerts((r) => {
+    try {
+      this.#store.addThreat(r);
+      this.log('warn', 'retro-alert: a delivered message carried a threat', { transaction: r.transactionId, threat: r.threat, file: r.filePath });
+    } catch (err) {
+      this.log('error', 'retro-alert could not be logged', { transaction: r.transactionId, error: (err as Error).message });
+    }
+  });
+
+  #watchLateVerdicts(engines: readonly Engine[]): void {
+    for (const e of engines) if (e instanceof AnalysisEngine) e.onLateVerdict((file, f) => this.#retro.verdict(file.sha256, f));
+  }
 
   /** The quarantine store, created when a configuration first asks for it. */
   get #quarantine(): QuarantineStore {
@@ -191,6 +207,7 @@ export class Gateway {
           logs: this.#store,
           spoolDir: join(this.#cfg.dataDirAbs, 'spool'),
           quarantine: quarantines(this.#cfg) ? this.#quarantine : null,
+          retro: this.#retro,
           clientTls,
           upstreamTls: fixed ? upstreamTls : upstreamTlsFor(l, upstream.host),
           relayAuth: l['relay-auth'],
@@ -237,6 +254,7 @@ export class Gateway {
    */
   async reload(next: LoadedConfig): Promise<{ ignored: string[] }> {
     const engines = this.#customEngines ? this.#engines : buildEngines(next, this.log, this.#verdicts ?? undefined);
+    if (engines !== this.#engines) this.#watchLateVerdicts(engines);
     const inspector = buildInspector(next, engines);
     const policy = new Policy(next);
     const ignored: string[] = [];

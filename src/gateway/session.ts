@@ -27,6 +27,7 @@ import type { Limits, Timeouts } from '../policy/config-schema.ts';
 import type { Decision, Policy, ScanOutcome } from '../policy/decide.ts';
 import type { TransactionFacts } from '../policy/rules.ts';
 import type { QuarantineStore } from '../quarantine/store.ts';
+import type { RetroAlerts } from '../analysis/retro.ts';
 import { type Command, parseCommand, parsePath } from '../smtp/command.ts';
 import { DotStuffer } from '../smtp/dot-stuff.ts';
 import { DEFAULT_EHLO_ALLOW, editEhloReply } from '../smtp/ehlo.ts';
@@ -43,7 +44,7 @@ import {
 import { IncomingMessage } from './incoming.ts';
 import { resetConnection } from './reset.ts';
 import { Spool } from './spool.ts';
-import { newSessionId, type Outcome, type SessionFacts, threatRecord, trafficRecord } from './transaction-log.ts';
+import { headerFacts, newSessionId, type Outcome, type SessionFacts, threatRecord, trafficRecord } from './transaction-log.ts';
 import type { ClientTls, UpstreamTls } from './tls.ts';
 import { Upstream } from './upstream.ts';
 
@@ -70,6 +71,8 @@ export interface SessionContext {
   readonly spoolDir: string;
   /** Where blocked/rejected messages are kept when the deciding profile says so. */
   readonly quarantine?: QuarantineStore | null;
+  /** Delivered files whose analysis was still running: for retro-alerts. */
+  readonly retro?: RetroAlerts | null;
   readonly clientTls: ClientTls;
   readonly upstreamTls: UpstreamTls;
   /** Relay AUTH between client and upstream (offered when the upstream offers it). */
@@ -1086,6 +1089,18 @@ export class Session {
     const logged = new Set<Finding>((result?.findings ?? []).filter((f) => f.engine !== DLP_ENGINE));
     for (const v of d.verdicts) logged.add(v.finding);
     for (const f of logged) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, f)));
+    // Delivered with an analysis still running: a later malicious verdict names this message.
+    if (this.#ctx.retro && upstreamReply.startsWith('2')) {
+      const { messageId } = headerFacts(rx.head);
+      for (const f of result?.findings ?? []) {
+        if (!f.threat.startsWith('Analysis.Pending.')) continue;
+        this.#ctx.retro.delivered(f.file.sha256, {
+          sessionId: this.id, transactionId: tx.id, listener: this.#ctx.listener, client: this.#client,
+          server: `${this.#ctx.upstreamHost}:${this.#ctx.upstreamPort}`, mailFrom: tx.mailFrom, rcptTo: [...tx.rcptTo],
+          messageId, rule: d.rule, profile: d.profile, time: new Date().toISOString(),
+        });
+      }
+    }
   }
 
   #writeTraffic(tx: Transaction, rx: IncomingMessage, fields: Outcome): void {

@@ -86,7 +86,7 @@ export function threatRecord(s: SessionFacts, tx: TransactionFacts, d: Decision,
 }
 
 /** Message-ID and Subject from the message's header block. */
-function headerFacts(head: Buffer): { messageId: string; subject: string } {
+export function headerFacts(head: Buffer): { messageId: string; subject: string } {
   const text = head.toString('latin1');
   const end = text.search(/\r?\n\r?\n/);
   const lines = (end === -1 ? text : text.slice(0, end)).split(/\r?\n/);

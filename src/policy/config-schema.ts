@@ -86,6 +86,9 @@ const antivirusProfile = z
     action: avAction.default('default').describe('action for a signature match (default: block)'),
     'analysis-action': avAction.default('default').describe('action for a malicious or phishing analysis verdict (default: the same as action)'),
     'grayware-action': action.default('alert').describe('action for a grayware analysis verdict'),
+    'analysis-on-timeout': action
+      .default('tempfail')
+      .describe('when a verdict is not ready within engines.analysis.hold: tempfail (the sender retries, the verdict will be known) or allow (deliver; a late malicious verdict is a retro-alert)'),
     exceptions: z.array(threatException).default([]).describe('threat ids with their own action (known false positives)'),
     quarantine: z.boolean().default(false).describe('keep a copy of messages this profile blocks or rejects'),
     'on-error': action
@@ -282,6 +285,7 @@ export const configSchema = z.strictObject({
         .strictObject({
           enabled: z.boolean().default(true).describe('static analysis of executables, documents, scripts, shortcuts, disk images'),
           yara: z.array(z.string()).default([]).describe('YARA rule files run on every file (meta score: points, default 70; description: the reason)'),
+          hold: duration('2s', 'longest wait for a verdict at the end of a message; past it the profile\'s analysis-on-timeout applies and the analysis goes on'),
         })
         .prefault({})
         .describe('the local analysis engine and its verdict store'),

@@ -86,6 +86,7 @@ export const BUILTIN_PROFILE: AntivirusProfile = Object.freeze({
   action: 'default',
   'analysis-action': 'default',
   'grayware-action': 'alert',
+  'analysis-on-timeout': 'tempfail',
   exceptions: [],
   quarantine: false,
   'on-error': 'tempfail',
@@ -190,7 +191,9 @@ export class Policy {
             ? resolve(profile.action)
             : f.threat.startsWith('Analysis.Grayware.')
               ? profile['grayware-action']
-              : resolve(profile['analysis-action'] === 'default' ? profile.action : profile['analysis-action']);
+              : f.threat.startsWith('Analysis.Pending.')
+                ? profile['analysis-on-timeout']
+                : resolve(profile['analysis-action'] === 'default' ? profile.action : profile['analysis-action']);
         return { source: 'antivirus', action, reason: found, finding: f };
       });
   }

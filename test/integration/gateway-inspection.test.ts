@@ -5,8 +5,12 @@
  */
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
+import { YaraRules } from '../../src/analysis/yara.ts';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
 import { lnk } from '../helpers/analysis-fixtures.ts';
 import { nestedZip, zip } from '../helpers/archives.ts';
@@ -128,6 +132,70 @@ describe('local analysis in the mail path', () => {
       assert.deepEqual(threats.map((t) => [t.threat, t.action]), [['Analysis.Malicious.lnk', 'block'], ['Analysis.Phishing.html', 'block'], ['Analysis.Grayware.pdf', 'alert']]);
       assert.match(threats[0]!.signature, /shortcut runs cmd\.exe with arguments \(\/c\)/);
       assert.equal(threats[0]!.filePath, 'msg/2/invoice.zip/invoice.pdf.lnk');
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('hold mode and retro-alerts', () => {
+  let up: UpstreamPeer;
+  const dir = mkdtempSync(join(tmpdir(), 'smtpwall-hold-'));
+  const rules = join(dir, 'rules.yar');
+  writeFileSync(rules, 'rule Late_Marker { meta: description = "marker found late" score = 90 strings: $m = "LATE-VERDICT-MARKER" condition: $m }\n');
+  let yaraHere = true;
+  try {
+    YaraRules.load([rules]);
+  } catch {
+    yaraHere = false;
+  }
+  before(async () => {
+    up = await startUpstream();
+  });
+  after(() => up.close());
+
+  // 8 MB of text for YARA to read: the verdict takes longer than the 1 ms hold.
+  const bigAttachment = Buffer.concat([Buffer.alloc(8 * 1024 * 1024, 0x61), Buffer.from(' LATE-VERDICT-MARKER ')]);
+  const sendWith = async (port: number) => {
+    const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    try {
+      await t.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: 'late', messageId: '<late-1@example.org>', text: 'see attached', attachments: [{ filename: 'data.txt', content: bigAttachment }] });
+      return 'delivered';
+    } catch (err) {
+      return String((err as Error).message);
+    } finally {
+      t.close();
+    }
+  };
+  const yamlFor = (): string => `engines: { analysis: { hold: 1ms, yara: [${JSON.stringify(rules)}] } }\n`;
+
+  it('verdict not ready within the hold time: analysis-on-timeout tempfail (default) answers 451', { skip: yaraHere ? false : 'YARA-X not installed' }, async () => {
+    const gw = await startGateway({ upstreamPort: up.port, extra: yamlFor() });
+    try {
+      assert.match(await sendWith(gw.port), /451 4\.7\.1 /);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('analysis-on-timeout allow: delivered, then the late malicious verdict is a retro-alert naming the message', { skip: yaraHere ? false : 'YARA-X not installed' }, async () => {
+    const gw = await startGateway({ upstreamPort: up.port, action: 'block, analysis-on-timeout: allow', extra: yamlFor() });
+    try {
+      const before = up.messages.length;
+      assert.equal(await sendWith(gw.port), 'delivered');
+      assert.equal(up.messages.length, before + 1);
+      let alert;
+      for (let i = 0; i < 100 && !alert; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const logs = gw.logs();
+        alert = logs.listThreats(10).find((t) => t.action === 'retro-alert');
+        logs.close();
+      }
+      assert.ok(alert, 'a retro-alert was written');
+      assert.equal(alert.threat, 'Analysis.Malicious.text');
+      assert.equal(alert.filePath, 'msg/2');
+      assert.deepEqual(alert.rcptTo, ['b@example.com']);
+      assert.match(alert.signature, /YARA rule Late_Marker: marker found late .*verdict after delivery: Message-ID <late-1@example\.org>/);
     } finally {
       await gw.stop();
     }

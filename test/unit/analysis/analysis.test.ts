@@ -131,7 +131,7 @@ rule Weak_Hint {
   it('match every file (any type, inside archives); score and description from the rule; a rule change re-judges', { skip: available ? false : '@litko/yara-x is not installed (npm install --no-save @litko/yara-x; .ci/run does it)' }, async () => {
     const store = new SqliteVerdictStore(join(dir, 'data'));
     try {
-      const inspector = new Inspector({ engines: [new SignatureEngine(), new AnalysisEngine(store, YaraRules.load([rules]))] });
+      const inspector = new Inspector({ engines: [new SignatureEngine(), new AnalysisEngine(store, { yara: YaraRules.load([rules]) })] });
       const archive = zip([{ name: 'a/readme.txt', data: Buffer.from('plain text, ACME-STAGE-1 inside') }, { name: 'b.bin', data: Buffer.from('campaign-7731') }]);
       const r = await inspector.scanBuffer(archive, false, 5000, 'x.zip');
       const got = r.findings.filter((f) => f.engine === 'analysis').map((f) => [f.file.path, f.threat, f.signature.replace(/ \(known.*\)/, '')]);
@@ -140,7 +140,7 @@ rule Weak_Hint {
         ['x.zip/b.bin', 'Analysis.Grayware.text', 'analysis score 35: YARA rule Weak_Hint: mentions the campaign (+35)'],
       ]);
       writeFileSync(join(dir, 'other.yar'), 'rule Nothing { condition: false }\n');
-      const changed = new Inspector({ engines: [new AnalysisEngine(store, YaraRules.load([join(dir, 'other.yar')]))] });
+      const changed = new Inspector({ engines: [new AnalysisEngine(store, { yara: YaraRules.load([join(dir, 'other.yar')]) })] });
       const again = await changed.scanBuffer(archive, false, 5000, 'x.zip');
       assert.deepEqual(again.findings.filter((f) => f.engine === 'analysis'), [], 'other rules: judged again, now benign');
     } finally {
