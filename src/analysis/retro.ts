@@ -12,19 +12,11 @@
 import type { Finding } from '../inspect/types.ts';
 import type { ThreatRecord } from '../logs/records.ts';
 
-export interface DeliveredFile {
-  readonly sessionId: string;
-  readonly transactionId: string;
-  readonly listener: string;
-  readonly client: string;
-  readonly server: string;
-  readonly mailFrom: string;
-  readonly rcptTo: readonly string[];
-  readonly messageId: string;
-  readonly rule: string;
-  readonly profile: string;
-  readonly time: string;
-}
+/** Where a file went: the envelope and rule of the transaction that delivered it. */
+export type DeliveredFile = Pick<
+  ThreatRecord,
+  'sessionId' | 'transactionId' | 'listener' | 'client' | 'server' | 'mailFrom' | 'rcptTo' | 'rule' | 'profile' | 'time'
+> & { readonly messageId: string };
 
 const RETAIN_MS = 10 * 60_000;
 const MAX_ENTRIES = 10_000;
