@@ -10,6 +10,7 @@
  */
 
 import type { Finding } from '../inspect/types.ts';
+import { findingFields } from '../gateway/transaction-log.ts';
 import type { ThreatRecord } from '../logs/records.ts';
 
 /** Where a file went: the envelope and rule of the transaction that delivered it. */
@@ -49,14 +50,15 @@ export class RetroAlerts {
   #alert(f: Finding | null, deliveries: readonly DeliveredFile[]): void {
     if (f === null || f.threat.startsWith('Analysis.Grayware.')) return;
     for (const d of deliveries) {
+      const { messageId, time, ...tx } = d;
       this.write({
-        time: new Date().toISOString(), sessionId: d.sessionId, transactionId: d.transactionId, listener: d.listener,
-        client: d.client, server: d.server, mailFrom: d.mailFrom, rcptTo: d.rcptTo, threat: f.threat, threatId: f.threatId,
-        severity: f.severity, engine: f.engine,
-        signature: `${f.signature} — verdict after delivery: Message-ID ${d.messageId || '(none)'}, delivered ${d.time}`.slice(0, 1000),
-        fileName: f.file.name ?? '', filePath: f.file.path, declaredType: f.file.declaredType ?? '', detectedType: f.file.detectedType,
-        fileFlags: f.file.flags, sha256: f.file.sha256, size: f.file.size, rule: d.rule, profile: d.profile, action: 'retro-alert',
-        deciding: false, direction: 'client-to-server',
+        ...tx,
+        ...findingFields(f),
+        time: new Date().toISOString(),
+        signature: `${f.signature} — verdict after delivery: Message-ID ${messageId || '(none)'}, delivered ${time}`.slice(0, 1000),
+        action: 'retro-alert',
+        deciding: false,
+        direction: 'client-to-server',
       });
     }
   }

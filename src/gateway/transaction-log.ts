@@ -65,6 +65,21 @@ export function threatRecord(s: SessionFacts, tx: TransactionFacts, d: Decision,
     server: s.server,
     mailFrom: tx.mailFrom,
     rcptTo: tx.rcptTo,
+    ...findingFields(f),
+    rule: d.rule,
+    profile: d.profile,
+    action: d.action,
+    deciding: d.deciding === f,
+    direction: 'client-to-server',
+  };
+}
+
+/** What a threat record says about the finding and its file (shared with retro-alerts). */
+export function findingFields(f: Finding): Pick<
+  ThreatRecord,
+  'threat' | 'threatId' | 'severity' | 'engine' | 'signature' | 'fileName' | 'filePath' | 'declaredType' | 'detectedType' | 'fileFlags' | 'sha256' | 'size'
+> {
+  return {
     threat: f.threat,
     threatId: f.threatId,
     severity: f.severity,
@@ -77,11 +92,6 @@ export function threatRecord(s: SessionFacts, tx: TransactionFacts, d: Decision,
     fileFlags: f.file.flags,
     sha256: f.file.sha256,
     size: f.file.size,
-    rule: d.rule,
-    profile: d.profile,
-    action: d.action,
-    deciding: d.deciding === f,
-    direction: 'client-to-server',
   };
 }
 
