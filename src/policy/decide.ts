@@ -21,6 +21,7 @@
  */
 
 import { ARCHIVE_LIMIT, type AnomalyEvent, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../events.ts';
+import { ANALYSIS_ENGINE } from '../analysis/engine.ts';
 import { DLP_ENGINE } from '../inspect/engines/dlp.ts';
 import { threatIdFor } from '../inspect/engines/engine.ts';
 import { extensionOf } from '../inspect/file-flags.ts';
@@ -187,7 +188,7 @@ export class Policy {
         const ex = exceptions.find((e) => e.threatId === f.threatId && e.applies(facts));
         if (ex) return { source: 'exception', action: ex.action, reason: `${found}; threat exception ${f.threatId} → ${ex.action}`, finding: f };
         const action =
-          f.engine !== 'analysis'
+          f.engine !== ANALYSIS_ENGINE
             ? resolve(profile.action)
             : f.threat.startsWith('Analysis.Grayware.')
               ? profile['grayware-action']

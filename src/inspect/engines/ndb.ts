@@ -35,8 +35,6 @@ export interface NdbPart {
   readonly regex: RegExp;
   /** Every 4-byte window of the part's fixed runs (at most MAX_ANCHOR_OPTIONS). */
   readonly anchors: readonly AnchorOption[];
-  /** Most bytes the part spans. */
-  readonly span: number;
   /** Least gap between the previous part's end and this part's start. */
   readonly gapMin: number;
 }
@@ -165,7 +163,7 @@ function compilePart(tokens: Token[], gapMin: number): NdbPart {
   }
   if (anchors.length === 0) throw new SignatureSyntaxError('needs 4 consecutive fixed bytes in each part');
   const source = tokens.map((tk) => (tk.t === 'gap' ? `[\\s\\S]{${tk.min},${tk.max}}` : tk.re)).join('');
-  return { regex: new RegExp(source, 'g'), anchors, span, gapMin };
+  return { regex: new RegExp(source, 'g'), anchors, gapMin };
 }
 
 function parseOffset(s: string): NdbOffset {
