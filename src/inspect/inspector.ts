@@ -11,7 +11,8 @@
  * turns into its on-error action. It never touches a socket.
  *
  * Memory: per object in flight, its first SNIFF_BYTES and last TAIL_BYTES; containers (zip,
- * gzip, tar, TNEF, rar, 7z, OLE2) are kept whole up to ArchiveLimits.maxContainerBytes so they
+ * gzip, tar, TNEF, rar, 7z, OLE2) are kept whole up to ArchiveLimits.maxContainerBytes — for
+ * all containers of a message together, since nested ones wait for their turn — so they
  * can be unpacked from their central directory; members stream through zlib.
  */
 
@@ -147,6 +148,11 @@ class ObjectSet {
   readonly objects: ObjectScan[] = [];
   readonly events: AnomalyEvent[] = [];
   readonly #budget: ArchiveBudget;
+  /**
+   * Container bytes held in memory for the whole message: an archive of archives keeps its
+   * members until their turn to be unpacked, and all of them together stay within the limit.
+   */
+  readonly #kept: KeptBytes;
 
   constructor(
     private readonly engines: readonly Engine[],
@@ -154,6 +160,7 @@ class ObjectSet {
     private readonly passwords: () => readonly string[] = () => [],
   ) {
     this.#budget = new ArchiveBudget(limits, (name, where, detail) => this.event(name, where, detail));
+    this.#kept = { bytes: 0, limit: limits.maxContainerBytes };
   }
 
   event(name: AnomalyName, where: string, detail?: string): void {
@@ -161,7 +168,7 @@ class ObjectSet {
   }
 
   open(leaf: LeafInfo, depth: number, mayContain: boolean, layers: number): ObjectScan {
-    const o = new ObjectScan(this.engines, leaf, depth, layers, mayContain ? this.limits.maxContainerBytes : 0);
+    const o = new ObjectScan(this.engines, leaf, depth, layers, mayContain ? this.#kept : null);
     this.objects.push(o);
     return o;
   }
@@ -213,6 +220,12 @@ class ObjectSet {
   }
 }
 
+/** Bytes of containers kept in memory, shared by the objects of one message. */
+interface KeptBytes {
+  bytes: number;
+  readonly limit: number;
+}
+
 /** One object (raw message, decoded leaf, archive member): hashes, type, each engine's scan. */
 class ObjectScan implements LeafSink {
   readonly #sha256: Hash = createHash('sha256');
@@ -238,11 +251,12 @@ class ObjectScan implements LeafSink {
     private readonly leaf: LeafInfo,
     readonly depth: number,
     readonly layers: number,
-    private readonly maxContainerBytes: number,
+    /** The message's container budget; null: never kept as a container (the raw message). */
+    private readonly kept: KeptBytes | null,
   ) {
     this.#scans = engines.filter((e) => e.wants?.(leaf.path) ?? true).map((e) => e.open(leaf.path));
     this.#md5 = engines.some((e) => e.needsMd5) ? createHash('md5') : null;
-    if (maxContainerBytes === 0) this.#keep = null;
+    if (kept === null) this.#keep = null;
   }
 
   get path(): string {
@@ -272,12 +286,13 @@ class ObjectScan implements LeafSink {
     }
     if (!this.#decided && this.#headBytes >= SNIFF_BYTES) this.#decide();
     if (this.#keep !== null && rest.length > 0) {
-      this.#keptBytes += rest.length;
-      if (this.#headBytes + this.#keptBytes > this.maxContainerBytes) {
-        this.#keep = null;
+      if (this.kept!.bytes + rest.length > this.kept!.limit) {
+        this.#release();
         this.containerTooLarge = true;
       } else {
         this.#keep.push(Buffer.from(rest));
+        this.#keptBytes += rest.length;
+        this.kept!.bytes += rest.length;
       }
     }
     this.#tail = chunk.length >= TAIL_BYTES ? Buffer.from(chunk.subarray(chunk.length - TAIL_BYTES)) : Buffer.concat([this.#tail, chunk]).subarray(-TAIL_BYTES);
@@ -286,7 +301,23 @@ class ObjectScan implements LeafSink {
 
   #decide(): void {
     this.#decided = true;
-    if (this.#keep !== null && !looksLikeContainer(this.head)) this.#keep = null;
+    if (this.#keep === null) return;
+    if (!looksLikeContainer(this.head)) return this.#release();
+    // Its head is part of what is kept: thousands of small nested containers count too.
+    if (this.kept!.bytes + this.#headBytes > this.kept!.limit) {
+      this.#release();
+      this.containerTooLarge = true;
+      return;
+    }
+    this.#keptBytes += this.#headBytes;
+    this.kept!.bytes += this.#headBytes;
+  }
+
+  /** No longer kept as a container: its bytes leave the message's budget. */
+  #release(): void {
+    this.#keep = null;
+    if (this.kept) this.kept.bytes -= this.#keptBytes;
+    this.#keptBytes = 0;
   }
 
   end(): void {
@@ -312,7 +343,7 @@ class ObjectScan implements LeafSink {
   settle(id: Identity): void {
     this.#settleContainer?.(id);
     this.#settleContainer = null;
-    this.#keep = null;
+    this.#release();
   }
 
   #verdicts(id: Identity): Promise<Finding[]> {

@@ -317,7 +317,7 @@ export const configSchema = z.strictObject({
       'archive-unpacked-size': size('200MiB', 'bytes unpacked from archives per message'),
       'archive-ratio': int(100, 2, 1_000_000, 'unpacked:packed ratio of one member (checked past 1 MiB) beyond which it is a bomb'),
       'archive-time': duration('10s', 'time spent unpacking per message'),
-      'archive-size': size('50MiB', 'largest archive kept in memory to unpack; larger ones are scanned whole only'),
+      'archive-size': size('50MiB', 'archive bytes kept in memory to unpack, all archives of a message together; one that does not fit is scanned whole only'),
     })
     .prefault({}),
   quarantine: z

@@ -54,3 +54,25 @@ describe('resource exhaustion', () => {
     assert.ok(rssMiB < 500, `${rssMiB} MiB`);
   });
 });
+
+describe('containers kept in memory', () => {
+  it('nested archives waiting to be unpacked share one budget per message; past it: ARCHIVE_TOO_LARGE, nothing lost', async () => {
+    // Three 1 MB zips inside one deflated zip (small on the wire; the ratio limit is raised so
+    // it does not stop them first): each inner zip is kept whole until its turn; with a 2.5 MB
+    // budget the third does not fit.
+    const { DEFAULT_ARCHIVE_LIMITS } = await import('../../../src/inspect/archive/unpack.ts');
+    const limited = new Inspector({ engines: [new SignatureEngine()], archives: { ...DEFAULT_ARCHIVE_LIMITS, maxContainerBytes: 2.5 * 1024 * 1024, maxRatio: 100_000 } });
+    const inner = (n: number) => zip([{ name: `big${n}.bin`, data: Buffer.alloc(1024 * 1024, n), method: 'stored' }]);
+    const outer = zip([1, 2, 3].map((n) => ({ name: `inner${n}.zip`, data: inner(n) })));
+    const r = await limited.scanBuffer(outer, false, 60_000, 'outer.zip');
+    const tooLarge = r.events.filter((e) => e.name === 'ARCHIVE_TOO_LARGE').map((e) => e.where);
+    assert.deepEqual(tooLarge, ['outer.zip/inner3.zip']);
+    const paths = r.files.map((f) => f.path);
+    assert.ok(paths.includes('outer.zip/inner1.zip/big1.bin') && paths.includes('outer.zip/inner2.zip/big2.bin'));
+    assert.ok(paths.includes('outer.zip/inner3.zip'), 'the third is still scanned whole');
+    // With the default budget all three are unpacked.
+    const roomy = new Inspector({ engines: [new SignatureEngine()], archives: { ...DEFAULT_ARCHIVE_LIMITS, maxRatio: 100_000 } });
+    const all = await roomy.scanBuffer(outer, false, 60_000, 'outer.zip');
+    assert.deepEqual(all.events.filter((e) => e.name === 'ARCHIVE_TOO_LARGE'), []);
+  });
+});
