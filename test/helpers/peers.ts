@@ -101,6 +101,10 @@ export async function startGateway(opts: {
   extra?: string;
   /** YAML lines added to the listener (indented by this helper). */
   listener?: string;
+  /** More profile types, YAML under `profiles:` (e.g. `data-filtering: { … }`, indented by this helper). */
+  profiles?: string;
+  /** More entries of the rule's profiles map, e.g. `data-filtering: pii`. */
+  ruleProfiles?: string;
   engines?: Engine[];
 }): Promise<GatewayPeer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'smtpwall-test-'));
@@ -114,9 +118,10 @@ ${(opts.listener ?? '').split('\n').map((l) => `    ${l}`).join('\n')}
 profiles:
   antivirus:
     av: { action: ${opts.action ?? 'block'} }
+${(opts.profiles ?? '').split('\n').map((l) => `  ${l}`).join('\n')}
 rules:
   - name: scan-all
-    profiles: { antivirus: av }
+    profiles: { antivirus: av${opts.ruleProfiles ? `, ${opts.ruleProfiles}` : ''} }
 ${opts.extra ?? ''}`);
   const gateway = new Gateway(cfg, silentLogger, opts.engines ? { engines: opts.engines } : {});
   const [l] = await gateway.start();

@@ -201,3 +201,49 @@ describe('hold mode and retro-alerts', () => {
     }
   });
 });
+
+describe('data filtering in the mail path', () => {
+  let up: UpstreamPeer;
+  before(async () => {
+    up = await startUpstream();
+  });
+  after(() => up.close());
+
+  it('five card numbers (one in an attachment) are rejected 550; one is alerted and delivered; logs mask the values', async () => {
+    const gw = await startGateway({
+      upstreamPort: up.port,
+      profiles: 'data-filtering:\n  cards: { patterns: [{ name: pan, type: credit-card, weight: 1 }], alert-threshold: 1, block-threshold: 5, action: reject }',
+      ruleProfiles: 'data-filtering: cards',
+    });
+    const send = async (text: string, attachment?: Buffer) => {
+      const t = nodemailer.createTransport({ host: '127.0.0.1', port: gw.port, secure: false, ignoreTLS: true });
+      try {
+        await t.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: 'numbers', text, attachments: attachment ? [{ filename: 'list.csv', content: attachment }] : [] });
+        return 'delivered';
+      } catch (err) {
+        return String((err as Error).message);
+      } finally {
+        t.close();
+      }
+    };
+    try {
+      const before = up.messages.length;
+      const csv = Buffer.from('name,card\nx,5500 0000 0000 0004\ny,4012888888881881\nz,378282246310005\n');
+      assert.match(await send('cards: 4111 1111 1111 1111 and 6011-0009-9013-9424', csv), /550 5\.7\.1 Message rejected by smtpwall \(threat: DLP:cards, id: /);
+      assert.equal(await send('order 4111 1111 1111 1111, and 4111 1111 1111 1112 is not a card (Luhn)'), 'delivered');
+      assert.equal(up.messages.length, before + 1);
+      const logs = gw.logs();
+      const records = logs.listThreats(10).filter((t) => t.engine === 'data-filtering');
+      const traffic = logs.listTraffic(10);
+      logs.close();
+      assert.deepEqual(records.map((r) => r.action), ['reject', 'alert']);
+      assert.match(records[0]!.signature, /score 5 .*pan x5 \(/);
+      assert.match(traffic[1]!.reason, /pan x1 \(4111 \*\*\*\* \*\*\*\* 1111\)/);
+      for (const r of [...records.map((x) => x.signature), ...traffic.map((x) => x.reason)]) {
+        assert.doesNotMatch(r, /4111 1111 1111 1111|5500 0000 0000 0004|4012888888881881/, 'never in clear');
+      }
+    } finally {
+      await gw.stop();
+    }
+  });
+});
