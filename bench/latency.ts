@@ -12,7 +12,7 @@
 import { connect, type Socket } from 'node:net';
 
 /** A line-oriented SMTP client: enough to time transactions, nothing more. */
-class BenchClient {
+export class BenchClient {
   #buf = '';
   #waiters: Array<() => void> = [];
 

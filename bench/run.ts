@@ -29,7 +29,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, mkdtempSync, readFileSyn
 import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runAnalysisBench } from './analysis.ts';
+import { runAnalysisBench, runHoldLatencyBench } from './analysis.ts';
 import { renderChart } from './chart.ts';
 import { benchNdbLines, type InspectResult, runInspectBench } from './inspect.ts';
 import { bigMessagesRss, idleSessionsRss, type LatencyResult, measureLatency } from './latency.ts';
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
   } else process.stdout.write('skipping clamd paths: clamd not installed (apt-get install clamav-daemon)\n');
 
   if (process.argv.includes('--analysis')) {
-    write([], [], { analysis: await runAnalysisBench(500) });
+    write([], [], { analysis: await runAnalysisBench(500), hold: await runHoldLatencyBench(300) });
     return;
   }
   if (process.argv.includes('--memory')) {
@@ -258,8 +258,9 @@ async function main(): Promise<void> {
   const { idle, big } = await memoryBench();
   const inspection = await runInspectBench(clamdSocket, QUICK ? 1 : 3);
   const analysis = await runAnalysisBench(QUICK ? 100 : 500);
+  const hold = await runHoldLatencyBench(QUICK ? 100 : 300);
   targets(results, latency, idle, big);
-  write(results, inspection, { latency, idle, big, analysis });
+  write(results, inspection, { latency, idle, big, analysis, hold });
 }
 
 /**

@@ -16,6 +16,7 @@ import { type FileInfo, type Finding, RAW_MESSAGE_PATH } from '../inspect/types.
 import { identifyText, isTextLike } from '../inspect/file-type.ts';
 import { ANALYZED_TYPES, analyze, analyzersFor } from './analyze.ts';
 import { type AnalysisVerdict, verdictOf } from './types.ts';
+import type { AnalysisPool } from './pool.ts';
 import type { VerdictStore } from './verdict-store.ts';
 import type { YaraRules } from './yara.ts';
 
@@ -38,6 +39,8 @@ export interface AnalysisOptions {
    * goes on in the background. Infinity: always wait.
    */
   readonly holdMs?: number;
+  /** Worker threads for the analyzers; absent: they run on the calling thread (CLI, tests). */
+  readonly pool?: AnalysisPool | null;
 }
 
 export class AnalysisEngine implements Engine {
@@ -51,9 +54,14 @@ export class AnalysisEngine implements Engine {
   }
 
   open(): EngineScan {
-    return new AnalysisScan(this.store, this.opts.yara ?? null, this.opts.holdMs ?? Infinity, (file, f) => {
+    return new AnalysisScan(this.store, this.opts.yara ?? null, this.opts.pool ?? null, this.opts.holdMs ?? Infinity, (file, f) => {
       for (const l of this.#late) l(file, f);
     });
+  }
+
+  /** Let the files in analysis finish, then stop the worker threads. */
+  async close(): Promise<void> {
+    await this.opts.pool?.close();
   }
 
   /** Be told of verdicts that arrive after the hold time (the gateway writes retro-alerts). */
@@ -85,6 +93,7 @@ class AnalysisScan implements EngineScan {
   constructor(
     private readonly store: VerdictStore | null,
     private readonly yara: YaraRules | null,
+    private readonly pool: AnalysisPool | null,
     private readonly holdMs: number,
     private readonly late: LateVerdictListener,
   ) {}
@@ -121,8 +130,8 @@ class AnalysisScan implements EngineScan {
       return findingFor(file, known, ` (known, ${known.source})`);
     }
     const analysis = (async () => {
-      const fromAnalyzers = analyze(input);
-      const extra = this.yara ? await this.yara.scan(bytes) : [];
+      // The analyzers in a worker thread and YARA-X in its own threads, side by side.
+      const [fromAnalyzers, extra] = await Promise.all([this.pool ? this.pool.run(input) : analyze(input), this.yara ? this.yara.scan(bytes) : []]);
       const v = verdictOf([...fromAnalyzers.indicators, ...extra], analyzers);
       this.store?.put({ sha256: file.sha256, verdict: v.verdict, score: v.score, indicators: v.indicators, analyzers: v.analyzers, fileType: file.detectedType, fileName: file.name ?? '' });
       return findingFor(file, { verdict: v.verdict, score: v.score, reasons: v.indicators.map((i) => `${i.reason} (+${i.score})`) }, '');

@@ -9,6 +9,7 @@ import { AnalysisEngine } from '../analysis/engine.ts';
 import { RetroAlerts } from '../analysis/retro.ts';
 import { SqliteVerdictStore, type VerdictStore } from '../analysis/verdict-store.ts';
 import { YaraRules } from '../analysis/yara.ts';
+import { AnalysisPool } from '../analysis/pool.ts';
 import { ClamdEngine } from '../inspect/engines/clamd.ts';
 import { DlpEngine } from '../inspect/engines/dlp.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
@@ -69,7 +70,9 @@ export function buildEngines(cfg: LoadedConfig, log?: LogFn, verdicts?: VerdictS
   if (dlp.length > 0) engines.push(new DlpEngine(dlp));
   if (cfg.engines.analysis.enabled) {
     const yara = cfg.engines.analysis.yara.length ? YaraRules.load(cfg.engines.analysis.yara) : null;
-    engines.push(new AnalysisEngine(verdicts ?? null, { yara, holdMs: cfg.engines.analysis.hold }));
+    const { threads, queue, timeout } = cfg.engines.analysis;
+    const pool = new AnalysisPool({ threads, queue, timeoutMs: timeout });
+    engines.push(new AnalysisEngine(verdicts ?? null, { yara, holdMs: cfg.engines.analysis.hold, pool }));
   }
   const clamd = cfg.engines.clamd;
   if (clamd) {

@@ -286,6 +286,9 @@ export const configSchema = z.strictObject({
           enabled: z.boolean().default(true).describe('static analysis of executables, documents, scripts, shortcuts, disk images'),
           yara: z.array(z.string()).default([]).describe('YARA rule files run on every file (meta score: points, default 70; description: the reason)'),
           hold: duration('2s', 'longest wait for a verdict at the end of a message; past it the profile\'s analysis-on-timeout applies and the analysis goes on'),
+          threads: int(1, 1, 16, 'worker threads the analyzers run in, off the event loop (started with the first file)'),
+          queue: int(100, 1, 100_000, 'files waiting for a worker beyond which new ones fail analysis (the profile\'s on-error applies)'),
+          timeout: duration('10s', 'longest analysis of one file; past it its worker is replaced and the profile\'s on-error applies'),
         })
         .prefault({})
         .describe('the local analysis engine and its verdict store'),

@@ -138,6 +138,34 @@ describe('local analysis in the mail path', () => {
   });
 });
 
+describe('analysis failures in the mail path', () => {
+  let up: UpstreamPeer;
+  before(async () => {
+    up = await startUpstream();
+  });
+  after(() => up.close());
+
+  it('a file past the analysis deadline gets on-error (tempfail: 451), is not delivered, and the failure is logged', async () => {
+    const gw = await startGateway({ upstreamPort: up.port, extra: 'engines: { analysis: { timeout: 1ms } }\n' });
+    const t = nodemailer.createTransport({ host: '127.0.0.1', port: gw.port, secure: false, ignoreTLS: true });
+    try {
+      const before = up.messages.length;
+      await assert.rejects(
+        t.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: 'slow', text: 'see attached', attachments: [{ filename: 'a.lnk', content: lnk('C:\\x.exe', '') }] }),
+        /451 4\.\d\.\d /,
+      );
+      assert.equal(up.messages.length, before);
+      const logs = gw.logs();
+      const [rec] = logs.listTraffic(1);
+      logs.close();
+      assert.match(JSON.stringify(rec), /analysis.*took longer than 1 ms/);
+    } finally {
+      t.close();
+      await gw.stop();
+    }
+  });
+});
+
 describe('hold mode and retro-alerts', () => {
   let up: UpstreamPeer;
   const dir = mkdtempSync(join(tmpdir(), 'smtpwall-hold-'));
