@@ -23,6 +23,8 @@ import type { YaraRules } from './yara.ts';
 const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 export const ANALYSIS_ENGINE = 'analysis';
+/** Threat names of files whose verdict was not ready within the hold time. */
+export const PENDING_THREAT_PREFIX = 'Analysis.Pending.';
 const MAX_BYTES = 10 * 1024 * 1024;
 /** Bytes looked at to decide whether a file may be worth keeping. */
 const PEEK = 4096;
@@ -146,7 +148,7 @@ class AnalysisScan implements EngineScan {
       (f) => this.late(file, f[0] ?? null),
       () => this.late(file, null),
     );
-    const threat = `Analysis.Pending.${file.detectedType}`;
+    const threat = `${PENDING_THREAT_PREFIX}${file.detectedType}`;
     return [{ engine: ANALYSIS_ENGINE, threat, threatId: threatIdFor(ANALYSIS_ENGINE, threat), signature: `analysis not finished within the hold time (${this.holdMs} ms)`, severity: 'medium', file }];
   }
 }

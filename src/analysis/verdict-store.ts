@@ -1,6 +1,8 @@
 /**
  * The verdict store: every analyzed file's SHA-256 with its verdict, score, reasons, the
- * analyzers that judged it, when it was first and last seen and how often. A known file is
+ * analyzers that judged it, when it was first and last seen and how often, and its sightings:
+ * each message it was in (Message-ID, transaction, sender, recipients, action, whether it was
+ * delivered), so an admin who learns a file is bad can find every mailbox it reached. A known file is
  * answered from here (a repeat never costs a second analysis); a manual override (`smtpwall
  * verdicts set`) wins over analysis. SQLite, in the logs database (one file to back up, and a
  * shared database later lets several gateways share verdicts).
@@ -27,6 +29,24 @@ export interface StoredVerdict {
   readonly seen: number;
 }
 
+/** One message a judged file was in. */
+export interface Sighting {
+  readonly time: string;
+  readonly transactionId: string;
+  readonly messageId: string;
+  readonly mailFrom: string;
+  readonly rcptTo: readonly string[];
+  /** Where in the message (`msg/2/invoice.zip/a.exe`). */
+  readonly filePath: string;
+  /** The transaction's action (allow, alert, block, …). */
+  readonly action: string;
+  /** The receiving server accepted the message: these recipients got the file. */
+  readonly delivered: boolean;
+}
+
+/** Sightings recorded per message at most (an archive of thousands of files). */
+export const MAX_SIGHTINGS_PER_MESSAGE = 100;
+
 export interface VerdictStore {
   get(sha256: string): StoredVerdict | null;
   /** Record an analysis (never replaces a manual verdict). */
@@ -35,6 +55,14 @@ export interface VerdictStore {
   seen(sha256: string): void;
   override(sha256: string, verdict: VerdictClass, reason: string): void;
   list(limit: number): StoredVerdict[];
+  /**
+   * Record that these files were in one message: those with a verdict, and those `pending`
+   * (still in analysis: their verdict comes later), at most MAX_SIGHTINGS_PER_MESSAGE. Files
+   * never judged (plain text, images) are not recorded.
+   */
+  sighted(files: ReadonlyArray<{ sha256: string; path: string; pending: boolean }>, s: Omit<Sighting, 'filePath'>): void;
+  /** The newest sightings of a file, newest first. */
+  sightings(sha256: string, limit: number): Sighting[];
   close(): void;
 }
 
@@ -86,6 +114,32 @@ export class SqliteVerdictStore implements VerdictStore {
 
   list(limit: number): StoredVerdict[] {
     return (this.#db.prepare('SELECT * FROM verdicts ORDER BY last_seen DESC LIMIT ?').all(limit) as Record<string, unknown>[]).map(toVerdict);
+  }
+
+  sighted(files: ReadonlyArray<{ sha256: string; path: string; pending: boolean }>, s: Omit<Sighting, 'filePath'>): void {
+    const insert = this.#db.prepare(
+      `INSERT INTO sightings (sha256, time, transaction_id, message_id, mail_from, rcpt_to, file_path, action, delivered)
+       SELECT @sha256, @time, @transactionId, @messageId, @mailFrom, @rcptTo, @filePath, @action, @delivered
+       WHERE @pending = 1 OR EXISTS (SELECT 1 FROM verdicts WHERE sha256 = @sha256)`,
+    );
+    const row = { ...s, rcptTo: JSON.stringify(s.rcptTo), delivered: s.delivered ? 1 : 0 };
+    this.#db.transaction(() => {
+      for (const f of files.slice(0, MAX_SIGHTINGS_PER_MESSAGE)) insert.run({ ...row, sha256: f.sha256, filePath: f.path, pending: f.pending ? 1 : 0 });
+    })();
+  }
+
+  sightings(sha256: string, limit: number): Sighting[] {
+    const rows = this.#db.prepare('SELECT * FROM sightings WHERE sha256 = ? ORDER BY time DESC, id DESC LIMIT ?').all(sha256, limit) as Record<string, unknown>[];
+    return rows.map((r) => ({
+      time: r.time as string,
+      transactionId: r.transaction_id as string,
+      messageId: r.message_id as string,
+      mailFrom: r.mail_from as string,
+      rcptTo: JSON.parse(r.rcpt_to as string) as string[],
+      filePath: r.file_path as string,
+      action: r.action as string,
+      delivered: r.delivered === 1,
+    }));
   }
 
   close(): void {

@@ -211,6 +211,7 @@ export class Gateway {
           spoolDir: join(this.#cfg.dataDirAbs, 'spool'),
           quarantine: quarantines(this.#cfg) ? this.#quarantine : null,
           retro: this.#retro,
+          verdicts: this.#verdicts,
           clientTls,
           upstreamTls: fixed ? upstreamTls : upstreamTlsFor(l, upstream.host),
           relayAuth: l['relay-auth'],

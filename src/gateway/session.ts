@@ -21,13 +21,15 @@ import { ClientTimeoutError, describeError, UpstreamLostError, UpstreamProtocolE
 import type { AnomalyEvent } from '../events.ts';
 import { DLP_ENGINE } from '../inspect/engines/dlp.ts';
 import type { Inspector } from '../inspect/inspector.ts';
-import type { Finding, ScanResult } from '../inspect/types.ts';
+import { type Finding, RAW_MESSAGE_PATH, type ScanResult } from '../inspect/types.ts';
 import type { LogStore, ThreatRecord, TrafficRecord } from '../logs/records.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
 import type { Decision, Policy, ScanOutcome } from '../policy/decide.ts';
 import type { TransactionFacts } from '../policy/rules.ts';
 import type { QuarantineStore } from '../quarantine/store.ts';
+import { PENDING_THREAT_PREFIX } from '../analysis/engine.ts';
 import type { RetroAlerts } from '../analysis/retro.ts';
+import type { VerdictStore } from '../analysis/verdict-store.ts';
 import { type Command, parseCommand, parsePath } from '../smtp/command.ts';
 import { DotStuffer } from '../smtp/dot-stuff.ts';
 import { DEFAULT_EHLO_ALLOW, editEhloReply } from '../smtp/ehlo.ts';
@@ -73,6 +75,8 @@ export interface SessionContext {
   readonly quarantine?: QuarantineStore | null;
   /** Delivered files whose analysis was still running: for retro-alerts. */
   readonly retro?: RetroAlerts | null;
+  /** The analysis verdict store: each judged file's sightings (which message, who got it). */
+  readonly verdicts?: VerdictStore | null;
   readonly clientTls: ClientTls;
   readonly upstreamTls: UpstreamTls;
   /** Relay AUTH between client and upstream (offered when the upstream offers it). */
@@ -1089,11 +1093,19 @@ export class Session {
     const logged = new Set<Finding>((result?.findings ?? []).filter((f) => f.engine !== DLP_ENGINE));
     for (const v of d.verdicts) logged.add(v.finding);
     for (const f of logged) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, f)));
+    const { messageId } = headerFacts(rx.head);
+    const delivered = upstreamReply.startsWith('2');
+    const verdicts = this.#ctx.verdicts;
+    if (verdicts && result && result.files.length > 0) {
+      const pending = new Set(result.findings.filter((f) => f.threat.startsWith(PENDING_THREAT_PREFIX)).map((f) => f.file.sha256));
+      const files = result.files.filter((f) => f.size > 0 && f.path !== RAW_MESSAGE_PATH).map((f) => ({ sha256: f.sha256, path: f.path, pending: pending.has(f.sha256) }));
+      const sighting = { time: new Date().toISOString(), transactionId: tx.id, messageId, mailFrom: tx.mailFrom, rcptTo: [...tx.rcptTo], action: d.action, delivered };
+      this.#safeLog(() => verdicts.sighted(files, sighting));
+    }
     // Delivered with an analysis still running: a later malicious verdict names this message.
-    if (this.#ctx.retro && upstreamReply.startsWith('2')) {
-      const { messageId } = headerFacts(rx.head);
+    if (this.#ctx.retro && delivered) {
       for (const f of result?.findings ?? []) {
-        if (!f.threat.startsWith('Analysis.Pending.')) continue;
+        if (!f.threat.startsWith(PENDING_THREAT_PREFIX)) continue;
         this.#ctx.retro.delivered(f.file.sha256, {
           sessionId: this.id, transactionId: tx.id, listener: this.#ctx.listener, client: this.#client,
           server: `${this.#ctx.upstreamHost}:${this.#ctx.upstreamPort}`, mailFrom: tx.mailFrom, rcptTo: [...tx.rcptTo],

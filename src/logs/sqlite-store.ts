@@ -42,6 +42,12 @@ export const MIGRATIONS: readonly string[] = [
      analyzers TEXT NOT NULL, source TEXT NOT NULL, file_type TEXT NOT NULL, file_name TEXT NOT NULL,
      first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, seen INTEGER NOT NULL);
    CREATE INDEX verdicts_last_seen ON verdicts(last_seen);`,
+  // 4: where each judged file went: one row per message it was in (verdict-store.ts).
+  `CREATE TABLE sightings (
+     id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, time TEXT NOT NULL, transaction_id TEXT NOT NULL,
+     message_id TEXT NOT NULL, mail_from TEXT NOT NULL, rcpt_to TEXT NOT NULL, file_path TEXT NOT NULL,
+     action TEXT NOT NULL, delivered INTEGER NOT NULL);
+   CREATE INDEX sightings_sha256 ON sightings(sha256, time);`,
 ];
 
 export class SqliteLogStore implements LogStore {

@@ -21,7 +21,7 @@
  */
 
 import { ARCHIVE_LIMIT, type AnomalyEvent, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../events.ts';
-import { ANALYSIS_ENGINE } from '../analysis/engine.ts';
+import { ANALYSIS_ENGINE, PENDING_THREAT_PREFIX } from '../analysis/engine.ts';
 import { DLP_ENGINE } from '../inspect/engines/dlp.ts';
 import { threatIdFor } from '../inspect/engines/engine.ts';
 import { extensionOf } from '../inspect/file-flags.ts';
@@ -192,7 +192,7 @@ export class Policy {
             ? resolve(profile.action)
             : f.threat.startsWith('Analysis.Grayware.')
               ? profile['grayware-action']
-              : f.threat.startsWith('Analysis.Pending.')
+              : f.threat.startsWith(PENDING_THREAT_PREFIX)
                 ? profile['analysis-on-timeout']
                 : resolve(profile['analysis-action'] === 'default' ? profile.action : profile['analysis-action']);
         return { source: 'antivirus', action, reason: found, finding: f };

@@ -10,11 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
+import { createHash } from 'node:crypto';
+import { SqliteVerdictStore } from '../../src/analysis/verdict-store.ts';
 import { YaraRules } from '../../src/analysis/yara.ts';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
 import { lnk } from '../helpers/analysis-fixtures.ts';
 import { nestedZip, zip } from '../helpers/archives.ts';
 import { startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 describe('deep inspection in the mail path', () => {
   let up: UpstreamPeer;
@@ -120,11 +124,13 @@ describe('local analysis in the mail path', () => {
         t.close();
       }
     };
+    const shortcut = lnk('C:\\Windows\\System32\\cmd.exe', '/c powershell -w hidden');
+    const grayPdf = Buffer.from('%PDF-1.7\n<< /OpenAction 2 0 R >> << /S /JavaScript /JS (app.alert(1)) >>\n%%EOF\n');
     try {
       const before = up.messages.length;
-      assert.match(await send('invoice.zip', zip([{ name: 'invoice.pdf.lnk', data: lnk('C:\\Windows\\System32\\cmd.exe', '/c powershell -w hidden') }])), /541 5\.4\.1 Content blocked by smtpwall \(threat: Analysis\.Malicious\.lnk, id: /);
+      assert.match(await send('invoice.zip', zip([{ name: 'invoice.pdf.lnk', data: shortcut }])), /541 5\.4\.1 Content blocked by smtpwall \(threat: Analysis\.Malicious\.lnk, id: /);
       assert.match(await send('login.html', Buffer.from('<html><form action="https://evil.example/x"><input type="password" name="p"></form></html>')), /threat: Analysis\.Phishing\.html/);
-      assert.equal(await send('form.pdf', Buffer.from('%PDF-1.7\n<< /OpenAction 2 0 R >> << /S /JavaScript /JS (app.alert(1)) >>\n%%EOF\n')), 'delivered');
+      assert.equal(await send('form.pdf', grayPdf), 'delivered');
       assert.equal(up.messages.length, before + 1);
       const logs = gw.logs();
       const threats = logs.listThreats(10).filter((t) => t.engine === 'analysis');
@@ -132,6 +138,14 @@ describe('local analysis in the mail path', () => {
       assert.deepEqual(threats.map((t) => [t.threat, t.action]), [['Analysis.Malicious.lnk', 'block'], ['Analysis.Phishing.html', 'block'], ['Analysis.Grayware.pdf', 'alert']]);
       assert.match(threats[0]!.signature, /shortcut runs cmd\.exe with arguments \(\/c\)/);
       assert.equal(threats[0]!.filePath, 'msg/2/invoice.zip/invoice.pdf.lnk');
+      // Each judged file's sightings: which message, who it reached (or not), where in it.
+      const store = new SqliteVerdictStore(gw.dataDir);
+      const [blocked] = store.sightings(sha256(shortcut), 10);
+      const [delivered] = store.sightings(sha256(grayPdf), 10);
+      store.close();
+      assert.deepEqual([blocked?.delivered, blocked?.action, blocked?.filePath, blocked?.rcptTo], [false, 'block', 'msg/2/invoice.zip/invoice.pdf.lnk', ['b@example.com']]);
+      assert.deepEqual([delivered?.delivered, delivered?.action, delivered?.mailFrom, delivered?.filePath], [true, 'alert', 'a@example.org', 'msg/2']);
+      assert.match(delivered!.messageId, /^<.+@.+>$/);
     } finally {
       await gw.stop();
     }
@@ -224,6 +238,13 @@ describe('hold mode and retro-alerts', () => {
       assert.equal(alert.filePath, 'msg/2');
       assert.deepEqual(alert.rcptTo, ['b@example.com']);
       assert.match(alert.signature, /YARA rule Late_Marker: marker found late .*verdict after delivery: Message-ID <late-1@example\.org>/);
+      // The file was still in analysis when the message was logged: its sighting is there too.
+      const store = new SqliteVerdictStore(gw.dataDir);
+      const seen = store.sightings(sha256(bigAttachment), 10);
+      const verdict = store.get(sha256(bigAttachment));
+      store.close();
+      assert.equal(verdict?.verdict, 'malicious');
+      assert.deepEqual(seen.map((x) => [x.messageId, x.delivered, x.rcptTo]), [['<late-1@example.org>', true, ['b@example.com']]]);
     } finally {
       await gw.stop();
     }

@@ -88,7 +88,20 @@ export async function runVerdicts(args: string[]): Promise<number> {
     if (verb === 'show') {
       const v = store.get(sha256.toLowerCase());
       if (!v) throw new Error(`no verdict for ${sha256}`);
+      // Where the file went: every message it was in, newest first (who got it, if delivered).
+      const seen = store.sightings(v.sha256, Number(values.limit));
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify({ ...v, sightings: seen })}\n`);
+        return 0;
+      }
       show(v);
+      process.stdout.write(seen.length === 0 ? '  no sightings recorded\n' : `  sightings (newest first, up to ${values.limit}):\n`);
+      for (const x of seen) {
+        process.stdout.write(
+          `    ${x.time}  ${(x.delivered ? 'delivered' : 'not delivered').padEnd(13)} ${x.action.padEnd(6)} tx ${x.transactionId}  ${x.messageId || '(no Message-ID)'}\n` +
+            `      from <${x.mailFrom}> to ${x.rcptTo.map((r) => `<${r}>`).join(', ')}  as ${x.filePath}\n`,
+        );
+      }
       return 0;
     }
     if (verb === 'set') {

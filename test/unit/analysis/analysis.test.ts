@@ -103,6 +103,29 @@ describe('analysis in the pipeline, with the verdict store', () => {
       store.close();
     }
   });
+
+  it('sightings: judged and pending files are recorded per message, never-judged ones are not, at most 100 a message', () => {
+    const store = new SqliteVerdictStore(mkdtempSync(join(tmpdir(), 'smtpwall-sightings-')));
+    try {
+      const judged = 'a'.repeat(64);
+      store.put({ sha256: judged, verdict: 'grayware', score: 40, indicators: [], analyzers: ['x@1'], fileType: 'pdf', fileName: 'a.pdf' });
+      const base = { transactionId: 'T1', messageId: '<m1@example.org>', mailFrom: 'a@example.org', rcptTo: ['b@example.com', 'c@example.com'], action: 'alert', delivered: true };
+      store.sighted(
+        [{ sha256: judged, path: 'msg/2', pending: false }, { sha256: 'b'.repeat(64), path: 'msg/3', pending: true }, { sha256: 'c'.repeat(64), path: 'msg/1', pending: false }],
+        { ...base, time: '2026-01-01T00:00:00.000Z' },
+      );
+      store.sighted([{ sha256: judged, path: 'msg/2/x.zip/a.pdf', pending: false }], { ...base, time: '2026-01-02T00:00:00.000Z', transactionId: 'T2', action: 'block', delivered: false });
+      assert.deepEqual(store.sightings(judged, 10).map((x) => [x.transactionId, x.filePath, x.delivered, x.action]), [['T2', 'msg/2/x.zip/a.pdf', false, 'block'], ['T1', 'msg/2', true, 'alert']]);
+      assert.deepEqual(store.sightings(judged, 10)[1]!.rcptTo, ['b@example.com', 'c@example.com']);
+      assert.equal(store.sightings('b'.repeat(64), 10).length, 1, 'pending: its verdict comes later');
+      assert.equal(store.sightings('c'.repeat(64), 10).length, 0, 'never judged');
+      const many = Array.from({ length: 150 }, () => ({ sha256: judged, path: 'msg/9', pending: false }));
+      store.sighted(many, { ...base, time: '2026-01-03T00:00:00.000Z', transactionId: 'T3' });
+      assert.equal(store.sightings(judged, 1000).filter((x) => x.transactionId === 'T3').length, 100);
+    } finally {
+      store.close();
+    }
+  });
 });
 
 describe('YARA rules (YARA-X)', () => {
