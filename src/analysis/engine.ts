@@ -43,6 +43,11 @@ export interface AnalysisOptions {
   readonly holdMs?: number;
   /** Worker threads for the analyzers; absent: they run on the calling thread (CLI, tests). */
   readonly pool?: AnalysisPool | null;
+  /**
+   * The verdict store could not be written (locked, full): the verdict still counts for this
+   * message — only remembering it failed — and is reported here. Absent: the error is thrown.
+   */
+  readonly onStoreError?: (err: unknown) => void;
 }
 
 export class AnalysisEngine implements Engine {
@@ -56,7 +61,16 @@ export class AnalysisEngine implements Engine {
   }
 
   open(): EngineScan {
-    return new AnalysisScan(this.store, this.opts.yara ?? null, this.opts.pool ?? null, this.opts.holdMs ?? Infinity, (file, f) => {
+    const { onStoreError } = this.opts;
+    const remember = (write: () => void): void => {
+      if (!onStoreError) return write();
+      try {
+        write();
+      } catch (err) {
+        onStoreError(err);
+      }
+    };
+    return new AnalysisScan(this.store, remember, this.opts.yara ?? null, this.opts.pool ?? null, this.opts.holdMs ?? Infinity, (file, f) => {
       for (const l of this.#late) l(file, f);
     });
   }
@@ -94,6 +108,8 @@ class AnalysisScan implements EngineScan {
 
   constructor(
     private readonly store: VerdictStore | null,
+    /** Writes to the store go through here (store failures are reported, not fatal). */
+    private readonly remember: (write: () => void) => void,
     private readonly yara: YaraRules | null,
     private readonly pool: AnalysisPool | null,
     private readonly holdMs: number,
@@ -128,14 +144,15 @@ class AnalysisScan implements EngineScan {
     // rules) made it; other analyzers or rules judge the file again.
     const known = stored && (stored.source === 'manual' || sameList(stored.analyzers, analyzers)) ? stored : null;
     if (known) {
-      this.store!.seen(file.sha256);
+      this.remember(() => this.store!.seen(file.sha256));
       return findingFor(file, known, ` (known, ${known.source})`);
     }
     const analysis = (async () => {
       // The analyzers in a worker thread and YARA-X in its own threads, side by side.
       const [fromAnalyzers, extra] = await Promise.all([this.pool ? this.pool.run(input) : analyze(input), this.yara ? this.yara.scan(bytes) : []]);
       const v = verdictOf([...fromAnalyzers.indicators, ...extra], analyzers);
-      this.store?.put({ sha256: file.sha256, verdict: v.verdict, score: v.score, indicators: v.indicators, analyzers: v.analyzers, fileType: file.detectedType, fileName: file.name ?? '' });
+      const store = this.store;
+      if (store) this.remember(() => store.put({ sha256: file.sha256, verdict: v.verdict, score: v.score, indicators: v.indicators, analyzers: v.analyzers, fileType: file.detectedType, fileName: file.name ?? '' }));
       return findingFor(file, { verdict: v.verdict, score: v.score, reasons: v.indicators.map((i) => `${i.reason} (+${i.score})`) }, '');
     })();
     if (!Number.isFinite(this.holdMs)) return analysis;

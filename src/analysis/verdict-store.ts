@@ -69,12 +69,14 @@ export interface VerdictStore {
 export class SqliteVerdictStore implements VerdictStore {
   readonly #db: Database.Database;
 
-  constructor(dataDir: string) {
+  /** @param opts.lockWaitMs longest wait for another process's lock per write (default 2 s) */
+  constructor(dataDir: string, opts: { lockWaitMs?: number } = {}) {
     mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     this.#db = new Database(join(dataDir, 'logs.sqlite'));
     this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('busy_timeout = 2000');
+    this.#db.pragma('busy_timeout = 2000'); // a migration by another process may take a moment
     migrate(this.#db);
+    this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.lockWaitMs ?? 2000))}`);
   }
 
   get(sha256: string): StoredVerdict | null {

@@ -16,6 +16,8 @@ import type { Engine } from '../inspect/engines/engine.ts';
 import { BUILTIN_PATTERNS, loadHashListFile, loadSignatureFile, SignatureEngine } from '../inspect/engines/signatures.ts';
 import { Inspector } from '../inspect/inspector.ts';
 import type { LogStore } from '../logs/records.ts';
+import { describeError } from '../errors.ts';
+import { ResilientLogStore } from '../logs/resilient-store.ts';
 import { ForwardingLogStore } from '../logs/forward.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
 import { QuarantineStore } from '../quarantine/store.ts';
@@ -72,7 +74,8 @@ export function buildEngines(cfg: LoadedConfig, log?: LogFn, verdicts?: VerdictS
     const yara = cfg.engines.analysis.yara.length ? YaraRules.load(cfg.engines.analysis.yara) : null;
     const { threads, queue, timeout } = cfg.engines.analysis;
     const pool = new AnalysisPool({ threads, queue, timeoutMs: timeout });
-    engines.push(new AnalysisEngine(verdicts ?? null, { yara, holdMs: cfg.engines.analysis.hold, pool }));
+    const onStoreError = (err: unknown) => log?.('warn', 'verdict store cannot be written; the verdict applies but is not remembered', { error: describeError(err) });
+    engines.push(new AnalysisEngine(verdicts ?? null, { yara, holdMs: cfg.engines.analysis.hold, pool, onStoreError }));
   }
   const clamd = cfg.engines.clamd;
   if (clamd) {
@@ -103,6 +106,8 @@ export class Gateway {
   readonly #mailboxes: MailboxServer[] = [];
   readonly #mailboxTargets = new Map<string, { host: string; port: number }>();
   readonly #store: LogStore;
+  /** The local database behind #store, buffering while it cannot be written. */
+  readonly #local: ResilientLogStore;
   #cfg: LoadedConfig;
   #engines: readonly Engine[];
   readonly #customEngines: boolean;
@@ -117,7 +122,9 @@ export class Gateway {
    */
   constructor(cfg: LoadedConfig, private readonly log: LogFn, opts: { store?: LogStore; engines?: readonly Engine[] } = {}) {
     this.#cfg = cfg;
-    const local = opts.store ?? new SqliteLogStore(cfg.dataDirAbs);
+    const db = cfg['log-database'];
+    this.#local = new ResilientLogStore(opts.store ?? new SqliteLogStore(cfg.dataDirAbs, { lockWaitMs: db['lock-wait'], maxBytes: db['max-size'] }), db.buffer, log);
+    const local = this.#local;
     if (cfg['log-forwarding'].length > 0) {
       const fwd = new ForwardingLogStore(local, cfg['log-forwarding']);
       this.#store = fwd;
@@ -126,7 +133,7 @@ export class Gateway {
       this.#store = local;
     }
     this.#customEngines = opts.engines !== undefined;
-    this.#verdicts = cfg.engines.analysis.enabled ? new SqliteVerdictStore(cfg.dataDirAbs) : null;
+    this.#verdicts = cfg.engines.analysis.enabled ? new SqliteVerdictStore(cfg.dataDirAbs, { lockWaitMs: cfg['log-database']['lock-wait'] }) : null;
     this.#engines = opts.engines ?? buildEngines(cfg, log, this.#verdicts ?? undefined);
     this.#watchLateVerdicts(this.#engines);
     this.#inspector = buildInspector(cfg, this.#engines);
@@ -212,6 +219,7 @@ export class Gateway {
           quarantine: quarantines(this.#cfg) ? this.#quarantine : null,
           retro: this.#retro,
           verdicts: this.#verdicts,
+          logsUnavailable: () => this.#cfg['log-database']['on-failure'] === 'tempfail' && !this.#local.healthy,
           clientTls,
           upstreamTls: fixed ? upstreamTls : upstreamTlsFor(l, upstream.host),
           relayAuth: l['relay-auth'],

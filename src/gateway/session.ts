@@ -75,6 +75,8 @@ export interface SessionContext {
   readonly quarantine?: QuarantineStore | null;
   /** Delivered files whose analysis was still running: for retro-alerts. */
   readonly retro?: RetroAlerts | null;
+  /** True while records cannot be written and log-database.on-failure is tempfail. */
+  readonly logsUnavailable?: () => boolean;
   /** The analysis verdict store: each judged file's sightings (which message, who got it). */
   readonly verdicts?: VerdictStore | null;
   readonly clientTls: ClientTls;
@@ -614,6 +616,13 @@ export class Session {
       if (!p.ok) this.#bad(p.reply.code, `${p.reply.enhanced} ${p.reply.text}`);
       else if (typeof size === 'string' && Number(size) > max) this.#reply(552, `5.3.4 Message size exceeds fixed limit of ${max} bytes`);
       else this.#reply(555, '5.5.4 BODY=BINARYMIME not supported');
+      return;
+    }
+    // log-database.on-failure: tempfail — no transaction the log database cannot account for.
+    if (this.#ctx.logsUnavailable?.()) {
+      await this.#drainPending();
+      this.#reply(451, '4.3.0 Logging temporarily unavailable, try again later');
+      this.#ctx.log('warn', 'transaction refused: log database cannot be written (log-database.on-failure: tempfail)', { session: this.id, client: this.#client });
       return;
     }
     const mailFrom = p.path.address;

@@ -55,15 +55,25 @@ export class SqliteLogStore implements LogStore {
   readonly #insertTraffic: Database.Statement;
   readonly #insertThreat: Database.Statement;
 
-  constructor(dataDir: string, opts: { readonly?: boolean } = {}) {
+  /**
+   * @param opts.lockWaitMs longest wait for another process's lock, per write (default 2 s: the
+   *   CLI can wait; the gateway sets log-database.lock-wait)
+   * @param opts.maxBytes the database grows no further (SQLite max_page_count); 0: no limit
+   */
+  constructor(dataDir: string, opts: { readonly?: boolean; lockWaitMs?: number; maxBytes?: number } = {}) {
     if (!opts.readonly) mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     const file = join(dataDir, 'logs.sqlite');
     this.#db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
     if (!opts.readonly) {
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('synchronous = NORMAL');
-      this.#db.pragma('busy_timeout = 2000');
+      this.#db.pragma('busy_timeout = 2000'); // a migration by another process may take a moment
       migrate(this.#db);
+      this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.lockWaitMs ?? 2000))}`);
+      if (opts.maxBytes) {
+        const page = this.#db.pragma('page_size', { simple: true }) as number;
+        this.#db.pragma(`max_page_count = ${Math.max(1, Math.ceil(opts.maxBytes / page))}`);
+      }
     }
     this.#insertTraffic = this.#db.prepare(
       `INSERT INTO traffic (time, session_id, transaction_id, listener, client, server, helo, mail_from, rcpt_to,

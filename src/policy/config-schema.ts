@@ -330,6 +330,18 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe('retention of DATA-DIR/quarantine'),
+  'log-database': z
+    .strictObject({
+      'on-failure': z
+        .enum(['continue', 'tempfail'])
+        .default('continue')
+        .describe('when records cannot be written: continue (mail flows, records wait in memory) or tempfail (451 for new transactions until every record is written)'),
+      buffer: int(10_000, 0, 10_000_000, 'records kept in memory while the database cannot be written; beyond, they are counted as dropped'),
+      'max-size': size('0', 'the database does not grow beyond this (0: no limit); past it writes fail and on-failure applies'),
+      'lock-wait': duration('100ms', 'longest wait for a lock another process holds on the database, per write (the gateway waits on no one longer)'),
+    })
+    .prefault({})
+    .describe('the local log database (DATA-DIR/logs.sqlite) and what happens when it cannot be written'),
   'log-forwarding': z
     .array(
       z
