@@ -6,7 +6,9 @@
  */
 
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -80,6 +82,39 @@ describe('faults on the gateway side', () => {
       assert.equal(up.messages.length - before, accepted, 'every 250 was delivered, nothing else');
       assert.ok(replies.every((r) => /^(250|451) /.test(r)));
     } finally {
+      await gw.stop();
+    }
+  });
+
+  // A real full disk: a 256 KiB tmpfs mounted on the spool directory (needs root and mount).
+  const canMount = (() => {
+    const dir = mkdtempSync(join(tmpdir(), 'smtpwall-mount-'));
+    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]);
+    if (r.status === 0) spawnSync('umount', [dir]);
+    rmSync(dir, { recursive: true, force: true });
+    return r.status === 0;
+  })();
+
+  it('spool disk full (ENOSPC on a small tmpfs): 452 4.3.1, nothing delivered, nothing left behind', { skip: canMount ? false : 'cannot mount a tmpfs here (needs root)' }, async () => {
+    const gw = await startGateway({ upstreamPort: up.port, extra: 'limits: { spool-memory: 64kb }\n' });
+    const spool = join(gw.dataDir, 'spool');
+    mkdirSync(spool, { recursive: true });
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', spool]).status, 0);
+    try {
+      const before = up.messages.length;
+      const c = await RawClient.connect(gw.port);
+      await c.begin();
+      c.write(`Subject: bigger than the disk\r\n\r\n${'line of text for the spool\r\n'.repeat(40_000)}.\r\n`);
+      assert.match((await c.reply(15_000))!, /^452 4\.3\.1 Insufficient system storage/);
+      assert.equal(up.messages.length, before);
+      assert.deepEqual(readdirSync(spool), [], 'the partial spool file is removed');
+      const c2 = await RawClient.connect(gw.port);
+      await c2.begin();
+      c2.write(`Subject: fits\r\n\r\n${'line of text for the spool\r\n'.repeat(4_000)}.\r\n`);
+      assert.match((await c2.reply(15_000))!, /^250 /, 'a message that fits on the disk still passes');
+      assert.equal(up.messages.length, before + 1);
+    } finally {
+      spawnSync('umount', [spool]); // before the helper removes the data directory
       await gw.stop();
     }
   });
