@@ -1,8 +1,10 @@
 /**
  * Process log lines on stdout/stderr: one line per event, `time level message key=value…`.
- * Values are escaped (CR, LF, control bytes, quotes), so nothing a client sends can forge a
- * log line.
+ * Values are escaped (CR, LF, control bytes, bidirectional overrides, quotes; logs/escape.ts),
+ * so nothing a client sends can forge a log line or play tricks on a terminal.
  */
+
+import { UNSAFE_TEXT } from './logs/escape.ts';
 
 export type Level = 'info' | 'warn' | 'error';
 export type LogFn = (level: Level, msg: string, fields?: Record<string, unknown>) => void;
@@ -10,10 +12,9 @@ export type LogFn = (level: Level, msg: string, fields?: Record<string, unknown>
 export function escapeLogValue(v: unknown): string {
   const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
   const clipped = s.length > 2000 ? `${s.slice(0, 2000)}…` : s;
-  const escaped = clipped.replace(/[\x00-\x1f\x7f"\\]/g, (c) => {
-    if (c === '"') return '\\"';
-    if (c === '\\') return '\\\\';
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  const escaped = clipped.replace(/["\\]/g, '\\$&').replace(UNSAFE_TEXT, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
   });
   return /[\s=]/.test(escaped) || escaped === '' ? `"${escaped}"` : escaped;
 }

@@ -74,6 +74,13 @@ export function threatRecord(s: SessionFacts, tx: TransactionFacts, d: Decision,
   };
 }
 
+/**
+ * Values from the message (file names can be built from many RFC 2231 continuations) are
+ * clipped: a record stays a record, not a carrier for kilobytes of attacker text.
+ */
+const MAX_FIELD = 998;
+const clip = (s: string): string => (s.length > MAX_FIELD ? `${s.slice(0, MAX_FIELD - 1)}…` : s);
+
 /** What a threat record says about the finding and its file (shared with retro-alerts). */
 export function findingFields(f: Finding): Pick<
   ThreatRecord,
@@ -84,10 +91,10 @@ export function findingFields(f: Finding): Pick<
     threatId: f.threatId,
     severity: f.severity,
     engine: f.engine,
-    signature: f.signature,
-    fileName: f.file.name ?? '',
-    filePath: f.file.path,
-    declaredType: f.file.declaredType ?? '',
+    signature: clip(f.signature),
+    fileName: clip(f.file.name ?? ''),
+    filePath: clip(f.file.path),
+    declaredType: clip(f.file.declaredType ?? ''),
     detectedType: f.file.detectedType,
     fileFlags: f.file.flags,
     sha256: f.file.sha256,
@@ -101,7 +108,7 @@ export function headerFacts(head: Buffer): { messageId: string; subject: string 
   const end = text.search(/\r?\n\r?\n/);
   const lines = (end === -1 ? text : text.slice(0, end)).split(/\r?\n/);
   const fields = parseHeaderBlock(lines);
-  const get = (n: string): string => (fields.find((f) => f.name === n)?.value ?? '').slice(0, 998);
+  const get = (n: string): string => clip(fields.find((f) => f.name === n)?.value ?? '');
   return { messageId: get('message-id'), subject: get('subject') };
 }
 

@@ -14,6 +14,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
+import { escapeUnsafe, safeJson } from './escape.ts';
 import type { LogStore, ThreatRecord, TrafficRecord } from './records.ts';
 
 export type RecordKind = 'traffic' | 'threat';
@@ -53,15 +54,24 @@ const severityOf = (kind: RecordKind): number => (kind === 'threat' ? 4 : 6);
 export function formatRfc5424(kind: RecordKind, r: TrafficRecord | ThreatRecord, facility: string): string {
   const pri = (FACILITIES[facility] ?? 2) * 8 + severityOf(kind);
   const sd = `[smtpwall@32473 type="${kind}" tx="${sdEscape(r.transactionId)}" action="${sdEscape(r.action)}"]`;
-  return `<${pri}>1 ${r.time} ${hostname()} smtpwall ${process.pid} ${kind} ${sd} ${JSON.stringify({ type: kind, ...r })}`;
+  return `<${pri}>1 ${r.time} ${hostname()} smtpwall ${process.pid} ${kind} ${sd} ${safeJson({ type: kind, ...r })}`;
 }
 
-const sdEscape = (s: string): string => s.replace(/["\\\]]/g, '\\$&');
+const sdEscape = (s: string): string => escapeUnsafe(s.replace(/["\\\]]/g, '\\$&'));
 
-/** CEF: header fields escape | and \; extension values escape = and \ and newlines. */
+/**
+ * CEF: header fields escape | and \; extension values escape = and \ and newlines; other
+ * control and bidi characters become `U+XXXX` (logs/escape.ts).
+ */
 export function formatCef(kind: RecordKind, r: TrafficRecord | ThreatRecord): string {
-  const h = (s: string): string => s.replace(/[\\|]/g, '\\$&');
-  const v = (s: string | number): string => String(s).replace(/[\\=]/g, '\\$&').replace(/\r?\n/g, '\\n');
+  const h = (s: string): string => escapeUnsafe(s.replace(/[\\|]/g, '\\$&'));
+  const v = (s: string | number): string =>
+    escapeUnsafe(
+      String(s)
+        .replace(/[\\=]/g, '\\$&')
+        .replace(/\r\n|\n/g, '\\n')
+        .replace(/\r/g, '\\r'),
+    );
   const [src, spt] = splitAddress(r.client);
   const [dst, dpt] = splitAddress(r.server);
   const common: Array<[string, string | number]> = [
@@ -89,7 +99,7 @@ function splitAddress(a: string): [string, string] {
 
 export function formatRecord(kind: RecordKind, r: TrafficRecord | ThreatRecord, format: ForwardFormat, facility: string): string {
   if (format === 'cef') return formatCef(kind, r);
-  if (format === 'json') return JSON.stringify({ type: kind, ...r });
+  if (format === 'json') return safeJson({ type: kind, ...r });
   return formatRfc5424(kind, r, facility);
 }
 

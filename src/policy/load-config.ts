@@ -6,7 +6,7 @@
  * read at import time; callers load, then inject the result.
  */
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
@@ -27,7 +27,27 @@ export function loadConfigFile(path: string): LoadedConfig {
   } catch (err) {
     throw new ConfigError(`${path}: cannot read config: ${(err as Error).message}`, { cause: err });
   }
-  return parseConfig(text, resolve(path));
+  refuseWorldWritable(path, 'config file', 'anyone on this host could rewrite the policy');
+  const cfg = parseConfig(text, resolve(path));
+  refuseWorldWritable(cfg.dataDirAbs, 'data directory', 'anyone on this host could plant or alter logs, spool and quarantine');
+  return cfg;
+}
+
+/**
+ * The admin surfaces (start, reload, every CLI command) trust the config file and the data
+ * directory; a world-writable one would hand the gateway's policy and records to every local
+ * user. A path that does not exist yet is fine (the data directory is created 0750).
+ */
+function refuseWorldWritable(path: string, what: string, why: string): void {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch {
+    return;
+  }
+  if ((mode & 0o002) !== 0) {
+    throw new ConfigError(`${path}: ${what} is world-writable (mode ${(mode & 0o7777).toString(8)}): ${why}; fix with: chmod o-w ${path}`);
+  }
 }
 
 export function parseConfig(text: string, source = '<inline>'): LoadedConfig {

@@ -136,6 +136,24 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     assert.match(r.stderr, /list\.hashes:1: expected "sha256:<64 hex> NAME"/);
   });
 
+  it('a world-writable config file or data directory is refused, with the fix', async () => {
+    const cfg = join(dir, 'open.yaml');
+    const data = join(dir, 'open-data');
+    writeFileSync(cfg, `data-dir: ${JSON.stringify(data)}\nlisteners:\n  - { name: a, listen: "127.0.0.1:0", upstream: "127.0.0.1:25" }\n`);
+    chmodSync(cfg, 0o666);
+    const r = await cli(['config', 'check', '-c', cfg]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /open\.yaml: config file is world-writable \(mode 666\): .*chmod o-w /);
+    chmodSync(cfg, 0o644);
+    mkdirSync(data, { mode: 0o777 });
+    chmodSync(data, 0o777); // mkdir's mode is masked by the umask
+    const d = await cli(['logs', 'traffic', '-c', cfg]);
+    assert.equal(d.code, 2);
+    assert.match(d.stderr, /open-data: data directory is world-writable \(mode 777\)/);
+    chmodSync(data, 0o750);
+    assert.equal((await cli(['config', 'check', '-c', cfg])).code, 0);
+  });
+
   it('a config error names file, line and key, and exits 2', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'listeners:\n  - name: x\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:25\n    forwarding: sometimes\n');

@@ -117,3 +117,43 @@ describe('log forwarding', { skip: existsSync(RSYSLOGD) ? false : 'rsyslog is no
     }
   });
 });
+
+describe('log injection through the gateway', () => {
+  it('a hostile file name and subject reach the JSON and CEF files, the database and `logs` escaped, JSON exact', async () => {
+    const up = await startUpstream();
+    const dir = mkdtempSync(join(tmpdir(), 'smtpwall-inject-'));
+    const jsonFile = join(dir, 'records.jsonl');
+    const cefFile = join(dir, 'records.cef');
+    const gw = await startGateway({
+      upstreamPort: up.port,
+      extra: `log-forwarding:
+  - { name: json, type: file, path: ${JSON.stringify(jsonFile)}, format: json }
+  - { name: cef, type: file, path: ${JSON.stringify(cefFile)}, format: cef }
+`,
+    });
+    try {
+      // RFC 2231 percent-escapes let a file name carry CR LF, ESC and a right-to-left override.
+      const name = "invoice%0d%0a250 ok%1b[2J%e2%80%aetxt.exe";
+      const c = await RawClient.connect(gw.port);
+      await c.begin();
+      c.write(
+        `Subject: hello \x1b]0;owned\x07 \x9b31m\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n` +
+          `Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=utf-8''${name}\r\n\r\n${EICAR.toString('latin1')}\r\n--b--\r\n.\r\n`,
+      );
+      assert.match((await c.reply())!, /^541 /);
+      c.destroy();
+      await until(() => existsSync(jsonFile) && existsSync(cefFile) && readFileSync(jsonFile, 'utf8').trim().split('\n').length >= 2 && readFileSync(cefFile, 'utf8').trim().split('\n').length >= 2);
+      const unsafe = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+      for (const f of [jsonFile, cefFile]) assert.doesNotMatch(readFileSync(f, 'utf8'), unsafe, f);
+      const threat = readFileSync(jsonFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; fileName: string }).find((r) => r.type === 'threat')!;
+      assert.equal(threat.fileName, 'invoice\r\n250 ok\x1b[2J\u202etxt.exe', 'the JSON record carries the exact name');
+      const stored = gw.logs();
+      const [t] = stored.listThreats(1);
+      stored.close();
+      assert.equal(t!.fileName, threat.fileName, 'the database keeps the exact name too');
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
+  });
+});

@@ -17,6 +17,10 @@ import { Inspector } from '../../inspect/inspector.ts';
 import type { Engine, EngineScan } from '../../inspect/engines/engine.ts';
 import type { FileInfo, Finding } from '../../inspect/types.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
+import { escapeUnsafe, safeJson } from '../../logs/escape.ts';
+
+/** One line of text output: names and reasons from files and messages cannot break it or drive the terminal. */
+const line = (s: string): void => void process.stdout.write(`${escapeUnsafe(s)}\n`);
 
 export async function runAnalyze(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
@@ -31,14 +35,14 @@ export async function runAnalyze(args: string[]): Promise<number> {
       const v = analyze({ bytes: b, detectedType: file.detectedType, name: file.name, flags: file.flags });
       if (v.verdict !== 'benign') bad++;
       if (values.json) {
-        process.stdout.write(`${JSON.stringify({ path: file.path, type: file.detectedType, sha256: file.sha256, ...v })}\n`);
+        process.stdout.write(`${safeJson({ path: file.path, type: file.detectedType, sha256: file.sha256, ...v })}\n`);
         continue;
       }
       if (v.analyzers.length === 0 && file.path !== path) continue; // nothing to say about a plain member
-      process.stdout.write(`${file.path}: ${v.verdict.toUpperCase()} (score ${v.score}, ${file.detectedType}, sha256 ${file.sha256})\n`);
-      for (const i of v.indicators) process.stdout.write(`  +${String(i.score).padStart(2)} ${i.analyzer}: ${i.reason}\n`);
+      line(`${file.path}: ${v.verdict.toUpperCase()} (score ${v.score}, ${file.detectedType}, sha256 ${file.sha256})`);
+      for (const i of v.indicators) line(`  +${String(i.score).padStart(2)} ${i.analyzer}: ${i.reason}`);
     }
-    for (const f of r.findings) process.stdout.write(`${f.file.path}: also FOUND ${f.threat} (${f.engine})\n`);
+    for (const f of r.findings) line(`${f.file.path}: also FOUND ${f.threat} (${f.engine})`);
   }
   return bad ? 1 : 0;
 }
@@ -77,8 +81,11 @@ export async function runVerdicts(args: string[]): Promise<number> {
   try {
     const [verb, sha256, verdict] = positionals;
     const show = (v: ReturnType<SqliteVerdictStore['list']>[number]): void => {
-      if (values.json) process.stdout.write(`${JSON.stringify(v)}\n`);
-      else process.stdout.write(`${v.sha256}  ${v.verdict.padEnd(9)} ${String(v.score).padStart(3)}  ${v.source.padEnd(8)} seen ${v.seen}  ${v.fileType} ${v.fileName}\n${v.reasons.map((r) => `    ${r}`).join('\n')}\n`);
+      if (values.json) process.stdout.write(`${safeJson(v)}\n`);
+      else {
+        line(`${v.sha256}  ${v.verdict.padEnd(9)} ${String(v.score).padStart(3)}  ${v.source.padEnd(8)} seen ${v.seen}  ${v.fileType} ${v.fileName}`);
+        for (const r of v.reasons) line(`    ${r}`);
+      }
     };
     if (verb === 'list') {
       for (const v of store.list(Number(values.limit))) show(v);
@@ -91,16 +98,14 @@ export async function runVerdicts(args: string[]): Promise<number> {
       // Where the file went: every message it was in, newest first (who got it, if delivered).
       const seen = store.sightings(v.sha256, Number(values.limit));
       if (values.json) {
-        process.stdout.write(`${JSON.stringify({ ...v, sightings: seen })}\n`);
+        process.stdout.write(`${safeJson({ ...v, sightings: seen })}\n`);
         return 0;
       }
       show(v);
       process.stdout.write(seen.length === 0 ? '  no sightings recorded\n' : `  sightings (newest first, up to ${values.limit}):\n`);
       for (const x of seen) {
-        process.stdout.write(
-          `    ${x.time}  ${(x.delivered ? 'delivered' : 'not delivered').padEnd(13)} ${x.action.padEnd(6)} tx ${x.transactionId}  ${x.messageId || '(no Message-ID)'}\n` +
-            `      from <${x.mailFrom}> to ${x.rcptTo.map((r) => `<${r}>`).join(', ')}  as ${x.filePath}\n`,
-        );
+        line(`    ${x.time}  ${(x.delivered ? 'delivered' : 'not delivered').padEnd(13)} ${x.action.padEnd(6)} tx ${x.transactionId}  ${x.messageId || '(no Message-ID)'}`);
+        line(`      from <${x.mailFrom}> to ${x.rcptTo.map((r) => `<${r}>`).join(', ')}  as ${x.filePath}`);
       }
       return 0;
     }

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { SqliteLogStore } from '../../logs/sqlite-store.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
 import { printTable } from '../table.ts';
+import { safeJson } from '../../logs/escape.ts';
 
 export async function runLogs(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -31,7 +32,7 @@ export async function runLogs(args: string[]): Promise<number> {
   try {
     const rows = kind === 'threats' ? store.listThreats(limit) : store.listTraffic(limit);
     if (values.json) {
-      for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
+      for (const r of rows) process.stdout.write(`${safeJson(r)}\n`);
       return 0;
     }
     if (kind === 'threats') {

@@ -13,6 +13,7 @@ import { buildInspector } from '../../gateway/gateway.ts';
 import { renderReply } from '../../policy/decide.ts';
 import { Policy } from '../../policy/decide.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
+import { escapeUnsafe, safeJson } from '../../logs/escape.ts';
 
 export async function runPolicy(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -58,7 +59,7 @@ export async function runPolicy(args: string[]): Promise<number> {
   const template = d.action === 'block' ? d.replies.block : d.action === 'reject' ? d.replies.reject : d.action === 'tempfail' ? d.replies.tempfail : null;
   const reply = template ? renderReply(template, { threat: d.threat, id: '(transaction id)', rule: d.rule }) : null;
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ facts, rule: d.rule, profiles: d.profiles, action: d.action, reason: d.reason, reply, verdicts: d.verdicts.map((v) => ({ source: v.source, action: v.action, reason: v.reason, threatId: v.finding.threatId })), files: result?.files ?? [], events: result?.events ?? [] })}\n`);
+    process.stdout.write(`${safeJson({ facts, rule: d.rule, profiles: d.profiles, action: d.action, reason: d.reason, reply, verdicts: d.verdicts.map((v) => ({ source: v.source, action: v.action, reason: v.reason, threatId: v.finding.threatId })), files: result?.files ?? [], events: result?.events ?? [] })}\n`);
     return d.action === 'allow' ? 0 : 1;
   }
   const out: string[] = [];
@@ -74,6 +75,6 @@ export async function runPolicy(args: string[]): Promise<number> {
   out.push('verdicts:', ...(d.verdicts.length ? d.verdicts.map((v, i) => `  ${i === 0 ? '*' : ' '} ${v.action.padEnd(12)} ${v.source.padEnd(14)} ${v.reason} [id ${v.finding.threatId}]`) : ['  (none)']));
   out.push(`action: ${d.action} — ${d.reason}`);
   if (reply) out.push(`reply: ${reply.code} ${reply.text}`);
-  process.stdout.write(`${out.join('\n')}\n`);
+  process.stdout.write(`${out.map(escapeUnsafe).join('\n')}\n`);
   return d.action === 'allow' ? 0 : 1;
 }

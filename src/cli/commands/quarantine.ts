@@ -17,6 +17,7 @@ import { SqliteLogStore } from '../../logs/sqlite-store.ts';
 import { parseHostPort } from '../../policy/config-schema.ts';
 import { type LoadedConfig, loadConfigFile } from '../../policy/load-config.ts';
 import { type QuarantineEntry, QuarantineStore } from '../../quarantine/store.ts';
+import { escapeUnsafe, safeJson } from '../../logs/escape.ts';
 
 export async function runQuarantine(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -28,19 +29,24 @@ export async function runQuarantine(args: string[]): Promise<number> {
   if (!values.config) throw new Error('missing -c FILE (the configuration file)');
   const cfg = loadConfigFile(values.config);
   const store = new QuarantineStore(cfg.dataDirAbs, { maxAgeMs: cfg.quarantine['max-age'], maxBytes: cfg.quarantine['max-size'] });
-  const out = (s: string): boolean => process.stdout.write(`${s}\n`);
+  // One line per call: what came from the message cannot break the line or drive the terminal.
+  const out = (s: string): boolean => process.stdout.write(`${escapeUnsafe(s)}\n`);
   switch (verb) {
     case 'list': {
       const entries = await store.list();
-      if (values.json) for (const e of entries) out(JSON.stringify(e));
+      if (values.json) for (const e of entries) out(safeJson(e));
       else for (const e of entries) out(`${e.id}  ${e.time}  ${e.mailFrom || '<>'} → ${e.rcptTo.join(',')}  ${e.threat}  ${e.action}${e.released ? `  released ${e.released.time}` : ''}  "${e.subject}"`);
       return 0;
     }
     case 'show': {
       const e = await store.get(need(id));
-      if (values.json) out(JSON.stringify(e));
-      else out(Object.entries(e).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n'));
-      if (!values.json) process.stdout.write(`\n${(await store.content(e)).toString('latin1')}`);
+      if (values.json) {
+        out(safeJson(e));
+        return 0;
+      }
+      for (const [k, v] of Object.entries(e)) out(`${k}: ${typeof v === 'object' ? safeJson(v) : v}`);
+      out('');
+      for (const line of (await store.content(e)).toString('latin1').split('\n')) out(line.replace(/\r$/, ''));
       return 0;
     }
     case 'release':

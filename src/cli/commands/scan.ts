@@ -20,6 +20,7 @@ import type { ScanResult } from '../../inspect/types.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
 import { MboxSplitter } from '../mbox.ts';
 import { Progress } from '../progress.ts';
+import { escapeUnsafe, safeJson } from '../../logs/escape.ts';
 
 const SCAN_DEADLINE_MS = 120_000;
 const READ_CHUNK = 256 * 1024;
@@ -141,8 +142,8 @@ class Reporter {
   error(file: string, err: Error): void {
     this.errors++;
     this.beforeOutput();
-    if (this.json) process.stdout.write(`${JSON.stringify({ file, error: err.message })}\n`);
-    else process.stdout.write(`${file}: ERROR ${err.message}\n`);
+    if (this.json) process.stdout.write(`${safeJson({ file, error: err.message })}\n`);
+    else process.stdout.write(`${escapeUnsafe(`${file}: ERROR ${err.message}`)}\n`);
   }
 
   result(label: string, scannedAs: string, r: ScanResult): void {
@@ -151,7 +152,7 @@ class Reporter {
     this.beforeOutput();
     if (this.json) {
       process.stdout.write(
-        `${JSON.stringify({
+        `${safeJson({
           file: label,
           scannedAs,
           verdict,
@@ -181,6 +182,7 @@ class Reporter {
         lines.push(`  ${f.path}${f.name && !f.path.endsWith(f.name) ? ` (${f.name})` : ''}: ${f.detectedType}${flags}, ${f.size} bytes, sha256 ${f.sha256}`);
       }
     }
-    process.stdout.write(`${lines.join('\n')}\n`);
+    // One line per entry: names from the message cannot break a line or drive the terminal.
+    process.stdout.write(`${lines.map(escapeUnsafe).join('\n')}\n`);
   }
 }
