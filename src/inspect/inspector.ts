@@ -103,7 +103,7 @@ export class MessageScan {
   }
 
   /** A decoded file; text parts are also searched for uuencoded files inside them. */
-  #leaf(info: LeafInfo, outerLayers = 0): LeafSink {
+  #leaf(info: LeafInfo, outerLayers = info.outerLayers ?? 0): LeafSink {
     const layers = outerLayers + (info.encoding !== null && ENCODED.has(info.encoding) ? 1 : 0);
     const leaf = this.#set.open(info, 0, true, layers);
     const textLike = info.contentType === null || info.contentType.startsWith('text/');

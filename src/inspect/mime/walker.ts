@@ -38,6 +38,17 @@ export interface LeafInfo {
   readonly contentType: string | null;
   readonly name: string | null;
   readonly encoding: string | null;
+  /** Transfer encodings around this part: messages (message/rfc822) that were themselves encoded. */
+  readonly outerLayers?: number;
+}
+
+/** Where a walker starts: the top of a message, or a message embedded in an encoded part. */
+interface WalkerRoot {
+  readonly path: string;
+  readonly depth: number;
+  readonly outerLayers: number;
+  /** Part count and events, shared by a message and the encoded messages inside it. */
+  readonly shared: { parts: number; depthEventRaised: boolean; partsEventRaised: boolean };
 }
 
 export interface LeafSink {
@@ -87,15 +98,15 @@ export class MimeWalker {
   #carry: Buffer | null = null;
   /** The previous piece was part of an over-long line: this one is not at a line start. */
   #midLine = false;
-  #parts = 1;
-  #depthEventRaised = false;
-  #partsEventRaised = false;
+  readonly #root: WalkerRoot;
 
   constructor(
     private readonly handlers: WalkerHandlers,
     private readonly limits: MimeLimits = DEFAULT_MIME_LIMITS,
+    root?: WalkerRoot,
   ) {
-    this.#stack.push(newHeaderFrame('msg', 0));
+    this.#root = root ?? { path: 'msg', depth: 0, outerLayers: 0, shared: { parts: 1, depthEventRaised: false, partsEventRaised: false } };
+    this.#stack.push(newHeaderFrame(this.#root.path, this.#root.depth));
   }
 
   write(chunk: Buffer): void {
@@ -230,10 +241,11 @@ export class MimeWalker {
         return true;
       }
       f.children++;
-      this.#parts++;
-      if (this.#parts > this.limits.maxParts) {
-        if (!this.#partsEventRaised) this.#event('MIME_PARTS_EXCEEDED', f.path, `limit ${this.limits.maxParts}`);
-        this.#partsEventRaised = true;
+      const shared = this.#root.shared;
+      shared.parts++;
+      if (shared.parts > this.limits.maxParts) {
+        if (!shared.partsEventRaised) this.#event('MIME_PARTS_EXCEEDED', f.path, `limit ${this.limits.maxParts}`);
+        shared.partsEventRaised = true;
         this.#stack.push(newHeaderFrame(`${f.path}/${f.children}`, f.depth + 1, true));
         return true;
       }
@@ -257,6 +269,7 @@ export class MimeWalker {
       contentType: get('content-type') ? ct.value : null,
       name: rawName === null ? null : decodeEncodedWords(rawName),
       encoding,
+      ...(this.#root.outerLayers > 0 ? { outerLayers: this.#root.outerLayers } : {}),
     };
     const tooDeep = frame.depth >= this.limits.maxDepth;
     if (ct.value === 'message/partial') this.#event('MIME_MESSAGE_PARTIAL', frame.path, ct.params.get('id')?.slice(0, 100));
@@ -287,7 +300,14 @@ export class MimeWalker {
       }
     }
     const detached = (frame as HeaderFrame & { detached?: boolean }).detached === true;
-    const sink: LeafSink = detached ? NULL_SINK : this.handlers.onLeaf(info);
+    let sink: LeafSink = detached ? NULL_SINK : this.handlers.onLeaf(info);
+    // An embedded message sent base64 or quoted-printable (RFC 2046 forbids it; mail clients
+    // open it anyway): scanned whole as a file, and also walked as the message it is, so a
+    // threat wrapped in twenty such layers is still found (or the depth cap says why not).
+    if (isMessage && !detached) {
+      if (tooDeep) this.#depthExceeded(frame.path);
+      else sink = walkAlso(sink, new MimeWalker(this.handlers, this.limits, { path: `${frame.path}/1`, depth: frame.depth + 1, outerLayers: this.#root.outerLayers + 1, shared: this.#root.shared }));
+    }
     this.#stack.push({ kind: 'leaf', path: frame.path, depth: frame.depth, decoder: this.#decoder(encoding, sink, frame.path), pendingEol: null });
   }
 
@@ -320,8 +340,8 @@ export class MimeWalker {
   }
 
   #depthExceeded(path: string): void {
-    if (!this.#depthEventRaised) this.#event('MIME_DEPTH_EXCEEDED', path, `limit ${this.limits.maxDepth}`);
-    this.#depthEventRaised = true;
+    if (!this.#root.shared.depthEventRaised) this.#event('MIME_DEPTH_EXCEEDED', path, `limit ${this.limits.maxDepth}`);
+    this.#root.shared.depthEventRaised = true;
   }
 
   /** Close the innermost frame; at the end of the message the last line end is content. */
@@ -348,6 +368,20 @@ export class MimeWalker {
 }
 
 const NULL_SINK: LeafSink = { write() {}, end() {} };
+
+/** A leaf's decoded bytes to its sink and to a walker of the message they are. */
+function walkAlso(sink: LeafSink, walker: MimeWalker): LeafSink {
+  return {
+    write: (chunk) => {
+      sink.write(chunk);
+      walker.write(chunk);
+    },
+    end: () => {
+      sink.end();
+      walker.end();
+    },
+  };
+}
 
 function newHeaderFrame(path: string, depth: number, detached = false): HeaderFrame {
   const f: HeaderFrame & { detached?: boolean } = { kind: 'headers', path, depth, lines: [], bytes: 0, overflow: false };

@@ -1,6 +1,6 @@
 /**
  * Messages built to exhaust the inspector: 10,000 MIME parts, multiparts nested 1,000 deep,
- * message/rfc822 nested 200 deep, a zip of 20,000 members. Each hits its cap, raises its event
+ * message/rfc822 nested 200 deep, base64 inside base64 twenty times, a zip of 20,000 members. Each hits its cap, raises its event
  * (which the policy does not treat as clean), finishes quickly and leaves memory bounded
  * (generous margins: these are guards against blow-ups, not benchmarks).
  */
@@ -43,6 +43,26 @@ describe('resource exhaustion', () => {
     const s = 'Content-Type: message/rfc822\r\n\r\n'.repeat(200);
     const { r } = await scanTimed(Buffer.from(`${s}Subject: core\r\n\r\nbody\r\n`));
     assert.ok(r.events.some((e) => e.name === 'MIME_DEPTH_EXCEEDED'));
+  });
+
+  it('base64 inside base64 twenty times (encoded message/rfc822 parts): EICAR at the core found, 20 layers counted; deeper: the cap is raised', async () => {
+    const { EICAR } = await import('../../../src/inspect/engines/signatures.ts');
+    const wrap = (inner: string): string =>
+      `Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(inner, 'latin1').toString('base64').replace(/.{76}/g, '$&\r\n')}\r\n`;
+    const nested = (levels: number): Buffer => {
+      let msg = `Subject: core\r\n\r\n${EICAR.toString('latin1')}\r\n`;
+      for (let i = 0; i < levels; i++) msg = wrap(msg);
+      return Buffer.from(msg, 'latin1');
+    };
+    // Before this was walked, two levels were enough to hide EICAR from the inspector.
+    const { r, ms, rssMiB } = await scanTimed(nested(20));
+    const core = r.findings.find((f) => f.threat === 'EICAR-Test-File');
+    assert.equal(core?.file.path, `msg${'/1'.repeat(20)}`);
+    assert.equal(core?.file.layers, 20, 'each base64 level counts as a layer (file blocking: multi-encoding)');
+    assert.ok(ms < 20_000, `${ms} ms`);
+    assert.ok(rssMiB < 300, `${rssMiB} MiB`);
+    const deeper = await inspector.scanBuffer(nested(30), true, 60_000);
+    assert.ok(deeper.events.some((e) => e.name === 'MIME_DEPTH_EXCEEDED'), 'past mime-depth: the event, never a silent pass');
   });
 
   it('a zip of 20,000 members: capped at archive-files, event raised, bounded', async () => {
