@@ -3,6 +3,7 @@
  * steal something, found in their text (bounded to the first 4 MiB).
  */
 
+import { listIso } from '../inspect/archive/iso.ts';
 import type { Analyzer, AnalyzerInput, Indicator } from './types.ts';
 
 const TEXT_LIMIT = 4 * 1024 * 1024;
@@ -120,14 +121,21 @@ export const shortcutAnalyzer: Analyzer = {
   },
 };
 
+/** File names that run when double-clicked in a mounted image. */
+const RUNNABLE = /\.(exe|scr|lnk|js|jse|vbs|vbe|wsf|hta|bat|cmd|dll|msi|ps1|com|pif|cpl)$/i;
+
 export const diskImageAnalyzer: Analyzer = {
-  id: 'disk-image@1',
+  id: 'disk-image@2',
   applies: (i) => ['iso', 'img', 'vhd', 'vhdx'].includes(i.detectedType),
   analyze(input) {
     const { out, add } = indicators('disk-image');
-    // ISO 9660 file identifiers end in ";1"; UDF and FAT names appear as plain or UTF-16 text.
-    const s = shortcutStrings(input.bytes.subarray(0, 8 * 1024 * 1024));
-    const runnable = [...new Set([...s.matchAll(/([\w-]{1,64}\.(exe|scr|lnk|js|vbs|hta|bat|cmd|dll|msi|ps1))(;1)?\b/gi)].map((m) => m[1]!.toLowerCase()))];
+    // An ISO 9660 image lists its files in its directories; for other images (UDF, FAT, VHD)
+    // names are looked for as plain or UTF-16 text.
+    const listing = input.detectedType === 'iso' ? listIso(input.bytes, 10_000) : null;
+    const names = listing
+      ? listing.files.map((f) => f.path.split('/').pop()!)
+      : [...shortcutStrings(input.bytes.subarray(0, 8 * 1024 * 1024)).matchAll(/([\w-]{1,64}\.[a-z0-9]{2,4})(;1)?\b/gi)].map((m) => m[1]!);
+    const runnable = [...new Set(names.filter((n) => RUNNABLE.test(n)).map((n) => n.toLowerCase()))];
     add(20, `disk image (${input.detectedType}): mounts with a double click, bypassing mark-of-the-web`);
     if (runnable.length) add(50, `disk image holding files that run (${runnable.slice(0, 5).join(', ')})`);
     return out;

@@ -4,6 +4,8 @@
  * an MS-OVBA compressed container, OOXML parts, PDFs, a shortcut, HTML, an ISO image.
  */
 
+import { isoImage } from './archives.ts';
+
 /** A PE32 with the given imports (one DLL), section names, and optionally a random section. */
 export function peFile(opts: { imports?: string[]; sections?: string[]; random?: boolean; dll?: boolean } = {}): Buffer {
   const sectionNames = opts.sections ?? ['.text', '.rdata'];
@@ -106,7 +108,12 @@ export function lnk(target: string, args: string): Buffer {
   ]);
 }
 
-/** An ISO 9660 image whose directory names the given files. */
+/**
+ * An ISO 9660 image (with Joliet names) holding the named files: `.exe` a PE that downloads
+ * and runs, `.lnk` a shortcut running PowerShell, anything else a line of text.
+ */
 export function iso(names: string[]): Buffer {
-  return Buffer.concat([Buffer.alloc(0x8001), Buffer.from('CD001\x01', 'latin1'), Buffer.alloc(2000), ...names.map((n) => Buffer.from(`\x22${n.toUpperCase()};1`, 'latin1')), Buffer.alloc(4096)]);
+  const content = (n: string): Buffer =>
+    n.endsWith('.exe') ? peFile({ imports: ['URLDownloadToFileA', 'WinExec'] }) : n.endsWith('.lnk') ? lnk('C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe', '-w hidden -c iex') : Buffer.from(`${n}\r\n`);
+  return isoImage(names.map((name) => ({ name, data: content(name) })), { joliet: true });
 }

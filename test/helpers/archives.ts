@@ -188,3 +188,85 @@ export function sevenZip(encrypted: boolean): Buffer {
   h.writeBigUInt64LE(BigInt(nextHeader.length), 20);
   return Buffer.concat([h, Buffer.alloc(16, 0x55), nextHeader]);
 }
+
+/**
+ * An ISO 9660 image (ECMA-119) with the files given, in the root or one directory level down
+ * (`dir/name`); with `joliet`, also a Joliet volume whose UCS-2 names are the real ones (the
+ * primary volume then has 8.3-style upper-case names, as mkisofs writes them).
+ */
+export function isoImage(files: ReadonlyArray<{ name: string; data: Buffer }>, opts: { joliet?: boolean } = {}): Buffer {
+  const SECTOR = 2048;
+  const sectors: Buffer[] = Array.from({ length: 16 }, () => Buffer.alloc(SECTOR));
+  const record = (lba: number, size: number, dir: boolean, id: Buffer): Buffer => {
+    const len = 33 + id.length + (id.length % 2 === 0 ? 1 : 0);
+    const r = Buffer.alloc(len);
+    r[0] = len;
+    r.writeUInt32LE(lba, 2);
+    r.writeUInt32BE(lba, 6);
+    r.writeUInt32LE(size, 10);
+    r.writeUInt32BE(size, 14);
+    r[25] = dir ? 2 : 0;
+    r.writeUInt16LE(1, 28);
+    r.writeUInt16BE(1, 30);
+    r[32] = id.length;
+    id.copy(r, 33);
+    return r;
+  };
+  const descriptor = (type: number, root: Buffer, joliet: boolean): Buffer => {
+    const d = Buffer.alloc(SECTOR);
+    d[0] = type;
+    d.write('CD001', 1, 'latin1');
+    d[6] = 1;
+    if (joliet) d.write('%/E', 88, 'latin1');
+    d.writeUInt16LE(SECTOR, 128);
+    d.writeUInt16BE(SECTOR, 130);
+    root.copy(d, 156);
+    return d;
+  };
+  const dirs = [...new Set(files.filter((f) => f.name.includes('/')).map((f) => f.name.split('/')[0]!))];
+  const volumes = opts.joliet ? 2 : 1;
+  // Sectors: 16 primary, [17 Joliet], terminator, then per volume: root + one per directory, then file data.
+  const firstDir = 16 + volumes + 1;
+  const dirLba = (v: number, d: number): number => firstDir + v * (1 + dirs.length) + d; // d = 0: root
+  let next = firstDir + volumes * (1 + dirs.length);
+  const fileLba = files.map((f) => {
+    const at = next;
+    next += Math.max(1, Math.ceil(f.data.length / SECTOR));
+    return at;
+  });
+  const idOf = (name: string, joliet: boolean, dir: boolean): Buffer => {
+    if (!joliet) return Buffer.from(dir ? name.toUpperCase() : `${name.toUpperCase()};1`, 'latin1');
+    const s = Buffer.alloc(name.length * 2);
+    for (let i = 0; i < name.length; i++) s.writeUInt16BE(name.charCodeAt(i), i * 2);
+    return s;
+  };
+  const dirSectors: Buffer[] = [];
+  for (let v = 0; v < volumes; v++) {
+    const joliet = v === 1;
+    for (let d = 0; d <= dirs.length; d++) {
+      const self = dirLba(v, d);
+      const parent = dirLba(v, 0);
+      const entries = [record(self, SECTOR, true, Buffer.from([0])), record(parent, SECTOR, true, Buffer.from([1]))];
+      if (d === 0) dirs.forEach((name, i) => entries.push(record(dirLba(v, i + 1), SECTOR, true, idOf(name, joliet, true))));
+      files.forEach((f, i) => {
+        const [head, ...rest] = f.name.split('/');
+        const inDir = rest.length ? dirs.indexOf(head!) + 1 : 0;
+        if (inDir === d) entries.push(record(fileLba[i]!, f.data.length, false, idOf(rest.length ? rest.join('/') : f.name, joliet, false)));
+      });
+      const sector = Buffer.concat([...entries, Buffer.alloc(SECTOR)]).subarray(0, SECTOR);
+      dirSectors.push(sector);
+    }
+  }
+  sectors.push(descriptor(1, record(dirLba(0, 0), SECTOR, true, Buffer.from([0])), false));
+  if (opts.joliet) sectors.push(descriptor(2, record(dirLba(1, 0), SECTOR, true, Buffer.from([0])), true));
+  const terminator = Buffer.alloc(SECTOR);
+  terminator[0] = 255;
+  terminator.write('CD001', 1, 'latin1');
+  sectors.push(terminator, ...dirSectors);
+  for (const f of files) {
+    const padded = Buffer.alloc(Math.max(1, Math.ceil(f.data.length / SECTOR)) * SECTOR);
+    f.data.copy(padded);
+    sectors.push(padded);
+  }
+  return Buffer.concat(sectors);
+}

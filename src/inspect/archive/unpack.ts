@@ -1,6 +1,6 @@
 /**
  * Unpacking containers: the inspector hands over a container it kept whole (zip, gzip, tar,
- * TNEF, rar, 7z) and gets every member back as a stream of bytes, each becoming a file of its
+ * TNEF, rar, 7z, ISO 9660 images) and gets every member back as a stream of bytes, each becoming a file of its
  * own for the engines (and unpacked again if it is itself a container).
  *
  * Everything is bounded by one budget per message (ArchiveLimits): members, unpacked bytes,
@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { createGunzip, createInflateRaw, type Gunzip, gunzipSync, type InflateRaw, inflateRawSync } from 'node:zlib';
 import type { AnomalyName } from '../../events.ts';
 import { unpackGzip } from './gzip.ts';
+import { unpackIso } from './iso.ts';
 import { inspectRar } from './rar.ts';
 import { inspectSevenZip } from './sevenzip.ts';
 import { unpackTar } from './tar.ts';
@@ -51,7 +52,7 @@ const RATIO_FLOOR = 1024 * 1024;
 export const CONTAINER_TYPES: ReadonlySet<string> = new Set([
   'zip', 'docx', 'docm', 'dotx', 'dotm', 'xlsx', 'xlsm', 'xltx', 'xltm', 'pptx', 'pptm', 'potx', 'potm', 'ppsx', 'ppsm',
   'vsdx', 'jar', 'apk', 'epub', 'odt', 'ods', 'odp', 'odg', 'xpi', '3mf',
-  'gz', 'tar.gz', 'tar', 'tnef', 'rar', '7z',
+  'gz', 'tar.gz', 'tar', 'tnef', 'rar', '7z', 'iso',
 ]);
 
 /** Whether a file's first bytes say it may be a container worth keeping whole. */
@@ -63,7 +64,8 @@ export function looksLikeContainer(head: Buffer): boolean {
     head.indexOf('ustar', 257, 'latin1') === 257 ||
     head.indexOf('Rar!\x1a\x07', 0, 'latin1') === 0 ||
     head.indexOf('7z\xbc\xaf\x27\x1c', 0, 'latin1') === 0 ||
-    (head.length >= 4 && head.readUInt32LE(0) === 0x223e9f78) // TNEF
+    (head.length >= 4 && head.readUInt32LE(0) === 0x223e9f78) || // TNEF
+    head.indexOf('CD001', 0x8001, 'latin1') === 0x8001 // ISO 9660 (first descriptor at sector 16)
   );
 }
 
@@ -110,6 +112,7 @@ const READERS: Readonly<Record<string, ContainerReader>> = {
   tnef: unpackTnef,
   rar: inspectRar,
   '7z': inspectSevenZip,
+  iso: unpackIso,
 };
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Archive readers under hostile bytes (seed-fixed; `npm run fuzz` runs more): valid zips, tars,
- * gzips, TNEF, rar and 7z heads with random bytes flipped, cut short or spliced together, and
+ * gzips, TNEF, ISO 9660 images, rar and 7z heads with random bytes flipped, cut short or spliced together, and
  * pure noise behind each magic number. Properties: the inspector never throws and always
  * finishes, every member path stays under its container, and the result does not depend on how
  * the container's bytes were chunked.
@@ -13,7 +13,7 @@ import { DEFAULT_ARCHIVE_LIMITS } from '../../../src/inspect/archive/unpack.ts';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import { Inspector } from '../../../src/inspect/inspector.ts';
 import type { ScanResult } from '../../../src/inspect/types.ts';
-import { gzip, rar4, rar5, sevenZip, tar, tnef, zip } from '../../helpers/archives.ts';
+import { gzip, isoImage, rar4, rar5, sevenZip, tar, tnef, zip } from '../../helpers/archives.ts';
 import { randomChunks } from '../../helpers/chunking.ts';
 
 const inspector = new Inspector({ engines: [new SignatureEngine()], archives: { ...DEFAULT_ARCHIVE_LIMITS, maxTimeMs: 2000 } });
@@ -40,6 +40,7 @@ const SEEDS: readonly Buffer[] = [
   rar4(true),
   rar5(false),
   sevenZip(true),
+  isoImage([{ name: 'r.txt', data: Buffer.from('iso member') }, { name: 'd/e.com', data: EICAR }], { joliet: true }),
 ];
 
 /** A valid archive damaged: bytes flipped, cut, duplicated or spliced with another. */
