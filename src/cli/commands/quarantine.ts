@@ -45,8 +45,10 @@ export async function runQuarantine(args: string[]): Promise<number> {
         return 0;
       }
       for (const [k, v] of Object.entries(e)) out(`${k}: ${typeof v === 'object' ? safeJson(v) : v}`);
-      out('');
-      for (const line of (await store.content(e)).toString('latin1').split('\n')) out(line.replace(/\r$/, ''));
+      // The message as received, CRLF line ends kept; anything else that could drive the
+      // terminal (escape sequences, bare CR or LF) shown as U+XXXX.
+      const lines = (await store.content(e)).toString('latin1').split('\r\n');
+      process.stdout.write(`\n${lines.map(escapeUnsafe).join('\r\n')}`);
       return 0;
     }
     case 'release':
