@@ -5,7 +5,9 @@
  * encryption flags) is explicit in the test that uses it.
  */
 
+import { createHmac, pbkdf2Sync } from 'node:crypto';
 import { crc32, deflateRawSync, gzipSync } from 'node:zlib';
+import { aesCtrLE } from '../../src/inspect/archive/zipaes.ts';
 import { zipCryptoEncrypt } from '../../src/inspect/archive/zipcrypto.ts';
 
 export interface ZipEntry {
@@ -20,6 +22,25 @@ export interface ZipEntry {
   readonly descriptor?: boolean;
   /** Sizes and offset in a zip64 extra field (the 32-bit fields all ones). */
   readonly zip64?: boolean;
+  /** WinZip AES encryption (method 99, extra field 0x9901) under this password; strength 3 = AES-256. */
+  readonly aes?: { readonly password: string; readonly strength?: 1 | 2 | 3 };
+}
+
+/** WinZip AES: salt ‖ verifier ‖ AES-CTR (little-endian counter) ‖ HMAC-SHA1/10, and the 0x9901 extra field. */
+function aesEncrypt(plain: Buffer, method: number, password: string, strength: 1 | 2 | 3): { packed: Buffer; extra: Buffer } {
+  const key = { 1: 16, 2: 24, 3: 32 }[strength];
+  const salt = Buffer.alloc(key / 2, 0x37);
+  const material = pbkdf2Sync(Buffer.from(password, 'utf8'), salt, 1000, 2 * key + 2, 'sha1');
+  const cipher = aesCtrLE(material.subarray(0, key), plain);
+  const mac = createHmac('sha1', material.subarray(key, 2 * key)).update(cipher).digest().subarray(0, 10);
+  const extra = Buffer.alloc(11);
+  extra.writeUInt16LE(0x9901, 0);
+  extra.writeUInt16LE(7, 2);
+  extra.writeUInt16LE(2, 4); // AE-2: no CRC (the HMAC protects the data)
+  extra.write('AE', 6, 'latin1');
+  extra[8] = strength;
+  extra.writeUInt16LE(method, 9);
+  return { packed: Buffer.concat([salt, material.subarray(2 * key), cipher, mac]), extra };
 }
 
 export function zip(entries: readonly ZipEntry[], opts: { prefix?: Buffer; noCentral?: boolean } = {}): Buffer {
@@ -29,11 +50,14 @@ export function zip(entries: readonly ZipEntry[], opts: { prefix?: Buffer; noCen
   if (opts.prefix) parts.push(opts.prefix);
   for (const e of entries) {
     const name = Buffer.from(e.name, 'utf8');
-    const method = e.method === 'stored' ? 0 : 8;
+    const realMethod = e.method === 'stored' ? 0 : 8;
+    const method = e.aes ? 99 : realMethod;
     const crc = crc32(e.data);
-    const compressed = method === 8 && !e.encrypted ? deflateRawSync(e.data) : e.data;
-    const packed = e.password !== undefined ? zipCryptoEncrypt(method === 8 ? deflateRawSync(e.data) : e.data, e.password, crc >>> 24) : compressed;
-    const flags = (e.encrypted || e.password !== undefined ? 1 : 0) | (e.descriptor ? 8 : 0) | 0x800;
+    const compressed = realMethod === 8 && !e.encrypted ? deflateRawSync(e.data) : e.data;
+    const aes = e.aes ? aesEncrypt(compressed, realMethod, e.aes.password, e.aes.strength ?? 3) : null;
+    const packed = aes ? aes.packed : e.password !== undefined ? zipCryptoEncrypt(realMethod === 8 ? deflateRawSync(e.data) : e.data, e.password, crc >>> 24) : compressed;
+    const localExtra = aes ? aes.extra : Buffer.alloc(0);
+    const flags = (e.encrypted || e.password !== undefined || e.aes ? 1 : 0) | (e.descriptor ? 8 : 0) | 0x800;
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);
@@ -45,7 +69,8 @@ export function zip(entries: readonly ZipEntry[], opts: { prefix?: Buffer; noCen
       local.writeUInt32LE(e.data.length, 22);
     }
     local.writeUInt16LE(name.length, 26);
-    parts.push(local, name, packed);
+    local.writeUInt16LE(localExtra.length, 28);
+    parts.push(local, name, localExtra, packed);
     if (e.descriptor) {
       const dd = Buffer.alloc(16);
       dd.writeUInt32LE(0x08074b50, 0);
@@ -54,7 +79,7 @@ export function zip(entries: readonly ZipEntry[], opts: { prefix?: Buffer; noCen
       dd.writeUInt32LE(e.data.length, 12);
       parts.push(dd);
     }
-    const extra = e.zip64 ? Buffer.alloc(28) : Buffer.alloc(0);
+    const extra = e.zip64 ? Buffer.alloc(28) : Buffer.from(localExtra);
     if (e.zip64) {
       extra.writeUInt16LE(1, 0);
       extra.writeUInt16LE(24, 2);
@@ -75,7 +100,7 @@ export function zip(entries: readonly ZipEntry[], opts: { prefix?: Buffer; noCen
     c.writeUInt16LE(extra.length, 30);
     c.writeUInt32LE(e.zip64 ? 0xffffffff : offset - (opts.prefix?.length ?? 0), 42);
     central.push(c, name, extra);
-    offset += local.length + name.length + packed.length + (e.descriptor ? 16 : 0);
+    offset += local.length + name.length + localExtra.length + packed.length + (e.descriptor ? 16 : 0);
   }
   if (opts.noCentral) return Buffer.concat(parts);
   const cd = Buffer.concat(central);

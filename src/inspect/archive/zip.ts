@@ -5,14 +5,15 @@
  * crafted archives) the local headers are walked instead, as lenient tools do, and the archive
  * is reported corrupt.
  *
- * Encrypted members: traditional PKWARE encryption is tried with passwords found in the
- * message (ARCHIVE_DECRYPTED, and the member is inspected); otherwise, and for AES (method 99),
+ * Encrypted members: traditional PKWARE encryption and WinZip AES (method 99) are tried with
+ * passwords found in the message (ARCHIVE_DECRYPTED, and the member is inspected); otherwise
  * they cannot be read and are reported (ARCHIVE_ENCRYPTED). Either way the archive's type is
  * `encrypted-zip` so file blocking can act on it. Methods other than stored and deflate are reported as ARCHIVE_UNSUPPORTED.
  */
 
 import type { UnpackContext, UnpackOutcome } from './unpack.ts';
 import { cleanMemberName } from './unpack.ts';
+import { readAesField, tryAesPasswords } from './zipaes.ts';
 import { tryPasswords } from './zipcrypto.ts';
 
 const EOCD = 0x06054b50;
@@ -43,29 +44,30 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
     if (e.name.endsWith('/') && e.packedSize === 0) continue; // a directory
     const name = cleanMemberName(e.name);
     let data = memberData(bytes, e);
+    let method = e.method;
     if ((e.flags & 1) !== 0 || e.method === 99) {
       encrypted = true;
-      // ZipCrypto: the password may be in the message itself (that is how such mail works).
-      const check = (e.flags & 8) !== 0 ? (e.modTime >>> 8) & 0xff : e.crc >>> 24;
-      const opened = e.method !== 99 && data !== null ? tryPasswords(data, check, ctx.passwords()) : null;
+      // The password may be in the message itself (that is how such mail works).
+      const opened = data === null ? null : e.method === 99 ? await openAes(bytes, e, data, name, ctx) : openZipCrypto(e, data, ctx);
       if (opened === null) {
-        ctx.event('ARCHIVE_ENCRYPTED', name);
+        ctx.event('ARCHIVE_ENCRYPTED', e.method === 99 ? `${name} (AES)` : name);
         continue;
       }
-      ctx.event('ARCHIVE_DECRYPTED', `${name}: with a password found in the message`);
+      ctx.event('ARCHIVE_DECRYPTED', `${name}: ${e.method === 99 ? 'AES, ' : ''}with a password found in the message`);
       data = opened.plain;
+      method = opened.method;
     }
     if (data === null) {
       ctx.event('ARCHIVE_CORRUPT', `${name}: data outside the archive`);
       continue;
     }
-    if (e.method !== 0 && e.method !== 8) {
-      ctx.event('ARCHIVE_UNSUPPORTED', `${name}: compression method ${e.method}`);
+    if (method !== 0 && method !== 8) {
+      ctx.event('ARCHIVE_UNSUPPORTED', `${name}: compression method ${method}`);
       continue;
     }
     const sink = ctx.member(name);
     if (sink === null) break;
-    if (e.method === 0) {
+    if (method === 0) {
       ctx.copy(sink, data);
       sink.end();
       continue;
@@ -76,6 +78,32 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
     if (r === 'limit') break;
   }
   return encrypted ? { type: 'encrypted-zip' } : {};
+}
+
+/** Traditional encryption: the header's check byte comes from the CRC, or the time with a data descriptor. */
+function openZipCrypto(e: Entry, data: Buffer, ctx: UnpackContext): { plain: Buffer; method: number } | null {
+  const check = (e.flags & 8) !== 0 ? (e.modTime >>> 8) & 0xff : e.crc >>> 24;
+  const opened = tryPasswords(data, check, ctx.passwords());
+  return opened && { plain: opened.plain, method: e.method };
+}
+
+/** WinZip AES: the key strength and real method are in the local header's 0x9901 field. */
+async function openAes(b: Buffer, e: Entry, data: Buffer, name: string, ctx: UnpackContext): Promise<{ plain: Buffer; method: number } | null> {
+  const field = readAesField(localExtra(b, e));
+  if (field === null) return null;
+  const r = await tryAesPasswords(data, field, ctx.passwords());
+  if (r.kind === 'malformed') ctx.event('ARCHIVE_CORRUPT', `${name}: ${r.why}`);
+  if (r.kind !== 'opened') return null;
+  if (!r.authentic) ctx.event('ARCHIVE_CORRUPT', `${name}: AES authentication code does not match (altered after encryption)`);
+  return { plain: r.plain, method: field.method };
+}
+
+/** The extra field of a member's local header (empty if the header is unreadable). */
+function localExtra(b: Buffer, e: Entry): Buffer {
+  const p = e.localOffset;
+  if (p + 30 > b.length || b.readUInt32LE(p) !== LOCAL) return Buffer.alloc(0);
+  const start = p + 30 + b.readUInt16LE(p + 26);
+  return b.subarray(start, Math.min(b.length, start + b.readUInt16LE(p + 28)));
 }
 
 /** The entries of the central directory, or null if the archive has none that parses. */

@@ -4,7 +4,7 @@
  * found in the message are tried: the 12-byte encryption header ends in a check byte (from the
  * CRC, or the modification time when a data descriptor is used), so a wrong password is
  * rejected after 12 bytes and the right one decrypts the member for inspection. AES-encrypted
- * members (method 99) are not tried.
+ * members (method 99) are zipaes.ts's.
  */
 
 const CRC_TABLE = (() => {
