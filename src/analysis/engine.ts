@@ -75,6 +75,11 @@ export class AnalysisEngine implements Engine {
     });
   }
 
+  /** Whether a file is one this engine judges (by its type; every file when YARA rules run). */
+  judges(file: FileInfo): boolean {
+    return file.size > 0 && (this.opts.yara != null || ANALYZED_TYPES.has(file.detectedType));
+  }
+
   /** Let the files in analysis finish, then stop the worker threads. */
   async close(): Promise<void> {
     await this.opts.pool?.close();

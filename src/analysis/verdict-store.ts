@@ -68,6 +68,7 @@ export interface VerdictStore {
 
 export class SqliteVerdictStore implements VerdictStore {
   readonly #db: Database.Database;
+  #insertSighting: Database.Statement | null = null;
 
   /** @param opts.lockWaitMs longest wait for another process's lock per write (default 2 s) */
   constructor(dataDir: string, opts: { lockWaitMs?: number } = {}) {
@@ -119,11 +120,12 @@ export class SqliteVerdictStore implements VerdictStore {
   }
 
   sighted(files: ReadonlyArray<{ sha256: string; path: string; pending: boolean }>, s: Omit<Sighting, 'filePath'>): void {
-    const insert = this.#db.prepare(
+    if (files.length === 0) return;
+    const insert = (this.#insertSighting ??= this.#db.prepare(
       `INSERT INTO sightings (sha256, time, transaction_id, message_id, mail_from, rcpt_to, file_path, action, delivered)
        SELECT @sha256, @time, @transactionId, @messageId, @mailFrom, @rcptTo, @filePath, @action, @delivered
        WHERE @pending = 1 OR EXISTS (SELECT 1 FROM verdicts WHERE sha256 = @sha256)`,
-    );
+    ));
     const row = { ...s, rcptTo: JSON.stringify(s.rcptTo), delivered: s.delivered ? 1 : 0 };
     this.#db.transaction(() => {
       for (const f of files.slice(0, MAX_SIGHTINGS_PER_MESSAGE)) insert.run({ ...row, sha256: f.sha256, filePath: f.path, pending: f.pending ? 1 : 0 });

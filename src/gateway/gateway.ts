@@ -13,6 +13,7 @@ import { AnalysisPool } from '../analysis/pool.ts';
 import { ClamdEngine } from '../inspect/engines/clamd.ts';
 import { DlpEngine } from '../inspect/engines/dlp.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
+import type { FileInfo } from '../inspect/types.ts';
 import { BUILTIN_PATTERNS, loadHashListFile, loadSignatureFile, SignatureEngine } from '../inspect/engines/signatures.ts';
 import { Inspector } from '../inspect/inspector.ts';
 import type { LogStore } from '../logs/records.ts';
@@ -165,6 +166,12 @@ export class Gateway {
     }
   });
 
+  /** The analysis engine's notion of which files it judges (for sightings); none: no engine. */
+  #judged(): (file: FileInfo) => boolean {
+    const engine = this.#engines.find((e): e is AnalysisEngine => e instanceof AnalysisEngine);
+    return engine ? (f) => engine.judges(f) : () => false;
+  }
+
   #watchLateVerdicts(engines: readonly Engine[]): void {
     for (const e of engines) if (e instanceof AnalysisEngine) e.onLateVerdict((file, f) => this.#retro.verdict(file.sha256, f));
   }
@@ -219,6 +226,7 @@ export class Gateway {
           quarantine: quarantines(this.#cfg) ? this.#quarantine : null,
           retro: this.#retro,
           verdicts: this.#verdicts,
+          judged: this.#judged(),
           logsUnavailable: () => this.#cfg['log-database']['on-failure'] === 'tempfail' && !this.#local.healthy,
           clientTls,
           upstreamTls: fixed ? upstreamTls : upstreamTlsFor(l, upstream.host),

@@ -21,7 +21,7 @@ import { ClientTimeoutError, describeError, UpstreamLostError, UpstreamProtocolE
 import type { AnomalyEvent } from '../events.ts';
 import { DLP_ENGINE } from '../inspect/engines/dlp.ts';
 import type { Inspector } from '../inspect/inspector.ts';
-import { type Finding, RAW_MESSAGE_PATH, type ScanResult } from '../inspect/types.ts';
+import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type ScanResult } from '../inspect/types.ts';
 import type { LogStore, ThreatRecord, TrafficRecord } from '../logs/records.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
 import type { Decision, Policy, ScanOutcome } from '../policy/decide.ts';
@@ -79,6 +79,8 @@ export interface SessionContext {
   readonly logsUnavailable?: () => boolean;
   /** The analysis verdict store: each judged file's sightings (which message, who got it). */
   readonly verdicts?: VerdictStore | null;
+  /** Whether the analysis engine may have judged this file (others need no sighting lookup). */
+  readonly judged?: (file: FileInfo) => boolean;
   readonly clientTls: ClientTls;
   readonly upstreamTls: UpstreamTls;
   /** Relay AUTH between client and upstream (offered when the upstream offers it). */
@@ -1107,7 +1109,8 @@ export class Session {
     const verdicts = this.#ctx.verdicts;
     if (verdicts && result && result.files.length > 0) {
       const pending = new Set(result.findings.filter((f) => f.threat.startsWith(PENDING_THREAT_PREFIX)).map((f) => f.file.sha256));
-      const files = result.files.filter((f) => f.size > 0 && f.path !== RAW_MESSAGE_PATH).map((f) => ({ sha256: f.sha256, path: f.path, pending: pending.has(f.sha256) }));
+      const judged = this.#ctx.judged ?? (() => true);
+      const files = result.files.filter((f) => f.size > 0 && f.path !== RAW_MESSAGE_PATH && judged(f)).map((f) => ({ sha256: f.sha256, path: f.path, pending: pending.has(f.sha256) }));
       const sighting = { time: new Date().toISOString(), transactionId: tx.id, messageId, mailFrom: tx.mailFrom, rcptTo: [...tx.rcptTo], action: d.action, delivered };
       this.#safeLog(() => verdicts.sighted(files, sighting));
     }

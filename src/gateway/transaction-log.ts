@@ -114,9 +114,18 @@ export function headerFacts(head: Buffer): { messageId: string; subject: string 
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
+/** Random bytes drawn in blocks: one system call per 400 sessions, not one per session. */
+const POOL_BYTES = 4000;
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
 /** 16 base32 characters (80 random bits): in every log line and record of a session. */
 export function newSessionId(): string {
-  const bytes = randomBytes(10);
+  if (poolAt + 10 > pool.length) {
+    pool = randomBytes(POOL_BYTES);
+    poolAt = 0;
+  }
+  const bytes = pool.subarray(poolAt, (poolAt += 10));
   let bits = 0;
   let value = 0;
   let out = '';
