@@ -18,6 +18,7 @@ import { BUILTIN_PATTERNS, loadHashListFile, loadSignatureFile, SignatureEngine 
 import { Inspector } from '../inspect/inspector.ts';
 import type { LogStore } from '../logs/records.ts';
 import { describeError } from '../errors.ts';
+import { SevenZipTool, sevenZipReader } from '../inspect/archive/seven-zip-tool.ts';
 import { ResilientLogStore } from '../logs/resilient-store.ts';
 import { ForwardingLogStore } from '../logs/forward.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
@@ -88,8 +89,10 @@ export function buildEngines(cfg: LoadedConfig, log?: LogFn, verdicts?: VerdictS
 
 export function buildInspector(cfg: LoadedConfig, engines: readonly Engine[] = buildEngines(cfg)): Inspector {
   const l = cfg.limits;
+  const sevenZip = SevenZipTool.find(cfg.engines['seven-zip'].path, cfg.engines['seven-zip'].timeout, join(cfg.dataDirAbs, 'spool'));
   return new Inspector({
     engines,
+    readers: { '7z': sevenZipReader(sevenZip) },
     mime: { maxDepth: l['mime-depth'], maxParts: l['mime-parts'], maxHeaderBytes: 64 * 1024 },
     archives: {
       maxDepth: l['archive-depth'],

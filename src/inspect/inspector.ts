@@ -23,6 +23,7 @@ import {
   ArchiveBudget,
   CONTAINER_TYPES,
   type ArchiveLimits,
+  type ContainerReaders,
   DEFAULT_ARCHIVE_LIMITS,
   inflateInto,
   looksLikeContainer,
@@ -42,13 +43,15 @@ export interface InspectorOptions {
   readonly engines: readonly Engine[];
   readonly mime?: MimeLimits;
   readonly archives?: ArchiveLimits;
+  /** Readers for container types beyond the built-in ones (7z through 7-Zip). */
+  readonly readers?: ContainerReaders;
 }
 
 export class Inspector {
   constructor(private readonly opts: InspectorOptions) {}
 
   begin(): MessageScan {
-    return new MessageScan(this.opts.engines, this.opts.mime ?? DEFAULT_MIME_LIMITS, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS);
+    return new MessageScan(this.opts.engines, this.opts.mime ?? DEFAULT_MIME_LIMITS, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS, this.opts.readers ?? {});
   }
 
   /**
@@ -56,7 +59,7 @@ export class Inspector {
    * in it are unpacked like attachments; `name` is its path in the findings.
    */
   beginFile(name: string): { write(chunk: Buffer): void; end(deadlineMs: number): Promise<ScanResult> } {
-    const set = new ObjectSet(this.opts.engines, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS);
+    const set = new ObjectSet(this.opts.engines, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS, this.opts.readers ?? {});
     const sink = set.open({ path: name, name, contentType: null, encoding: null }, 0, true, 0);
     return {
       write: (chunk) => sink.write(chunk),
@@ -96,8 +99,8 @@ export class MessageScan {
   #textBytes = 0;
   #candidates: string[] | null = null;
 
-  constructor(engines: readonly Engine[], mime: MimeLimits, archives: ArchiveLimits) {
-    this.#set = new ObjectSet(engines, archives, () => (this.#candidates ??= passwordCandidates(Buffer.concat(this.#text).toString('utf8'))));
+  constructor(engines: readonly Engine[], mime: MimeLimits, archives: ArchiveLimits, readers: ContainerReaders) {
+    this.#set = new ObjectSet(engines, archives, readers, () => (this.#candidates ??= passwordCandidates(Buffer.concat(this.#text).toString('utf8'))));
     this.#raw = this.#set.open({ path: RAW_MESSAGE_PATH, name: null, contentType: 'message/rfc822', encoding: null }, 0, false, 0);
     this.#walker = new MimeWalker({ onLeaf: (info) => this.#leaf(info), onEvent: (e) => this.#set.events.push(e) }, mime);
   }
@@ -157,6 +160,7 @@ class ObjectSet {
   constructor(
     private readonly engines: readonly Engine[],
     private readonly limits: ArchiveLimits,
+    private readonly readers: ContainerReaders,
     private readonly passwords: () => readonly string[] = () => [],
   ) {
     this.#budget = new ArchiveBudget(limits, (name, where, detail) => this.event(name, where, detail));
@@ -188,7 +192,7 @@ class ObjectSet {
 
   /** Unpack one container; returns its identity, refined by what unpacking found. */
   async #unpack(o: ObjectScan, id: Identity, bytes: Buffer): Promise<Identity> {
-    const reader = readerFor(id.type, bytes);
+    const reader = readerFor(id.type, bytes, this.readers);
     if (reader === null || this.#budget.stopped) return id;
     const where = o.depth === 0 && o.path !== o.name ? `${o.path}/${o.name ?? `(${id.type})`}` : o.path;
     if (o.depth >= this.limits.maxDepth) {

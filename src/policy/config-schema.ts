@@ -292,6 +292,13 @@ export const configSchema = z.strictObject({
         })
         .prefault({})
         .describe('the local analysis engine and its verdict store'),
+      'seven-zip': z
+        .strictObject({
+          path: z.string().default('auto').describe('7-Zip (7zz) to unpack 7z archives: auto (/usr/bin/7zz when installed), off, or a path'),
+          timeout: duration('30s', 'longest 7-Zip run on one archive; past it the process is killed and the archive reported'),
+        })
+        .prefault({})
+        .describe('7z archives are unpacked by 7-Zip in a separate process; without it they are only recognised'),
       signatures: z
         .strictObject({
           'hash-lists': z.array(z.string()).default([]).describe('hash-list files (sha256:/md5: lines)'),

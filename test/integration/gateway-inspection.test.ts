@@ -5,7 +5,8 @@
  */
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -148,6 +149,41 @@ describe('local analysis in the mail path', () => {
       assert.match(delivered!.messageId, /^<.+@.+>$/);
     } finally {
       await gw.stop();
+    }
+  });
+});
+
+describe('7z through 7-Zip in the mail path', { skip: existsSync('/usr/bin/7zz') ? false : '7zz is not installed (apt-get install 7zip)' }, () => {
+  it('EICAR inside a 7z whose password is in the message: 541, the member path logged; seven-zip: off lets the policy see it as unscannable', async () => {
+    const up = await startUpstream();
+    const dir = mkdtempSync(join(tmpdir(), 'smtpwall-7zgw-'));
+    writeFileSync(join(dir, 'invoice.com'), EICAR);
+    assert.equal(spawnSync('/usr/bin/7zz', ['a', '-t7z', '-pRg-7731', '-mhe=on', 'p.7z', 'invoice.com'], { cwd: dir }).status, 0);
+    const archive = readFileSync(join(dir, 'p.7z'));
+    const send = async (port: number) => {
+      const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+      try {
+        await t.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: 'invoice', text: 'The password is Rg-7731', attachments: [{ filename: 'invoice.7z', content: archive }] });
+        return 'delivered';
+      } catch (err) {
+        return String((err as Error).message);
+      } finally {
+        t.close();
+      }
+    };
+    const gw = await startGateway({ upstreamPort: up.port });
+    const off = await startGateway({ upstreamPort: up.port, extra: 'engines: { seven-zip: { path: off } }\n' });
+    try {
+      assert.match(await send(gw.port), /541 5\.4\.1 .*threat: EICAR-Test-File/);
+      const logs = gw.logs();
+      const [t] = logs.listThreats(1);
+      logs.close();
+      assert.equal(t!.filePath, 'msg/2/invoice.7z/invoice.com');
+      assert.match(await send(off.port), /541 5\.4\.1 /, 'without 7-Zip the encrypted 7z is unscannable: blocked by default');
+    } finally {
+      await gw.stop();
+      await off.stop();
+      await up.close();
     }
   });
 });

@@ -18,6 +18,7 @@ import type { Engine, EngineScan } from '../../inspect/engines/engine.ts';
 import type { FileInfo, Finding } from '../../inspect/types.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
 import { escapeUnsafe, safeJson } from '../../logs/escape.ts';
+import { SevenZipTool, sevenZipReader } from '../../inspect/archive/seven-zip-tool.ts';
 
 /** One line of text output: names and reasons from files and messages cannot break it or drive the terminal. */
 const line = (s: string): void => void process.stdout.write(`${escapeUnsafe(s)}\n`);
@@ -29,7 +30,7 @@ export async function runAnalyze(args: string[]): Promise<number> {
   for (const path of positionals) {
     const bytes = await readFile(path);
     const seen: Array<{ file: FileInfo; bytes: Buffer }> = [];
-    const inspector = new Inspector({ engines: [new SignatureEngine(), collector(seen)] });
+    const inspector = new Inspector({ engines: [new SignatureEngine(), collector(seen)], readers: { '7z': sevenZipReader(SevenZipTool.find('auto', 30_000)) } });
     const r = await inspector.scanBuffer(bytes, false, 60_000, path);
     for (const { file, bytes: b } of seen) {
       const v = analyze({ bytes: b, detectedType: file.detectedType, name: file.name, flags: file.flags });

@@ -21,6 +21,7 @@ import { loadConfigFile } from '../../policy/load-config.ts';
 import { MboxSplitter } from '../mbox.ts';
 import { Progress } from '../progress.ts';
 import { escapeUnsafe, safeJson } from '../../logs/escape.ts';
+import { SevenZipTool, sevenZipReader } from '../../inspect/archive/seven-zip-tool.ts';
 
 const SCAN_DEADLINE_MS = 120_000;
 const READ_CHUNK = 256 * 1024;
@@ -38,7 +39,7 @@ export async function runScan(args: string[]): Promise<number> {
     },
   });
   if (positionals.length === 0) throw new Error('expected at least one PATH to scan');
-  const inspector = values.config ? buildInspector(loadConfigFile(values.config)) : new Inspector({ engines: [new SignatureEngine()] });
+  const inspector = values.config ? buildInspector(loadConfigFile(values.config)) : new Inspector({ engines: [new SignatureEngine()], readers: { '7z': sevenZipReader(SevenZipTool.find('auto', 30_000)) } });
   const files: { path: string; size: number }[] = [];
   let progress: Progress | null = null;
   const out = new Reporter(values.json, values.verbose, () => progress?.clear());

@@ -105,6 +105,9 @@ export interface UnpackOutcome {
 
 export type ContainerReader = (bytes: Buffer, ctx: UnpackContext) => Promise<UnpackOutcome>;
 
+/** Readers configured at run time (7z through 7-Zip), by container type; they win over the built-in ones. */
+export type ContainerReaders = Readonly<Partial<Record<string, ContainerReader>>>;
+
 const READERS: Readonly<Record<string, ContainerReader>> = {
   gz: unpackGzip,
   'tar.gz': unpackGzip,
@@ -119,8 +122,8 @@ const READERS: Readonly<Record<string, ContainerReader>> = {
  * The reader for a container of this type; a file of another type that holds a zip (an SFX
  * executable, a zip behind junk bytes) is read as the zip that unzip tools find in it.
  */
-export function readerFor(type: string, bytes: Buffer): ContainerReader | null {
-  if (CONTAINER_TYPES.has(type)) return READERS[type] ?? unpackZip;
+export function readerFor(type: string, bytes: Buffer, extra: ContainerReaders = {}): ContainerReader | null {
+  if (CONTAINER_TYPES.has(type)) return extra[type] ?? READERS[type] ?? unpackZip;
   return bytes.indexOf('PK\x03\x04', 0, 'latin1') !== -1 ? unpackZip : null;
 }
 

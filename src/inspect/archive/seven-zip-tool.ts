@@ -1,0 +1,182 @@
+/**
+ * 7z archives unpacked by 7-Zip itself (`7zz`, Debian's `7zip` package) when it is installed:
+ * no maintained pure-JS LZMA/7z reader installs here, and 7-Zip is the format's reference.
+ * It runs as a separate process on a private copy of the archive, so a crafted archive that
+ * crashes or hangs it costs that process (killed at the deadline), never the gateway.
+ *
+ *   1. `7zz l -slt` lists the members (path, size, directory, encrypted);
+ *   2. if they or the listing are encrypted, passwords found in the message are tried with
+ *      `7zz t` (the first few: one process each);
+ *   3. `7zz x -so` writes every file's bytes to stdout in listing order; the stream is cut
+ *      into members by the listed sizes and fed through the message's archive budget, and the
+ *      process is killed the moment a limit is reached (a 7z bomb costs the limit, not its
+ *      expanded size).
+ *
+ * Without 7zz, 7z archives are only recognised (sevenzip.ts).
+ */
+
+import { spawn } from 'node:child_process';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspectSevenZip } from './sevenzip.ts';
+import type { UnpackContext, UnpackOutcome } from './unpack.ts';
+import { cleanMemberName } from './unpack.ts';
+
+/** Passwords tried per archive (each is a 7zz process). */
+const MAX_PASSWORD_TRIES = 20;
+/** 7-Zip never sees an empty password option (it would prompt): a stand-in for "none". */
+const NO_PASSWORD = 'smtpwall-no-password';
+
+interface Member {
+  readonly path: string;
+  readonly size: number;
+}
+
+export class SevenZipTool {
+  constructor(
+    readonly binary: string,
+    readonly timeoutMs: number,
+    /** Where the private copy of an archive is written (the gateway's spool directory). */
+    readonly workDir: string = tmpdir(),
+  ) {}
+
+  /** `auto`: /usr/bin/7zz if it is there; `off`: none; else the path given (must be executable). */
+  static find(setting: string, timeoutMs: number, workDir?: string): SevenZipTool | null {
+    if (setting === 'off') return null;
+    const path = setting === 'auto' ? '/usr/bin/7zz' : setting;
+    try {
+      accessSync(path, constants.X_OK);
+    } catch {
+      if (setting === 'auto') return null;
+      throw new Error(`${path}: not an executable 7-Zip (engines.seven-zip)`);
+    }
+    return new SevenZipTool(path, timeoutMs, workDir);
+  }
+
+  /** Unpack a 7z archive into the context's members. */
+  async unpack(bytes: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
+    mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
+    const dir = mkdtempSync(join(this.workDir, '7z-'));
+    const file = join(dir, 'archive.7z');
+    try {
+      writeFileSync(file, bytes, { mode: 0o600 });
+      let password = NO_PASSWORD;
+      let listing = await this.#list(file, password);
+      const locked = listing === null || listing.encrypted;
+      if (locked) {
+        const found = await this.#findPassword(file, ctx.passwords());
+        if (found === null) {
+          ctx.event('ARCHIVE_ENCRYPTED', '7z: no password in the message opens it');
+          return { type: 'encrypted-7z' };
+        }
+        password = found;
+        listing = await this.#list(file, password);
+        if (listing === null) {
+          ctx.event('ARCHIVE_CORRUPT', '7z: 7-Zip cannot list it');
+          return { type: 'encrypted-7z' };
+        }
+        ctx.event('ARCHIVE_DECRYPTED', '7z: with a password found in the message');
+      }
+      await this.#extract(file, password, listing!.members, ctx);
+      return locked ? { type: 'encrypted-7z' } : {};
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Members in archive order, or null when 7-Zip cannot list the archive (encrypted names, damage). */
+  async #list(file: string, password: string): Promise<{ members: Member[]; encrypted: boolean } | null> {
+    const out: Buffer[] = [];
+    const r = await this.#run(['l', '-slt', '-ba', `-p${password}`, '--', file], (c) => (out.push(c), true));
+    if (r.code !== 0) return null;
+    const members: Member[] = [];
+    let encrypted = false;
+    for (const block of Buffer.concat(out).toString('utf8').split(/\r?\n\r?\n/)) {
+      const field = (name: string): string | undefined => new RegExp(`^${name} = (.*)$`, 'm').exec(block)?.[1];
+      const path = field('Path');
+      if (path === undefined) continue;
+      if (field('Encrypted') === '+') encrypted = true;
+      if (field('Folder') === '+' || (field('Attributes') ?? '').startsWith('D')) continue;
+      members.push({ path, size: Number(field('Size') ?? 0) || 0 });
+    }
+    return { members, encrypted };
+  }
+
+  async #findPassword(file: string, candidates: readonly string[]): Promise<string | null> {
+    for (const p of candidates.slice(0, MAX_PASSWORD_TRIES)) {
+      if ((await this.#run(['t', `-p${p}`, '--', file], () => true)).code === 0) return p;
+    }
+    return null;
+  }
+
+  /** Every file's bytes from one `x -so`, cut into members by their listed sizes. */
+  async #extract(file: string, password: string, members: readonly Member[], ctx: UnpackContext): Promise<void> {
+    let i = 0;
+    let left = members[0]?.size ?? 0;
+    let sink = members.length > 0 ? ctx.member(cleanMemberName(members[0]!.path)) : null;
+    let stopped = sink === null && members.length > 0;
+    // Members with no bytes end before any output arrives.
+    const advance = (): void => {
+      while (!stopped && left === 0 && i < members.length) {
+        sink?.end();
+        i++;
+        if (i >= members.length) return;
+        left = members[i]!.size;
+        sink = ctx.member(cleanMemberName(members[i]!.path));
+        if (sink === null) stopped = true;
+      }
+    };
+    advance();
+    const r = await this.#run(['x', '-so', `-p${password}`, '--', file], (chunk) => {
+      let rest = chunk;
+      while (rest.length > 0 && !stopped && i < members.length) {
+        const piece = rest.subarray(0, left);
+        rest = rest.subarray(piece.length);
+        left -= piece.length;
+        if (!ctx.copy(sink!, piece)) {
+          sink!.end();
+          stopped = true;
+          return false;
+        }
+        advance();
+      }
+      return !stopped;
+    });
+    if (!stopped && i < members.length) sink?.end(); // output ended early: the member is what arrived
+    if (r.timedOut) ctx.event('ARCHIVE_CORRUPT', `7z: 7-Zip did not finish within ${this.timeoutMs} ms`);
+    else if (!stopped && (r.code !== 0 || i < members.length)) ctx.event('ARCHIVE_CORRUPT', `7z: 7-Zip reported an error (exit ${r.code})${r.stderr ? `: ${r.stderr}` : ''}`);
+  }
+
+  /** Run 7zz; `onStdout` returning false kills it (a limit was reached). */
+  #run(args: string[], onStdout: (chunk: Buffer) => boolean): Promise<{ code: number | null; timedOut: boolean; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(this.binary, ['-bd', '-y', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, this.timeoutMs);
+      child.stdout.on('data', (c: Buffer) => {
+        if (!onStdout(c)) child.kill('SIGKILL');
+      });
+      child.stderr.on('data', (c: Buffer) => {
+        if (stderr.length < 500) stderr += c.toString('utf8');
+      });
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        resolve({ code: null, timedOut, stderr: err.message });
+      });
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, timedOut, stderr: stderr.replace(/\s+/g, ' ').trim().slice(0, 200) });
+      });
+    });
+  }
+}
+
+/** The 7z reader: 7-Zip when configured, else recognition only. */
+export function sevenZipReader(tool: SevenZipTool | null): (b: Buffer, ctx: UnpackContext) => Promise<UnpackOutcome> {
+  return tool ? (b, ctx) => tool.unpack(b, ctx) : inspectSevenZip;
+}
