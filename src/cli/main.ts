@@ -13,7 +13,7 @@ import { runDemo } from './commands/demo.ts';
 import { runLogs } from './commands/logs.ts';
 import { runPolicy } from './commands/policy.ts';
 import { runQuarantine } from './commands/quarantine.ts';
-import { runReload } from './commands/reload.ts';
+import { runReload, runRestart } from './commands/reload.ts';
 import { runScan } from './commands/scan.ts';
 import { runStart } from './commands/start.ts';
 
@@ -23,6 +23,8 @@ commands:
   start -c FILE                         run the gateway in the foreground (SIGTERM stops it,
                                         SIGHUP reloads the configuration)
   reload -c FILE                        check FILE, then make the running gateway reload it
+  restart -c FILE                       check FILE, then replace the workers one by one
+                                        (new code, no refused connection; workers: 2 or more)
   analyze FILE... [--json]              static analysis: verdict and reasons for each file
                                         (exit 0 benign, 1 otherwise)
   verdicts list|show SHA256|set SHA256 VERDICT --reason TEXT -c FILE
@@ -49,6 +51,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   config: runConfig,
   policy: runPolicy,
   reload: runReload,
+  restart: runRestart,
   quarantine: runQuarantine,
   analyze: runAnalyze,
   verdicts: runVerdicts,

@@ -230,6 +230,60 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     await up.close();
   });
 
+  it('restart (workers: 2): workers replaced one by one under steady traffic, no connection refused, nothing lost', async () => {
+    const up = await startUpstream();
+    const cfgFile = join(dir, 'rolling.yaml');
+    writeFileSync(cfgFile, `data-dir: ./rdata\nworkers: 2\nlisteners:\n  - name: inbound\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:${up.port}\n`);
+    const child = spawn(process.execPath, [BIN, 'start', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const wait = async (re: RegExp, n: number) => {
+      for (const until = Date.now() + 60_000; (out.match(re) ?? []).length < n; ) {
+        assert.ok(Date.now() < until && child.exitCode === null, `waiting for ${re} ×${n}: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await wait(/smtpwall started/g, 2);
+    const port = Number(/listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(out)![1]);
+    const before = new Set([...out.matchAll(/smtpwall started .* pid=(\d+)/g)].map((m) => Number(m[1])));
+    // Steady traffic: one new connection and message after another until the rollover is done.
+    let sent = 0;
+    const failures: string[] = [];
+    let done = false;
+    const traffic = (async () => {
+      while (!done) {
+        const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+        try {
+          await t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: `Subject: rolling ${sent}\r\n\r\nx\r\n` });
+          sent++;
+        } catch (err) {
+          failures.push((err as Error).message);
+        } finally {
+          t.close();
+        }
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const restart = await cli(['restart', '-c', cfgFile]);
+    assert.equal(restart.code, 0, restart.stderr);
+    await wait(/rolling restart done/g, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    done = true;
+    await traffic;
+    assert.deepEqual(failures, [], 'no message refused or lost during the rollover');
+    assert.ok(sent >= 5, `${sent} messages`);
+    assert.equal(up.messages.length, sent, 'every accepted message was delivered');
+    const after = [...out.matchAll(/worker replaced old=(\d+) new=(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    assert.equal(after.length, 2, out);
+    assert.deepEqual(new Set(after.map(([o]) => o)), before, 'both old workers were replaced');
+    for (const [old] of after) assert.throws(() => process.kill(old!, 0), 'the old worker has exited');
+    process.kill(child.pid!, 'SIGTERM');
+    assert.equal(await exitOf(child), 0, out);
+    await up.close();
+  });
+
   it('user: started as root, binds, then runs as that user and still writes its data directory', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async () => {
     const up = await startUpstream();
     chmodSync(dir, 0o755); // mkdtemp makes it 0700: the dropped user must reach its data directory

@@ -13,6 +13,19 @@ import { loadConfigFile } from '../../policy/load-config.ts';
 import { PID_FILE } from './start.ts';
 
 export async function runReload(args: string[]): Promise<number> {
+  return signalGateway(args, 'SIGHUP', 'reload');
+}
+
+/**
+ * `smtpwall restart -c FILE`: check FILE the same way, then send SIGUSR2: a gateway with
+ * `workers: 2` or more replaces its workers one by one with the code and configuration on
+ * disk, without refusing a connection (start.ts). A single-process gateway ignores it.
+ */
+export async function runRestart(args: string[]): Promise<number> {
+  return signalGateway(args, 'SIGUSR2', 'rolling restart');
+}
+
+async function signalGateway(args: string[], signal: NodeJS.Signals, what: string): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
   if (!values.config) throw new Error('missing -c FILE (the configuration file)');
   const cfg = loadConfigFile(values.config);
@@ -25,10 +38,10 @@ export async function runReload(args: string[]): Promise<number> {
     throw new Error(`no running gateway: ${pidFile} not found`);
   }
   try {
-    process.kill(pid, 'SIGHUP');
+    process.kill(pid, signal);
   } catch (err) {
     throw new Error(`no running gateway with pid ${pid} (${(err as NodeJS.ErrnoException).code})`);
   }
-  process.stdout.write(`${cfg.source}: OK; reload signalled to pid ${pid}\n`);
+  process.stdout.write(`${cfg.source}: OK; ${what} signalled to pid ${pid}\n`);
   return 0;
 }

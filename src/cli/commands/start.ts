@@ -7,9 +7,16 @@
  * With `workers: N` (N > 1) this process becomes a supervisor: it forks N workers (node
  * cluster) that share the listening sockets, restarts a worker that dies, passes SIGHUP on to
  * every worker, and on SIGTERM passes the signal on and waits for every worker's graceful stop.
+ *
+ * SIGUSR2 (`smtpwall restart`) replaces the workers one by one — the way to load new code
+ * without refusing a connection: a new worker is started (with the code and configuration on
+ * disk now) and must report ready before an old one is stopped gracefully; the supervisor
+ * holds the listening socket throughout, so connections queue in the kernel and are taken by
+ * whichever worker accepts. A new worker that fails to start stops the rollover; the old
+ * workers go on serving.
  */
 
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { execFileSync } from 'node:child_process';
 import { chownSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +36,10 @@ function writePid(cfg: LoadedConfig): () => void {
 
 /** A worker that dies sooner than this after its start is not restarted in a tight loop. */
 const RESTART_DELAY_MS = 1000;
+/** Longest wait for a new worker to report ready during a rolling restart. */
+const READY_TIMEOUT_MS = 60_000;
+/** What a worker tells its supervisor once its listeners are open. */
+const READY = { smtpwall: 'ready' } as const;
 
 export async function runStart(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
@@ -42,10 +53,15 @@ export async function runStart(args: string[]): Promise<number> {
   const removePid = cluster.isWorker ? () => {} : writePid(cfg);
   if (owner) dropPrivileges(owner, log);
   log('info', 'smtpwall started', { config: cfg.source, 'data-dir': cfg.dataDirAbs, pid: process.pid });
+  if (cluster.isWorker) process.send?.(READY);
   const onHup = (): void => void reload(gateway, values.config!, log);
+  // Without a supervisor there is no one to hand the socket over: SIGUSR2 must not kill us.
+  const onUsr2 = (): void => log('warn', 'rolling restart needs workers: 2 or more; ignored (restart the service instead)');
   process.on('SIGHUP', onHup);
+  if (!cluster.isWorker) process.on('SIGUSR2', onUsr2);
   await untilSignal((signal) => log('info', 'stopping', { signal, grace: `${cfg.timeouts['shutdown-grace']}ms` }));
   process.off('SIGHUP', onHup);
+  process.off('SIGUSR2', onUsr2);
   await gateway.stop();
   removePid();
   log('info', 'smtpwall stopped');
@@ -59,17 +75,50 @@ async function supervise(cfg: LoadedConfig, log: LogFn): Promise<number> {
   // connection from the supervisor to a worker over IPC, which cost more than it gained here.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   let stopping = false;
-  const fork = (): void => {
+  /** Workers being replaced, and new ones not yet ready: their exit is no death to repair. */
+  const retiring = new Set<Worker>();
+  const starting = new Set<Worker>();
+  const fork = (): Worker => {
     const w = cluster.fork();
     w.on('exit', (code, signal) => {
-      if (stopping) return;
+      if (stopping || retiring.has(w) || starting.has(w)) return;
       log('error', 'worker died; restarting', { pid: w.process.pid, code, signal });
       setTimeout(() => {
         if (!stopping) fork();
       }, RESTART_DELAY_MS);
     });
+    return w;
   };
   for (let i = 0; i < cfg.workers; i++) fork();
+  let rolling = false;
+  const onUsr2 = async (): Promise<void> => {
+    if (rolling || stopping) return;
+    rolling = true;
+    const old = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+    log('info', 'rolling restart', { workers: old.length });
+    try {
+      for (const w of old) {
+        const fresh = fork();
+        starting.add(fresh);
+        try {
+          await ready(fresh);
+        } finally {
+          starting.delete(fresh);
+        }
+        retiring.add(w);
+        await stopWorker(w);
+        retiring.delete(w);
+        log('info', 'worker replaced', { old: w.process.pid, new: fresh.process.pid });
+      }
+      log('info', 'rolling restart done', { workers: old.length });
+    } catch (err) {
+      log('error', 'rolling restart stopped; the running workers go on serving', { error: (err as Error).message });
+    } finally {
+      rolling = false;
+    }
+  };
+  const onUsr2Signal = (): void => void onUsr2();
+  process.on('SIGUSR2', onUsr2Signal);
   const removePid = writePid(cfg);
   log('info', 'smtpwall supervisor started', { workers: cfg.workers, pid: process.pid });
   const onHup = (): void => {
@@ -79,21 +128,49 @@ async function supervise(cfg: LoadedConfig, log: LogFn): Promise<number> {
   process.on('SIGHUP', onHup);
   await untilSignal((signal) => log('info', 'stopping workers', { signal }));
   process.off('SIGHUP', onHup);
+  process.off('SIGUSR2', onUsr2Signal);
   removePid();
   stopping = true;
   const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-  await Promise.all(
-    workers.map(
-      (w) =>
-        new Promise<void>((resolve) => {
-          if (w.isDead()) return resolve();
-          w.once('exit', () => resolve());
-          w.process.kill('SIGTERM');
-        }),
-    ),
-  );
+  await Promise.all(workers.map((w) => stopWorker(w)));
   log('info', 'smtpwall stopped');
   return 0;
+}
+
+/** SIGTERM (a graceful stop: transactions in flight finish) and wait for the exit. */
+function stopWorker(w: Worker): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (w.isDead()) return resolve();
+    w.once('exit', () => resolve());
+    w.process.kill('SIGTERM');
+  });
+}
+
+/** A new worker's report that its listeners are open; it fails if the worker dies or hangs first. */
+function ready(w: Worker): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      w.process.kill('SIGKILL');
+      reject(new Error(`new worker ${w.process.pid} not ready within ${READY_TIMEOUT_MS} ms`));
+    }, READY_TIMEOUT_MS);
+    const onMessage = (m: unknown): void => {
+      if ((m as typeof READY | null)?.smtpwall !== READY.smtpwall) return;
+      cleanup();
+      resolve();
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new Error(`new worker ${w.process.pid} exited (code ${code}) before it was ready`));
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      w.off('message', onMessage);
+      w.off('exit', onExit);
+    };
+    w.on('message', onMessage);
+    w.once('exit', onExit);
+  });
 }
 
 /**
