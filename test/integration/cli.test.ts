@@ -45,6 +45,28 @@ function exitOf(child: ChildProcess, ms = 30_000): Promise<number | null> {
 describe('smtpwall command line', { timeout: 300_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'smtpwall-cli-'));
   const children: ChildProcess[] = [];
+
+  /** `smtpwall start` as a child process, its output collected, with a way to wait for a line. */
+  function startCli(cfgFile: string) {
+    const child = spawn(process.execPath, [BIN, 'start', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    const run = {
+      child,
+      out: '',
+      /** Wait until `re` (global) matches `n` times in the output. */
+      async waitFor(re: RegExp, n = 1, ms = 60_000): Promise<void> {
+        for (const until = Date.now() + ms; (run.out.match(re) ?? []).length < n; ) {
+          assert.ok(Date.now() < until && child.exitCode === null, `waiting for ${re} ×${n}: ${run.out}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      },
+      /** The port the listener named `inbound` is bound to. */
+      port: (): number => Number(/listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(run.out)![1]),
+    };
+    child.stdout!.on('data', (d) => (run.out += d));
+    child.stderr!.on('data', (d) => (run.out += d));
+    return run;
+  }
   after(() => {
     for (const c of children) if (c.exitCode === null) process.kill(c.pid!, 'SIGKILL');
   });
@@ -166,21 +188,10 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     const up = await startUpstream();
     const cfgFile = join(dir, 'smtpwall.yaml');
     writeFileSync(cfgFile, `data-dir: ./data\nlisteners:\n  - name: inbound\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:${up.port}\n`);
-    const child = spawn(process.execPath, [BIN, 'start', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const port = await new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20_000);
-      child.stdout!.on('data', () => {
-        const m = /listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(out);
-        if (m) {
-          clearTimeout(t);
-          resolve(Number(m[1]));
-        }
-      });
-    });
+    const gw = startCli(cfgFile);
+    const { child } = gw;
+    await gw.waitFor(/listening listener=inbound/g);
+    const port = gw.port();
     const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
     await t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: 'Subject: hi\r\n\r\nclean\r\n' });
     await assert.rejects(t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: EICAR_MESSAGES['raw in the body']! }));
@@ -194,10 +205,10 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     const rec = JSON.parse(lines[0]!) as { action: string; clientReply: string };
     assert.equal(rec.action, 'block');
     assert.match(rec.clientReply, /^541 5\.4\.1/);
-    assert.equal(child.exitCode, null, `the gateway is still running: ${out}`);
+    assert.equal(child.exitCode, null, `the gateway is still running: ${gw.out}`);
     process.kill(child.pid!, 'SIGTERM');
-    assert.equal(await exitOf(child), 0, out);
-    assert.match(out, /smtpwall stopped/);
+    assert.equal(await exitOf(child), 0, gw.out);
+    assert.match(gw.out, /smtpwall stopped/);
     await up.close();
   });
 
@@ -205,25 +216,18 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     const up = await startUpstream();
     const cfgFile = join(dir, 'workers.yaml');
     writeFileSync(cfgFile, `data-dir: ./wdata\nworkers: 2\nlisteners:\n  - name: inbound\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:${up.port}\n`);
-    const child = spawn(process.execPath, [BIN, 'start', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const until = Date.now() + 20_000;
-    while ((out.match(/smtpwall started/g) ?? []).length < 2) {
-      assert.ok(Date.now() < until, `workers did not start: ${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const port = Number(/listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(out)![1]);
-    const pids = new Set([...out.matchAll(/smtpwall started .* pid=(\d+)/g)].map((m) => Number(m[1])));
+    const gw = startCli(cfgFile);
+    const { child } = gw;
+    await gw.waitFor(/smtpwall started/g, 2);
+    const port = gw.port();
+    const pids = new Set([...gw.out.matchAll(/smtpwall started .* pid=(\d+)/g)].map((m) => Number(m[1])));
     assert.equal(pids.size, 2);
     const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
     for (let i = 0; i < 6; i++) await t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: 'Subject: w\r\n\r\nx\r\n' });
     assert.equal(up.messages.length, 6);
-    assert.equal(child.exitCode, null, `the supervisor is still running: ${out}`);
+    assert.equal(child.exitCode, null, `the supervisor is still running: ${gw.out}`);
     process.kill(child.pid!, 'SIGTERM');
-    assert.equal(await exitOf(child), 0, out);
+    assert.equal(await exitOf(child), 0, gw.out);
     for (const pid of pids) {
       assert.throws(() => process.kill(pid, 0), 'every worker has exited');
     }
@@ -234,20 +238,11 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     const up = await startUpstream();
     const cfgFile = join(dir, 'rolling.yaml');
     writeFileSync(cfgFile, `data-dir: ./rdata\nworkers: 2\nlisteners:\n  - name: inbound\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:${up.port}\n`);
-    const child = spawn(process.execPath, [BIN, 'start', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const wait = async (re: RegExp, n: number) => {
-      for (const until = Date.now() + 60_000; (out.match(re) ?? []).length < n; ) {
-        assert.ok(Date.now() < until && child.exitCode === null, `waiting for ${re} ×${n}: ${out}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
-    await wait(/smtpwall started/g, 2);
-    const port = Number(/listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(out)![1]);
-    const before = new Set([...out.matchAll(/smtpwall started .* pid=(\d+)/g)].map((m) => Number(m[1])));
+    const gw = startCli(cfgFile);
+    const { child } = gw;
+    await gw.waitFor(/smtpwall started/g, 2);
+    const port = gw.port();
+    const before = new Set([...gw.out.matchAll(/smtpwall started .* pid=(\d+)/g)].map((m) => Number(m[1])));
     // Steady traffic: one new connection and message after another until the rollover is done.
     let sent = 0;
     const failures: string[] = [];
@@ -268,19 +263,19 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     await new Promise((r) => setTimeout(r, 300));
     const restart = await cli(['restart', '-c', cfgFile]);
     assert.equal(restart.code, 0, restart.stderr);
-    await wait(/rolling restart done/g, 1);
+    await gw.waitFor(/rolling restart done/g);
     await new Promise((r) => setTimeout(r, 300));
     done = true;
     await traffic;
     assert.deepEqual(failures, [], 'no message refused or lost during the rollover');
     assert.ok(sent >= 5, `${sent} messages`);
     assert.equal(up.messages.length, sent, 'every accepted message was delivered');
-    const after = [...out.matchAll(/worker replaced old=(\d+) new=(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
-    assert.equal(after.length, 2, out);
+    const after = [...gw.out.matchAll(/worker replaced old=(\d+) new=(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    assert.equal(after.length, 2, gw.out);
     assert.deepEqual(new Set(after.map(([o]) => o)), before, 'both old workers were replaced');
     for (const [old] of after) assert.throws(() => process.kill(old!, 0), 'the old worker has exited');
     process.kill(child.pid!, 'SIGTERM');
-    assert.equal(await exitOf(child), 0, out);
+    assert.equal(await exitOf(child), 0, gw.out);
     await up.close();
   });
 
@@ -289,25 +284,19 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     chmodSync(dir, 0o755); // mkdtemp makes it 0700: the dropped user must reach its data directory
     const cfgFile = join(dir, 'drop.yaml');
     writeFileSync(cfgFile, `data-dir: ./dropdata\nuser: nobody\nlisteners:\n  - name: inbound\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:${up.port}\n`);
-    const child = spawn(process.execPath, [BIN, 'start', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    for (const until = Date.now() + 20_000; !/privileges dropped/.test(out); ) {
-      assert.ok(Date.now() < until && child.exitCode === null, `no privilege drop: ${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const gw = startCli(cfgFile);
+    const { child } = gw;
+    await gw.waitFor(/privileges dropped/g);
     const uid = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))!;
     const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
     assert.deepEqual([Number(uid[1]), Number(uid[2]), Number(uid[3])], [nobody, nobody, nobody], 'real, effective and saved uid');
-    const port = Number(/listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(out)![1]);
+    const port = gw.port();
     const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
     await t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: 'Subject: after the drop\r\n\r\nclean\r\n' });
     assert.equal(up.messages.length, 1);
     process.kill(child.pid!, 'SIGTERM');
-    assert.equal(await exitOf(child), 0, out);
-    assert.doesNotMatch(out, /log store failed|readonly|EACCES/i);
+    assert.equal(await exitOf(child), 0, gw.out);
+    assert.doesNotMatch(gw.out, /log store failed|readonly|EACCES/i);
     const traffic = await cli(['logs', 'traffic', '-c', cfgFile, '--json']);
     assert.match(traffic.stdout, /"subject":"after the drop"/);
     await up.close();
