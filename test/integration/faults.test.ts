@@ -86,6 +86,48 @@ describe('faults on the gateway side', () => {
     }
   });
 
+  it('log database locked, on-failure tempfail: 451 while records wait, mail accepted again once they are written', async () => {
+    const gw = await startGateway({ upstreamPort: up.port, extra: 'log-database: { on-failure: tempfail }\n' });
+    const locker = new Database(join(gw.dataDir, 'logs.sqlite'));
+    const send = async (subject: string): Promise<string> => {
+      const c = await RawClient.connect(gw.port);
+      await c.reply();
+      await c.cmd('EHLO client.example.org');
+      const mail = (await c.cmd('MAIL FROM:<a@example.org>'))!;
+      if (!mail.startsWith('250')) {
+        c.destroy();
+        return mail;
+      }
+      await c.cmd('RCPT TO:<b@example.com>');
+      await c.cmd('DATA');
+      c.write(`Subject: ${subject}\r\n\r\nclean\r\n.\r\n`);
+      const r = (await c.reply(15_000))!;
+      c.destroy();
+      return r;
+    };
+    try {
+      locker.exec('BEGIN EXCLUSIVE');
+      const before = up.messages.length;
+      assert.match(await send('while locked'), /^250 /, 'the transaction in progress completes; its record waits');
+      assert.match(await send('refused'), /^451 4\.3\.0 /);
+      assert.equal(up.messages.length, before + 1);
+      locker.exec('COMMIT');
+      let reply = '';
+      for (let i = 0; i < 40 && !reply.startsWith('250'); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        reply = await send('after');
+      }
+      assert.match(reply, /^250 /, 'accepted again once the waiting records are written');
+      const logs = gw.logs();
+      const subjects = logs.listTraffic(10).map((t) => t.subject);
+      logs.close();
+      assert.ok(subjects.includes('while locked') && subjects.includes('after'), JSON.stringify(subjects));
+    } finally {
+      locker.close();
+      await gw.stop();
+    }
+  });
+
   // A real full disk: a 256 KiB tmpfs mounted on the spool directory (needs root and mount).
   const canMount = (() => {
     const dir = mkdtempSync(join(tmpdir(), 'smtpwall-mount-'));
