@@ -28,6 +28,8 @@ const MAX_PASSWORD_TRIES = 20;
 /** 7-Zip never sees an empty password option (it would prompt): a stand-in for "none". */
 const NO_PASSWORD = 'smtpwall-no-password';
 
+type MemberSinkLike = NonNullable<ReturnType<UnpackContext['member']>>;
+
 interface Member {
   readonly path: string;
   readonly size: number;
@@ -128,6 +130,9 @@ export class SevenZipTool {
       }
     };
     advance();
+    // Bytes beyond what the listing accounts for (a name the listing parser could not read,
+    // a damaged listing) are still scanned, as one more member, and reported.
+    let unlisted: MemberSinkLike | null = null;
     const r = await this.#run(['x', '-so', `-p${password}`, '--', file], (chunk) => {
       let rest = chunk;
       while (rest.length > 0 && !stopped && i < members.length) {
@@ -141,8 +146,17 @@ export class SevenZipTool {
         }
         advance();
       }
+      if (rest.length > 0 && !stopped) {
+        if (unlisted === null) {
+          ctx.event('ARCHIVE_CORRUPT', '7z: more data than the listing accounts for');
+          unlisted = ctx.member('(unlisted)');
+          if (unlisted === null) stopped = true;
+        }
+        if (unlisted !== null && !ctx.copy(unlisted, rest)) stopped = true;
+      }
       return !stopped;
     });
+    (unlisted as MemberSinkLike | null)?.end();
     if (!stopped && i < members.length) sink?.end(); // output ended early: the member is what arrived
     if (r.timedOut) ctx.event('ARCHIVE_CORRUPT', `7z: 7-Zip did not finish within ${this.timeoutMs} ms`);
     else if (!stopped && (r.code !== 0 || i < members.length)) ctx.event('ARCHIVE_CORRUPT', `7z: 7-Zip reported an error (exit ${r.code})${r.stderr ? `: ${r.stderr}` : ''}`);
