@@ -89,7 +89,8 @@ export function buildEngines(cfg: LoadedConfig, log?: LogFn, verdicts?: VerdictS
 
 export function buildInspector(cfg: LoadedConfig, engines: readonly Engine[] = buildEngines(cfg)): Inspector {
   const l = cfg.limits;
-  const sevenZip = SevenZipTool.find(cfg.engines['seven-zip'].path, cfg.engines['seven-zip'].timeout, join(cfg.dataDirAbs, 'spool'));
+  const z = cfg.engines['seven-zip'];
+  const sevenZip = SevenZipTool.find(z.path, z.timeout, join(cfg.dataDirAbs, 'spool'), z.memory);
   return new Inspector({
     engines,
     readers: { '7z': sevenZipReader(sevenZip) },

@@ -296,6 +296,7 @@ export const configSchema = z.strictObject({
         .strictObject({
           path: z.string().default('auto').describe('7-Zip (7zz) to unpack 7z archives: auto (/usr/bin/7zz when installed), off, or a path'),
           timeout: duration('30s', 'longest 7-Zip run on one archive; past it the process is killed and the archive reported'),
+          memory: size('512MiB', 'address space each 7-Zip process may use (a crafted 7z can ask for gigabytes); past it the archive is reported'),
         })
         .prefault({})
         .describe('7z archives are unpacked by 7-Zip in a separate process; without it they are only recognised'),

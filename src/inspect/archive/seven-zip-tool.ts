@@ -25,10 +25,14 @@ import { cleanMemberName } from './unpack.ts';
 
 /** Passwords tried per archive (each is a 7zz process). */
 const MAX_PASSWORD_TRIES = 20;
+/** 7-Zip processes at once per gateway: each may need its archive's dictionary in memory. */
+const MAX_CONCURRENT = 2;
 /** 7-Zip never sees an empty password option (it would prompt): a stand-in for "none". */
 const NO_PASSWORD = 'smtpwall-no-password';
 
 type MemberSinkLike = NonNullable<ReturnType<UnpackContext['member']>>;
+
+const DEFAULT_MEMORY = 512 * 1024 * 1024;
 
 interface Member {
   readonly path: string;
@@ -36,15 +40,25 @@ interface Member {
 }
 
 export class SevenZipTool {
+  /** Runs waiting for one of the MAX_CONCURRENT slots. */
+  readonly #waiting: Array<() => void> = [];
+  #running = 0;
+
   constructor(
     readonly binary: string,
     readonly timeoutMs: number,
     /** Where the private copy of an archive is written (the gateway's spool directory). */
     readonly workDir: string = tmpdir(),
+    /**
+     * Address space each 7-Zip process may use: a crafted 7z can declare a dictionary of
+     * gigabytes, which 7-Zip would allocate; past this it fails instead (the archive is then
+     * reported, and the policy's on-unscannable applies).
+     */
+    readonly memoryBytes: number = DEFAULT_MEMORY,
   ) {}
 
   /** `auto`: /usr/bin/7zz if it is there; `off`: none; else the path given (must be executable). */
-  static find(setting: string, timeoutMs: number, workDir?: string): SevenZipTool | null {
+  static find(setting: string, timeoutMs: number, workDir?: string, memoryBytes?: number): SevenZipTool | null {
     if (setting === 'off') return null;
     const path = setting === 'auto' ? '/usr/bin/7zz' : setting;
     try {
@@ -53,11 +67,22 @@ export class SevenZipTool {
       if (setting === 'auto') return null;
       throw new Error(`${path}: not an executable 7-Zip (engines.seven-zip)`);
     }
-    return new SevenZipTool(path, timeoutMs, workDir);
+    return new SevenZipTool(path, timeoutMs, workDir, memoryBytes);
   }
 
-  /** Unpack a 7z archive into the context's members. */
+  /** Unpack a 7z archive into the context's members (at most MAX_CONCURRENT at once). */
   async unpack(bytes: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
+    if (this.#running >= MAX_CONCURRENT) await new Promise<void>((r) => this.#waiting.push(r));
+    this.#running++;
+    try {
+      return await this.#unpack(bytes, ctx);
+    } finally {
+      this.#running--;
+      this.#waiting.shift()?.();
+    }
+  }
+
+  async #unpack(bytes: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
     mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
     const dir = mkdtempSync(join(this.workDir, '7z-'));
     const file = join(dir, 'archive.7z');
@@ -165,7 +190,9 @@ export class SevenZipTool {
   /** Run 7zz; `onStdout` returning false kills it (a limit was reached). */
   #run(args: string[], onStdout: (chunk: Buffer) => boolean): Promise<{ code: number | null; timedOut: boolean; stderr: string }> {
     return new Promise((resolve) => {
-      const child = spawn(this.binary, ['-bd', '-y', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // The shell sets the address-space limit, then becomes 7-Zip (exec): one process, killable.
+      const limitKb = Math.max(1, Math.floor(this.memoryBytes / 1024));
+      const child = spawn('/bin/sh', ['-c', `ulimit -v ${limitKb} && exec "$0" "$@"`, this.binary, '-bd', '-y', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       let timedOut = false;
       const timer = setTimeout(() => {

@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { crc32 } from 'node:zlib';
 import { SevenZipTool, sevenZipReader } from '../../../src/inspect/archive/seven-zip-tool.ts';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import { Inspector } from '../../../src/inspect/inspector.ts';
@@ -90,6 +91,23 @@ describe('archives made by 7-Zip', { skip: existsSync(SEVEN_ZIP) ? false : '7zz 
     assert.ok(r.events.some((e) => e.name === 'ARCHIVE_SIZE_EXCEEDED'), JSON.stringify(r.events));
     assert.ok((r.files.find((f) => f.path === 'bomb.7z/zeros.bin')?.size ?? 0) <= 4 * 1024 * 1024);
     assert.ok(Date.now() - t0 < 20_000);
+  });
+
+  it('a 7z declaring a 3.75 GiB dictionary: 7-Zip fails within its memory limit, the archive is reported', async () => {
+    // A real 7z with a plain header, its LZMA dictionary size patched and the CRCs redone.
+    const b = Buffer.from(make(['-t7z', '-mhc=off', '-m0=lzma', '-md=64k'], { 't.txt': Buffer.from('hello\n') }));
+    const coder = b.indexOf(Buffer.from([0x23, 0x03, 0x01, 0x01, 0x05]));
+    assert.ok(coder > 0, 'LZMA coder properties in the header');
+    b.writeUInt32LE(0xf000_0000, coder + 6);
+    const next = 32 + Number(b.readBigUInt64LE(12));
+    b.writeUInt32LE(crc32(b.subarray(next, next + Number(b.readBigUInt64LE(20)))), 28);
+    b.writeUInt32LE(crc32(b.subarray(12, 32)), 8);
+    const tool = new SevenZipTool('/usr/bin/7zz', 20_000, tmpdir(), 256 * 1024 * 1024);
+    const limited = new Inspector({ engines: [new SignatureEngine()], readers: { '7z': sevenZipReader(tool) } });
+    const rssBefore = process.memoryUsage().rss;
+    const r = await limited.scanBuffer(b, false, 30_000, 'dict.7z');
+    assert.ok(r.events.some((e) => e.name === 'ARCHIVE_CORRUPT' && /7-Zip reported an error/.test(e.detail ?? '')), JSON.stringify(r.events));
+    assert.ok(process.memoryUsage().rss - rssBefore < 200 * 1024 * 1024);
   });
 
   it('without 7-Zip (seven-zip: off) a 7z is recognised, encrypted names included, not unpacked', async () => {
