@@ -39,6 +39,10 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
   const entries = central ?? walkLocalHeaders(bytes);
   if (central === null) ctx.event('ARCHIVE_CORRUPT', 'no central directory; local headers walked');
   let encrypted = false;
+  // AES key derivation is deliberately slow (PBKDF2): the candidates are tried on the first
+  // AES member only; later members get the password that opened it, or none (an archive of a
+  // thousand AES members must not cost a thousand times the candidates).
+  const aes: AesState = { candidates: null };
   for (const e of entries) {
     if (ctx.stopped) break;
     if (e.name.endsWith('/') && e.packedSize === 0) continue; // a directory
@@ -48,7 +52,7 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
     if ((e.flags & 1) !== 0 || e.method === 99) {
       encrypted = true;
       // The password may be in the message itself (that is how such mail works).
-      const opened = data === null ? null : e.method === 99 ? await openAes(bytes, e, data, name, ctx) : openZipCrypto(e, data, ctx);
+      const opened = data === null ? null : e.method === 99 ? await openAes(bytes, e, data, name, ctx, aes) : openZipCrypto(e, data, ctx);
       if (opened === null) {
         ctx.event('ARCHIVE_ENCRYPTED', e.method === 99 ? `${name} (AES)` : name);
         continue;
@@ -87,13 +91,23 @@ function openZipCrypto(e: Entry, data: Buffer, ctx: UnpackContext): { plain: Buf
   return opened && { plain: opened.plain, method: e.method };
 }
 
+/** Passwords still worth trying on this archive's AES members (null: none tried yet). */
+interface AesState {
+  candidates: readonly string[] | null;
+}
+
+/** Candidates tried on an archive's first AES member (each costs a PBKDF2 derivation). */
+const MAX_AES_TRIES = 50;
+
 /** WinZip AES: the key strength and real method are in the local header's 0x9901 field. */
-async function openAes(b: Buffer, e: Entry, data: Buffer, name: string, ctx: UnpackContext): Promise<{ plain: Buffer; method: number } | null> {
+async function openAes(b: Buffer, e: Entry, data: Buffer, name: string, ctx: UnpackContext, state: AesState): Promise<{ plain: Buffer; method: number } | null> {
   const field = readAesField(localExtra(b, e));
   if (field === null) return null;
-  const r = await tryAesPasswords(data, field, ctx.passwords());
+  const r = await tryAesPasswords(data, field, (state.candidates ??= ctx.passwords().slice(0, MAX_AES_TRIES)));
   if (r.kind === 'malformed') ctx.event('ARCHIVE_CORRUPT', `${name}: ${r.why}`);
+  if (r.kind === 'no-password') state.candidates = [];
   if (r.kind !== 'opened') return null;
+  state.candidates = [r.password];
   if (!r.authentic) ctx.event('ARCHIVE_CORRUPT', `${name}: AES authentication code does not match (altered after encryption)`);
   return { plain: r.plain, method: field.method };
 }

@@ -65,6 +65,19 @@ describe('resource exhaustion', () => {
     assert.ok(deeper.events.some((e) => e.name === 'MIME_DEPTH_EXCEEDED'), 'past mime-depth: the event, never a silent pass');
   });
 
+  it('1,000 AES members and 50 wrong passwords in the text: candidates tried once per archive, not per member', async () => {
+    const members = Array.from({ length: 1000 }, (_, i) => ({ name: `f${i}.txt`, data: Buffer.from(`secret ${i}`), aes: { password: 'the-real-one' } }));
+    const words = Array.from({ length: 50 }, (_, i) => `guess${i}`).join(' ');
+    const msg = Buffer.from(
+      `Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n${words}\r\n--b\r\n` +
+        `Content-Type: application/zip; name=a.zip\r\nContent-Transfer-Encoding: base64\r\n\r\n${zip(members).toString('base64')}\r\n--b--\r\n`,
+    );
+    // 50 PBKDF2 derivations, not 50,000 (which take tens of seconds here).
+    const { r, ms } = await scanTimed(msg);
+    assert.equal(r.events.filter((e) => e.name === 'ARCHIVE_ENCRYPTED').length, 1000);
+    assert.ok(ms < 10_000, `${ms} ms`);
+  });
+
   it('a zip of 20,000 members: capped at archive-files, event raised, bounded', async () => {
     const members = Array.from({ length: 20_000 }, (_, i) => ({ name: `f${i}`, data: Buffer.from('x'), method: 'stored' as const }));
     const { r, ms, rssMiB } = await scanTimed(zip(members), false);
