@@ -1,0 +1,94 @@
+/**
+ * The text of a PDF as a member `(text)`, so data filtering and signatures read what a reader
+ * shows: literal and hex strings, escapes, TJ arrays with kerning, ToUnicode CMaps, Flate
+ * streams through the archive budget (a PDF bomb is stopped), and a PDF written by Ghostscript
+ * (a real producer; skipped where `ps2pdf` is not installed).
+ */
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { deflateSync } from 'node:zlib';
+import { DlpEngine } from '../../../src/inspect/engines/dlp.ts';
+import type { Engine } from '../../../src/inspect/engines/engine.ts';
+import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
+import { Inspector } from '../../../src/inspect/inspector.ts';
+
+/** An engine that keeps each object's bytes as text, by path. */
+function textOf(): { engine: Engine; seen: Map<string, string> } {
+  const seen = new Map<string, string>();
+  const engine: Engine = {
+    name: 'collect',
+    open: (path) => {
+      const parts: Buffer[] = [];
+      return { write: (c) => void parts.push(Buffer.from(c)), end: async () => (seen.set(path, Buffer.concat(parts).toString('utf8')), []) };
+    },
+  };
+  return { engine, seen };
+}
+
+/** A PDF with these streams (flate-compressed when asked). */
+function pdf(streams: ReadonlyArray<{ data: string | Buffer; flate?: boolean }>): Buffer {
+  const parts: Buffer[] = [Buffer.from('%PDF-1.7\n')];
+  streams.forEach((s, i) => {
+    const raw = Buffer.isBuffer(s.data) ? s.data : Buffer.from(s.data, 'latin1');
+    const body = s.flate ? deflateSync(raw) : raw;
+    parts.push(Buffer.from(`${i + 1} 0 obj\n<< /Length ${body.length}${s.flate ? ' /Filter /FlateDecode' : ''} >>\nstream\n`), body, Buffer.from('\nendstream\nendobj\n'));
+  });
+  parts.push(Buffer.from('%%EOF\n'));
+  return Buffer.concat(parts);
+}
+
+async function extracted(bytes: Buffer): Promise<{ text: string | undefined; events: string[] }> {
+  const { engine, seen } = textOf();
+  const r = await new Inspector({ engines: [engine] }).scanBuffer(bytes, false, 10_000, 'd.pdf');
+  return { text: seen.get('d.pdf/(text)'), events: r.events.map((e) => e.name) };
+}
+
+describe('PDF text', () => {
+  it('literal strings with escapes, TJ kerning as word gaps, lines from moves down', async () => {
+    const content = 'BT /F1 12 Tf 72 700 Td (Invoice \\(copy\\) \\\\ 100\\045) Tj 0 -14 Td [(IB) 20 (AN) -400 (DE89 3704 0044 0532 0130 00)] TJ 300 0 Td (same line) Tj ET';
+    const { text } = await extracted(pdf([{ data: content, flate: true }]));
+    assert.equal(text, 'Invoice (copy) \\ 100%\nIBAN DE89 3704 0044 0532 0130 00same line');
+  });
+
+  it('hex strings through ToUnicode CMaps (bfchar, bfrange with a start and with a list)', async () => {
+    const cmap = 'begincmap 1 beginbfchar <0001> <0043> endbfchar 2 beginbfrange <0002> <0004> <0061> <0005> <0006> [<0058> <20AC>] endbfrange endcmap';
+    const content = 'BT /F2 11 Tf 10 10 Td <0001000200030004> Tj 0 -12 Td <00050006> Tj ET';
+    const { text } = await extracted(pdf([{ data: cmap, flate: true }, { data: content }]));
+    assert.equal(text, 'Cabc\nX€');
+  });
+
+  it('data filtering and signatures see the text: card numbers counted, EICAR found inside the PDF', async () => {
+    const content = `BT (cards 4111 1111 1111 1111 and 5500 0000 0000 0004) Tj 0 -12 Td (${EICAR.toString('latin1').replace(/[()\\]/g, '\\$&')}) Tj ET`;
+    const dlp = new DlpEngine([{ key: 'p/pan', type: 'credit-card' }]);
+    const r = await new Inspector({ engines: [new SignatureEngine(), dlp] }).scanBuffer(pdf([{ data: content, flate: true }]), false, 10_000, 'd.pdf');
+    assert.deepEqual(r.findings.filter((f) => f.engine === 'signatures').map((f) => f.file.path), ['d.pdf/(text)']);
+    assert.ok(r.findings.some((f) => f.engine === 'data-filtering' && f.file.path === 'd.pdf/(text)'), JSON.stringify(r.findings.map((f) => [f.engine, f.threat, f.file.path])));
+  });
+
+  it('a Flate bomb stops at the archive limit; a damaged stream gives what inflated; no text, no member', async () => {
+    const bomb = await extracted(pdf([{ data: Buffer.alloc(300 * 1024 * 1024), flate: true }]));
+    assert.ok(bomb.events.some((e) => e === 'ARCHIVE_RATIO_EXCEEDED' || e === 'ARCHIVE_SIZE_EXCEEDED'), JSON.stringify(bomb.events));
+    const damaged = pdf([{ data: 'BT (kept text) Tj ET', flate: true }]);
+    const at = damaged.indexOf('stream\n') + 7;
+    const cut = Buffer.concat([damaged.subarray(0, at + 12), Buffer.from('\nendstream\n%%EOF\n')]);
+    const partial = await extracted(cut); // no throw: at most what inflated before the cut
+    assert.ok(partial.text === undefined || 'kept text'.startsWith(partial.text), JSON.stringify(partial));
+    assert.equal((await extracted(pdf([{ data: '1 0 0 1 0 0 cm 0 0 m 10 10 l S' }]))).text, undefined, 'a PDF without text has no (text) member');
+  });
+
+  it('a PDF that Ghostscript wrote from troff: its words and the card number come out', { skip: existsSync('/usr/bin/ps2pdf') && existsSync('/usr/bin/groff') ? false : 'ps2pdf or groff missing (apt-get install ghostscript groff-base)' }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'smtpwall-gs-'));
+    writeFileSync(join(dir, 'r.tr'), 'Quarterly report\n.br\nPlease charge card 4111 1111 1111 1111 for the invoice.\n');
+    const ps = spawnSync('groff', ['-Tps', join(dir, 'r.tr')]);
+    assert.equal(ps.status, 0, String(ps.stderr));
+    writeFileSync(join(dir, 'r.ps'), ps.stdout);
+    assert.equal(spawnSync('ps2pdf', [join(dir, 'r.ps'), join(dir, 'r.pdf')]).status, 0);
+    const { text } = await extracted(readFileSync(join(dir, 'r.pdf')));
+    assert.match(text ?? '', /Quarterly report\s+Please charge card 4111 1111 1111 1111 for the invoice\./);
+  });
+});
