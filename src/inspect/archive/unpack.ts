@@ -1,6 +1,6 @@
 /**
  * Unpacking containers: the inspector hands over a container it kept whole (zip, gzip, tar,
- * TNEF, rar, 7z, ISO 9660 images; a PDF gives its text) and gets every member back as a stream of bytes, each becoming a file of its
+ * TNEF, rar, 7z, ISO 9660 images; a PDF or an XML file gives its text) and gets every member back as a stream of bytes, each becoming a file of its
  * own for the engines (and unpacked again if it is itself a container).
  *
  * Everything is bounded by one budget per message (ArchiveLimits): members, unpacked bytes,
@@ -16,6 +16,7 @@ import type { AnomalyName } from '../../events.ts';
 import { unpackGzip } from './gzip.ts';
 import { unpackIso } from './iso.ts';
 import { extractPdfText } from './pdf-text.ts';
+import { extractXmlText } from './xml-text.ts';
 import { inspectRar } from './rar.ts';
 import { inspectSevenZip } from './sevenzip.ts';
 import { unpackTar } from './tar.ts';
@@ -55,6 +56,7 @@ export const CONTAINER_TYPES: ReadonlySet<string> = new Set([
   'vsdx', 'jar', 'apk', 'epub', 'odt', 'ods', 'odp', 'odg', 'xpi', '3mf',
   'gz', 'tar.gz', 'tar', 'tnef', 'rar', '7z', 'iso',
   'pdf', // its text, as one member (pdf-text.ts)
+  'xml', // its text (Office Open XML parts), as one member (xml-text.ts)
 ]);
 
 /** Whether a file's first bytes say it may be a container worth keeping whole. */
@@ -68,7 +70,8 @@ export function looksLikeContainer(head: Buffer): boolean {
     head.indexOf('7z\xbc\xaf\x27\x1c', 0, 'latin1') === 0 ||
     (head.length >= 4 && head.readUInt32LE(0) === 0x223e9f78) || // TNEF
     head.indexOf('CD001', 0x8001, 'latin1') === 0x8001 || // ISO 9660 (first descriptor at sector 16)
-    head.subarray(0, 1024).indexOf('%PDF-', 0, 'latin1') !== -1 // PDF (readers accept junk before the header)
+    head.subarray(0, 1024).indexOf('%PDF-', 0, 'latin1') !== -1 || // PDF (readers accept junk before the header)
+    /^(?:\ufeff)?\s*<\?xml\b/.test(head.toString('utf8', 0, 64)) // XML, for its text
   );
 }
 
@@ -120,6 +123,7 @@ const READERS: Readonly<Record<string, ContainerReader>> = {
   '7z': inspectSevenZip,
   iso: unpackIso,
   pdf: extractPdfText,
+  xml: extractXmlText,
 };
 
 /**

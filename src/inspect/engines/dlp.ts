@@ -17,6 +17,8 @@ import { RAW_MESSAGE_PATH, type FileInfo, type Finding } from '../types.ts';
 import { type Engine, type EngineScan, threatIdFor } from './engine.ts';
 
 export const DLP_ENGINE = 'data-filtering';
+/** Types whose text the inspector extracts into a `(text)` member. */
+const TEXT_EXTRACTED: ReadonlySet<string> = new Set(['pdf', 'xml']);
 /** Longest match counted, and the tail kept between windows. */
 const OVERLAP = 256;
 const MAX_SAMPLES = 3;
@@ -181,6 +183,9 @@ class DlpScan implements EngineScan {
   async end(file: FileInfo): Promise<Finding[]> {
     this.#search(true);
     this.#text = '';
+    // A PDF's or an XML file's text is a member of its own, `(text)` (archive/pdf-text.ts,
+    // xml-text.ts), counted there; counting the markup too would count a value twice.
+    if (TEXT_EXTRACTED.has(file.detectedType)) return [];
     const out: Finding[] = [];
     this.patterns.forEach((p, i) => {
       const count = this.#counts[i]!;

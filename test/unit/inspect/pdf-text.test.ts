@@ -92,3 +92,28 @@ describe('PDF text', () => {
     assert.match(text ?? '', /Quarterly report\s+Please charge card 4111 1111 1111 1111 for the invoice\./);
   });
 });
+
+describe('Office Open XML text', () => {
+  it('a card number Word split across runs is whole in the text of word/document.xml; entities decoded, paragraphs on lines', async () => {
+    const { zip } = await import('../../helpers/archives.ts');
+    const documentXml =
+      '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>' +
+      '<w:p><w:r><w:t>Tom &amp; Jerry</w:t></w:r></w:p>' +
+      '<w:p><w:r><w:t xml:space="preserve">Card 4111 11</w:t></w:r><w:proofErr w:type="spellStart"/><w:r><w:rPr><w:b/></w:rPr><w:t>11 1111 1111</w:t></w:r></w:p>' +
+      '</w:body></w:document>';
+    const docx = zip([
+      { name: '[Content_Types].xml', data: Buffer.from('<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/word/document.xml"/></Types>') },
+      { name: 'word/document.xml', data: Buffer.from(documentXml) },
+    ]);
+    const { engine, seen } = textOf();
+    const dlp = new DlpEngine([{ key: 'p/pan', type: 'credit-card' }]);
+    const r = await new Inspector({ engines: [engine, dlp] }).scanBuffer(docx, false, 10_000, 'letter.docx');
+    assert.equal(seen.get('letter.docx/word/document.xml/(text)'), 'Tom & Jerry\nCard 4111 1111 1111 1111');
+    assert.ok(!seen.has('letter.docx/[Content_Types].xml/(text)'), 'markup without text gives no member');
+    assert.deepEqual(r.findings.filter((f) => f.engine === 'data-filtering').map((f) => f.file.path), ['letter.docx/word/document.xml/(text)']);
+    // A number not split across runs is in the markup too: counted once, in the text.
+    const plain = zip([{ name: 'word/document.xml', data: Buffer.from('<?xml version="1.0"?><w:document><w:p><w:r><w:t>4111 1111 1111 1111</w:t></w:r></w:p></w:document>') }]);
+    const once = await new Inspector({ engines: [dlp] }).scanBuffer(plain, false, 10_000, 'p.docx');
+    assert.deepEqual(once.findings.map((f) => [f.file.path, f.signature.match(/x(\d+)/)?.[1]]), [['p.docx/word/document.xml/(text)', '1']]);
+  });
+});
