@@ -18,10 +18,15 @@ import type { MemberSink, UnpackContext, UnpackOutcome } from './unpack.ts';
 const MAX_STREAMS = 5000;
 /** Text kept per PDF: data filtering needs the words, not a novel. */
 const MAX_TEXT = 8 * 1024 * 1024;
+/** How far before `stream` its dictionary is looked for. */
+const DICT_WINDOW = 8192;
+/** ToUnicode entries written per PDF (a bfrange may span 65,536 codes; thousands of them, more). */
+const MAX_CMAP = 100_000;
 
 export async function extractPdfText(b: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
   const src = b.toString('latin1');
   const cmap = new Map<number, string>();
+  const cmapBudget = { left: MAX_CMAP };
   const contents: string[] = [];
   let streams = 0;
   for (let at = src.indexOf('stream'); at !== -1 && streams < MAX_STREAMS && !ctx.stopped; at = src.indexOf('stream', at + 6)) {
@@ -31,7 +36,10 @@ export async function extractPdfText(b: Buffer, ctx: UnpackContext): Promise<Unp
     const end = src.indexOf('endstream', dataStart);
     if (end === -1) break;
     streams++;
-    const dict = src.slice(Math.max(0, src.lastIndexOf('<<', at)), at);
+    // The stream's dictionary: the nearest `<<` before it, looked for in a bounded window
+    // (a file of "stream" keywords without dictionaries must not cost a scan to the start each).
+    const window = src.slice(Math.max(0, at - DICT_WINDOW), at);
+    const dict = window.slice(Math.max(0, window.lastIndexOf('<<')));
     const raw = b.subarray(dataStart, end);
     at = end;
     let data: Buffer | null = raw;
@@ -39,7 +47,7 @@ export async function extractPdfText(b: Buffer, ctx: UnpackContext): Promise<Unp
     else if (/\/Filter/.test(dict)) data = null; // other filters: not text we can read
     if (data === null) continue;
     const text = data.toString('latin1');
-    if (text.includes('begincmap')) readCmap(text, cmap);
+    if (text.includes('begincmap')) readCmap(text, cmap, cmapBudget);
     else if (/\bBT\b/.test(text)) contents.push(text);
   }
   let out = '';
@@ -66,23 +74,41 @@ async function inflateZlib(raw: Buffer, ctx: UnpackContext): Promise<Buffer | nu
   return r === 'limit' ? null : Buffer.concat(parts);
 }
 
-/** `bfchar` and `bfrange` entries: glyph code → Unicode text. */
-function readCmap(text: string, cmap: Map<number, string>): void {
-  for (const block of text.matchAll(/beginbfchar([\s\S]*?)endbfchar/g)) {
-    for (const m of block[1]!.matchAll(/<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]+)>/g)) cmap.set(parseInt(m[1]!, 16), utf16(m[2]!));
+/**
+ * `bfchar` and `bfrange` entries: glyph code → Unicode text. At most MAX_CMAP entries are
+ * written per PDF, counting rewrites: ranges that cover the same codes again and again must
+ * not cost 65,536 writes each.
+ */
+function readCmap(text: string, cmap: Map<number, string>, budget: { left: number }): void {
+  for (const block of sections(text, 'beginbfchar', 'endbfchar')) {
+    for (const m of block.matchAll(/<([0-9a-fA-F]{1,8})>\s*<([0-9a-fA-F]{1,64})>/g)) {
+      if (--budget.left < 0) return;
+      cmap.set(parseInt(m[1]!, 16), utf16(m[2]!));
+    }
   }
-  for (const block of text.matchAll(/beginbfrange([\s\S]*?)endbfrange/g)) {
-    for (const m of block[1]!.matchAll(/<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]+)>\s*(<([0-9a-fA-F]+)>|\[([^\]]*)\])/g)) {
+  for (const block of sections(text, 'beginbfrange', 'endbfrange')) {
+    for (const m of block.matchAll(/<([0-9a-fA-F]{1,8})>\s*<([0-9a-fA-F]{1,8})>\s*(?:<([0-9a-fA-F]{1,8})>|\[([^\]]{0,65536})\])/g)) {
       const lo = parseInt(m[1]!, 16);
       const hi = Math.min(parseInt(m[2]!, 16), lo + 65535);
-      if (m[4] !== undefined) {
-        const base = parseInt(m[4], 16);
-        for (let c = lo; c <= hi; c++) cmap.set(c, String.fromCodePoint(Math.min(0x10ffff, base + (c - lo))));
-      } else {
-        const list = [...m[5]!.matchAll(/<([0-9a-fA-F]+)>/g)].map((x) => utf16(x[1]!));
-        for (let c = lo; c <= hi && c - lo < list.length; c++) cmap.set(c, list[c - lo]!);
+      const list = m[3] === undefined ? [...m[4]!.matchAll(/<([0-9a-fA-F]{1,64})>/g)].map((x) => utf16(x[1]!)) : null;
+      const base = m[3] === undefined ? 0 : parseInt(m[3], 16);
+      for (let c = lo; c <= hi; c++) {
+        if (--budget.left < 0) return;
+        if (list === null) cmap.set(c, String.fromCodePoint(Math.min(0x10ffff, base + (c - lo))));
+        else if (c - lo < list.length) cmap.set(c, list[c - lo]!);
+        else break;
       }
     }
+  }
+}
+
+/** The text between each `begin` and its `end`, found with indexOf: linear in the text. */
+function* sections(text: string, begin: string, end: string): Generator<string> {
+  for (let at = text.indexOf(begin); at !== -1; ) {
+    const stop = text.indexOf(end, at + begin.length);
+    if (stop === -1) return;
+    yield text.slice(at + begin.length, stop);
+    at = text.indexOf(begin, stop + end.length);
   }
 }
 
@@ -96,8 +122,6 @@ function utf16(hex: string): string {
 /** The strings a content stream shows, in order, with spaces and line breaks where implied. */
 function showText(content: string, cmap: ReadonlyMap<number, string>): string {
   let out = '';
-  // Tokens: literal strings (balanced parentheses, escapes), hex strings, arrays, operators.
-  const token = /\((?:\\[\s\S]|[^\\()]|\((?:\\[\s\S]|[^\\()])*\))*\)|<[0-9a-fA-F\s]*>|\[|\]|-?\d*\.?\d+|\/[^\s/<>[\]()]+|[A-Za-z'"*]+/g;
   let inArray = false;
   let pending: string[] = [];
   /** Numeric operands since the last operator (outside arrays), and the current line's y. */
@@ -106,38 +130,45 @@ function showText(content: string, cmap: ReadonlyMap<number, string>): string {
   const newline = (): void => {
     if (out !== '' && !out.endsWith('\n')) out += '\n';
   };
-  for (const m of content.matchAll(token)) {
-    const t = m[0];
-    if (!inArray && /^-?\d*\.?\d+$/.test(t)) {
-      nums.push(Number(t));
+  for (const t of tokens(content)) {
+    if (t.kind === 'string') {
+      pending.push(t.value);
       continue;
     }
-    if (t === '[') {
+    if (t.kind === 'hex') {
+      pending.push(hexString(t.value, cmap));
+      continue;
+    }
+    const v = t.value;
+    if (v === '[') {
       inArray = true;
       continue;
     }
-    if (t === ']') {
+    if (v === ']') {
       inArray = false;
       continue;
     }
-    if (t.startsWith('(')) pending.push(literal(t.slice(1, -1)));
-    else if (t.startsWith('<')) pending.push(hexString(t.slice(1, -1).replace(/\s+/g, ''), cmap));
-    else if (inArray && /^-?\d/.test(t)) {
-      if (Number(t) < -200) pending.push(' '); // a wide negative kern is a word gap
-    } else if (t === 'Tj' || t === 'TJ' || t === "'" || t === '"') {
-      if (t === "'" || t === '"') out += '\n';
+    if (t.kind === 'number') {
+      if (inArray) {
+        if (Number(v) < -200) pending.push(' '); // a wide negative kern is a word gap
+      } else nums.push(Number(v));
+      continue;
+    }
+    if (v === 'Tj' || v === 'TJ' || v === "'" || v === '"') {
+      if (v === "'" || v === '"') out += '\n';
       out += pending.join('');
       pending = [];
-    } else if (t === 'Td' || t === 'TD') {
+      if (out.length > MAX_TEXT) return out;
+    } else if (v === 'Td' || v === 'TD') {
       // A move along the line (kerning, word placement) is no line break; a move down is.
       if ((nums.at(-1) ?? 0) !== 0) newline();
-    } else if (t === 'Tm') {
+    } else if (v === 'Tm') {
       const y = nums.at(-1) ?? null;
       if (y !== lineY) newline();
       lineY = y;
-    } else if (t === 'T*') {
+    } else if (v === 'T*') {
       newline();
-    } else if (t === 'ET') {
+    } else if (v === 'ET') {
       pending = [];
       newline();
     }
@@ -145,6 +176,68 @@ function showText(content: string, cmap: ReadonlyMap<number, string>): string {
   }
   return out;
 }
+
+type Token = { readonly kind: 'string' | 'hex' | 'number' | 'other'; readonly value: string };
+
+/**
+ * Content stream tokens, in one pass with no backtracking (a regular expression for balanced
+ * parentheses took seconds on crafted input): literal strings with nesting and escapes
+ * (unbalanced ones end at the end of the stream), hex strings, numbers, names, operators.
+ */
+function* tokens(s: string): Generator<Token> {
+  const n = s.length;
+  let i = 0;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (c === 0x28 /* ( */) {
+      let depth = 1;
+      let j = i + 1;
+      while (j < n && depth > 0) {
+        const d = s.charCodeAt(j);
+        if (d === 0x5c /* \ */) j += 2;
+        else {
+          if (d === 0x28) depth++;
+          else if (d === 0x29) depth--;
+          j++;
+        }
+      }
+      yield { kind: 'string', value: literal(s.slice(i + 1, depth === 0 ? j - 1 : n)) };
+      i = Math.min(j, n);
+    } else if (c === 0x3c /* < */ && s.charCodeAt(i + 1) !== 0x3c) {
+      const end = s.indexOf('>', i + 1);
+      const stop = end === -1 ? n : end;
+      yield { kind: 'hex', value: s.slice(i + 1, stop).replace(/[^0-9a-fA-F]/g, '') };
+      i = stop + 1;
+    } else if (c === 0x5b /* [ */ || c === 0x5d /* ] */) {
+      yield { kind: 'other', value: s[i]! };
+      i++;
+    } else if (c === 0x2d || c === 0x2b || c === 0x2e || isDigit(c)) {
+      let j = i + 1;
+      while (j < n && (isDigit(s.charCodeAt(j)) || s.charCodeAt(j) === 0x2e)) j++;
+      yield { kind: 'number', value: s.slice(i, j) };
+      i = j;
+    } else if (c === 0x2f /* / */) {
+      let j = i + 1;
+      while (j < n && !isDelimiter(s.charCodeAt(j))) j++;
+      i = j; // names are operands the text does not need
+    } else if (isOperatorChar(c)) {
+      let j = i + 1;
+      while (j < n && (isOperatorChar(s.charCodeAt(j)) || isDigit(s.charCodeAt(j)))) j++;
+      yield { kind: 'other', value: s.slice(i, j) };
+      i = j;
+    } else if (c === 0x25 /* % comment */) {
+      const eol = s.indexOf('\n', i);
+      i = eol === -1 ? n : eol + 1;
+    } else i++;
+  }
+}
+
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+/** Letters and the quote operators (' and "), and `*` of T*. */
+const isOperatorChar = (c: number): boolean => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x27 || c === 0x22 || c === 0x2a;
+/** White space and the delimiters of §7.2.2: ( ) < > [ ] { } / %. */
+const isDelimiter = (c: number): boolean =>
+  c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0x0c || c === 0x00 || c === 0x28 || c === 0x29 || c === 0x3c || c === 0x3e || c === 0x5b || c === 0x5d || c === 0x7b || c === 0x7d || c === 0x2f || c === 0x25;
 
 /** A literal string's escapes (§7.3.4.2): \n \r \t \b \f \( \) \\ \ddd and line continuation. */
 function literal(s: string): string {

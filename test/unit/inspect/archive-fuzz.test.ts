@@ -1,6 +1,6 @@
 /**
  * Archive readers under hostile bytes (seed-fixed; `npm run fuzz` runs more): valid zips, tars,
- * gzips, TNEF, ISO 9660 images, rar and 7z heads with random bytes flipped, cut short or spliced together, and
+ * gzips, TNEF, ISO 9660 images, PDFs and XML (their text), rar and 7z heads with random bytes flipped, cut short or spliced together, and
  * pure noise behind each magic number. Properties: the inspector never throws and always
  * finishes, every member path stays under its container, and the result does not depend on how
  * the container's bytes were chunked.
@@ -8,6 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { deflateSync } from 'node:zlib';
 import fc from 'fast-check';
 import { DEFAULT_ARCHIVE_LIMITS } from '../../../src/inspect/archive/unpack.ts';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
@@ -41,6 +42,8 @@ const SEEDS: readonly Buffer[] = [
   rar5(false),
   sevenZip(true),
   isoImage([{ name: 'r.txt', data: Buffer.from('iso member') }, { name: 'd/e.com', data: EICAR }], { joliet: true }),
+  Buffer.concat([Buffer.from('%PDF-1.7\n1 0 obj\n<< /Filter /FlateDecode >>\nstream\n'), deflateSync(Buffer.from(`begincmap 1 beginbfchar <0001> <0041> endbfchar endcmap BT (a\\(b) Tj [(c) -300 (d)] TJ <0001> Tj ET`)), Buffer.from('\nendstream\nendobj\n%%EOF\n')]),
+  Buffer.from('<?xml version="1.0"?><w:document><w:p><w:r><w:t>a &amp; b</w:t><w:tab/></w:r></w:p><!-- c --><![CDATA[d]]></w:document>'),
 ];
 
 /** A valid archive damaged: bytes flipped, cut, duplicated or spliced with another. */

@@ -117,3 +117,23 @@ describe('Office Open XML text', () => {
     assert.deepEqual(once.findings.map((f) => [f.file.path, f.signature.match(/x(\d+)/)?.[1]]), [['p.docx/word/document.xml/(text)', '1']]);
   });
 });
+
+describe('text extraction against crafted input (each took 10 s to minutes before)', () => {
+  const flatePdf = (content: string) => pdf([{ data: content, flate: true }]);
+  const cases: ReadonlyArray<readonly [string, Buffer, string]> = [
+    ['XML: 2 MB of "<"', Buffer.from(`<?xml version="1.0"?>${'<'.repeat(2_000_000)}`), 'x.xml'],
+    ['XML: "<w:tab" 500,000 times without ">"', Buffer.from(`<?xml version="1.0"?>${'<w:tab'.repeat(500_000)}`), 'x.xml'],
+    ['XML: unterminated comments', Buffer.from(`<?xml version="1.0"?>${'<!--'.repeat(500_000)}`), 'x.xml'],
+    ['PDF: escaped parentheses that never close', flatePdf(`BT (${'\\('.repeat(1_000_000)} Tj ET`), 'x.pdf'],
+    ['PDF: "beginbfchar" without an end, 500,000 times', flatePdf(`begincmap ${'beginbfchar <00'.repeat(500_000)}`), 'x.pdf'],
+    ['PDF: 20,000 bfranges over the same 65,535 codes', flatePdf(`begincmap ${'beginbfrange <0001> <FFFF> <0041> endbfrange '.repeat(20_000)}`), 'x.pdf'],
+    ['PDF: a million "stream" keywords', Buffer.from(`%PDF-1.7\n${'stream\n'.repeat(1_000_000)}`), 'x.pdf'],
+  ];
+  for (const [name, bytes, file] of cases) {
+    it(name, async () => {
+      const t0 = Date.now();
+      await new Inspector({ engines: [] }).scanBuffer(bytes, false, 60_000, file);
+      assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
+    });
+  }
+});
