@@ -82,8 +82,10 @@ export const scriptAnalyzer: Analyzer = {
       const decode = /atob\s*\(|Uint8Array|charCodeAt/i.test(text);
       if (blob && save && decode) add(70, 'HTML smuggling: script builds a file from encoded data and triggers a download');
       else if (blob && save) add(35, 'script creates a file and offers it for download');
-      const forms = [...text.matchAll(/<form\b[^>]*>/gi)].map((m) => m[0]);
-      const password = /<input\b[^>]*type\s*=\s*["']?password/i.test(text);
+      // Tags end at the next '<' too: `[^>]*` alone scanned to the end of the file from every
+      // "<form" of a crafted page without '>' (1 MB took minutes).
+      const forms = [...text.matchAll(/<form\b[^<>]{0,4096}>/gi)].map((m) => m[0]);
+      const password = /<input\b[^<>]{0,4096}type\s*=\s*["']?password/i.test(text);
       const offsite = forms.some((f) => /action\s*=\s*["']?(https?:)?\/\//i.test(f));
       if (password && (offsite || /fetch\s*\(|XMLHttpRequest|\$\.post|sendBeacon/i.test(text))) {
         add(50, 'credential form sending a password to a remote site', true);

@@ -175,3 +175,15 @@ rule Weak_Hint {
     assert.throws(() => YaraRules.load([join(dir, 'bad.yar')]), /bad\.yar: .*unknown pattern `\$x`/s);
   });
 });
+
+describe('analyzers against crafted input', () => {
+  // 1 MB of "<form " without a '>' took minutes in the credential-form expression.
+  for (const [type, fill] of [['html', '<form '], ['html', '<input '], ['js', 'eval('], ['pdf', '/JS ('], ['vbs', 'Shell('], ['ps1', '-e '], ['html', '<script>']] as const) {
+    it(`1 MB of ${JSON.stringify(fill)} as ${type}: a verdict within seconds`, () => {
+      const bytes = Buffer.from(fill.repeat(Math.ceil(1_000_000 / fill.length)));
+      const t0 = Date.now();
+      analyze({ bytes, detectedType: type, name: `x.${type}`, flags: [] });
+      assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
+    });
+  }
+});
