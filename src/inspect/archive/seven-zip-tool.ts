@@ -25,6 +25,8 @@ import { cleanMemberName } from './unpack.ts';
 
 /** Passwords tried per archive (each is a 7zz process). */
 const MAX_PASSWORD_TRIES = 20;
+/** Bytes of member listing read from 7-Zip. */
+const MAX_LISTING = 8 * 1024 * 1024;
 /** 7-Zip processes at once per gateway: each may need its archive's dictionary in memory. */
 const MAX_CONCURRENT = 2;
 /** 7-Zip never sees an empty password option (it would prompt): a stand-in for "none". */
@@ -90,7 +92,12 @@ export class SevenZipTool {
       writeFileSync(file, bytes, { mode: 0o600 });
       let password = NO_PASSWORD;
       let listing = await this.#list(file, password);
-      const locked = listing === null || listing.encrypted;
+      if ('failed' in listing && !/password|encrypted/i.test(listing.failed)) {
+        // Damaged or not a 7z 7-Zip can read: reported, and recognised the way it would be without 7-Zip.
+        ctx.event('ARCHIVE_CORRUPT', `7z: 7-Zip cannot list it${listing.failed ? `: ${listing.failed}` : ''}`);
+        return {};
+      }
+      const locked = 'failed' in listing || listing.encrypted;
       if (locked) {
         const found = await this.#findPassword(file, ctx.passwords());
         if (found === null) {
@@ -99,24 +106,33 @@ export class SevenZipTool {
         }
         password = found;
         listing = await this.#list(file, password);
-        if (listing === null) {
-          ctx.event('ARCHIVE_CORRUPT', '7z: 7-Zip cannot list it');
+        if ('failed' in listing) {
+          ctx.event('ARCHIVE_CORRUPT', `7z: 7-Zip cannot list it: ${listing.failed}`);
           return { type: 'encrypted-7z' };
         }
         ctx.event('ARCHIVE_DECRYPTED', '7z: with a password found in the message');
       }
-      await this.#extract(file, password, listing!.members, ctx);
+      if ('failed' in listing) return {}; // handled above; narrows the type
+      await this.#extract(file, password, listing.members, ctx);
       return locked ? { type: 'encrypted-7z' } : {};
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
 
-  /** Members in archive order, or null when 7-Zip cannot list the archive (encrypted names, damage). */
-  async #list(file: string, password: string): Promise<{ members: Member[]; encrypted: boolean } | null> {
+  /** Members in archive order, or why 7-Zip cannot list the archive (encrypted names, damage). */
+  async #list(file: string, password: string): Promise<{ members: Member[]; encrypted: boolean } | { failed: string }> {
     const out: Buffer[] = [];
-    const r = await this.#run(['l', '-slt', '-ba', `-p${password}`, '--', file], (c) => (out.push(c), true));
-    if (r.code !== 0) return null;
+    let bytes = 0;
+    // A listing longer than MAX_LISTING (millions of names) is cut: the members past it are not
+    // unpacked, and the archive-files limit would stop them anyway.
+    const r = await this.#run(['l', '-slt', '-ba', `-p${password}`, '--', file], (c) => {
+      bytes += c.length;
+      if (bytes > MAX_LISTING) return false;
+      out.push(c);
+      return true;
+    });
+    if (r.code !== 0 && bytes <= MAX_LISTING) return { failed: r.timedOut ? `no listing within ${this.timeoutMs} ms` : r.stderr };
     const members: Member[] = [];
     let encrypted = false;
     for (const block of Buffer.concat(out).toString('utf8').split(/\r?\n\r?\n/)) {

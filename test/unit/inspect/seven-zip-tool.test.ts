@@ -52,3 +52,23 @@ describe('7-Zip as a separate process, misbehaving', () => {
     assert.ok(r.events.some((e) => e.name === 'ARCHIVE_CORRUPT' && /exit 2/.test(e.detail ?? '')), JSON.stringify(r.events));
   });
 });
+
+describe('7-Zip cannot list the archive', () => {
+  it('damage is reported as corrupt, not as encryption; a wrong-password listing is encryption', async () => {
+    const damaged = await scan(fake('damaged', '', 'exit 2'));
+    // The stand-in's "l" prints nothing and succeeds: no members. A failing listing:
+    const path = join(dir, 'broken');
+    writeFileSync(path, '#!/bin/sh\necho "ERROR: archive.7z : Can not open the file as archive" >&2\nexit 2\n');
+    chmodSync(path, 0o755);
+    const broken = await scan(new SevenZipTool(path, 1500, dir));
+    assert.ok(broken.events.some((e) => e.name === 'ARCHIVE_CORRUPT' && /cannot list it: ERROR/.test(e.detail ?? '')), JSON.stringify(broken.events));
+    assert.notEqual(broken.files[0]!.detectedType, 'encrypted-7z');
+    const locked = join(dir, 'locked');
+    writeFileSync(locked, '#!/bin/sh\necho "ERROR: Can not open encrypted archive. Wrong password?" >&2\nexit 2\n');
+    chmodSync(locked, 0o755);
+    const enc = await scan(new SevenZipTool(locked, 1500, dir));
+    assert.ok(enc.events.some((e) => e.name === 'ARCHIVE_ENCRYPTED'), JSON.stringify(enc.events));
+    assert.equal(enc.files[0]!.detectedType, 'encrypted-7z');
+    assert.deepEqual(damaged.findings, []);
+  });
+});
