@@ -144,7 +144,8 @@ class AnalysisScan implements EngineScan {
     const stored = this.store?.get(file.sha256) ?? null;
     const bytes = Buffer.concat(chunks);
     const input = { bytes, detectedType: file.detectedType, name: file.name, flags: file.flags };
-    const analyzers = [...analyzersFor(input), ...(this.yara ? [this.yara.id] : [])];
+    const own = analyzersFor(input);
+    const analyzers = [...own, ...(this.yara ? [this.yara.id] : [])];
     // A stored verdict answers when an admin set it, or when the same analyzers (and YARA
     // rules) made it; other analyzers or rules judge the file again.
     const known = stored && (stored.source === 'manual' || sameList(stored.analyzers, analyzers)) ? stored : null;
@@ -154,8 +155,10 @@ class AnalysisScan implements EngineScan {
     }
     const analysis = (async () => {
       // The analyzers in a worker thread and YARA-X in its own threads, side by side.
-      const [fromAnalyzers, extra] = await Promise.all([this.pool ? this.pool.run(input) : analyze(input), this.yara ? this.yara.scan(bytes) : []]);
-      const v = verdictOf([...fromAnalyzers.indicators, ...extra], analyzers);
+      // A file only YARA reads (no analyzer applies) costs no copy and no trip to a worker.
+      const inWorker = own.length === 0 ? null : this.pool ? this.pool.run(input) : analyze(input);
+      const [fromAnalyzers, extra] = await Promise.all([inWorker, this.yara ? this.yara.scan(bytes) : []]);
+      const v = verdictOf([...(fromAnalyzers?.indicators ?? []), ...extra], analyzers);
       const store = this.store;
       if (store) this.remember(() => store.put({ sha256: file.sha256, verdict: v.verdict, score: v.score, indicators: v.indicators, analyzers: v.analyzers, fileType: file.detectedType, fileName: file.name ?? '' }));
       return findingFor(file, { verdict: v.verdict, score: v.score, reasons: v.indicators.map((i) => `${i.reason} (+${i.score})`) }, '');

@@ -105,7 +105,8 @@ export async function startGateway(opts: {
   profiles?: string;
   /** More entries of the rule's profiles map, e.g. `data-filtering: pii`. */
   ruleProfiles?: string;
-  engines?: Engine[];
+  /** Engines instead of the configured ones; a function gets the gateway's data directory. */
+  engines?: Engine[] | ((dataDir: string) => Engine[]);
 }): Promise<GatewayPeer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'smtpwall-test-'));
   const cfg = parseConfig(`data-dir: ${JSON.stringify(dataDir)}
@@ -123,7 +124,8 @@ rules:
   - name: scan-all
     profiles: { antivirus: av${opts.ruleProfiles ? `, ${opts.ruleProfiles}` : ''} }
 ${opts.extra ?? ''}`);
-  const gateway = new Gateway(cfg, silentLogger, opts.engines ? { engines: opts.engines } : {});
+  const engines = typeof opts.engines === 'function' ? opts.engines(dataDir) : opts.engines;
+  const gateway = new Gateway(cfg, silentLogger, engines ? { engines } : {});
   const [l] = await gateway.start();
   return {
     port: l!.port,

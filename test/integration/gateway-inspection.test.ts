@@ -12,9 +12,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { createHash } from 'node:crypto';
+import { AnalysisEngine } from '../../src/analysis/engine.ts';
 import { SqliteVerdictStore } from '../../src/analysis/verdict-store.ts';
 import { YaraRules } from '../../src/analysis/yara.ts';
-import { EICAR } from '../../src/inspect/engines/signatures.ts';
+import type { Engine } from '../../src/inspect/engines/engine.ts';
+import { EICAR, SignatureEngine } from '../../src/inspect/engines/signatures.ts';
 import { lnk } from '../helpers/analysis-fixtures.ts';
 import { nestedZip, zip } from '../helpers/archives.ts';
 import { startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
@@ -232,7 +234,7 @@ describe('hold mode and retro-alerts', () => {
   });
   after(() => up.close());
 
-  // 8 MB of text for YARA to read: the verdict takes longer than the 1 ms hold.
+  // 8 MB of text for YARA to read, with the marker at the end.
   const bigAttachment = Buffer.concat([Buffer.alloc(8 * 1024 * 1024, 0x61), Buffer.from(' LATE-VERDICT-MARKER ')]);
   const sendWith = async (port: number) => {
     const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
@@ -245,10 +247,19 @@ describe('hold mode and retro-alerts', () => {
       t.close();
     }
   };
-  const yamlFor = (): string => `engines: { analysis: { hold: 1ms, yara: [${JSON.stringify(rules)}] } }\n`;
+  /**
+   * The analysis engine with the test's YARA rules behind a 500 ms delay and a 50 ms hold: the
+   * verdict always comes after the hold (both are timers, so the order is certain even on a
+   * loaded machine; a real 8 MB scan against a 1 ms hold was not), then it goes on.
+   */
+  const slowAnalysis = (dataDir: string): Engine[] => {
+    const real = YaraRules.load([rules]);
+    const slow = { id: real.id, files: real.files, scan: async (b: Buffer) => (await new Promise((r) => setTimeout(r, 500)), real.scan(b)) } as unknown as YaraRules;
+    return [new SignatureEngine(), new AnalysisEngine(new SqliteVerdictStore(dataDir), { yara: slow, holdMs: 50 })];
+  };
 
   it('verdict not ready within the hold time: analysis-on-timeout tempfail (default) answers 451', { skip: yaraHere ? false : 'YARA-X not installed' }, async () => {
-    const gw = await startGateway({ upstreamPort: up.port, extra: yamlFor() });
+    const gw = await startGateway({ upstreamPort: up.port, engines: slowAnalysis });
     try {
       assert.match(await sendWith(gw.port), /451 4\.7\.1 /);
     } finally {
@@ -257,7 +268,7 @@ describe('hold mode and retro-alerts', () => {
   });
 
   it('analysis-on-timeout allow: delivered, then the late malicious verdict is a retro-alert naming the message', { skip: yaraHere ? false : 'YARA-X not installed' }, async () => {
-    const gw = await startGateway({ upstreamPort: up.port, action: 'block, analysis-on-timeout: allow', extra: yamlFor() });
+    const gw = await startGateway({ upstreamPort: up.port, action: 'block, analysis-on-timeout: allow', engines: slowAnalysis });
     try {
       const before = up.messages.length;
       assert.equal(await sendWith(gw.port), 'delivered');
