@@ -23,6 +23,22 @@ import { startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
+/** One message from nodemailer through the gateway: 'delivered', or the error (the SMTP reply). */
+async function mail(
+  port: number,
+  m: { subject: string; text: string; attachments?: { filename: string; content: Buffer }[]; messageId?: string },
+): Promise<string> {
+  const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+  try {
+    await t.sendMail({ from: 'a@example.org', to: 'b@example.com', ...m });
+    return 'delivered';
+  } catch (err) {
+    return String((err as Error).message);
+  } finally {
+    t.close();
+  }
+}
+
 describe('deep inspection in the mail path', () => {
   let up: UpstreamPeer;
   before(async () => {
@@ -116,17 +132,7 @@ describe('local analysis in the mail path', () => {
 
   it('malicious and phishing verdicts block (541), grayware alerts and is delivered; all logged with reasons', async () => {
     const gw = await startGateway({ upstreamPort: up.port });
-    const send = async (filename: string, content: Buffer) => {
-      const t = nodemailer.createTransport({ host: '127.0.0.1', port: gw.port, secure: false, ignoreTLS: true });
-      try {
-        await t.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: filename, text: 'see attached', attachments: [{ filename, content }] });
-        return 'delivered';
-      } catch (err) {
-        return String((err as Error).message);
-      } finally {
-        t.close();
-      }
-    };
+    const send = (filename: string, content: Buffer) => mail(gw.port, { subject: filename, text: 'see attached', attachments: [{ filename, content }] });
     const shortcut = lnk('C:\\Windows\\System32\\cmd.exe', '/c powershell -w hidden');
     const grayPdf = Buffer.from('%PDF-1.7\n<< /OpenAction 2 0 R >> << /S /JavaScript /JS (app.alert(1)) >>\n%%EOF\n');
     try {
@@ -162,17 +168,7 @@ describe('7z through 7-Zip in the mail path', { skip: existsSync('/usr/bin/7zz')
     writeFileSync(join(dir, 'invoice.com'), EICAR);
     assert.equal(spawnSync('/usr/bin/7zz', ['a', '-t7z', '-pRg-7731', '-mhe=on', 'p.7z', 'invoice.com'], { cwd: dir }).status, 0);
     const archive = readFileSync(join(dir, 'p.7z'));
-    const send = async (port: number) => {
-      const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
-      try {
-        await t.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: 'invoice', text: 'The password is Rg-7731', attachments: [{ filename: 'invoice.7z', content: archive }] });
-        return 'delivered';
-      } catch (err) {
-        return String((err as Error).message);
-      } finally {
-        t.close();
-      }
-    };
+    const send = (port: number) => mail(port, { subject: 'invoice', text: 'The password is Rg-7731', attachments: [{ filename: 'invoice.7z', content: archive }] });
     const gw = await startGateway({ upstreamPort: up.port });
     const off = await startGateway({ upstreamPort: up.port, extra: 'engines: { seven-zip: { path: off } }\n' });
     try {
@@ -236,17 +232,7 @@ describe('hold mode and retro-alerts', () => {
 
   // 8 MB of text for YARA to read, with the marker at the end.
   const bigAttachment = Buffer.concat([Buffer.alloc(8 * 1024 * 1024, 0x61), Buffer.from(' LATE-VERDICT-MARKER ')]);
-  const sendWith = async (port: number) => {
-    const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
-    try {
-      await t.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: 'late', messageId: '<late-1@example.org>', text: 'see attached', attachments: [{ filename: 'data.txt', content: bigAttachment }] });
-      return 'delivered';
-    } catch (err) {
-      return String((err as Error).message);
-    } finally {
-      t.close();
-    }
-  };
+  const sendWith = (port: number) => mail(port, { subject: 'late', messageId: '<late-1@example.org>', text: 'see attached', attachments: [{ filename: 'data.txt', content: bigAttachment }] });
   /**
    * The analysis engine with the test's YARA rules behind a 500 ms delay and a 50 ms hold: the
    * verdict always comes after the hold (both are timers, so the order is certain even on a
@@ -311,17 +297,7 @@ describe('data filtering in the mail path', () => {
       profiles: 'data-filtering:\n  cards: { patterns: [{ name: pan, type: credit-card, weight: 1 }], alert-threshold: 1, block-threshold: 5, action: reject }',
       ruleProfiles: 'data-filtering: cards',
     });
-    const send = async (text: string, attachment?: Buffer) => {
-      const t = nodemailer.createTransport({ host: '127.0.0.1', port: gw.port, secure: false, ignoreTLS: true });
-      try {
-        await t.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: 'numbers', text, attachments: attachment ? [{ filename: 'list.csv', content: attachment }] : [] });
-        return 'delivered';
-      } catch (err) {
-        return String((err as Error).message);
-      } finally {
-        t.close();
-      }
-    };
+    const send = (text: string, attachment?: Buffer) => mail(gw.port, { subject: 'numbers', text, attachments: attachment ? [{ filename: 'list.csv', content: attachment }] : [] });
     try {
       const before = up.messages.length;
       const csv = Buffer.from('name,card\nx,5500 0000 0000 0004\ny,4012888888881881\nz,378282246310005\n');
