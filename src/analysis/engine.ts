@@ -77,7 +77,7 @@ export class AnalysisEngine implements Engine {
 
   /** Whether a file is one this engine judges (by its type; every file when YARA rules run). */
   judges(file: FileInfo): boolean {
-    return file.size > 0 && (this.opts.yara != null || ANALYZED_TYPES.has(file.detectedType));
+    return judged(file, this.opts.yara ?? null);
   }
 
   /** Let the files in analysis finish, then stop the worker threads. */
@@ -90,6 +90,11 @@ export class AnalysisEngine implements Engine {
     this.#late.add(listener);
     return () => this.#late.delete(listener);
   }
+}
+
+/** Files the engine judges: an analyzer reads their type, or YARA rules read every file. */
+function judged(file: FileInfo, yara: YaraRules | null): boolean {
+  return file.size > 0 && (yara !== null || ANALYZED_TYPES.has(file.detectedType));
 }
 
 /**
@@ -139,8 +144,7 @@ class AnalysisScan implements EngineScan {
     if (!this.#decided) this.#decide();
     const chunks = this.#chunks;
     this.#chunks = null;
-    const analyzed = ANALYZED_TYPES.has(file.detectedType);
-    if (chunks === null || (!analyzed && !this.yara) || file.size === 0) return [];
+    if (chunks === null || !judged(file, this.yara)) return [];
     const stored = this.store?.get(file.sha256) ?? null;
     const bytes = Buffer.concat(chunks);
     const input = { bytes, detectedType: file.detectedType, name: file.name, flags: file.flags };

@@ -25,6 +25,7 @@ import {
   type ArchiveLimits,
   type ContainerReaders,
   DEFAULT_ARCHIVE_LIMITS,
+  givesText,
   inflateInto,
   looksLikeContainer,
   type MemberSink,
@@ -181,7 +182,7 @@ class ObjectSet {
     for (let i = 0; i < this.objects.length; i++) {
       const o = this.objects[i]!;
       const whole = o.takeContainer();
-      if (o.containerTooLarge) this.event('ARCHIVE_TOO_LARGE', o.path, `limit ${this.limits.maxContainerBytes} bytes`);
+      if (o.containerTooLarge && !givesText(o.head)) this.event('ARCHIVE_TOO_LARGE', o.path, `limit ${this.limits.maxContainerBytes} bytes`);
       if (whole === null) continue;
       const id = await identify(o.head, o.tail, whole);
       o.settle(await this.#unpack(o, id, whole));

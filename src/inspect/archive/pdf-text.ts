@@ -2,8 +2,9 @@
  * The text of a PDF, so that data filtering (and body signatures) see what a reader shows,
  * not compressed streams: a PDF is unpacked like a container with one member, `(text)`.
  *
- * What it reads (PDF 1.7, ISO 32000-1 §7.3.8, §9.4): every stream, inflated when its filter is
- * FlateDecode (through the message's archive budget, so a PDF bomb costs the limit); in
+ * What it reads (PDF 1.7, ISO 32000-1 §7.3.8, §9.4): every stream but images and fonts,
+ * inflated when its filter is FlateDecode (capped per stream and per PDF; past a cap a stream
+ * is skipped, so a PDF bomb costs the cap — and, this being best-effort text, no verdict); in
  * content streams the strings shown by `Tj`, `TJ`, `'` and `"` between `BT` and `ET`, literal
  * (escapes, octal) and hex; ToUnicode CMaps (`bfchar`, `bfrange`) to turn 2-byte glyph codes
  * back into characters. Simplifications, stated: one CMap table for the whole file (fonts are
@@ -12,12 +13,19 @@
  * only where a `TJ` gap or a line operator suggests one.
  */
 
-import type { MemberSink, UnpackContext, UnpackOutcome } from './unpack.ts';
+import { promisify } from 'node:util';
+import { inflateRaw, constants as zlibConstants } from 'node:zlib';
+import type { UnpackContext, UnpackOutcome } from './unpack.ts';
+
+const inflateRawAsync = promisify(inflateRaw);
 
 /** Streams looked at per PDF (each is a regex pass and maybe an inflate). */
 const MAX_STREAMS = 5000;
 /** Text kept per PDF: data filtering needs the words, not a novel. */
 const MAX_TEXT = 8 * 1024 * 1024;
+/** Bytes inflated per stream, and per PDF: text extraction is bounded on its own. */
+const MAX_STREAM = 16 * 1024 * 1024;
+const MAX_INFLATE = 64 * 1024 * 1024;
 /** How far before `stream` its dictionary is looked for. */
 const DICT_WINDOW = 8192;
 /** ToUnicode entries written per PDF (a bfrange may span 65,536 codes; thousands of them, more). */
@@ -29,6 +37,7 @@ export async function extractPdfText(b: Buffer, ctx: UnpackContext): Promise<Unp
   const cmapBudget = { left: MAX_CMAP };
   const contents: string[] = [];
   let streams = 0;
+  let inflateLeft = MAX_INFLATE;
   for (let at = src.indexOf('stream'); at !== -1 && streams < MAX_STREAMS && !ctx.stopped; at = src.indexOf('stream', at + 6)) {
     if (src.startsWith('endstream', at - 3)) continue;
     const dataStart = src[at + 6] === '\r' && src[at + 7] === '\n' ? at + 8 : src[at + 6] === '\n' ? at + 7 : -1;
@@ -42,9 +51,16 @@ export async function extractPdfText(b: Buffer, ctx: UnpackContext): Promise<Unp
     const dict = window.slice(Math.max(0, window.lastIndexOf('<<')));
     const raw = b.subarray(dataStart, end);
     at = end;
+    // Images and embedded fonts hold no text; a page-sized bitmap of one colour inflates a
+    // thousandfold, which is ordinary in a PDF and no bomb.
+    if (/\/Subtype\s*\/Image\b|\/Length[123]\b|\/Subtype\s*\/(Type1C|CIDFontType0C|OpenType)\b/.test(dict)) continue;
     let data: Buffer | null = raw;
-    if (/\/Filter\s*\[?\s*\/(FlateDecode|Fl)\b/.test(dict)) data = await inflateZlib(raw, ctx);
-    else if (/\/Filter/.test(dict)) data = null; // other filters: not text we can read
+    if (/\/Filter\s*\[?\s*\/(FlateDecode|Fl)\b/.test(dict)) {
+      const cap = Math.min(MAX_STREAM, inflateLeft);
+      data = await inflateZlib(raw, cap);
+      inflateLeft -= data?.length ?? cap; // a stream past the cap cost the cap
+      if (inflateLeft <= 0) break;
+    } else if (/\/Filter/.test(dict)) data = null; // other filters: not text we can read
     if (data === null) continue;
     const text = data.toString('latin1');
     if (text.includes('begincmap')) readCmap(text, cmap, cmapBudget);
@@ -64,14 +80,19 @@ export async function extractPdfText(b: Buffer, ctx: UnpackContext): Promise<Unp
   return {};
 }
 
-/** FlateDecode is zlib (RFC 1950): a 2-byte header, then raw deflate, which the budget inflates. */
-async function inflateZlib(raw: Buffer, ctx: UnpackContext): Promise<Buffer | null> {
+/**
+ * FlateDecode is zlib (RFC 1950): a 2-byte header, then raw deflate. Inflated on the thread
+ * pool with an output cap; a stream past the cap is skipped (a bomb, or a bitmap) — text
+ * extraction is best effort and never an archive-limit verdict that would block the mail.
+ * A truncated or damaged stream gives what inflated before the damage.
+ */
+async function inflateZlib(raw: Buffer, cap: number): Promise<Buffer | null> {
   const body = raw.length > 2 && (raw[0]! & 0x0f) === 8 && ((raw[0]! << 8) | raw[1]!) % 31 === 0 ? raw.subarray(2) : raw;
-  const parts: Buffer[] = [];
-  const collect: MemberSink = { write: (c) => void parts.push(c), end: () => {} };
-  const r = await ctx.inflate('raw', body, collect);
-  // A truncated or damaged stream still gives what inflated; a limit stops the reading.
-  return r === 'limit' ? null : Buffer.concat(parts);
+  try {
+    return await inflateRawAsync(body, { maxOutputLength: Math.max(1, cap), finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  } catch {
+    return null;
+  }
 }
 
 /**

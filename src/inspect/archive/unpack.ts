@@ -70,9 +70,16 @@ export function looksLikeContainer(head: Buffer): boolean {
     head.indexOf('7z\xbc\xaf\x27\x1c', 0, 'latin1') === 0 ||
     (head.length >= 4 && head.readUInt32LE(0) === 0x223e9f78) || // TNEF
     head.indexOf('CD001', 0x8001, 'latin1') === 0x8001 || // ISO 9660 (first descriptor at sector 16)
-    head.subarray(0, 1024).indexOf('%PDF-', 0, 'latin1') !== -1 || // PDF (readers accept junk before the header)
-    /^(?:\ufeff)?\s*<\?xml\b/.test(head.toString('utf8', 0, 64)) // XML, for its text
+    givesText(head)
   );
+}
+
+/**
+ * A PDF (readers accept junk before its header) or an XML file: kept to extract its text, not
+ * an archive, so being too large to keep is no archive-limit verdict.
+ */
+export function givesText(head: Buffer): boolean {
+  return head.subarray(0, 1024).indexOf('%PDF-', 0, 'latin1') !== -1 || /^(?:\ufeff)?\s*<\?xml\b/.test(head.toString('utf8', 0, 64));
 }
 
 export interface MemberSink {

@@ -70,15 +70,36 @@ describe('PDF text', () => {
     assert.ok(r.findings.some((f) => f.engine === 'data-filtering' && f.file.path === 'd.pdf/(text)'), JSON.stringify(r.findings.map((f) => [f.engine, f.threat, f.file.path])));
   });
 
-  it('a Flate bomb stops at the archive limit; a damaged stream gives what inflated; no text, no member', async () => {
-    const bomb = await extracted(pdf([{ data: Buffer.alloc(300 * 1024 * 1024), flate: true }]));
-    assert.ok(bomb.events.some((e) => e === 'ARCHIVE_RATIO_EXCEEDED' || e === 'ARCHIVE_SIZE_EXCEEDED'), JSON.stringify(bomb.events));
+  it('a Flate bomb is skipped at the per-stream cap, and a one-colour bitmap is no bomb: text still found, no limit verdict', async () => {
+    // Best-effort text must never block mail: a legitimate PDF's plain image inflates a
+    // thousandfold, which would be an archive-ratio verdict (default block) if it counted.
+    const image = Buffer.concat([Buffer.from('%PDF-1.7\n1 0 obj\n<< /Type /XObject /Subtype /Image /Width 4000 /Height 2500 /Filter /FlateDecode >>\nstream\n'), deflateSync(Buffer.alloc(10_000_000, 0xff)), Buffer.from('\nendstream\nendobj\n')]);
+    const withText = Buffer.concat([image, pdf([{ data: 'BT (after the picture) Tj ET', flate: true }]).subarray(9)]);
+    const pic = await extracted(withText);
+    assert.equal(pic.text, 'after the picture');
+    assert.deepEqual(pic.events, []);
+    const t0 = Date.now();
+    const bomb = await extracted(pdf([{ data: Buffer.alloc(300 * 1024 * 1024), flate: true }, { data: 'BT (still read) Tj ET', flate: true }]));
+    assert.equal(bomb.text, 'still read');
+    assert.deepEqual(bomb.events, []);
+    assert.ok(Date.now() - t0 < 20_000);
     const damaged = pdf([{ data: 'BT (kept text) Tj ET', flate: true }]);
     const at = damaged.indexOf('stream\n') + 7;
     const cut = Buffer.concat([damaged.subarray(0, at + 12), Buffer.from('\nendstream\n%%EOF\n')]);
     const partial = await extracted(cut); // no throw: at most what inflated before the cut
     assert.ok(partial.text === undefined || 'kept text'.startsWith(partial.text), JSON.stringify(partial));
     assert.equal((await extracted(pdf([{ data: '1 0 0 1 0 0 cm 0 0 m 10 10 l S' }]))).text, undefined, 'a PDF without text has no (text) member');
+  });
+
+  it('a PDF or XML file too large to keep for its text is scanned whole, with no archive-limit verdict', async () => {
+    const { DEFAULT_ARCHIVE_LIMITS } = await import('../../../src/inspect/archive/unpack.ts');
+    const small = new Inspector({ engines: [], archives: { ...DEFAULT_ARCHIVE_LIMITS, maxContainerBytes: 64 * 1024 } });
+    const big = pdf([{ data: `BT (${'x'.repeat(200_000)}) Tj ET` }]);
+    assert.deepEqual((await small.scanBuffer(big, false, 10_000, 'big.pdf')).events, []);
+    const xml = Buffer.from(`<?xml version="1.0"?><a>${'y'.repeat(200_000)}</a>`);
+    assert.deepEqual((await small.scanBuffer(xml, false, 10_000, 'big.xml')).events, []);
+    const zipTooBig = (await import('../../helpers/archives.ts')).zip([{ name: 'z', data: Buffer.alloc(200_000, 1), method: 'stored' }]);
+    assert.deepEqual((await small.scanBuffer(zipTooBig, false, 10_000, 'z.zip')).events.map((e) => e.name), ['ARCHIVE_TOO_LARGE'], 'archives still are');
   });
 
   it('a PDF that Ghostscript wrote from troff: its words and the card number come out', { skip: existsSync('/usr/bin/ps2pdf') && existsSync('/usr/bin/groff') ? false : 'ps2pdf or groff missing (apt-get install ghostscript groff-base)' }, async () => {
