@@ -15,7 +15,9 @@ export const ANOMALIES = {
   MIME_HEADER_TOO_LONG: 'a MIME header block longer than the limit',
   MIME_MISSING_BOUNDARY: 'a multipart without a boundary parameter',
   MIME_UNTERMINATED_MULTIPART: 'a multipart whose closing boundary never came',
-  MIME_UNKNOWN_ENCODING: 'an unknown Content-Transfer-Encoding, scanned as raw bytes',
+  MIME_UNKNOWN_ENCODING: 'an unknown Content-Transfer-Encoding: scanned as raw bytes and as each plausible decoding',
+  MIME_AMBIGUOUS: 'a part real parsers read in more than one way (duplicate fields or parameters, odd syntax): every reading inspected',
+  MIME_READINGS_EXCEEDED: 'a part or message with more readings than the limit: the rest not inspected',
   BASE64_INVALID: 'base64 with characters outside the alphabet or bad padding',
   MIME_MESSAGE_PARTIAL: 'a message/partial fragment (RFC 2046 §5.2.2): the whole message cannot be inspected',
   ARCHIVE_ENCRYPTED: 'an encrypted archive or archive member: its content cannot be inspected',
@@ -51,6 +53,7 @@ export const INCOMPLETE_INSPECTION: ReadonlySet<AnomalyName> = new Set([
  */
 export const SUSPICIOUS_STRUCTURE: ReadonlySet<AnomalyName> = new Set([
   'MIME_MESSAGE_PARTIAL',
+  'MIME_READINGS_EXCEEDED',
   'ARCHIVE_ENCRYPTED',
   'ARCHIVE_UNSUPPORTED',
   'ARCHIVE_CORRUPT',

@@ -1101,8 +1101,14 @@ export class Session {
     });
     // Every engine finding (data-filtering counts are summed into their verdict instead), and
     // every verdict made for an event, a blocked file or a DLP score.
+    // Under `allow` a finding is silent (the firewall model: allow passes quietly, alert logs);
+    // the traffic record still names the rule.
     const logged = new Set<Finding>((result?.findings ?? []).filter((f) => f.engine !== DLP_ENGINE));
     for (const v of d.verdicts) logged.add(v.finding);
+    for (const f of [...logged]) {
+      const mine = d.verdicts.filter((v) => v.finding === f || (v.finding.threat === f.threat && v.finding.file.path === f.file.path));
+      if (mine.length > 0 && mine.every((v) => v.action === 'allow')) logged.delete(f);
+    }
     for (const f of logged) this.#safeLog(() => this.#ctx.logs.addThreat(this.#threat(tx, d, f)));
     const { messageId } = headerFacts(rx.head);
     const delivered = upstreamReply.startsWith('2');

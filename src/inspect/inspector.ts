@@ -33,10 +33,10 @@ import {
   type UnpackContext,
 } from './archive/unpack.ts';
 import { passwordCandidates } from './archive/zipcrypto.ts';
-import { UuExtractor } from './decode/uuencode.ts';
 import type { Engine, EngineScan } from './engines/engine.ts';
 import { fileFlags } from './file-flags.ts';
 import { type Identity, identify, SNIFF_BYTES, TAIL_BYTES } from './file-type.ts';
+import { innerObjects } from './inner-objects.ts';
 import { DEFAULT_MIME_LIMITS, type LeafInfo, type LeafSink, type MimeLimits, MimeWalker } from './mime/walker.ts';
 import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type ScanResult } from './types.ts';
 
@@ -60,8 +60,8 @@ export class Inspector {
    * in it are unpacked like attachments; `name` is its path in the findings.
    */
   beginFile(name: string): { write(chunk: Buffer): void; end(deadlineMs: number): Promise<ScanResult> } {
-    const set = new ObjectSet(this.opts.engines, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS, this.opts.readers ?? {});
-    const sink = set.open({ path: name, name, contentType: null, encoding: null }, 0, true, 0);
+    const set = new ObjectSet(this.opts.engines, this.opts.mime ?? DEFAULT_MIME_LIMITS, this.opts.archives ?? DEFAULT_ARCHIVE_LIMITS, this.opts.readers ?? {});
+    const sink = set.openObject({ path: name, name, contentType: null, encoding: null }, 0, 0);
     return {
       write: (chunk) => sink.write(chunk),
       end: (deadlineMs) => {
@@ -88,7 +88,7 @@ export class Inspector {
 const MAX_TEXT_FOR_PASSWORDS = 64 * 1024;
 
 /** Transfer encodings that count as a layer of encoding (multi-encoding file blocking). */
-const ENCODED = new Set(['base64', 'quoted-printable', 'uuencode', 'x-uuencode']);
+const ENCODED = new Set(['base64', 'quoted-printable', 'x-gzip64', 'gzip64', 'x-base64']);
 
 export class MessageScan {
   readonly #set: ObjectSet;
@@ -101,33 +101,27 @@ export class MessageScan {
   #candidates: string[] | null = null;
 
   constructor(engines: readonly Engine[], mime: MimeLimits, archives: ArchiveLimits, readers: ContainerReaders) {
-    this.#set = new ObjectSet(engines, archives, readers, () => (this.#candidates ??= passwordCandidates(Buffer.concat(this.#text).toString('utf8'))));
+    this.#set = new ObjectSet(engines, mime, archives, readers, () => (this.#candidates ??= passwordCandidates(Buffer.concat(this.#text).toString('utf8'))));
     this.#raw = this.#set.open({ path: RAW_MESSAGE_PATH, name: null, contentType: 'message/rfc822', encoding: null }, 0, false, 0);
     this.#walker = new MimeWalker({ onLeaf: (info) => this.#leaf(info), onEvent: (e) => this.#set.events.push(e) }, mime);
   }
 
-  /** A decoded file; text parts are also searched for uuencoded files inside them. */
-  #leaf(info: LeafInfo, outerLayers = info.outerLayers ?? 0): LeafSink {
-    const layers = outerLayers + (info.encoding !== null && ENCODED.has(info.encoding) ? 1 : 0);
-    const leaf = this.#set.open(info, 0, true, layers);
+  /** A decoded leaf; the start of text parts is kept for passwords of encrypted attachments. */
+  #leaf(info: LeafInfo): LeafSink {
+    const layers = (info.outerLayers ?? 0) + (info.encoding !== null && ENCODED.has(info.encoding) ? 1 : 0);
+    const leaf = this.#set.openObject(info, 0, layers);
     const textLike = info.contentType === null || info.contentType.startsWith('text/');
     if (!textLike) return leaf;
-    let n = 0;
-    const uu = new UuExtractor((name) => this.#leaf({ path: `${info.path}/uu${++n}`, name, contentType: null, encoding: 'uuencode' }, layers));
     return {
       write: (chunk) => {
         leaf.write(chunk);
-        uu.write(chunk);
         if (this.#textBytes < MAX_TEXT_FOR_PASSWORDS) {
           const piece = chunk.subarray(0, MAX_TEXT_FOR_PASSWORDS - this.#textBytes);
           this.#text.push(Buffer.from(piece));
           this.#textBytes += piece.length;
         }
       },
-      end: () => {
-        uu.end();
-        leaf.end();
-      },
+      end: () => leaf.end(),
     };
   }
 
@@ -160,6 +154,7 @@ class ObjectSet {
 
   constructor(
     private readonly engines: readonly Engine[],
+    private readonly mime: MimeLimits,
     private readonly limits: ArchiveLimits,
     private readonly readers: ContainerReaders,
     private readonly passwords: () => readonly string[] = () => [],
@@ -176,6 +171,32 @@ class ObjectSet {
     const o = new ObjectScan(this.engines, leaf, depth, layers, mayContain ? this.#kept : null);
     this.objects.push(o);
     return o;
+  }
+
+  /**
+   * An object and the objects inside it that no container announces (files written as text,
+   * messages whatever they are called): each found one is opened the same way, recursively.
+   */
+  openObject(leaf: LeafInfo, depth: number, layers: number): LeafSink {
+    const o = this.open(leaf, depth, true, layers);
+    const inner = innerObjects(
+      leaf,
+      (info, how) =>
+        this.openObject(info, depth, layers + (how === 'text-encoding' ? 1 : (info.outerLayers ?? 0) + (info.encoding !== null && ENCODED.has(info.encoding) ? 1 : 0))),
+      this.mime,
+      (e) => this.events.push(e),
+    );
+    if (inner === null) return o;
+    return {
+      write: (chunk) => {
+        o.write(chunk);
+        inner.write(chunk);
+      },
+      end: () => {
+        o.end();
+        inner.end();
+      },
+    };
   }
 
   async finish(): Promise<ScanResult> {
@@ -210,7 +231,7 @@ class ObjectSet {
         return budget.stopped;
       },
       member: (name) =>
-        budget.file(where) ? this.open({ path: `${where}/${name}`, name, contentType: null, encoding: null }, o.depth + 1, true, o.layers + 1) : null,
+        budget.file(where) ? this.openObject({ path: `${where}/${name}`, name, contentType: null, encoding: null }, o.depth + 1, o.layers + 1) : null,
       event: (name, detail) => this.event(name, where, detail),
       copy: (sink: MemberSink, data: Buffer) => {
         if (!budget.bytes(data.length, data.length, data.length, where)) return false;
@@ -357,7 +378,8 @@ class ObjectScan implements LeafSink {
       name: this.leaf.name,
       declaredType: this.leaf.contentType,
       detectedType: id.type,
-      flags: [...id.flags, ...fileFlags(this.leaf.name, this.leaf.contentType, id.type)],
+      flags: [...new Set([...id.flags, ...[this.leaf.name, ...(this.leaf.otherNames ?? [])].flatMap((n) => fileFlags(n, this.leaf.contentType, id.type))])],
+      ...(this.leaf.otherNames?.length ? { otherNames: this.leaf.otherNames } : {}),
       depth: this.depth,
       layers: this.layers,
       size: this.#size,

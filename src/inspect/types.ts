@@ -20,6 +20,8 @@ export interface FileInfo {
   readonly path: string;
   /** File name as declared (Content-Disposition filename or Content-Type name), if any. */
   readonly name: string | null;
+  /** Other names parsers give the same part (a filename given twice or in two forms): file blocking judges each. */
+  readonly otherNames?: readonly string[];
   /** Content-Type as declared, lower-cased, without parameters. */
   readonly declaredType: string | null;
   /** Type detected from the content (`exe`, `zip`, `encrypted-zip`, `docm`, `pdf`, `js`, `text`, …). */

@@ -255,12 +255,13 @@ function fileBlocking(name: string, profile: FileBlockingProfile, files: readonl
   for (const f of files) {
     if (f.path === 'message') continue;
     const types = fileBlockingTypes(f, events, profile['multi-encoding-threshold']);
-    const ext = f.name === null ? null : extensionOf(f.name);
+    // Every name a parser gives the file: the recipient's client may show any of them.
+    const exts = [f.name, ...(f.otherNames ?? [])].flatMap((n) => (n === null ? [] : [extensionOf(n)])).filter((e): e is string => e !== null);
     let best: { rule: string; action: 'alert' | 'block' | 'continue'; matched: string } | null = null;
     for (const r of profile.rules) {
       if (r.direction === 'download') continue; // SMTP carries files from client to server
       const byType = r.types.find((t) => types.has(t));
-      const byExt = ext !== null ? r.extensions.find((e) => e.toLowerCase().replace(/^\./, '') === ext) : undefined;
+      const byExt = r.extensions.find((e) => exts.includes(e.toLowerCase().replace(/^\./, '')));
       const matched = byType ? `type ${byType}` : byExt ? `extension .${byExt.replace(/^\./, '')}` : null;
       if (matched === null) continue;
       // Most restrictive wins: block and continue over alert.

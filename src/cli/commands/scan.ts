@@ -178,6 +178,7 @@ class Reporter {
     if (verdict === 'suspicious') lines.push(`${label}: SUSPICIOUS ${events.join('; ')}`);
     if (verdict === 'clean') lines.push(`${label}: OK${events.length ? ` (events: ${events.join('; ')})` : ''}`);
     if (this.verbose) {
+      lines.push(...readingLines(r));
       for (const f of r.files) {
         const flags = f.flags.length ? ` [${f.flags.join(', ')}]` : '';
         lines.push(`  ${f.path}${f.name && !f.path.endsWith(f.name) ? ` (${f.name})` : ''}: ${f.detectedType}${flags}, ${f.size} bytes, sha256 ${f.sha256}`);
@@ -186,4 +187,29 @@ class Reporter {
     // One line per entry: names from the message cannot break a line or drive the terminal.
     process.stdout.write(`${lines.map(escapeUnsafe).join('\n')}\n`);
   }
+}
+
+/**
+ * For each part read more than one way (a MIME_AMBIGUOUS event), each reading and what was
+ * found in it: an admin sees which reading carried the threat, and why there were several.
+ */
+function readingLines(r: ScanResult): string[] {
+  const out: string[] = [];
+  for (const e of r.events) {
+    if (e.name !== 'MIME_AMBIGUOUS') continue;
+    const at = e.where;
+    const under = (p: string, root: string): boolean => p === root || p.startsWith(`${root}/`);
+    const roots = new Set<string>([at]);
+    for (const f of r.files) {
+      if (!f.path.startsWith(`${at}~`)) continue;
+      roots.add(f.path.split('/').slice(0, at.split('/').length).join('/'));
+    }
+    out.push(`  readings of ${at} (${e.detail ?? 'more than one'}):`);
+    for (const root of roots) {
+      const files = r.files.filter((f) => under(f.path, root));
+      const threats = [...new Set(r.findings.filter((f) => under(f.file.path, root)).map((f) => `${f.threat} in ${f.file.path}`))];
+      out.push(`    ${root}: ${files.length} object${files.length === 1 ? '' : 's'}, ${threats.length ? threats.join('; ') : 'nothing found'}`);
+    }
+  }
+  return out;
 }

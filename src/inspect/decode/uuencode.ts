@@ -9,8 +9,11 @@
  * not uuencoding, or at the end of the text.
  */
 
+import { Base64Decoder } from './base64.ts';
+
 const MAX_UU_LINE = 1024;
-const BEGIN = Buffer.from('begin ');
+/** `begin 644 name` (classic) and `begin-base64 644 name` (uuencode -m, ends at `====`). */
+const BEGIN = Buffer.from('begin');
 const LF = 10;
 
 export interface UuSink {
@@ -22,6 +25,8 @@ export class UuExtractor {
   #carry: Buffer | null = null;
   #atLineStart = true;
   #inBlock: UuSink | null = null;
+  /** The block is `begin-base64`: its lines are base64 until `====`. */
+  #base64: Base64Decoder | null = null;
   /** Bytes of an over-long line being skipped (cannot be a begin or uu line). */
   #skipping = false;
 
@@ -88,8 +93,16 @@ export class UuExtractor {
   #line(line: Buffer): void {
     const text = line.toString('latin1');
     if (!this.#inBlock) {
-      const m = /^begin [0-7]{3,4} (.+?)\s*$/.exec(text);
-      if (m) this.#inBlock = this.onFile(m[1]!);
+      const m = /^begin(-base64)? [0-7]{3,4} (.+?)\s*$/.exec(text);
+      if (m) {
+        const sink = (this.#inBlock = this.onFile(m[2]!));
+        if (m[1]) this.#base64 = new Base64Decoder((chunk) => sink.write(chunk));
+      }
+      return;
+    }
+    if (this.#base64) {
+      if (text.trimEnd() === '====') return this.#endBlock();
+      this.#base64.write(line);
       return;
     }
     if (text === 'end' || text.trimEnd() === 'end') return this.#endBlock();
@@ -101,6 +114,8 @@ export class UuExtractor {
   #endBlock(): void {
     const b = this.#inBlock;
     this.#inBlock = null;
+    this.#base64?.end();
+    this.#base64 = null;
     b?.end();
   }
 }

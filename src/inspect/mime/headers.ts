@@ -77,7 +77,8 @@ export function parseStructured(raw: string): StructuredValue {
   return { value, params };
 }
 
-function stripComments(s: string): string {
+/** Remove RFC 5322 comments `(…)` outside quoted strings. */
+export function stripComments(s: string): string {
   if (!s.includes('(')) return s;
   let out = '';
   let depth = 0;

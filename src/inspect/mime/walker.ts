@@ -16,7 +16,8 @@
 import type { AnomalyEvent, AnomalyName } from '../../events.ts';
 import { Base64Decoder } from '../decode/base64.ts';
 import { QuotedPrintableDecoder } from '../decode/quoted-printable.ts';
-import { decodeEncodedWords, normaliseEncoding, parseHeaderBlock, parseStructured } from './headers.ts';
+import { decodeEncodedWords, parseHeaderBlock } from './headers.ts';
+import { MAX_READINGS, partReadings, type Reading } from './readings.ts';
 
 const LF = 10;
 const CR = 13;
@@ -24,6 +25,23 @@ const DASH = 45;
 /** Longest line kept whole; boundaries are at most 70 chars (RFC 2046 §5.1.1) plus padding. */
 const MAX_LINE_BYTES = 8 * 1024;
 const BOUNDARY_START = Buffer.from('\n--');
+/** Readings beyond the first, per message: ambiguity costs a walk each, so it is bounded. */
+const MAX_MESSAGE_READINGS = 64;
+/** Transfer encodings that change the bytes (a layer for multi-encoding file blocking). */
+const DECODED: ReadonlySet<string> = new Set(['base64', 'quoted-printable', 'x-gzip64', 'gzip64', 'x-base64']);
+/**
+ * Spellings of transfer encodings seen in the wild. uuencode, yEnc and BinHex are text
+ * encodings of files: their blocks are found and decoded wherever text is scanned, so the
+ * transfer decoding is the identity; gzip64 is base64 of a gzip stream (unpacked as gzip).
+ */
+const ALIASES: ReadonlyMap<string, string> = new Map([
+  ['7bit', 'identity'], ['8bit', 'identity'], ['binary', 'identity'], ['7-bit', 'identity'], ['8-bit', 'identity'],
+  ['x-uuencode', 'identity'], ['uuencode', 'identity'], ['x-uue', 'identity'], ['uue', 'identity'],
+  ['x-yenc', 'identity'], ['yenc', 'identity'], ['x-binhex40', 'identity'], ['binhex40', 'identity'], ['x-binhex', 'identity'],
+  ['x-gzip64', 'base64'], ['gzip64', 'base64'], ['x-base64', 'base64'],
+]);
+/** message/* types that are not a message to walk: a fragment, a reference to content elsewhere. */
+const NOT_A_MESSAGE: ReadonlySet<string> = new Set(['message/partial', 'message/external-body']);
 
 export interface MimeLimits {
   readonly maxDepth: number;
@@ -40,6 +58,23 @@ export interface LeafInfo {
   readonly encoding: string | null;
   /** Transfer encodings around this part: messages (message/rfc822) that were themselves encoded. */
   readonly outerLayers?: number;
+  /** Other names some parser gives the same part (a filename given twice, in two forms). */
+  readonly otherNames?: readonly string[];
+  /** MIME nesting depth of the part (a message found inside it nests one deeper). */
+  readonly mimeDepth?: number;
+}
+
+/** How to read one part's body: the reading, and what the part's headers say besides. */
+interface BodySpec {
+  readonly reading: Reading;
+  readonly names: readonly string[];
+  readonly params: ReadonlyMap<string, string>;
+  /** Read as one leaf whatever the type says (a multipart without boundary, to a strict reader). */
+  readonly asLeaf?: boolean;
+  /** A multipart without boundary: take the first `--` line of the body as its boundary. */
+  readonly guessBoundary?: boolean;
+  /** An encoded multipart: decode, then walk the result as the multipart. */
+  readonly decodeFirst?: boolean;
 }
 
 /** Where a walker starts: the top of a message, or a message embedded in an encoded part. */
@@ -48,7 +83,15 @@ interface WalkerRoot {
   readonly depth: number;
   readonly outerLayers: number;
   /** Part count and events, shared by a message and the encoded messages inside it. */
-  readonly shared: { parts: number; depthEventRaised: boolean; partsEventRaised: boolean };
+  readonly shared: SharedCounts;
+}
+
+interface SharedCounts {
+  parts: number;
+  depthEventRaised: boolean;
+  partsEventRaised: boolean;
+  readings: number;
+  readingsEventRaised: boolean;
 }
 
 export interface LeafSink {
@@ -72,10 +115,17 @@ interface HeaderFrame extends BaseFrame {
   lines: string[];
   bytes: number;
   overflow: boolean;
+  /** The type of a part without Content-Type, as its parent implies it. */
+  readonly defaultType: string;
+  /** Beyond the part limit: walked for structure, never scanned. */
+  readonly detached: boolean;
 }
 interface MultipartFrame extends BaseFrame {
   kind: 'multipart';
-  readonly delimiter: Buffer; // "--" + boundary
+  /** "--" + boundary; null until guessed from the body's first `--` line. */
+  delimiter: Buffer | null;
+  /** The default type of its parts (message/rfc822 in a digest). */
+  readonly childType: string;
   children: number;
   closed: boolean;
 }
@@ -104,9 +154,20 @@ export class MimeWalker {
     private readonly handlers: WalkerHandlers,
     private readonly limits: MimeLimits = DEFAULT_MIME_LIMITS,
     root?: WalkerRoot,
+    /** Start in the body, read this way (one reading of an ambiguous part). */
+    body?: BodySpec,
   ) {
-    this.#root = root ?? { path: 'msg', depth: 0, outerLayers: 0, shared: { parts: 1, depthEventRaised: false, partsEventRaised: false } };
-    this.#stack.push(newHeaderFrame(this.#root.path, this.#root.depth));
+    this.#root = root ?? { path: 'msg', depth: 0, outerLayers: 0, shared: newSharedCounts() };
+    if (body) this.#openBody(body, this.#root.path, this.#root.depth);
+    else this.#stack.push(newHeaderFrame(this.#root.path, this.#root.depth));
+  }
+
+  /**
+   * A walker of a message found inside an object (an attachment that is a message whatever
+   * it is called, an .eml in a zip): paths below `path`, depth counted from `depth`.
+   */
+  static nested(handlers: WalkerHandlers, limits: MimeLimits, path: string, depth: number): MimeWalker {
+    return new MimeWalker(handlers, limits, { path, depth, outerLayers: 0, shared: newSharedCounts() });
   }
 
   write(chunk: Buffer): void {
@@ -200,7 +261,18 @@ export class MimeWalker {
         this.#headerLine(top, content.toString('latin1'), !atLineStart);
         return;
       case 'multipart':
-        return; // preamble or epilogue: not delivered as a part by mail clients
+        // Preamble or epilogue: mail clients hide them, unpackers (ripmime) write them out as
+        // files, and a multipart whose boundary never comes is all preamble to Python.
+        if (this.#root.shared.parts > this.limits.maxParts) return;
+        this.#stack.push({
+          kind: 'leaf',
+          path: `${top.path}/${top.closed ? 'epilogue' : 'preamble'}`,
+          depth: top.depth,
+          decoder: identity(new LazySink(() => this.handlers.onLeaf({ path: `${top.path}/${top.closed ? 'epilogue' : 'preamble'}`, contentType: null, name: null, encoding: null, mimeDepth: top.depth }))),
+          pendingEol: null,
+        });
+        this.#line(content, eol);
+        return;
       case 'leaf':
         this.#leafLine(top, content, eol, !atLineStart);
         return;
@@ -228,10 +300,15 @@ export class MimeWalker {
 
   /** A line starting with `--`: does it delimit an open multipart? */
   #boundary(content: Buffer): boolean {
+    let guess = -1;
     for (let i = this.#stack.length - 1; i >= 0; i--) {
       const f = this.#stack[i]!;
       if (f.kind !== 'multipart' || f.closed) continue;
       const d = f.delimiter;
+      if (d === null) {
+        if (guess === -1) guess = i;
+        continue;
+      }
       if (content.length < d.length || content.compare(d, 0, d.length, 0, d.length) !== 0) continue;
       const rest = content.toString('latin1', d.length).trimEnd();
       if (rest !== '' && rest !== '--') continue;
@@ -246,11 +323,18 @@ export class MimeWalker {
       if (shared.parts > this.limits.maxParts) {
         if (!shared.partsEventRaised) this.#event('MIME_PARTS_EXCEEDED', f.path, `limit ${this.limits.maxParts}`);
         shared.partsEventRaised = true;
-        this.#stack.push(newHeaderFrame(`${f.path}/${f.children}`, f.depth + 1, true));
+        this.#stack.push(newHeaderFrame(`${f.path}/${f.children}`, f.depth + 1, true, f.childType));
         return true;
       }
-      this.#stack.push(newHeaderFrame(`${f.path}/${f.children}`, f.depth + 1));
+      this.#stack.push(newHeaderFrame(`${f.path}/${f.children}`, f.depth + 1, false, f.childType));
       return true;
+    }
+    if (guess !== -1) {
+      // The first `--` line of a multipart that named no boundary: a lenient reader's boundary.
+      const f = this.#stack[guess] as MultipartFrame;
+      const text = content.toString('latin1').trimEnd();
+      f.delimiter = Buffer.from(text.endsWith('--') && text.length > 4 ? text.slice(0, -2) : text, 'latin1');
+      return this.#boundary(content);
     }
     return false;
   }
@@ -258,84 +342,146 @@ export class MimeWalker {
   #startBody(frame: HeaderFrame): void {
     this.#stack.pop();
     const fields = parseHeaderBlock(frame.lines);
-    const get = (n: string): string | undefined => fields.find((f) => f.name === n)?.value;
-    const ct = parseStructured(get('content-type') ?? 'text/plain');
-    const disposition = get('content-disposition');
-    const cd = disposition ? parseStructured(disposition) : null;
-    const encoding = normaliseEncoding(get('content-transfer-encoding'));
-    const rawName = cd?.params.get('filename') ?? ct.params.get('name') ?? null;
+    const top = frame.path === this.#root.path && this.#root.depth === 0 && this.#root.outerLayers === 0;
+    const readings = partReadings(fields, {
+      defaultType: frame.defaultType,
+      // RFC 2045 §4: without MIME-Version a message is plain text to a strict reader.
+      plainTextToo: top && !fields.some((f) => f.name === 'mime-version'),
+    });
+    if (readings.truncated) this.#event('MIME_READINGS_EXCEEDED', frame.path, `more than ${MAX_READINGS} readings of one part`);
+    if (readings.ambiguity !== null && !frame.detached) this.#event('MIME_AMBIGUOUS', frame.path, readings.ambiguity.slice(0, 200));
+    const specs: BodySpec[] = readings.readings.map((reading) => ({ reading, names: readings.names, params: readings.params }));
+    // Beyond the part limit: followed for structure (depth), never scanned.
+    if (frame.detached) return this.#openBody(specs[0]!, frame.path, frame.depth, true);
+    this.#fork(specs, frame.path, frame.depth);
+  }
+
+  /**
+   * Walk a part's body once per reading. One reading: this walker goes on with it. More: the
+   * body's bytes (up to the enclosing boundary, which every reading shares) go to one walker
+   * per reading; the first keeps the part's path, the others are `path~2`, `path~3`, …
+   */
+  #fork(specs: readonly BodySpec[], path: string, depth: number): void {
+    const shared = this.#root.shared;
+    let walked = specs;
+    if (specs.length > 1 && shared.readings + specs.length - 1 > MAX_MESSAGE_READINGS) {
+      if (!shared.readingsEventRaised) this.#event('MIME_READINGS_EXCEEDED', path, `more than ${MAX_MESSAGE_READINGS} readings in the message`);
+      shared.readingsEventRaised = true;
+      walked = specs.slice(0, 1);
+    }
+    if (walked.length === 1) return this.#openBody(walked[0]!, path, depth);
+    // Readings are numbered across the message, so nested forks never share a path.
+    const walkers = walked.map((spec, i) => {
+      const at = i === 0 ? path : `${path}~${++shared.readings + 1}`;
+      return new MimeWalker(this.handlers, this.limits, { path: at, depth, outerLayers: this.#root.outerLayers, shared }, spec);
+    });
+    this.#stack.push({ kind: 'leaf', path, depth, decoder: identity(tee(walkers)), pendingEol: null });
+  }
+
+  /** The body of a part, read as `spec` says: a multipart, an embedded message, or a leaf. */
+  #openBody(spec: BodySpec, path: string, depth: number, detached = false): void {
+    const { reading } = spec;
+    const type = reading.type;
+    const tooDeep = depth >= this.limits.maxDepth;
+    const names = spec.names;
     const info: LeafInfo = {
-      path: frame.path,
-      contentType: get('content-type') ? ct.value : null,
-      name: rawName === null ? null : decodeEncodedWords(rawName),
-      encoding,
+      path,
+      contentType: reading.declared ? type : null,
+      name: names[0] === undefined ? null : decodeEncodedWords(names[0]),
+      ...(names.length > 1 ? { otherNames: names.slice(1).map((n) => decodeEncodedWords(n)) } : {}),
+      encoding: reading.encoding,
+      mimeDepth: depth,
       ...(this.#root.outerLayers > 0 ? { outerLayers: this.#root.outerLayers } : {}),
     };
-    const tooDeep = frame.depth >= this.limits.maxDepth;
-    if (ct.value === 'message/partial') this.#event('MIME_MESSAGE_PARTIAL', frame.path, ct.params.get('id')?.slice(0, 100));
-    if (ct.value.startsWith('multipart/')) {
-      const boundary = ct.params.get('boundary');
-      if (!boundary) {
-        this.#event('MIME_MISSING_BOUNDARY', frame.path);
-      } else if (tooDeep) {
-        this.#depthExceeded(frame.path);
-      } else {
+    if (type === 'message/partial' && !spec.asLeaf) this.#event('MIME_MESSAGE_PARTIAL', path, spec.params.get('id')?.slice(0, 100));
+    if (type.startsWith('multipart/') && !spec.asLeaf && !spec.decodeFirst) {
+      if (reading.encoding !== null && DECODED.has(reading.encoding) && !detached) {
+        // RFC 2046 §6.4 forbids encoding a multipart; some clients decode it anyway. Both.
+        return this.#fork([{ ...spec, reading: { ...reading, encoding: null } }, { ...spec, decodeFirst: true }], path, depth);
+      }
+      if (reading.boundary === null && !spec.guessBoundary && !detached) {
+        this.#event('MIME_MISSING_BOUNDARY', path);
+        // No usable boundary: a strict reader sees one text body, a lenient one takes the
+        // first `--` line of the body as the boundary. Both.
+        return this.#fork([{ ...spec, asLeaf: true }, { ...spec, guessBoundary: true }], path, depth);
+      }
+      if (tooDeep) this.#depthExceeded(path);
+      else {
         this.#stack.push({
           kind: 'multipart',
-          path: frame.path,
-          depth: frame.depth,
-          delimiter: Buffer.from(`--${boundary}`, 'latin1'),
+          path,
+          depth,
+          delimiter: reading.boundary === null ? null : Buffer.from(`--${reading.boundary}`, 'latin1'),
+          childType: type === 'multipart/digest' ? 'message/rfc822' : 'text/plain',
           children: 0,
           closed: false,
         });
         return;
       }
     }
-    const isMessage = ct.value === 'message/rfc822' || ct.value === 'message/global';
-    if (isMessage && (encoding === null || ['7bit', '8bit', 'binary'].includes(encoding))) {
-      if (tooDeep) this.#depthExceeded(frame.path);
+    // (An encoded multipart's raw bytes are a reading of their own: decodeFirst walks only.)
+    let sink: LeafSink = detached || spec.decodeFirst ? NULL_SINK : this.handlers.onLeaf(info);
+    // Any message/* but partial fragments and external references: scanned whole as a file
+    // (mail clients offer a forwarded message as an attachment) and walked as the message it
+    // is, also when it was sent base64 (RFC 2046 forbids it; clients open it anyway), so a
+    // threat wrapped in twenty such layers is still found (or the depth cap says why not).
+    if (type.startsWith('message/') && !NOT_A_MESSAGE.has(type) && !spec.asLeaf && !detached) {
+      if (tooDeep) this.#depthExceeded(path);
       else {
-        this.#stack.push(newHeaderFrame(`${frame.path}/1`, frame.depth + 1));
-        return;
+        const encoded = reading.encoding !== null && DECODED.has(reading.encoding) ? 1 : 0;
+        sink = tee([sink, new MimeWalker(this.handlers, this.limits, { path: `${path}/1`, depth: depth + 1, outerLayers: this.#root.outerLayers + encoded, shared: this.#root.shared })]);
       }
     }
-    const detached = (frame as HeaderFrame & { detached?: boolean }).detached === true;
-    let sink: LeafSink = detached ? NULL_SINK : this.handlers.onLeaf(info);
-    // An embedded message sent base64 or quoted-printable (RFC 2046 forbids it; mail clients
-    // open it anyway): scanned whole as a file, and also walked as the message it is, so a
-    // threat wrapped in twenty such layers is still found (or the depth cap says why not).
-    if (isMessage && !detached) {
-      if (tooDeep) this.#depthExceeded(frame.path);
-      else sink = walkAlso(sink, new MimeWalker(this.handlers, this.limits, { path: `${frame.path}/1`, depth: frame.depth + 1, outerLayers: this.#root.outerLayers + 1, shared: this.#root.shared }));
+    if (spec.decodeFirst) {
+      // The decoded bytes of an encoded multipart, walked as that multipart.
+      const inner = new MimeWalker(this.handlers, this.limits, { path: `${path}~decoded`, depth, outerLayers: this.#root.outerLayers + 1, shared: this.#root.shared }, {
+        ...spec,
+        reading: { ...reading, encoding: null },
+        decodeFirst: false,
+      });
+      sink = inner;
     }
-    this.#stack.push({ kind: 'leaf', path: frame.path, depth: frame.depth, decoder: this.#decoder(encoding, sink, frame.path), pendingEol: null });
+    this.#stack.push({ kind: 'leaf', path, depth, decoder: this.#decoder(reading.encoding, sink, path, info), pendingEol: null });
   }
 
-  #decoder(encoding: string | null, sink: LeafSink, path: string): BodyDecoder {
-    const out = (chunk: Buffer): void => sink.write(chunk);
-    switch (encoding) {
+  #decoder(encoding: string | null, sink: LeafSink, path: string, info: LeafInfo, quiet = false): BodyDecoder {
+    switch (encoding === null ? null : ALIASES.get(encoding) ?? encoding) {
       case 'base64': {
-        const d = new Base64Decoder(out);
+        const d = new Base64Decoder((chunk) => sink.write(chunk));
         return {
           bulk: true,
           write: (c) => d.write(c),
           eol: () => {},
           end: () => {
             d.end();
-            if (d.invalid) this.#event('BASE64_INVALID', path);
+            if (d.invalid && !quiet) this.#event('BASE64_INVALID', path);
             sink.end();
           },
         };
       }
       case 'quoted-printable': {
-        const d = new QuotedPrintableDecoder(out);
+        const d = new QuotedPrintableDecoder((chunk) => sink.write(chunk));
         return { bulk: false, write: (c) => d.write(c), eol: () => d.eol(), end: () => (d.end(), sink.end()) };
       }
-      default:
-        if (encoding !== null && !['7bit', '8bit', 'binary'].includes(encoding)) {
-          this.#event('MIME_UNKNOWN_ENCODING', path, encoding.slice(0, 40));
-        }
-        return { bulk: true, write: out, eol: out, end: () => sink.end() };
+      case null:
+      case 'identity':
+        return identity(sink);
+      default: {
+        // An encoding no standard names, or misspelled (`base-64`, `quoted-printible`): the
+        // receiver may decode it by guess. The raw bytes, and each plausible decoding.
+        if (!quiet) this.#event('MIME_UNKNOWN_ENCODING', path, encoding!.slice(0, 40));
+        if (quiet) return identity(sink);
+        const guesses = ['base64', 'quoted-printable'].map((e) =>
+          this.#decoder(e, this.handlers.onLeaf({ ...info, path: `${path}~${e === 'base64' ? 'b64' : 'qp'}`, encoding: e }), path, info, true),
+        );
+        const all = [identity(sink), ...guesses];
+        return {
+          bulk: false,
+          write: (c) => all.forEach((d) => d.write(c)),
+          eol: (raw) => all.forEach((d) => d.eol(raw)),
+          end: () => all.forEach((d) => d.end()),
+        };
+      }
     }
   }
 
@@ -369,24 +515,64 @@ export class MimeWalker {
 
 const NULL_SINK: LeafSink = { write() {}, end() {} };
 
-/** A leaf's decoded bytes to its sink and to a walker of the message they are. */
-function walkAlso(sink: LeafSink, walker: MimeWalker): LeafSink {
+function newSharedCounts(): SharedCounts {
+  return { parts: 1, depthEventRaised: false, partsEventRaised: false, readings: 0, readingsEventRaised: false };
+}
+
+/** The bytes as they are (7bit, 8bit, binary, and the text encodings of files). */
+function identity(sink: LeafSink): BodyDecoder {
+  const out = (chunk: Buffer): void => sink.write(chunk);
+  return { bulk: true, write: out, eol: out, end: () => sink.end() };
+}
+
+/** The same bytes to several sinks: a leaf and the message walker of it, or every reading. */
+function tee(sinks: readonly LeafSink[]): LeafSink {
   return {
     write: (chunk) => {
-      sink.write(chunk);
-      walker.write(chunk);
+      for (const s of sinks) s.write(chunk);
     },
     end: () => {
-      sink.end();
-      walker.end();
+      for (const s of sinks) s.end();
     },
   };
 }
 
-function newHeaderFrame(path: string, depth: number, detached = false): HeaderFrame {
-  const f: HeaderFrame & { detached?: boolean } = { kind: 'headers', path, depth, lines: [], bytes: 0, overflow: false };
-  if (detached) f.detached = true;
-  return f;
+/** Whitespace held back until the first byte that is not: an empty preamble is no object. */
+const MAX_HELD_WHITESPACE = 4096;
+
+class LazySink implements LeafSink {
+  #sink: LeafSink | null = null;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  constructor(private readonly open: () => LeafSink) {}
+  write(chunk: Buffer): void {
+    if (this.#sink === null) {
+      if (isWhitespace(chunk) && this.#heldBytes + chunk.length <= MAX_HELD_WHITESPACE) {
+        this.#held.push(Buffer.from(chunk));
+        this.#heldBytes += chunk.length;
+        return;
+      }
+      this.#sink = this.open();
+      for (const h of this.#held) this.#sink.write(h);
+      this.#held = [];
+    }
+    this.#sink.write(chunk);
+  }
+  end(): void {
+    this.#sink?.end();
+  }
+}
+
+function isWhitespace(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c !== 32 && c !== 9 && c !== 13 && c !== 10) return false;
+  }
+  return true;
+}
+
+function newHeaderFrame(path: string, depth: number, detached = false, defaultType = 'text/plain'): HeaderFrame {
+  return { kind: 'headers', path, depth, lines: [], bytes: 0, overflow: false, defaultType, detached };
 }
 
 /** A header line (`Name: value`) or, after the first field, a folded continuation. */

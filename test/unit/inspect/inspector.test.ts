@@ -64,7 +64,7 @@ describe('Inspector: EICAR in every encoding, any chunking', () => {
 describe('MIME walker', () => {
   it('follows nested multiparts and message/rfc822, keeping the CRLF before a boundary out of the part', async () => {
     const msg = b(
-      'Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\nfirst\r\n' +
+      'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\nfirst\r\n' +
         '--outer\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary="in ner"\r\n\r\n' +
         '--in ner\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--in ner--\r\n--outer--\r\nepilogue\r\n',
     );
@@ -72,6 +72,8 @@ describe('MIME walker', () => {
     const sizes = Object.fromEntries(r.files.map((f) => [f.path, f.size]));
     assert.equal(sizes['msg/1'], 5);
     assert.equal(sizes['msg/2/1/1'], 10);
+    assert.equal(sizes['msg/epilogue'], 8, 'the epilogue is an object of its own (ripmime writes it out)');
+    assert.ok(sizes['msg/2']! > 100, 'the forwarded message is also scanned whole, as the attachment clients show');
     assert.deepEqual(r.events, []);
   });
   it('raises events for depth, parts, missing boundary and unterminated multiparts', async () => {
@@ -129,10 +131,10 @@ describe('inspector fuzzing (seed-fixed)', () => {
   );
   it('fixture from fuzzing: a part closed inside its headers does not lose its parent', async () => {
     // Found by the property below (seed 2): the closing boundary popped the parent multipart.
-    const msg = b('Content-Type: multipart/mixed; boundary=b\r\n--b\r\n--b--\r\nContent-Type: multipart/mixed; boundary=b\r\n');
+    const msg = b('MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n--b\r\n--b--\r\nContent-Type: multipart/mixed; boundary=b\r\n');
     const whole = await scan([msg]);
     assert.deepEqual(summary(await scan(byteByByte(msg))), summary(whole));
-    assert.deepEqual(whole.files.map((f) => f.path), ['message', 'msg/1']);
+    assert.deepEqual(whole.files.map((f) => f.path), ['message', 'msg/1', 'msg/epilogue']);
   });
 
   it('never throws and is chunk-invariant on random structures', async () => {

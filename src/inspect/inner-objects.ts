@@ -1,0 +1,205 @@
+/**
+ * Objects inside objects that no container format announces: files written as text
+ * (uuencode, `begin-base64`, yEnc, BinHex) anywhere in a part or an archive member, and
+ * messages (an .eml, a forwarded message, an mbox) whatever they are declared or named. Real
+ * clients and unpackers open both (MIME-tools and ripmime decode uuencode in any text part;
+ * a user double-clicks `invoice.eml` in a zip), so the inspector must read them too.
+ *
+ * Contract: `innerObjects(info, open)` returns a sink that takes an object's bytes as they
+ * stream and calls `open` for every object it finds inside, then streams that object's bytes
+ * into what `open` returned. Streaming and bounded: the extractors look for their markers with
+ * indexOf and hold at most one line; the message sniffer holds the first SNIFF_MESSAGE_BYTES.
+ */
+
+import type { AnomalyEvent } from '../events.ts';
+import { BinHexExtractor } from './decode/binhex.ts';
+import { UuExtractor } from './decode/uuencode.ts';
+import { YencExtractor } from './decode/yenc.ts';
+import type { LeafInfo, LeafSink, MimeLimits } from './mime/walker.ts';
+import { MimeWalker } from './mime/walker.ts';
+
+/** Bytes looked at to tell whether an object is a message: its header block's start. */
+const SNIFF_MESSAGE_BYTES = 4096;
+
+/** Header fields that mark the start of a message (RFC 5322 §3.6, trace fields, MIME). */
+const MESSAGE_FIELDS = new Set([
+  'from', 'to', 'cc', 'subject', 'date', 'message-id', 'received', 'return-path', 'mime-version',
+  'content-type', 'reply-to', 'sender', 'delivered-to', 'x-mailer', 'content-transfer-encoding', 'in-reply-to', 'references',
+]);
+
+export interface InnerObjectOpener {
+  /** Open an object found inside; `how` says what decoding made it (for layer counting). */
+  (info: LeafInfo, how: 'text-encoding' | 'message'): LeafSink;
+}
+
+/** What to look for in an object, from what is known of it before its bytes. */
+export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: MimeLimits, onEvent: (e: AnomalyEvent) => void): LeafSink | null {
+  const sinks: LeafSink[] = [];
+  let uu = 0;
+  let ye = 0;
+  let bh = 0;
+  const path = info.path;
+  sinks.push(new UuExtractor((name) => open({ path: `${path}/uu${++uu}`, name, contentType: null, encoding: 'uuencode', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding')));
+  sinks.push(new YencExtractor((name) => open({ path: `${path}/yenc${++ye}`, name, contentType: null, encoding: 'yenc', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding')));
+  sinks.push(
+    new BinHexExtractor(
+      (name) => open({ path: `${path}/binhex${++bh}`, name, contentType: null, encoding: 'binhex', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding'),
+      info.contentType === 'application/mac-binhex40',
+    ),
+  );
+  // A declared message/* is walked by the MIME walker itself.
+  if (info.contentType === null || !info.contentType.startsWith('message/')) {
+    const depth = (info.mimeDepth ?? 0) + 1;
+    sinks.push(
+      new MessageSniffer(() => {
+        if (depth >= limits.maxDepth) {
+          onEvent({ name: 'MIME_DEPTH_EXCEEDED', where: path, detail: `limit ${limits.maxDepth}` });
+          return null;
+        }
+        return new MboxWalker((n) =>
+          MimeWalker.nested({ onLeaf: (leaf) => open(leaf, 'message'), onEvent }, limits, `${path}/${n}`, depth),
+        );
+      }),
+    );
+  }
+  return {
+    write: (chunk) => {
+      for (const s of sinks) s.write(chunk);
+    },
+    end: () => {
+      for (const s of sinks) s.end();
+    },
+  };
+}
+
+/**
+ * Holds an object's first bytes until it can tell whether they are a message's header block;
+ * if so, everything goes on to the walker `start` returns.
+ */
+class MessageSniffer implements LeafSink {
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #decided = false;
+  #walker: LeafSink | null = null;
+
+  constructor(private readonly start: () => LeafSink | null) {}
+
+  write(chunk: Buffer): void {
+    if (this.#decided) {
+      this.#walker?.write(chunk);
+      return;
+    }
+    this.#held.push(Buffer.from(chunk));
+    this.#heldBytes += chunk.length;
+    const head = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held);
+    const verdict = messageHead(head, this.#heldBytes >= SNIFF_MESSAGE_BYTES);
+    if (verdict === 'undecided') return;
+    this.#decide(verdict === 'message', head);
+  }
+
+  end(): void {
+    if (!this.#decided) {
+      const head = Buffer.concat(this.#held);
+      this.#decide(messageHead(head, true) === 'message', head);
+    }
+    this.#walker?.end();
+  }
+
+  #decide(isMessage: boolean, head: Buffer): void {
+    this.#decided = true;
+    this.#held = [];
+    if (!isMessage) return;
+    this.#walker = this.start();
+    this.#walker?.write(head);
+  }
+}
+
+/**
+ * Whether bytes start like a message: an mbox `From ` line or header fields, every line up to
+ * the blank line (or as far as we have) a field or a continuation, one a message field.
+ */
+export function messageHead(head: Buffer, final: boolean): 'message' | 'not' | 'undecided' {
+  const text = head.toString('latin1', 0, Math.min(head.length, SNIFF_MESSAGE_BYTES));
+  const lines = text.split('\n');
+  const complete = final ? lines : lines.slice(0, -1); // the last piece may be a partial line
+  let fields = 0;
+  let known = false;
+  for (let i = 0; i < complete.length; i++) {
+    const line = complete[i]!.replace(/\r$/, '');
+    if (i === 0 && line.startsWith('From ')) continue; // mbox separator
+    if (line === '') return fields > 0 && known ? 'message' : 'not';
+    if ((line[0] === ' ' || line[0] === '\t') && fields > 0) continue;
+    const m = /^([\x21-\x39\x3b-\x7e]+):/.exec(line);
+    if (!m) return fields >= 2 && known ? 'message' : 'not';
+    fields++;
+    if (MESSAGE_FIELDS.has(m[1]!.toLowerCase())) known = true;
+  }
+  if (final || head.length >= SNIFF_MESSAGE_BYTES) return fields >= 2 && known ? 'message' : 'not';
+  return 'undecided';
+}
+
+/**
+ * An mbox is messages after `From ` lines (each after an empty line, or at the very start):
+ * one walker per message, numbered from 1; the `From ` line itself is no header.
+ */
+class MboxWalker implements LeafSink {
+  #n = 0;
+  #walker: LeafSink | null = null;
+  #carry: Buffer | null = null;
+  #atStart = true;
+  #skippingFromLine = false;
+
+  constructor(private readonly walkerFor: (n: number) => LeafSink) {}
+
+  write(chunk: Buffer): void {
+    const buf = this.#carry ? Buffer.concat([this.#carry, chunk]) : chunk;
+    this.#carry = null;
+    let pos = 0;
+    for (;;) {
+      if (this.#skippingFromLine) {
+        const lf = buf.indexOf(10, pos);
+        if (lf === -1) return;
+        pos = lf + 1;
+        this.#skippingFromLine = false;
+        continue;
+      }
+      let at = buf.indexOf(FROM, pos);
+      while (at !== -1 && !this.#startsMessage(buf, at)) at = buf.indexOf(FROM, at + 1);
+      if (at === -1) {
+        // Keep the last bytes back: with the next chunk they may be "\n\nFrom ".
+        const cut = Math.max(pos, buf.length - FROM.length - 3);
+        this.#feed(buf.subarray(pos, cut));
+        if (cut < buf.length) this.#carry = Buffer.from(buf.subarray(cut));
+        return;
+      }
+      this.#feed(buf.subarray(pos, at));
+      this.#walker?.end();
+      this.#walker = null;
+      this.#atStart = false;
+      this.#skippingFromLine = true;
+      pos = at;
+    }
+  }
+
+  end(): void {
+    if (this.#carry) this.#feed(this.#carry);
+    this.#carry = null;
+    this.#walker?.end();
+  }
+
+  #startsMessage(buf: Buffer, at: number): boolean {
+    if (at === 0) return this.#atStart;
+    if (buf[at - 1] !== 10) return false;
+    if (at === 1) return this.#atStart;
+    return buf[at - 2] === 10 || (buf[at - 2] === 13 && at >= 3 && buf[at - 3] === 10);
+  }
+
+  #feed(b: Buffer): void {
+    if (b.length === 0) return;
+    this.#walker ??= this.walkerFor(++this.#n);
+    this.#walker.write(b);
+    this.#atStart = false;
+  }
+}
+
+const FROM = Buffer.from('From ');
