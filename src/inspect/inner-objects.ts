@@ -89,6 +89,12 @@ class MessageSniffer implements LeafSink {
       this.#walker?.write(chunk);
       return;
     }
+    // Most objects are told apart by their first bytes (binary, or text that is no header):
+    // decided before anything is copied.
+    if (this.#held.length === 0 && messageHead(chunk, false) === 'not') {
+      this.#decided = true;
+      return;
+    }
     this.#held.push(Buffer.from(chunk));
     this.#heldBytes += chunk.length;
     const head = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held);
@@ -119,6 +125,10 @@ class MessageSniffer implements LeafSink {
  * the blank line (or as far as we have) a field or a continuation, one a message field.
  */
 export function messageHead(head: Buffer, final: boolean): 'message' | 'not' | 'undecided' {
+  // A header block starts with a field name's character (or an mbox `From `): not NUL, not
+  // a space, not a byte beyond ASCII.
+  const first = head[0];
+  if (first !== undefined && (first < 0x21 || first > 0x7e || first === 0x3a)) return 'not';
   const text = head.toString('latin1', 0, Math.min(head.length, SNIFF_MESSAGE_BYTES));
   const lines = text.split('\n');
   const complete = final ? lines : lines.slice(0, -1); // the last piece may be a partial line
