@@ -98,7 +98,8 @@ export function stripComments(s: string): string {
   return out;
 }
 
-function splitParams(s: string): string[] {
+/** Split at `;` outside quoted strings (the parameter list of a structured field). */
+export function splitParams(s: string): string[] {
   const out: string[] = [];
   let cur = '';
   let quoted = false;

@@ -10,7 +10,7 @@
  * MIME_READINGS_EXCEEDED in the walker: a header block built to exhaust us is not "clean").
  */
 
-import { type HeaderField, normaliseEncoding, parseStructured, stripComments, type StructuredValue } from './headers.ts';
+import { type HeaderField, normaliseEncoding, parseStructured, splitParams, stripComments, type StructuredValue } from './headers.ts';
 
 /** Readings walked per part; a real message has one, a crafted one rarely more than four. */
 export const MAX_READINGS = 8;
@@ -147,7 +147,7 @@ export function boundaryCandidates(raw: string): (string | null)[] {
 
 /** A parameter as Python's email package reads it (email.message._parseparam, utils.unquote). */
 function pythonParam(raw: string, name: string): string | undefined {
-  for (const piece of splitTopLevel(raw).slice(1)) {
+  for (const piece of splitParams(raw).slice(1)) {
     const eq = piece.indexOf('=');
     if (eq <= 0 || piece.slice(0, eq).trim().toLowerCase() !== name) continue;
     const v = piece.slice(eq + 1).trim();
@@ -159,7 +159,7 @@ function pythonParam(raw: string, name: string): string | undefined {
 /** Values of a plain (non-RFC 2231) parameter in order, quoted or not, as a strict split gives them. */
 function allPlain(raw: string, name: string): string[] {
   const out: string[] = [];
-  for (const piece of splitTopLevel(stripComments(raw))) {
+  for (const piece of splitParams(stripComments(raw))) {
     const eq = piece.indexOf('=');
     if (eq <= 0 || piece.slice(0, eq).trim().toLowerCase() !== name) continue;
     out.push(unquote(piece.slice(eq + 1).trim()));
@@ -214,24 +214,4 @@ function unquote(s: string): string {
     return (close === -1 ? s.slice(1) : s.slice(1, close)).replace(/\\(.)/g, '$1');
   }
   return s;
-}
-
-function splitTopLevel(s: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '\\' && quoted && i + 1 < s.length) {
-      cur += c + s[++i];
-      continue;
-    }
-    if (c === '"') quoted = !quoted;
-    if (c === ';' && !quoted) {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
 }
