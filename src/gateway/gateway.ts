@@ -27,7 +27,7 @@ import { parseHostPort } from '../policy/config-schema.ts';
 import { Policy } from '../policy/decide.ts';
 import { compileAddressList } from '../policy/rules.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
-import type { LogFn } from '../logger.ts';
+import type { LogFn } from '../logs/process-log.ts';
 import { Listener } from './listener.ts';
 import { MailboxServer } from './mailbox.ts';
 import type { SessionContext } from './session.ts';

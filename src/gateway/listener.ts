@@ -6,7 +6,7 @@
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import type { LogFn } from '../logger.ts';
+import type { LogFn } from '../logs/process-log.ts';
 import { formatReply } from '../smtp/reply.ts';
 import { Session, type SessionContext } from './session.ts';
 

@@ -13,7 +13,7 @@
  * false, for sites that must not pass mail they cannot account for.
  */
 
-import type { LogFn } from '../logger.ts';
+import type { LogFn } from './process-log.ts';
 import { describeError } from '../errors.ts';
 import type { LogStore, ThreatRecord, TrafficRecord } from './records.ts';
 

@@ -13,7 +13,7 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { Gateway } from '../../src/gateway/gateway.ts';
 import type { Engine } from '../../src/inspect/engines/engine.ts';
 import { SqliteLogStore } from '../../src/logs/sqlite-store.ts';
-import { silentLogger } from '../../src/logger.ts';
+import { silentLogger } from '../../src/logs/process-log.ts';
 import { parseConfig } from '../../src/policy/load-config.ts';
 
 export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');

@@ -12,7 +12,7 @@ import { MailboxServer, type StoredMessage } from '../../gateway/mailbox.ts';
 import { sendMessage } from '../../gateway/smtp-client.ts';
 import { EICAR } from '../../inspect/engines/signatures.ts';
 import { SqliteLogStore } from '../../logs/sqlite-store.ts';
-import { silentLogger } from '../../logger.ts';
+import { silentLogger } from '../../logs/process-log.ts';
 import { parseConfig } from '../../policy/load-config.ts';
 import { printTable } from '../table.ts';
 

@@ -22,7 +22,7 @@ import { chownSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } fr
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Gateway } from '../../gateway/gateway.ts';
-import { createLogger, type LogFn } from '../../logger.ts';
+import { createLogger, type LogFn } from '../../logs/process-log.ts';
 import { type LoadedConfig, loadConfigFile } from '../../policy/load-config.ts';
 
 export const PID_FILE = 'smtpwall.pid';

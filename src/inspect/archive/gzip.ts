@@ -5,8 +5,8 @@
  * inside is unpacked in turn.
  */
 
-import type { UnpackContext, UnpackOutcome } from './unpack.ts';
-import { cleanMemberName } from './unpack.ts';
+import type { UnpackContext, UnpackOutcome } from './types.ts';
+import { cleanMemberName } from './types.ts';
 
 const FEXTRA = 4;
 const FNAME = 8;

@@ -12,8 +12,8 @@
  * reported as ARCHIVE_UNSUPPORTED.
  */
 
-import type { UnpackContext, UnpackOutcome } from './unpack.ts';
-import { cleanMemberName } from './unpack.ts';
+import type { UnpackContext, UnpackOutcome } from './types.ts';
+import { cleanMemberName } from './types.ts';
 
 const SECTOR = 2048;
 const FIRST_DESCRIPTOR = 16;

@@ -7,7 +7,7 @@
  * unpacks it from the whole file.
  */
 
-import type { UnpackContext, UnpackOutcome } from './unpack.ts';
+import type { UnpackContext, UnpackOutcome } from './types.ts';
 
 export async function inspectRar(b: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
   const encrypted = b[6] === 0x01 ? rar5Encrypted(b) : rar4Encrypted(b);

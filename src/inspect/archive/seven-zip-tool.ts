@@ -20,8 +20,8 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspectSevenZip } from './sevenzip.ts';
-import type { UnpackContext, UnpackOutcome } from './unpack.ts';
-import { cleanMemberName } from './unpack.ts';
+import type { UnpackContext, UnpackOutcome } from './types.ts';
+import { cleanMemberName } from './types.ts';
 
 /** Passwords tried per archive (each is a 7zz process). */
 const MAX_PASSWORD_TRIES = 20;

@@ -5,7 +5,7 @@
  * with ARCHIVE_ENCRYPTED, otherwise ARCHIVE_UNSUPPORTED so the policy decides.
  */
 
-import type { UnpackContext, UnpackOutcome } from './unpack.ts';
+import type { UnpackContext, UnpackOutcome } from './types.ts';
 
 const AES_CODER = Buffer.from([0x06, 0xf1, 0x07, 0x01]);
 

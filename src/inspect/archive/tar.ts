@@ -5,8 +5,8 @@
  * is wrong ends the walk and is reported (tar itself stops there too).
  */
 
-import type { UnpackContext, UnpackOutcome } from './unpack.ts';
-import { cleanMemberName } from './unpack.ts';
+import type { UnpackContext, UnpackOutcome } from './types.ts';
+import { cleanMemberName } from './types.ts';
 
 const BLOCK = 512;
 

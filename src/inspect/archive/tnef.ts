@@ -9,8 +9,8 @@
  * engines): attachments stored only as MAPI properties (embedded messages, PR_ATTACH_DATA_OBJ).
  */
 
-import type { UnpackContext, UnpackOutcome } from './unpack.ts';
-import { cleanMemberName } from './unpack.ts';
+import type { UnpackContext, UnpackOutcome } from './types.ts';
+import { cleanMemberName } from './types.ts';
 
 const ATT_ATTACH_REND_DATA = 0x00069002;
 const ATT_ATTACH_TITLE = 0x00018010;

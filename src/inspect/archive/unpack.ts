@@ -13,30 +13,16 @@
 import { performance } from 'node:perf_hooks';
 import { createGunzip, createInflateRaw, type Gunzip, gunzipSync, type InflateRaw, inflateRawSync } from 'node:zlib';
 import type { AnomalyName } from '../../events.ts';
+import type { ArchiveLimits, ContainerReader, MemberSink, UnpackContext, UnpackOutcome } from './types.ts';
 import { unpackGzip } from './gzip.ts';
 import { unpackIso } from './iso.ts';
-import { extractPdfText } from './pdf-text.ts';
-import { extractXmlText } from './xml-text.ts';
+import { extractPdfText } from '../text/pdf-text.ts';
+import { extractXmlText } from '../text/xml-text.ts';
 import { inspectRar } from './rar.ts';
 import { inspectSevenZip } from './sevenzip.ts';
 import { unpackTar } from './tar.ts';
 import { unpackTnef } from './tnef.ts';
 import { unpackZip } from './zip.ts';
-
-export interface ArchiveLimits {
-  /** Archives inside archives: members of a container at this depth are not unpacked. */
-  readonly maxDepth: number;
-  /** Members unpacked per message. */
-  readonly maxFiles: number;
-  /** Unpacked bytes per message. */
-  readonly maxTotalBytes: number;
-  /** Unpacked / packed bytes of one member, checked once it has produced RATIO_FLOOR bytes. */
-  readonly maxRatio: number;
-  /** Wall time spent unpacking per message. */
-  readonly maxTimeMs: number;
-  /** Largest container kept in memory to be unpacked (larger: scanned whole only). */
-  readonly maxContainerBytes: number;
-}
 
 export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = {
   maxDepth: 10,
@@ -81,42 +67,6 @@ export function looksLikeContainer(head: Buffer): boolean {
 export function givesText(head: Buffer): boolean {
   return head.subarray(0, 1024).indexOf('%PDF-', 0, 'latin1') !== -1 || /^(?:\ufeff)?\s*<\?xml\b/.test(head.toString('utf8', 0, 64));
 }
-
-export interface MemberSink {
-  write(chunk: Buffer): void;
-  end(): void;
-}
-
-/** What a reader sees of the inspector: where to put members, where to report. */
-export interface UnpackContext {
-  /** Path of the container, for events and as the parent of member paths. */
-  readonly where: string;
-  /** Name of the container file, if any (gzip members are named after it). */
-  readonly name: string | null;
-  /**
-   * The container is another type of file with a zip inside (an SFX executable, junk in
-   * front): read it if a complete zip is there, but its absence is no anomaly.
-   */
-  readonly embedded: boolean;
-  /** A sink for a member, or null when a limit stops unpacking (the reader then stops). */
-  member(name: string): MemberSink | null;
-  event(name: AnomalyName, detail?: string): void;
-  /** Pass stored bytes to a member, within the budget. False: a limit stopped it. */
-  copy(sink: MemberSink, bytes: Buffer): boolean;
-  /** Inflate a deflate (`raw`) or gzip stream into a member, within the budget. */
-  inflate(kind: 'raw' | 'gzip', packed: Buffer, sink: MemberSink): Promise<'ok' | 'limit' | 'corrupt'>;
-  /** Whether a limit has stopped all unpacking for this message. */
-  readonly stopped: boolean;
-  /** Passwords to try on encrypted members: words from the message's text. */
-  passwords(): readonly string[];
-}
-
-/** What unpacking learnt about the container: a refined type such as `encrypted-zip`. */
-export interface UnpackOutcome {
-  readonly type?: string;
-}
-
-export type ContainerReader = (bytes: Buffer, ctx: UnpackContext) => Promise<UnpackOutcome>;
 
 /** Readers configured at run time (7z through 7-Zip), by container type; they win over the built-in ones. */
 export type ContainerReaders = Readonly<Partial<Record<string, ContainerReader>>>;
@@ -268,8 +218,5 @@ function inflateStreaming(
   });
 }
 
-/** Printable, bounded member names: they end up in paths, logs and SMTP replies. */
-export function cleanMemberName(raw: string): string {
-  const s = raw.replace(/[\x00-\x1f\x7f]/g, '?').replace(/^\/+/, '').slice(0, 255);
-  return s === '' ? '(unnamed)' : s;
-}
+export type { ArchiveLimits, ContainerReader, MemberSink, UnpackContext, UnpackOutcome } from './types.ts';
+export { cleanMemberName } from './types.ts';

@@ -11,8 +11,8 @@
  * `encrypted-zip` so file blocking can act on it. Methods other than stored and deflate are reported as ARCHIVE_UNSUPPORTED.
  */
 
-import type { UnpackContext, UnpackOutcome } from './unpack.ts';
-import { cleanMemberName } from './unpack.ts';
+import type { UnpackContext, UnpackOutcome } from './types.ts';
+import { cleanMemberName } from './types.ts';
 import { readAesField, tryAesPasswords } from './zipaes.ts';
 import { tryPasswords } from './zipcrypto.ts';
 

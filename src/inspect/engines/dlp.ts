@@ -183,7 +183,7 @@ class DlpScan implements EngineScan {
   async end(file: FileInfo): Promise<Finding[]> {
     this.#search(true);
     this.#text = '';
-    // A PDF's or an XML file's text is a member of its own, `(text)` (archive/pdf-text.ts,
+    // A PDF's or an XML file's text is a member of its own, `(text)` (text/pdf-text.ts,
     // xml-text.ts), counted there; counting the markup too would count a value twice.
     if (TEXT_EXTRACTED.has(file.detectedType)) return [];
     const out: Finding[] = [];

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { printTable } from '../../../src/cli/table.ts';
-import { escapeLogValue } from '../../../src/logger.ts';
+import { escapeLogValue } from '../../../src/logs/process-log.ts';
 import { escapeUnsafe, safeJson, UNSAFE_TEXT } from '../../../src/logs/escape.ts';
 import { formatRecord } from '../../../src/logs/forward.ts';
 import type { ThreatRecord } from '../../../src/logs/records.ts';

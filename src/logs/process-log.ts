@@ -4,7 +4,7 @@
  * so nothing a client sends can forge a log line or play tricks on a terminal.
  */
 
-import { UNSAFE_TEXT } from './logs/escape.ts';
+import { UNSAFE_TEXT } from './escape.ts';
 
 export type Level = 'info' | 'warn' | 'error';
 export type LogFn = (level: Level, msg: string, fields?: Record<string, unknown>) => void;

@@ -7,7 +7,7 @@
  * entities are decoded. Bounded: the first MAX_XML bytes are read.
  */
 
-import type { UnpackContext, UnpackOutcome } from './unpack.ts';
+import type { UnpackContext, UnpackOutcome } from '../archive/types.ts';
 
 const MAX_XML = 16 * 1024 * 1024;
 

@@ -15,7 +15,7 @@
 
 import { promisify } from 'node:util';
 import { inflateRaw, constants as zlibConstants } from 'node:zlib';
-import type { UnpackContext, UnpackOutcome } from './unpack.ts';
+import type { UnpackContext, UnpackOutcome } from '../archive/types.ts';
 
 const inflateRawAsync = promisify(inflateRaw);
 
