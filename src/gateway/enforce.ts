@@ -1,14 +1,67 @@
 /**
  * Enforcement: the one place where decisions and internal failures become SMTP replies,
- * resets and closes (DESIGN.md, action table). The session executes what this module says;
- * it never invents a reply of its own for a verdict or an error.
+ * resets and closes (DESIGN.md, action table), and the table of every fixed reply text the
+ * gateway gives. The other modules of gateway/ take their replies from here; a reply that is
+ * not the upstream's own comes from this file, so there is one wording for each.
  */
 
 import { describeError, replyFor } from '../errors.ts';
 import type { Action } from '../policy/actions.ts';
-import { type Decision, renderReply } from '../policy/decide.ts';
+import { type Decision, decisionReply } from '../policy/decide.ts';
+import type { ClientLeg } from './client-leg.ts';
+import type { UpstreamLeg } from './upstream-leg.ts';
 
 export type Forwarding = 'store-and-forward' | 'cut-through';
+
+/** A reply of ours: code and text (the enhanced status code leads the text). */
+export interface LocalReply {
+  readonly code: number;
+  readonly text: string;
+}
+
+/** Every fixed reply (Postfix's wording where Postfix has one, so logs and tools read alike). */
+export const REPLY = {
+  notRecognized: { code: 500, text: '5.5.2 Command not recognized' },
+  notImplemented: { code: 502, text: '5.5.1 Command not implemented' },
+  syntax: (verb: string): LocalReply => ({ code: 501, text: `5.5.4 Syntax: ${verb}` }),
+  syntaxHostname: (verb: string): LocalReply => ({ code: 501, text: `5.5.4 Syntax: ${verb} hostname` }),
+  timeout: (hostname: string): LocalReply => ({ code: 421, text: `4.4.2 ${hostname} Error: timeout exceeded` }),
+  tooManyErrors: (hostname: string): LocalReply => ({ code: 421, text: `4.7.0 ${hostname} Error: too many errors` }),
+  bye: (hostname: string): LocalReply => ({ code: 221, text: `2.0.0 ${hostname} Bye` }),
+  tlsActive: { code: 503, text: '5.5.1 Error: TLS already active' },
+  tlsMustInspect: { code: 454, text: '4.7.0 TLS not available: this session must stay inspectable' },
+  tlsReady: { code: 220, text: '2.0.0 Ready to start TLS' },
+  authInTransaction: { code: 503, text: '5.5.1 Error: AUTH not allowed during a mail transaction' },
+  tooBig: (max: number): LocalReply => ({ code: 552, text: `5.3.4 Message size exceeds fixed limit of ${max} bytes` }),
+  binaryMime: { code: 555, text: '5.5.4 BODY=BINARYMIME not supported' },
+  logsUnavailable: { code: 451, text: '4.3.0 Logging temporarily unavailable, try again later' },
+  tooManyRecipients: { code: 452, text: '4.5.3 Error: too many recipients' },
+  needMail: { code: 503, text: '5.5.1 Error: need MAIL command' },
+  noRecipients: { code: 554, text: '5.5.1 Error: no valid recipients' },
+  dataAfterBdat: { code: 503, text: '5.5.1 Error: DATA after BDAT' },
+  startData: { code: 354, text: 'End data with <CR><LF>.<CR><LF>' },
+  bdatSyntax: { code: 501, text: '5.5.4 Syntax: BDAT size [LAST]; closing' },
+  bdatChunk: (size: number): LocalReply => ({ code: 250, text: `2.0.0 Ok: ${size} octets received` }),
+  // Refused connections (listener.ts)
+  shuttingDown: { code: 421, text: '4.3.2 Service shutting down, try again later' },
+  noDestination: { code: 421, text: '4.3.0 Error: no destination for this connection' },
+  tooManyConnections: (hostname: string, which: string): LocalReply => ({ code: 421, text: `4.7.0 ${hostname} Error: too many connections ${which}` }),
+} as const;
+
+/** Replies for anomalies found by the wire reader in message data (RFC 5321 strict reading). */
+export const DATA_ANOMALY_REPLY: Record<string, LocalReply> = {
+  BARE_LF: { code: 550, text: '5.5.2 Message refused: bare <LF> received (RFC 5321 requires CRLF line ends)' },
+  BARE_CR: { code: 550, text: '5.5.2 Message refused: bare <CR> received (RFC 5321 requires CRLF line ends)' },
+  NUL_BYTE: { code: 550, text: '5.6.0 Message refused: NUL byte received' },
+  LINE_TOO_LONG: { code: 550, text: '5.5.2 Message refused: line too long (RFC 5321 allows 998 octets)' },
+};
+
+export const COMMAND_ANOMALY_REPLY: Record<string, LocalReply> = {
+  BARE_LF: { code: 500, text: '5.5.2 Syntax error: bare <LF> received' },
+  BARE_CR: { code: 500, text: '5.5.2 Syntax error: bare <CR> received' },
+  NUL_BYTE: { code: 500, text: '5.5.2 Syntax error: NUL byte received' },
+  LINE_TOO_LONG: { code: 500, text: '5.5.2 Line too long' },
+};
 
 /** What happens to the client connection after the verdict. */
 export type ClientFate = 'continue' | 'reset' | 'close';
@@ -21,7 +74,7 @@ export type ClientFate = 'continue' | 'reset' | 'close';
 export type UpstreamFate = 'deliver' | 'rset' | 'quit' | 'reset';
 
 export interface Enforcement {
-  readonly reply: { code: number; text: string } | null; // null: the server's reply (deliver) or silence
+  readonly reply: LocalReply | null; // null: the server's reply (deliver) or silence
   readonly client: ClientFate;
   readonly upstream: UpstreamFate;
 }
@@ -38,14 +91,35 @@ const TABLE: Record<Action, { client: ClientFate; saf: UpstreamFate; ct: Upstrea
   'reset-both': { client: 'reset', saf: 'reset', ct: 'reset' },
 };
 
+/** The plan for a decision: the reply (from the profile's templates), and each leg's fate. */
 export function enforcementFor(decision: Decision, forwarding: Forwarding, transactionId: string): Enforcement {
   const row = TABLE[decision.action];
-  const values = { threat: decision.threat || 'none', id: transactionId, rule: decision.rule };
-  let reply: Enforcement['reply'] = null;
-  if (decision.action === 'block') reply = renderReply(decision.replies.block, values);
-  else if (decision.action === 'reject') reply = renderReply(decision.replies.reject, values);
-  else if (decision.action === 'tempfail') reply = renderReply(decision.replies.tempfail, values);
-  return { reply, client: row.client, upstream: forwarding === 'store-and-forward' ? row.saf : row.ct };
+  return { reply: decisionReply(decision, transactionId), client: row.client, upstream: forwarding === 'store-and-forward' ? row.saf : row.ct };
+}
+
+/**
+ * Carry out a non-delivering plan once its reply is queued: the upstream first (RSET, QUIT or
+ * RST), then the client (the session goes on, or the reply is flushed and the connection is
+ * reset, or it is closed in silence). Resolves with whether the session goes on.
+ */
+export async function carryOut(
+  plan: Enforcement,
+  client: Pick<ClientLeg, 'flushedAndRead' | 'reset' | 'silence' | 'destroy'>,
+  upstream: Pick<UpstreamLeg, 'abandon'>,
+): Promise<'continue' | 'closed'> {
+  if (plan.client === 'continue') {
+    await upstream.abandon(plan.upstream === 'reset' ? 'reset' : 'rset');
+    return 'continue';
+  }
+  void upstream.abandon(plan.upstream === 'reset' ? 'reset' : 'quit');
+  if (plan.client === 'reset') {
+    if (plan.reply) await client.flushedAndRead();
+    client.reset();
+  } else {
+    client.silence(); // drop: nothing more is said
+    client.destroy();
+  }
+  return 'closed';
 }
 
 /** The reply for an internal failure: the catalogue's text plus the log id, never details. */
@@ -53,18 +127,3 @@ export function errorReply(err: unknown, logId: string): { code: number; text: s
   const spec = replyFor(err);
   return { code: spec.code, text: `${spec.enhanced} ${spec.text} (id: ${logId})`, detail: describeError(err) };
 }
-
-/** Replies for anomalies found by the wire reader in message data (RFC 5321 strict reading). */
-export const DATA_ANOMALY_REPLY: Record<string, { code: number; text: string }> = {
-  BARE_LF: { code: 550, text: '5.5.2 Message refused: bare <LF> received (RFC 5321 requires CRLF line ends)' },
-  BARE_CR: { code: 550, text: '5.5.2 Message refused: bare <CR> received (RFC 5321 requires CRLF line ends)' },
-  NUL_BYTE: { code: 550, text: '5.6.0 Message refused: NUL byte received' },
-  LINE_TOO_LONG: { code: 550, text: '5.5.2 Message refused: line too long (RFC 5321 allows 998 octets)' },
-};
-
-export const COMMAND_ANOMALY_REPLY: Record<string, { code: number; text: string }> = {
-  BARE_LF: { code: 500, text: '5.5.2 Syntax error: bare <LF> received' },
-  BARE_CR: { code: 500, text: '5.5.2 Syntax error: bare <CR> received' },
-  NUL_BYTE: { code: 500, text: '5.5.2 Syntax error: NUL byte received' },
-  LINE_TOO_LONG: { code: 500, text: '5.5.2 Line too long' },
-};

@@ -23,6 +23,8 @@ export class IncomingMessage {
   tooBig = false;
   /** The sink failed (spool full, upstream gone); later bytes are read but not passed on. */
   sinkError: Error | null = null;
+  /** Cut-through: the quarantine copy could not be written (the message went on regardless). */
+  copyError: Error | null = null;
 
   constructor(
     readonly scan: MessageScan,

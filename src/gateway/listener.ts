@@ -8,6 +8,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createServer as createTlsServer } from 'node:tls';
 import type { LogFn } from '../logs/process-log.ts';
 import { formatReply } from '../smtp/reply.ts';
+import { type LocalReply, REPLY } from './enforce.ts';
 import { Session, type SessionContext } from './session.ts';
 
 export interface ListenerOptions {
@@ -63,7 +64,7 @@ export class Listener {
     ]);
     clearTimeout(timer);
     if (timedOut) {
-      const bye = formatReply(421, '4.3.2 Service shutting down, try again later');
+      const bye = formatReply(REPLY.shuttingDown.code, REPLY.shuttingDown.text);
       for (const s of this.#sockets) {
         // Replies already queued stay in order; a client mid-DATA sees the connection close.
         s.end(bye);
@@ -74,11 +75,11 @@ export class Listener {
     await closed;
   }
 
-  #refuse(socket: Socket, why: string, reply: string): void {
+  #refuse(socket: Socket, why: string, reply: LocalReply): void {
     this.opts.log('warn', 'connection refused', { listener: this.name, client: socket.remoteAddress, why });
     // Nothing will read this socket: once the 421 is written, close it. (A socket that is only
     // half-closed and never read stays open until the process ends — a leak under a flood.)
-    socket.end(formatReply(421, reply), () => socket.destroy());
+    socket.end(formatReply(reply.code, reply.text), () => socket.destroy());
   }
 
   #accept(socket: Socket): void {
@@ -87,19 +88,19 @@ export class Listener {
     try {
       upstream = this.opts.upstreamFor(socket);
     } catch (err) {
-      this.#refuse(socket, `no upstream for this connection: ${(err as Error).message}`, '4.3.0 Error: no destination for this connection');
+      this.#refuse(socket, `no upstream for this connection: ${(err as Error).message}`, REPLY.noDestination);
       return;
     }
     if (upstream.host === socket.localAddress && upstream.port === socket.localPort) {
       // Transparent mode, but the connection was not redirected: relaying would loop to us.
-      this.#refuse(socket, 'connection was not redirected (original destination is the gateway itself)', '4.3.0 Error: no destination for this connection');
+      this.#refuse(socket, 'connection was not redirected (original destination is the gateway itself)', REPLY.noDestination);
       return;
     }
     const client = socket.remoteAddress ?? '';
     const count = this.#perClient.get(client) ?? 0;
     if (this.#sessions.size >= this.opts.maxSessions || count >= this.opts.maxSessionsPerClient) {
       const which = count >= this.opts.maxSessionsPerClient ? 'from your address' : 'in total';
-      this.#refuse(socket, `session limit ${which}`, `4.7.0 ${this.opts.hostname} Error: too many connections ${which}`);
+      this.#refuse(socket, `session limit ${which}`, REPLY.tooManyConnections(this.opts.hostname, which));
       return;
     }
     const ctx = this.opts.session(upstream);

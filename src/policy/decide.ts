@@ -25,7 +25,8 @@ import { ANALYSIS_ENGINE, PENDING_THREAT_PREFIX } from '../analysis/engine.ts';
 import { DLP_ENGINE } from '../inspect/engines/dlp.ts';
 import { threatIdFor } from '../inspect/engines/engine.ts';
 import { extensionOf } from '../inspect/file-flags.ts';
-import type { FileInfo, Finding } from '../inspect/types.ts';
+import type { FileInfo, Finding, ScanResult } from '../inspect/types.ts';
+import { describeError } from '../errors.ts';
 import { type Action, severityOf } from './actions.ts';
 import {
   type AntivirusProfile,
@@ -150,6 +151,27 @@ export class Policy {
     const fb = profiles.fileBlocking === undefined ? undefined : this.#fb[profiles.fileBlocking];
     const dlp = profiles.dataFiltering === undefined ? undefined : this.#dlp[profiles.dataFiltering];
     return profile.quarantine || Boolean(fb?.quarantine) || Boolean(dlp?.quarantine);
+  }
+
+  /**
+   * The whole judgement of one message, shared by the gateway's gate and `smtpwall policy
+   * test`: end the scan (a scan that fails is an outcome, never "clean"), then decide.
+   */
+  async evaluate(
+    facts: TransactionFacts,
+    scan: () => Promise<ScanResult>,
+    onScanError?: (err: unknown) => void,
+  ): Promise<{ decision: Decision; result: ScanResult | null; outcome: ScanOutcome }> {
+    let outcome: ScanOutcome;
+    let result: ScanResult | null = null;
+    try {
+      result = await scan();
+      outcome = { ok: true, findings: result.findings, events: result.events, files: result.files };
+    } catch (err) {
+      onScanError?.(err);
+      outcome = { ok: false, error: describeError(err), events: [] };
+    }
+    return { decision: this.decide(facts, outcome), result, outcome };
   }
 
   decide(facts: TransactionFacts, outcome: ScanOutcome): Decision {
@@ -308,4 +330,14 @@ export function renderReply(template: string, values: { threat: string; id: stri
   const clean = (s: string): string => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
   const text = template.replace(/\{(threat|id|rule)\}/g, (_, k: 'threat' | 'id' | 'rule') => clean(values[k]));
   return { code: Number(text.slice(0, 3)), text: text.slice(4) };
+}
+
+/** The reply a decision gives the client when it is the gateway's to give (block, reject, tempfail). */
+export function decisionReply(decision: Decision, transactionId: string): { code: number; text: string } | null {
+  const values = { threat: decision.threat || 'none', id: transactionId, rule: decision.rule };
+  const r = decision.replies;
+  if (decision.action === 'block') return renderReply(r.block, values);
+  if (decision.action === 'reject') return renderReply(r.reject, values);
+  if (decision.action === 'tempfail') return renderReply(r.tempfail, values);
+  return null;
 }

@@ -10,8 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { buildInspector } from '../../gateway/gateway.ts';
-import { renderReply } from '../../policy/decide.ts';
-import { Policy } from '../../policy/decide.ts';
+import { decisionReply, Policy } from '../../policy/decide.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
 import { escapeUnsafe, safeJson } from '../../logs/escape.ts';
 
@@ -47,17 +46,8 @@ export async function runPolicy(args: string[]): Promise<number> {
   const bytes = await readFile(positionals[1]!);
   const scan = buildInspector(cfg).begin();
   scan.write(bytes);
-  let outcome;
-  let result = null;
-  try {
-    result = await scan.end(cfg.timeouts.scan);
-    outcome = { ok: true as const, findings: result.findings, events: result.events, files: result.files };
-  } catch (err) {
-    outcome = { ok: false as const, error: (err as Error).message, events: [] };
-  }
-  const d = new Policy(cfg).decide(facts, outcome);
-  const template = d.action === 'block' ? d.replies.block : d.action === 'reject' ? d.replies.reject : d.action === 'tempfail' ? d.replies.tempfail : null;
-  const reply = template ? renderReply(template, { threat: d.threat, id: '(transaction id)', rule: d.rule }) : null;
+  const { decision: d, result, outcome } = await new Policy(cfg).evaluate(facts, () => scan.end(cfg.timeouts.scan));
+  const reply = decisionReply(d, '(transaction id)');
   if (values.json) {
     process.stdout.write(`${safeJson({ facts, rule: d.rule, profiles: d.profiles, action: d.action, reason: d.reason, reply, verdicts: d.verdicts.map((v) => ({ source: v.source, action: v.action, reason: v.reason, threatId: v.finding.threatId })), files: result?.files ?? [], events: result?.events ?? [] })}\n`);
     return d.action === 'allow' ? 0 : 1;

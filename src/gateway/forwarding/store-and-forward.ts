@@ -1,0 +1,57 @@
+/**
+ * Store-and-forward: our own 354 once MAIL and a RCPT were accepted upstream; the message is
+ * spooled (memory, then disk) while it is inspected; an allowed message is relayed as DATA,
+ * its exact bytes and the terminator. A small message goes out with its terminator in one
+ * write (one system call, one segment).
+ */
+
+import type { MessageScan } from '../../inspect/inspector.ts';
+import type { Limits } from '../../policy/config-schema.ts';
+import { IncomingMessage } from '../incoming.ts';
+import { Spool } from '../spool.ts';
+import { TERMINATOR } from '../upstream-leg.ts';
+import type { DeliverResult, ForwardingStrategy, OpenResult, UpstreamPort } from './strategy.ts';
+
+const GO: OpenResult = { go: true, reply: null };
+
+export class StoreAndForward implements ForwardingStrategy {
+  readonly mode = 'store-and-forward';
+  readonly abandonHow = 'rset';
+  readonly vanishedHow = 'quit';
+  readonly inDataDuringBdat = false;
+
+  constructor(
+    private readonly upstream: UpstreamPort,
+    private readonly limits: Limits,
+    private readonly spoolDir: string,
+  ) {}
+
+  async open(): Promise<OpenResult> {
+    return GO;
+  }
+
+  incoming(scan: MessageScan, _keepCopy: () => boolean): IncomingMessage {
+    // The spool is the copy a quarantining rule keeps: nothing else is needed.
+    const spool = new Spool(this.spoolDir, this.limits['spool-memory']);
+    return new IncomingMessage(scan, (wire) => spool.write(wire), this.limits['max-message-size'], this.limits['max-line-length'], spool);
+  }
+
+  async deliver(msg: IncomingMessage): Promise<DeliverResult> {
+    const go = await this.upstream.forward('DATA', [3, 4, 5]);
+    if (go.code !== 354) return { kind: 'refused', reply: go };
+    const spool = msg.spool!;
+    if (!spool.onDisk) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of spool.read()) chunks.push(chunk);
+      await this.upstream.writeData(Buffer.concat([...chunks, TERMINATOR]));
+    } else {
+      for await (const chunk of spool.read()) await this.upstream.writeData(chunk);
+      await this.upstream.writeData(TERMINATOR);
+    }
+    return { kind: 'final', reply: await this.upstream.finalReply() };
+  }
+
+  async discard(msg: IncomingMessage): Promise<void> {
+    await msg.spool?.dispose();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * What a session is given by its listener: the listener's settings and the shared parts of
+ * the running gateway (inspector, policy, stores). Built per connection in gateway.ts.
+ */
+
+import type { RetroAlerts } from '../analysis/retro.ts';
+import type { VerdictStore } from '../analysis/verdict-store.ts';
+import type { Inspector } from '../inspect/inspector.ts';
+import type { FileInfo } from '../inspect/types.ts';
+import type { LogStore } from '../logs/records.ts';
+import type { Limits, Timeouts } from '../policy/config-schema.ts';
+import type { Policy } from '../policy/decide.ts';
+import type { TransactionFacts } from '../policy/rules.ts';
+import type { QuarantineStore } from '../quarantine/store.ts';
+import type { Forwarding } from './enforce.ts';
+import type { ClientTls, UpstreamTls } from './tls.ts';
+
+export interface SessionContext {
+  readonly listener: string;
+  /** The listener's direction label, for rules. */
+  readonly direction?: string;
+  readonly forwarding: Forwarding;
+  readonly upstreamHost: string;
+  readonly upstreamPort: number;
+  readonly hostname: string;
+  readonly limits: Limits;
+  readonly timeouts: Timeouts;
+  readonly inspector: Inspector;
+  readonly policy: Policy;
+  readonly logs: LogStore;
+  readonly spoolDir: string;
+  /** Where blocked/rejected messages are kept when the deciding profile says so. */
+  readonly quarantine?: QuarantineStore | null;
+  /** Delivered files whose analysis was still running: for retro-alerts. */
+  readonly retro?: RetroAlerts | null;
+  /** True while records cannot be written and log-database.on-failure is tempfail. */
+  readonly logsUnavailable?: () => boolean;
+  /** The analysis verdict store: each judged file's sightings (which message, who got it). */
+  readonly verdicts?: VerdictStore | null;
+  /** Whether the analysis engine may have judged this file (others need no sighting lookup). */
+  readonly judged?: (file: FileInfo) => boolean;
+  readonly clientTls: ClientTls;
+  readonly upstreamTls: UpstreamTls;
+  /** Relay AUTH between client and upstream (offered when the upstream offers it). */
+  readonly relayAuth: boolean;
+  /** Clients allowed to send XCLIENT/XFORWARD (matched against the client address). */
+  readonly isTrusted: (address: string) => boolean;
+  readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** A transaction as security rules see it. */
+export function ruleFacts(ctx: SessionContext, clientAddress: string, tx: { readonly mailFrom: string; readonly rcptTo: readonly string[] }, user: string | null): TransactionFacts {
+  return {
+    listener: ctx.listener,
+    clientAddress,
+    mailFrom: tx.mailFrom,
+    rcptTo: tx.rcptTo,
+    serverAddress: ctx.upstreamHost,
+    user,
+    direction: ctx.direction ?? '',
+  };
+}
