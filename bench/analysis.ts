@@ -6,8 +6,8 @@
  * gateway uses; and what hold mode adds to the latency of clean mail.
  */
 
-import { analyze } from '../src/analysis/analyze.ts';
-import { AnalysisPool } from '../src/analysis/pool.ts';
+import { analyze } from '../src/inspect/engines/analysis/analyze.ts';
+import { AnalysisPool } from '../src/inspect/engines/analysis/pool.ts';
 import { identify } from '../src/inspect/file-type.ts';
 import { iso, lnk, oleWithMacro, pdf, peFile } from '../test/helpers/analysis-fixtures.ts';
 import { startGateway, startUpstream } from '../test/helpers/peers.ts';

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gateway } from '../src/gateway/gateway.ts';
+import { Gateway } from '../src/app/gateway.ts';
 import { createLogger } from '../src/logs/process-log.ts';
 import { loadConfigFile } from '../src/policy/load-config.ts';
 import { freePort, postfixUnavailable, startPostfix } from './postfix-instance.ts';

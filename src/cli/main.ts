@@ -6,7 +6,7 @@
 import { SmtpwallError } from '../errors.ts';
 import { HashListSyntaxError } from '../inspect/engines/signatures.ts';
 import { QuarantineError } from '../quarantine/store.ts';
-import { YaraError } from '../analysis/yara.ts';
+import { YaraError } from '../inspect/engines/analysis/yara.ts';
 import { runAnalyze, runVerdicts } from './commands/analyze.ts';
 import { runConfig } from './commands/config.ts';
 import { runDemo } from './commands/demo.ts';

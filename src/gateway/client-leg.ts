@@ -9,7 +9,6 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { censorText, formatReply, type Reply } from '../smtp/reply.ts';
 import { ClientReader } from './client-reader.ts';
-import type { LocalReply } from './enforce.ts';
 import { resetConnection } from './reset.ts';
 
 /** Longest wait between a final reply and the reset that follows it (see flushedAndRead). */
@@ -64,7 +63,8 @@ export class ClientLeg {
     this.#out.push(formatReply(code, text));
   }
 
-  send(r: LocalReply): void {
+  /** One of our own replies (enforce.ts's table). */
+  send(r: { readonly code: number; readonly text: string }): void {
     this.reply(r.code, r.text);
   }
 

@@ -8,13 +8,11 @@
  */
 
 import { describeError } from '../errors.ts';
-import { DLP_ENGINE } from '../inspect/engines/dlp.ts';
 import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type ScanResult } from '../inspect/types.ts';
 import type { LogStore } from '../logs/records.ts';
 import type { Decision } from '../policy/decide.ts';
-import { PENDING_THREAT_PREFIX } from '../analysis/engine.ts';
-import type { RetroAlerts } from '../analysis/retro.ts';
-import type { VerdictStore } from '../analysis/verdict-store.ts';
+import type { RetroAlerts } from './retro-alerts.ts';
+import type { VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
 import type { IncomingMessage } from './incoming.ts';
 import { headerFacts, type Outcome, type SessionFacts, threatRecord, trafficRecord, type TransactionFacts } from './transaction-log.ts';
 
@@ -58,7 +56,7 @@ export class Journal {
     const delivered = upstreamReply.startsWith('2');
     const verdicts = this.ctx.verdicts;
     if (verdicts && result && result.files.length > 0) {
-      const pending = new Set(result.findings.filter((f) => f.threat.startsWith(PENDING_THREAT_PREFIX)).map((f) => f.file.sha256));
+      const pending = new Set(result.findings.filter((f) => f.verdict === 'pending').map((f) => f.file.sha256));
       const judged = this.ctx.judged ?? (() => true);
       const files = result.files
         .filter((f) => f.size > 0 && f.path !== RAW_MESSAGE_PATH && judged(f))
@@ -71,7 +69,7 @@ export class Journal {
     if (retro && delivered) {
       const s = this.session;
       for (const f of result?.findings ?? []) {
-        if (!f.threat.startsWith(PENDING_THREAT_PREFIX)) continue;
+        if (f.verdict !== 'pending') continue;
         retro.delivered(f.file.sha256, {
           sessionId: s.sessionId, transactionId: tx.id, listener: s.listener, client: s.client, server: s.server,
           mailFrom: tx.mailFrom, rcptTo: [...tx.rcptTo], messageId, rule: d.rule, profile: d.profile, time: new Date().toISOString(),
@@ -97,7 +95,7 @@ export class Journal {
  * quietly, alert logs; the traffic record still names the rule).
  */
 export function loggedFindings(d: Decision, result: ScanResult | null): Set<Finding> {
-  const logged = new Set<Finding>((result?.findings ?? []).filter((f) => f.engine !== DLP_ENGINE));
+  const logged = new Set<Finding>((result?.findings ?? []).filter((f) => f.verdict !== 'count'));
   for (const v of d.verdicts) logged.add(v.finding);
   for (const f of [...logged]) {
     const mine = d.verdicts.filter((v) => v.finding === f || (v.finding.threat === f.threat && v.finding.file.path === f.file.path));

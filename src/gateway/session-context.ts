@@ -3,8 +3,8 @@
  * the running gateway (inspector, policy, stores). Built per connection in gateway.ts.
  */
 
-import type { RetroAlerts } from '../analysis/retro.ts';
-import type { VerdictStore } from '../analysis/verdict-store.ts';
+import type { RetroAlerts } from './retro-alerts.ts';
+import type { VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
 import type { Inspector } from '../inspect/inspector.ts';
 import type { FileInfo } from '../inspect/types.ts';
 import type { LogStore } from '../logs/records.ts';

@@ -40,7 +40,20 @@ export interface FileInfo {
   readonly encoding: string | null;
 }
 
+/**
+ * What a finding says of its file, for the policy (which never matches engine or threat
+ * names): `malicious` — a threat (the profile's `action`, or `analysis-action` when the
+ * finding rests on analysis); `grayware` — unwanted, not malicious (`grayware-action`);
+ * `pending` — no verdict within the hold time (`analysis-on-timeout`); `count` — a data
+ * filtering match count, weighed against the profile's thresholds, no verdict by itself.
+ */
+export type FindingVerdict = 'malicious' | 'grayware' | 'pending' | 'count';
+
 export interface Finding {
+  /** What the finding means for the policy; absent: `malicious`. */
+  readonly verdict?: FindingVerdict;
+  /** What it rests on: a signature (or hash) match, or analysis; absent: `signature`. */
+  readonly basis?: 'signature' | 'analysis';
   /** Engine that reported it, e.g. `signatures`. */
   readonly engine: string;
   /** Threat name as the engine calls it, e.g. `EICAR-Test-File`. */

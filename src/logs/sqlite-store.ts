@@ -36,7 +36,7 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX threats_tx ON threats(transaction_id);`,
   // 2: what the file's name and content say about it (type-mismatch, double-extension, …).
   `ALTER TABLE threats ADD COLUMN file_flags TEXT NOT NULL DEFAULT '[]';`,
-  // 3: the analysis verdict store (src/analysis/verdict-store.ts).
+  // 3: the analysis verdict store (src/inspect/engines/analysis/verdict-store.ts).
   `CREATE TABLE verdicts (
      sha256 TEXT PRIMARY KEY, verdict TEXT NOT NULL, score INTEGER NOT NULL, reasons TEXT NOT NULL,
      analyzers TEXT NOT NULL, source TEXT NOT NULL, file_type TEXT NOT NULL, file_name TEXT NOT NULL,

@@ -21,8 +21,6 @@
  */
 
 import { ARCHIVE_LIMIT, type AnomalyEvent, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../events.ts';
-import { ANALYSIS_ENGINE, PENDING_THREAT_PREFIX } from '../analysis/engine.ts';
-import { DLP_ENGINE } from '../inspect/engines/dlp.ts';
 import { threatIdFor } from '../inspect/engines/engine.ts';
 import { extensionOf } from '../inspect/file-flags.ts';
 import type { FileInfo, Finding, ScanResult } from '../inspect/types.ts';
@@ -43,6 +41,8 @@ export const DEFAULT_RULE_NAME = 'default';
 export const SMTP_DEFAULT_ACTION: Action = 'block';
 export const INSPECTOR_ENGINE = 'inspector';
 export const FILE_BLOCKING_ENGINE = 'file-blocking';
+/** The engine name of a data-filtering verdict's finding (the counts come from the DLP engine). */
+export const DATA_FILTERING_ENGINE = 'data-filtering';
 
 export type ScanOutcome =
   | {
@@ -203,22 +203,27 @@ export class Policy {
   #antivirus(name: string, profile: AntivirusProfile, facts: TransactionFacts, findings: readonly Finding[]): Verdict[] {
     const exceptions = this.#exceptions.get(name) ?? [];
     return findings
-      .filter((f) => f.engine !== DLP_ENGINE)
+      .filter((f) => f.verdict !== 'count')
       .map((f): Verdict => {
         const where = f.file.name && !f.file.path.endsWith(f.file.name) ? `${f.file.path} (${f.file.name})` : f.file.path;
         const found = `${f.engine} found ${f.threat} in ${where}`;
         const ex = exceptions.find((e) => e.threatId === f.threatId && e.applies(facts));
         if (ex) return { source: 'exception', action: ex.action, reason: `${found}; threat exception ${f.threatId} → ${ex.action}`, finding: f };
-        const action =
-          f.engine !== ANALYSIS_ENGINE
-            ? resolve(profile.action)
-            : f.threat.startsWith('Analysis.Grayware.')
-              ? profile['grayware-action']
-              : f.threat.startsWith(PENDING_THREAT_PREFIX)
-                ? profile['analysis-on-timeout']
-                : resolve(profile['analysis-action'] === 'default' ? profile.action : profile['analysis-action']);
-        return { source: 'antivirus', action, reason: found, finding: f };
+        return { source: 'antivirus', action: findingAction(profile, f), reason: found, finding: f };
       });
+  }
+}
+
+/** The antivirus profile's action for a finding, by what the finding says (its typed verdict). */
+function findingAction(profile: AntivirusProfile, f: Finding): Action {
+  switch (f.verdict ?? 'malicious') {
+    case 'grayware':
+      return profile['grayware-action'];
+    case 'pending':
+      return profile['analysis-on-timeout'];
+    default:
+      if (f.basis !== 'analysis') return resolve(profile.action);
+      return resolve(profile['analysis-action'] === 'default' ? profile.action : profile['analysis-action']);
   }
 }
 
@@ -311,7 +316,7 @@ function dataFiltering(name: string, profile: DataFilteringProfile, findings: re
   let first: Finding | null = null;
   for (const p of profile.patterns) {
     const key = `${name}/${p.name}`;
-    const hits = findings.filter((f) => f.engine === DLP_ENGINE && f.threat === key);
+    const hits = findings.filter((f) => f.verdict === 'count' && f.threat === key);
     const count = hits.reduce((n, f) => n + (f.matches?.count ?? 0), 0);
     if (count === 0) continue;
     first ??= hits[0]!;
@@ -322,7 +327,7 @@ function dataFiltering(name: string, profile: DataFilteringProfile, findings: re
   if (first === null || score < profile['alert-threshold']) return null;
   const action = score >= profile['block-threshold'] ? profile.action : 'alert';
   const summary = `data filtering ${name}: score ${score} (alert ${profile['alert-threshold']}, block ${profile['block-threshold']}): ${parts.join('; ')}`;
-  return { source: 'data-filtering', action, quarantine: profile.quarantine, reason: summary, finding: made(DLP_ENGINE, `DLP:${name}`, summary, 'medium', { ...first.file }) };
+  return { source: 'data-filtering', action, quarantine: profile.quarantine, reason: summary, finding: made(DATA_FILTERING_ENGINE, `DLP:${name}`, summary, 'medium', { ...first.file }) };
 }
 
 /** Fill a reply template's placeholders; values are censored to printable ASCII. */

@@ -16,7 +16,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Gateway } from '../../src/gateway/gateway.ts';
+import { Gateway } from '../../src/app/gateway.ts';
 import { silentLogger } from '../../src/logs/process-log.ts';
 import { parseConfig } from '../../src/policy/load-config.ts';
 import { freePort, type PostfixInstance, postfixUnavailable, startPostfix, waitFor } from '../../lab/postfix-instance.ts';

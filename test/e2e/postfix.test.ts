@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Gateway } from '../../src/gateway/gateway.ts';
+import { Gateway } from '../../src/app/gateway.ts';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
 import { silentLogger } from '../../src/logs/process-log.ts';
 import { parseConfig } from '../../src/policy/load-config.ts';

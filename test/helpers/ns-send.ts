@@ -3,7 +3,7 @@
  * Usage: node --import tsx ns-send.ts HOST PORT clean|eicar
  */
 
-import { sendMessage } from '../../src/gateway/smtp-client.ts';
+import { sendMessage } from '../../src/mailbox/smtp-client.ts';
 import { EICAR } from '../../src/inspect/engines/signatures.ts';
 
 const [host = '', port = '25', kind = 'clean'] = process.argv.slice(2);

@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import { Gateway } from '../../src/gateway/gateway.ts';
+import { Gateway } from '../../src/app/gateway.ts';
 import type { Engine } from '../../src/inspect/engines/engine.ts';
 import { SqliteLogStore } from '../../src/logs/sqlite-store.ts';
 import { silentLogger } from '../../src/logs/process-log.ts';

@@ -9,9 +9,9 @@
 
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { analyze } from '../../analysis/analyze.ts';
-import { SqliteVerdictStore } from '../../analysis/verdict-store.ts';
-import type { VerdictClass } from '../../analysis/types.ts';
+import { analyze } from '../../inspect/engines/analysis/analyze.ts';
+import { SqliteVerdictStore } from '../../inspect/engines/analysis/verdict-store.ts';
+import type { VerdictClass } from '../../inspect/engines/analysis/types.ts';
 import { SignatureEngine } from '../../inspect/engines/signatures.ts';
 import { Inspector } from '../../inspect/inspector.ts';
 import type { Engine, EngineScan } from '../../inspect/engines/engine.ts';

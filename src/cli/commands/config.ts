@@ -5,7 +5,7 @@
  */
 
 import { parseArgs } from 'node:util';
-import { buildEngines } from '../../gateway/gateway.ts';
+import { buildEngines } from '../../app/assemble.ts';
 import { clientTlsFor } from '../../gateway/tls.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
 

@@ -7,9 +7,9 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gateway } from '../../gateway/gateway.ts';
-import { MailboxServer, type StoredMessage } from '../../gateway/mailbox.ts';
-import { sendMessage } from '../../gateway/smtp-client.ts';
+import { Gateway } from '../../app/gateway.ts';
+import { MailboxServer, type StoredMessage } from '../../mailbox/mailbox.ts';
+import { sendMessage } from '../../mailbox/smtp-client.ts';
 import { EICAR } from '../../inspect/engines/signatures.ts';
 import { SqliteLogStore } from '../../logs/sqlite-store.ts';
 import { silentLogger } from '../../logs/process-log.ts';

@@ -9,7 +9,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { buildInspector } from '../../gateway/gateway.ts';
+import { buildInspector } from '../../app/assemble.ts';
 import { decisionReply, Policy } from '../../policy/decide.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
 import { escapeUnsafe, safeJson } from '../../logs/escape.ts';

@@ -11,8 +11,8 @@
  */
 
 import { parseArgs } from 'node:util';
-import { MailboxServer } from '../../gateway/mailbox.ts';
-import { sendMessage } from '../../gateway/smtp-client.ts';
+import { MailboxServer } from '../../mailbox/mailbox.ts';
+import { sendMessage } from '../../mailbox/smtp-client.ts';
 import { SqliteLogStore } from '../../logs/sqlite-store.ts';
 import { parseHostPort } from '../../policy/config-schema.ts';
 import { type LoadedConfig, loadConfigFile } from '../../policy/load-config.ts';

@@ -8,9 +8,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildEngines } from '../../gateway/gateway.ts';
+import { buildEngines } from '../../app/assemble.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
-import { PID_FILE } from './start.ts';
+import { PID_FILE } from '../../app/supervisor.ts';
 
 export async function runReload(args: string[]): Promise<number> {
   return signalGateway(args, 'SIGHUP', 'reload');

@@ -13,7 +13,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ARCHIVE_LIMIT, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../../events.ts';
-import { buildInspector } from '../../gateway/gateway.ts';
+import { buildInspector } from '../../app/assemble.ts';
 import { SignatureEngine } from '../../inspect/engines/signatures.ts';
 import { Inspector } from '../../inspect/inspector.ts';
 import type { ScanResult } from '../../inspect/types.ts';

@@ -191,6 +191,7 @@ class DlpScan implements EngineScan {
       const count = this.#counts[i]!;
       if (count === 0) return;
       out.push({
+        verdict: 'count',
         engine: DLP_ENGINE,
         threat: p.key,
         threatId: threatIdFor(DLP_ENGINE, p.key),

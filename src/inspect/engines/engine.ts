@@ -26,6 +26,13 @@ export interface Engine {
   /** Whether this engine looks at the object at `path` (`message`, `msg/2`, …); all if absent. */
   wants?(path: string): boolean;
   close?(): Promise<void>;
+  /** Whether this engine may judge the file (a sighting is recorded for it); absent: no file. */
+  judges?(file: FileInfo): boolean;
+  /**
+   * Verdicts that arrive after their message went on (analysis past its hold time), for
+   * retro-alerts; returns the unsubscribe.
+   */
+  onLateVerdict?(listener: (file: FileInfo, finding: Finding | null) => void): () => void;
 }
 
 /**

@@ -13,11 +13,15 @@
  * by the header limit), and one decoder per open leaf.
  */
 
-import type { AnomalyEvent, AnomalyName } from '../../events.ts';
-import { Base64Decoder } from '../decode/base64.ts';
-import { QuotedPrintableDecoder } from '../decode/quoted-printable.ts';
+import type { AnomalyName } from '../../events.ts';
+import { type BodyDecoder, DECODED, identity, LazySink, type LeafSink, NULL_SINK, tee, transferDecoder } from './body-decoders.ts';
 import { decodeEncodedWords, parseHeaderBlock } from './headers.ts';
 import { MAX_READINGS, partReadings, type Reading } from './readings.ts';
+
+import { DEFAULT_MIME_LIMITS, type LeafInfo, type MimeLimits, type WalkerHandlers } from './types.ts';
+
+export type { LeafSink } from './body-decoders.ts';
+export { DEFAULT_MIME_LIMITS, type LeafInfo, type MimeLimits, type WalkerHandlers } from './types.ts';
 
 const LF = 10;
 const CR = 13;
@@ -27,42 +31,8 @@ const MAX_LINE_BYTES = 8 * 1024;
 const BOUNDARY_START = Buffer.from('\n--');
 /** Readings beyond the first, per message: ambiguity costs a walk each, so it is bounded. */
 const MAX_MESSAGE_READINGS = 64;
-/** Transfer encodings that change the bytes (a layer for multi-encoding file blocking). */
-const DECODED: ReadonlySet<string> = new Set(['base64', 'quoted-printable', 'x-gzip64', 'gzip64', 'x-base64']);
-/**
- * Spellings of transfer encodings seen in the wild. uuencode, yEnc and BinHex are text
- * encodings of files: their blocks are found and decoded wherever text is scanned, so the
- * transfer decoding is the identity; gzip64 is base64 of a gzip stream (unpacked as gzip).
- */
-const ALIASES: ReadonlyMap<string, string> = new Map([
-  ['7bit', 'identity'], ['8bit', 'identity'], ['binary', 'identity'], ['7-bit', 'identity'], ['8-bit', 'identity'],
-  ['x-uuencode', 'identity'], ['uuencode', 'identity'], ['x-uue', 'identity'], ['uue', 'identity'],
-  ['x-yenc', 'identity'], ['yenc', 'identity'], ['x-binhex40', 'identity'], ['binhex40', 'identity'], ['x-binhex', 'identity'],
-  ['x-gzip64', 'base64'], ['gzip64', 'base64'], ['x-base64', 'base64'],
-]);
 /** message/* types that are not a message to walk: a fragment, a reference to content elsewhere. */
 const NOT_A_MESSAGE: ReadonlySet<string> = new Set(['message/partial', 'message/external-body']);
-
-export interface MimeLimits {
-  readonly maxDepth: number;
-  readonly maxParts: number;
-  readonly maxHeaderBytes: number;
-}
-
-export const DEFAULT_MIME_LIMITS: MimeLimits = { maxDepth: 20, maxParts: 1000, maxHeaderBytes: 64 * 1024 };
-
-export interface LeafInfo {
-  readonly path: string;
-  readonly contentType: string | null;
-  readonly name: string | null;
-  readonly encoding: string | null;
-  /** Transfer encodings around this part: messages (message/rfc822) that were themselves encoded. */
-  readonly outerLayers?: number;
-  /** Other names some parser gives the same part (a filename given twice, in two forms). */
-  readonly otherNames?: readonly string[];
-  /** MIME nesting depth of the part (a message found inside it nests one deeper). */
-  readonly mimeDepth?: number;
-}
 
 /** How to read one part's body: the reading, and what the part's headers say besides. */
 interface BodySpec {
@@ -94,16 +64,6 @@ interface SharedCounts {
   readingsEventRaised: boolean;
 }
 
-export interface LeafSink {
-  write(chunk: Buffer): void;
-  end(): void;
-}
-
-export interface WalkerHandlers {
-  onLeaf(info: LeafInfo): LeafSink;
-  onEvent(event: AnomalyEvent): void;
-}
-
 type Frame = HeaderFrame | MultipartFrame | LeafFrame;
 
 interface BaseFrame {
@@ -133,14 +93,6 @@ interface LeafFrame extends BaseFrame {
   kind: 'leaf';
   readonly decoder: BodyDecoder;
   pendingEol: Buffer | null;
-}
-
-interface BodyDecoder {
-  /** Whether whole blocks of lines may be written at once (false: line by line). */
-  readonly bulk: boolean;
-  write(content: Buffer): void;
-  eol(raw: Buffer): void;
-  end(): void;
 }
 
 export class MimeWalker {
@@ -444,45 +396,11 @@ export class MimeWalker {
     this.#stack.push({ kind: 'leaf', path, depth, decoder: this.#decoder(reading.encoding, sink, path, info), pendingEol: null });
   }
 
-  #decoder(encoding: string | null, sink: LeafSink, path: string, info: LeafInfo, quiet = false): BodyDecoder {
-    switch (encoding === null ? null : ALIASES.get(encoding) ?? encoding) {
-      case 'base64': {
-        const d = new Base64Decoder((chunk) => sink.write(chunk));
-        return {
-          bulk: true,
-          write: (c) => d.write(c),
-          eol: () => {},
-          end: () => {
-            d.end();
-            if (d.invalid && !quiet) this.#event('BASE64_INVALID', path);
-            sink.end();
-          },
-        };
-      }
-      case 'quoted-printable': {
-        const d = new QuotedPrintableDecoder((chunk) => sink.write(chunk));
-        return { bulk: false, write: (c) => d.write(c), eol: () => d.eol(), end: () => (d.end(), sink.end()) };
-      }
-      case null:
-      case 'identity':
-        return identity(sink);
-      default: {
-        // An encoding no standard names, or misspelled (`base-64`, `quoted-printible`): the
-        // receiver may decode it by guess. The raw bytes, and each plausible decoding.
-        if (!quiet) this.#event('MIME_UNKNOWN_ENCODING', path, encoding!.slice(0, 40));
-        if (quiet) return identity(sink);
-        const guesses = ['base64', 'quoted-printable'].map((e) =>
-          this.#decoder(e, this.handlers.onLeaf({ ...info, path: `${path}~${e === 'base64' ? 'b64' : 'qp'}`, encoding: e }), path, info, true),
-        );
-        const all = [identity(sink), ...guesses];
-        return {
-          bulk: false,
-          write: (c) => all.forEach((d) => d.write(c)),
-          eol: (raw) => all.forEach((d) => d.eol(raw)),
-          end: () => all.forEach((d) => d.end()),
-        };
-      }
-    }
+  /** The part's transfer decoding; an unknown encoding is read raw and by guess (`P~b64`, `P~qp`). */
+  #decoder(encoding: string | null, sink: LeafSink, path: string, info: LeafInfo): BodyDecoder {
+    return transferDecoder(encoding, sink, (name, detail) => this.#event(name, path, detail), (e, tag) =>
+      this.handlers.onLeaf({ ...info, path: `${path}~${tag}`, encoding: e }),
+    );
   }
 
   #depthExceeded(path: string): void {
@@ -513,64 +431,6 @@ export class MimeWalker {
   }
 }
 
-const NULL_SINK: LeafSink = { write() {}, end() {} };
-
-function newSharedCounts(): SharedCounts {
-  return { parts: 1, depthEventRaised: false, partsEventRaised: false, readings: 0, readingsEventRaised: false };
-}
-
-/** The bytes as they are (7bit, 8bit, binary, and the text encodings of files). */
-function identity(sink: LeafSink): BodyDecoder {
-  const out = (chunk: Buffer): void => sink.write(chunk);
-  return { bulk: true, write: out, eol: out, end: () => sink.end() };
-}
-
-/** The same bytes to several sinks: a leaf and the message walker of it, or every reading. */
-function tee(sinks: readonly LeafSink[]): LeafSink {
-  return {
-    write: (chunk) => {
-      for (const s of sinks) s.write(chunk);
-    },
-    end: () => {
-      for (const s of sinks) s.end();
-    },
-  };
-}
-
-/** Whitespace held back until the first byte that is not: an empty preamble is no object. */
-const MAX_HELD_WHITESPACE = 4096;
-
-class LazySink implements LeafSink {
-  #sink: LeafSink | null = null;
-  #held: Buffer[] = [];
-  #heldBytes = 0;
-  constructor(private readonly open: () => LeafSink) {}
-  write(chunk: Buffer): void {
-    if (this.#sink === null) {
-      if (isWhitespace(chunk) && this.#heldBytes + chunk.length <= MAX_HELD_WHITESPACE) {
-        this.#held.push(Buffer.from(chunk));
-        this.#heldBytes += chunk.length;
-        return;
-      }
-      this.#sink = this.open();
-      for (const h of this.#held) this.#sink.write(h);
-      this.#held = [];
-    }
-    this.#sink.write(chunk);
-  }
-  end(): void {
-    this.#sink?.end();
-  }
-}
-
-function isWhitespace(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i++) {
-    const c = b[i]!;
-    if (c !== 32 && c !== 9 && c !== 13 && c !== 10) return false;
-  }
-  return true;
-}
-
 function newHeaderFrame(path: string, depth: number, detached = false, defaultType = 'text/plain'): HeaderFrame {
   return { kind: 'headers', path, depth, lines: [], bytes: 0, overflow: false, defaultType, detached };
 }
@@ -583,4 +443,8 @@ function looksLikeHeader(content: Buffer, haveField: boolean): boolean {
   if (colon <= 0) return false;
   // Field names are printable ASCII without spaces (RFC 5322 §2.2).
   return /^[\x21-\x39\x3b-\x7e]+$/.test(content.toString('latin1', 0, colon));
+}
+
+function newSharedCounts(): SharedCounts {
+  return { parts: 1, depthEventRaised: false, partsEventRaised: false, readings: 0, readingsEventRaised: false };
 }

@@ -6,9 +6,9 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { analyze } from '../../../src/analysis/analyze.ts';
-import { AnalysisPool } from '../../../src/analysis/pool.ts';
-import type { AnalyzerInput } from '../../../src/analysis/types.ts';
+import { analyze } from '../../../src/inspect/engines/analysis/analyze.ts';
+import { AnalysisPool } from '../../../src/inspect/engines/analysis/pool.ts';
+import type { AnalyzerInput } from '../../../src/inspect/engines/analysis/types.ts';
 import { EngineError } from '../../../src/errors.ts';
 import { lnk, oleWithMacro, peFile } from '../../helpers/analysis-fixtures.ts';
 

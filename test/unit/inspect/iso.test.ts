@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AnalysisEngine } from '../../../src/analysis/engine.ts';
+import { AnalysisEngine } from '../../../src/inspect/engines/analysis/engine.ts';
 import { listIso } from '../../../src/inspect/archive/iso.ts';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import { Inspector } from '../../../src/inspect/inspector.ts';

@@ -244,3 +244,26 @@ rules:
     assert.deepEqual([...ACTIONS].sort((a, b) => severityOf(a) - severityOf(b)), ['allow', 'alert', 'tempfail', 'reject', 'block', 'drop', 'reset-client', 'reset-server', 'reset-both']);
   });
 });
+
+describe('typed verdicts: the policy reads what a finding says, never its engine or threat name', () => {
+  const policy = new Policy(parseConfig(`${LISTENERS}
+profiles:
+  antivirus:
+    a: { action: reject, analysis-action: block, grayware-action: alert, analysis-on-timeout: tempfail }
+default-rule: { antivirus: a }
+`));
+  // Engine and threat names that say nothing: only verdict and basis may decide.
+  const finding = (over: Partial<Finding>): Finding => ({ ...EICAR_FINDING, engine: 'any-engine', threat: 'Some.Name', ...over });
+  const decide = (f: Finding): string => policy.decide(facts(), { ok: true, findings: [f], events: [], files: [f.file] }).action;
+  it('malicious by signature (or no verdict given): the profile action', () => {
+    assert.equal(decide(finding({})), 'reject');
+    assert.equal(decide(finding({ verdict: 'malicious', basis: 'signature' })), 'reject');
+  });
+  it('malicious by analysis: analysis-action', () => assert.equal(decide(finding({ verdict: 'malicious', basis: 'analysis' })), 'block'));
+  it('grayware: grayware-action', () => assert.equal(decide(finding({ verdict: 'grayware', basis: 'analysis' })), 'alert'));
+  it('pending: analysis-on-timeout', () => assert.equal(decide(finding({ verdict: 'pending', basis: 'analysis' })), 'tempfail'));
+  it('a count is no verdict by itself (data filtering weighs it)', () => assert.equal(decide(finding({ verdict: 'count' })), 'allow'));
+  it('an analysis engine named like a signature engine is still judged as analysis', () => {
+    assert.equal(decide(finding({ engine: 'signatures', threat: 'Analysis.Grayware.pe', verdict: 'malicious', basis: 'analysis' })), 'block');
+  });
+});

@@ -11,7 +11,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { migrate } from '../logs/sqlite-store.ts';
+import { migrate } from '../../../logs/sqlite-store.ts';
 import type { Indicator, VerdictClass } from './types.ts';
 
 export interface StoredVerdict {

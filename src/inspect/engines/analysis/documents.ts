@@ -3,7 +3,7 @@
  * steal something, found in their text (bounded to the first 4 MiB).
  */
 
-import { listIso } from '../inspect/archive/iso.ts';
+import { listIso } from '../../archive/iso.ts';
 import type { Analyzer, AnalyzerInput, Indicator } from './types.ts';
 
 const TEXT_LIMIT = 4 * 1024 * 1024;

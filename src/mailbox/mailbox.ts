@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseCommand } from '../smtp/command.ts';
 import { DataReader } from '../smtp/data-reader.ts';
 import { formatReply } from '../smtp/reply.ts';
-import { ClientReader } from './client-reader.ts';
+import { ClientReader } from '../gateway/client-reader.ts';
 
 const IDLE_MS = 5 * 60_000;
 const MAX_MESSAGE_BYTES = 1024 ** 3;

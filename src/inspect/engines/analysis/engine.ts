@@ -10,10 +10,10 @@
  * The raw message is never analyzed (its parts are).
  */
 
-import type { Engine, EngineScan } from '../inspect/engines/engine.ts';
-import { threatIdFor } from '../inspect/engines/engine.ts';
-import { type FileInfo, type Finding, RAW_MESSAGE_PATH } from '../inspect/types.ts';
-import { identifyText, isTextLike } from '../inspect/file-type.ts';
+import type { Engine, EngineScan } from '../engine.ts';
+import { threatIdFor } from '../engine.ts';
+import { type FileInfo, type Finding, RAW_MESSAGE_PATH } from '../../types.ts';
+import { identifyText, isTextLike } from '../../file-type.ts';
 import { ANALYZED_TYPES, analyze, analyzersFor } from './analyze.ts';
 import { type AnalysisVerdict, verdictOf } from './types.ts';
 import type { AnalysisPool } from './pool.ts';
@@ -178,7 +178,7 @@ class AnalysisScan implements EngineScan {
       () => this.late(file, null),
     );
     const threat = `${PENDING_THREAT_PREFIX}${file.detectedType}`;
-    return [{ engine: ANALYSIS_ENGINE, threat, threatId: threatIdFor(ANALYSIS_ENGINE, threat), signature: `analysis not finished within the hold time (${this.holdMs} ms)`, severity: 'medium', file }];
+    return [{ verdict: 'pending', basis: 'analysis', engine: ANALYSIS_ENGINE, threat, threatId: threatIdFor(ANALYSIS_ENGINE, threat), signature: `analysis not finished within the hold time (${this.holdMs} ms)`, severity: 'medium', file }];
   }
 }
 
@@ -189,6 +189,8 @@ function findingFor(file: FileInfo, verdict: Pick<AnalysisVerdict, 'verdict' | '
   const threat = `Analysis.${cls}.${file.detectedType}`;
   return [
     {
+      verdict: verdict.verdict === 'grayware' ? 'grayware' : 'malicious',
+      basis: 'analysis',
       engine: ANALYSIS_ENGINE,
       threat,
       threatId: threatIdFor(ANALYSIS_ENGINE, threat),

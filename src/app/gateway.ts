@@ -5,20 +5,12 @@
  */
 
 import { join } from 'node:path';
-import { AnalysisEngine } from '../analysis/engine.ts';
-import { RetroAlerts } from '../analysis/retro.ts';
-import { SqliteVerdictStore, type VerdictStore } from '../analysis/verdict-store.ts';
-import { YaraRules } from '../analysis/yara.ts';
-import { AnalysisPool } from '../analysis/pool.ts';
-import { ClamdEngine } from '../inspect/engines/clamd.ts';
-import { DlpEngine } from '../inspect/engines/dlp.ts';
+import { RetroAlerts } from '../gateway/retro-alerts.ts';
+import { SqliteVerdictStore, type VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
+import type { Inspector } from '../inspect/inspector.ts';
 import type { FileInfo } from '../inspect/types.ts';
-import { BUILTIN_PATTERNS, loadHashListFile, loadSignatureFile, SignatureEngine } from '../inspect/engines/signatures.ts';
-import { Inspector } from '../inspect/inspector.ts';
 import type { LogStore } from '../logs/records.ts';
-import { describeError } from '../errors.ts';
-import { SevenZipTool, sevenZipReader } from '../inspect/archive/seven-zip-tool.ts';
 import { ResilientLogStore } from '../logs/resilient-store.ts';
 import { ForwardingLogStore } from '../logs/forward.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
@@ -28,17 +20,13 @@ import { Policy } from '../policy/decide.ts';
 import { compileAddressList } from '../policy/rules.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
 import type { LogFn } from '../logs/process-log.ts';
-import { Listener } from './listener.ts';
-import { MailboxServer } from './mailbox.ts';
-import type { SessionContext } from './session.ts';
-import { assertTransparentSupported, originalDestination } from './original-dst.ts';
-import { clientTlsFor, upstreamTlsFor } from './tls.ts';
+import { Listener } from '../gateway/listener.ts';
+import { buildEngines, buildInspector, quarantines } from './assemble.ts';
+import { MailboxServer } from '../mailbox/mailbox.ts';
+import type { SessionContext } from '../gateway/session.ts';
+import { assertTransparentSupported, originalDestination } from '../gateway/original-dst.ts';
+import { clientTlsFor, upstreamTlsFor } from '../gateway/tls.ts';
 
-/** Whether any profile keeps copies of what it blocks. */
-function quarantines(cfg: LoadedConfig): boolean {
-  const p = cfg.profiles;
-  return [...Object.values(p.antivirus), ...Object.values(p['file-blocking']), ...Object.values(p['data-filtering'])].some((x) => x.quarantine);
-}
 
 /** How often growing log-forwarding failures are reported. */
 const FORWARD_REPORT_MS = 60_000;
@@ -50,61 +38,7 @@ export interface RunningListener {
   readonly upstream: string;
 }
 
-/**
- * The engines a config asks for: the built-in signature engine with its hash lists and ClamAV
- * databases (signatures it cannot use are reported through `log`, once per file), data
- * filtering when a profile needs it, local analysis (with `verdicts`, its store), and clamd.
- */
-export function buildEngines(cfg: LoadedConfig, log?: LogFn, verdicts?: VerdictStore): Engine[] {
-  const hashes = cfg.engines.signatures['hash-lists'].flatMap((p) => loadHashListFile(p));
-  const bodies = [...BUILTIN_PATTERNS];
-  for (const file of cfg.engines.signatures.databases) {
-    const db = loadSignatureFile(file);
-    hashes.push(...db.hashes);
-    bodies.push(...db.bodies);
-    if (db.skipped.length > 0) {
-      log?.('warn', 'signatures skipped', { file, skipped: db.skipped.length, first: db.skipped.slice(0, 3) });
-    }
-  }
-  const engines: Engine[] = [new SignatureEngine({ hashes, patterns: bodies })];
-  // Data filtering counts the patterns of every profile; the policy weighs those of the rule's.
-  const dlp = Object.entries(cfg.profiles['data-filtering']).flatMap(([profile, p]) =>
-    p.patterns.map((x) => ({ key: `${profile}/${x.name}`, type: x.type, regex: x.regex, keywords: x.keywords })),
-  );
-  if (dlp.length > 0) engines.push(new DlpEngine(dlp));
-  if (cfg.engines.analysis.enabled) {
-    const yara = cfg.engines.analysis.yara.length ? YaraRules.load(cfg.engines.analysis.yara) : null;
-    const { threads, queue, timeout } = cfg.engines.analysis;
-    const pool = new AnalysisPool({ threads, queue, timeoutMs: timeout });
-    const onStoreError = (err: unknown) => log?.('warn', 'verdict store cannot be written; the verdict applies but is not remembered', { error: describeError(err) });
-    engines.push(new AnalysisEngine(verdicts ?? null, { yara, holdMs: cfg.engines.analysis.hold, pool, onStoreError }));
-  }
-  const clamd = cfg.engines.clamd;
-  if (clamd) {
-    const address = clamd.address.startsWith('/') ? { path: clamd.address } : parseHostPort(clamd.address)!;
-    engines.push(new ClamdEngine({ address, timeoutMs: clamd.timeout, objects: clamd.objects }));
-  }
-  return engines;
-}
 
-export function buildInspector(cfg: LoadedConfig, engines: readonly Engine[] = buildEngines(cfg)): Inspector {
-  const l = cfg.limits;
-  const z = cfg.engines['seven-zip'];
-  const sevenZip = SevenZipTool.find(z.path, z.timeout, join(cfg.dataDirAbs, 'spool'), z.memory);
-  return new Inspector({
-    engines,
-    readers: { '7z': sevenZipReader(sevenZip) },
-    mime: { maxDepth: l['mime-depth'], maxParts: l['mime-parts'], maxHeaderBytes: 64 * 1024 },
-    archives: {
-      maxDepth: l['archive-depth'],
-      maxFiles: l['archive-files'],
-      maxTotalBytes: l['archive-unpacked-size'],
-      maxRatio: l['archive-ratio'],
-      maxTimeMs: l['archive-time'],
-      maxContainerBytes: l['archive-size'],
-    },
-  });
-}
 
 export class Gateway {
   readonly #listeners: Listener[] = [];
@@ -170,14 +104,14 @@ export class Gateway {
     }
   });
 
-  /** The analysis engine's notion of which files it judges (for sightings); none: no engine. */
+  /** Which files an engine may judge (for sightings); no such engine: none. */
   #judged(): (file: FileInfo) => boolean {
-    const engine = this.#engines.find((e): e is AnalysisEngine => e instanceof AnalysisEngine);
-    return engine ? (f) => engine.judges(f) : () => false;
+    const judging = this.#engines.filter((e) => e.judges);
+    return judging.length === 0 ? () => false : (f) => judging.some((e) => e.judges!(f));
   }
 
   #watchLateVerdicts(engines: readonly Engine[]): void {
-    for (const e of engines) if (e instanceof AnalysisEngine) e.onLateVerdict((file, f) => this.#retro.verdict(file.sha256, f));
+    for (const e of engines) e.onLateVerdict?.((file, f) => this.#retro.verdict(file.sha256, f));
   }
 
   /** The quarantine store, created when a configuration first asks for it. */
@@ -311,3 +245,4 @@ export class Gateway {
     this.#store.close();
   }
 }
+

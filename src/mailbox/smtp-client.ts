@@ -4,7 +4,7 @@
  * it reads replies with the same strict parser the gateway uses.
  */
 
-import { Upstream } from './upstream.ts';
+import { Upstream } from '../gateway/upstream.ts';
 
 export interface SendResult {
   /** Every command and reply, in order, `C:`/`S:` prefixed. */

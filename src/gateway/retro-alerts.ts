@@ -10,8 +10,8 @@
  */
 
 import type { Finding } from '../inspect/types.ts';
-import { findingFields } from '../gateway/transaction-log.ts';
 import type { ThreatRecord } from '../logs/records.ts';
+import { findingFields } from './transaction-log.ts';
 
 /** Where a file went: the envelope and rule of the transaction that delivered it. */
 export type DeliveredFile = Pick<

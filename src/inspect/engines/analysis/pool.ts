@@ -14,7 +14,7 @@
  */
 
 import { Worker } from 'node:worker_threads';
-import { EngineError } from '../errors.ts';
+import { EngineError } from '../../../errors.ts';
 import type { AnalysisVerdict, AnalyzerInput } from './types.ts';
 
 export interface AnalysisPoolOptions {

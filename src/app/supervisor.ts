@@ -1,0 +1,222 @@
+/**
+ * The process around the gateway: the pid file, privileges (the data directory handed to
+ * `user:` before root is dropped), signals (SIGHUP reload, SIGTERM/SIGINT graceful stop,
+ * SIGUSR2 rolling restart) and, with `workers: N` (N > 1), the supervisor: it forks N workers
+ * (node cluster) that share the listening sockets, restarts a worker that dies, passes SIGHUP
+ * on to every worker, and on SIGTERM passes the signal on and waits for every worker's
+ * graceful stop.
+ *
+ * SIGUSR2 (`smtpwall restart`) replaces the workers one by one — the way to load new code
+ * without refusing a connection: a new worker is started (with the code and configuration on
+ * disk now) and must report ready before an old one is stopped gracefully; the supervisor
+ * holds the listening socket throughout, so connections queue in the kernel and are taken by
+ * whichever worker accepts. A new worker that fails to start stops the rollover; the old
+ * workers go on serving.
+ */
+
+import cluster, { type Worker } from 'node:cluster';
+import { execFileSync } from 'node:child_process';
+import { chownSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LogFn } from '../logs/process-log.ts';
+import { type LoadedConfig, loadConfigFile } from '../policy/load-config.ts';
+import { Gateway } from './gateway.ts';
+
+export const PID_FILE = 'smtpwall.pid';
+
+function writePid(cfg: LoadedConfig): () => void {
+  mkdirSync(cfg.dataDirAbs, { recursive: true });
+  const file = join(cfg.dataDirAbs, PID_FILE);
+  writeFileSync(file, `${process.pid}\n`);
+  return () => rmSync(file, { force: true });
+}
+
+/** A worker that dies sooner than this after its start is not restarted in a tight loop. */
+const RESTART_DELAY_MS = 1000;
+/** Longest wait for a new worker to report ready during a rolling restart. */
+const READY_TIMEOUT_MS = 60_000;
+/** What a worker tells its supervisor once its listeners are open. */
+const READY = { smtpwall: 'ready' } as const;
+
+/**
+ * Run what `smtpwall start` runs until SIGTERM/SIGINT: the supervisor when `workers` > 1 (in
+ * the primary process), else the gateway itself (alone, or as one of the workers).
+ */
+export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): Promise<number> {
+  if (cfg.workers > 1 && cluster.isPrimary) return supervise(cfg, log);
+  const owner = cfg.user ? prepareDataDir(cfg) : null;
+  const gateway = new Gateway(cfg, log);
+  await gateway.start();
+  const removePid = cluster.isWorker ? () => {} : writePid(cfg);
+  if (owner) dropPrivileges(owner, log);
+  log('info', 'smtpwall started', { config: cfg.source, 'data-dir': cfg.dataDirAbs, pid: process.pid });
+  if (cluster.isWorker) process.send?.(READY);
+  const onHup = (): void => void reload(gateway, file, log);
+  // Without a supervisor there is no one to hand the socket over: SIGUSR2 must not kill us.
+  const onUsr2 = (): void => log('warn', 'rolling restart needs workers: 2 or more; ignored (restart the service instead)');
+  process.on('SIGHUP', onHup);
+  if (!cluster.isWorker) process.on('SIGUSR2', onUsr2);
+  await untilSignal((signal) => log('info', 'stopping', { signal, grace: `${cfg.timeouts['shutdown-grace']}ms` }));
+  process.off('SIGHUP', onHup);
+  process.off('SIGUSR2', onUsr2);
+  await gateway.stop();
+  removePid();
+  log('info', 'smtpwall stopped');
+  // A cluster worker's IPC channel would keep it alive after a clean stop.
+  if (cluster.isWorker) cluster.worker?.disconnect();
+  return 0;
+}
+
+async function supervise(cfg: LoadedConfig, log: LogFn): Promise<number> {
+  // Workers accept on the shared socket themselves: the default round-robin hands every
+  // connection from the supervisor to a worker over IPC, which cost more than it gained here.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  let stopping = false;
+  /** Workers being replaced, and new ones not yet ready: their exit is no death to repair. */
+  const retiring = new Set<Worker>();
+  const starting = new Set<Worker>();
+  const fork = (): Worker => {
+    const w = cluster.fork();
+    w.on('exit', (code, signal) => {
+      if (stopping || retiring.has(w) || starting.has(w)) return;
+      log('error', 'worker died; restarting', { pid: w.process.pid, code, signal });
+      setTimeout(() => {
+        if (!stopping) fork();
+      }, RESTART_DELAY_MS);
+    });
+    return w;
+  };
+  for (let i = 0; i < cfg.workers; i++) fork();
+  let rolling = false;
+  const onUsr2 = async (): Promise<void> => {
+    if (rolling || stopping) return;
+    rolling = true;
+    const old = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+    log('info', 'rolling restart', { workers: old.length });
+    try {
+      for (const w of old) {
+        const fresh = fork();
+        starting.add(fresh);
+        try {
+          await ready(fresh);
+        } finally {
+          starting.delete(fresh);
+        }
+        retiring.add(w);
+        await stopWorker(w);
+        retiring.delete(w);
+        log('info', 'worker replaced', { old: w.process.pid, new: fresh.process.pid });
+      }
+      log('info', 'rolling restart done', { workers: old.length });
+    } catch (err) {
+      log('error', 'rolling restart stopped; the running workers go on serving', { error: (err as Error).message });
+    } finally {
+      rolling = false;
+    }
+  };
+  const onUsr2Signal = (): void => void onUsr2();
+  process.on('SIGUSR2', onUsr2Signal);
+  const removePid = writePid(cfg);
+  log('info', 'smtpwall supervisor started', { workers: cfg.workers, pid: process.pid });
+  const onHup = (): void => {
+    log('info', 'reloading workers');
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  };
+  process.on('SIGHUP', onHup);
+  await untilSignal((signal) => log('info', 'stopping workers', { signal }));
+  process.off('SIGHUP', onHup);
+  process.off('SIGUSR2', onUsr2Signal);
+  removePid();
+  stopping = true;
+  const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+  await Promise.all(workers.map((w) => stopWorker(w)));
+  log('info', 'smtpwall stopped');
+  return 0;
+}
+
+/** SIGTERM (a graceful stop: transactions in flight finish) and wait for the exit. */
+function stopWorker(w: Worker): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (w.isDead()) return resolve();
+    w.once('exit', () => resolve());
+    w.process.kill('SIGTERM');
+  });
+}
+
+/** A new worker's report that its listeners are open; it fails if the worker dies or hangs first. */
+function ready(w: Worker): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      w.process.kill('SIGKILL');
+      reject(new Error(`new worker ${w.process.pid} not ready within ${READY_TIMEOUT_MS} ms`));
+    }, READY_TIMEOUT_MS);
+    const onMessage = (m: unknown): void => {
+      if ((m as typeof READY | null)?.smtpwall !== READY.smtpwall) return;
+      cleanup();
+      resolve();
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new Error(`new worker ${w.process.pid} exited (code ${code}) before it was ready`));
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      w.off('message', onMessage);
+      w.off('exit', onExit);
+    };
+    w.on('message', onMessage);
+    w.once('exit', onExit);
+  });
+}
+
+/**
+ * Started as root with `user:` set: the data directory (logs, spool, quarantine) is given to
+ * that user before anything is opened, so the gateway can write there after dropping root.
+ */
+function prepareDataDir(cfg: LoadedConfig): { uid: number; gid: number; name: string } | null {
+  if (process.getuid?.() !== 0) return null;
+  const id = (flag: string): number => Number(execFileSync('id', [flag, cfg.user!], { encoding: 'utf8' }).trim());
+  const owner = { uid: id('-u'), gid: id('-g'), name: cfg.user! };
+  mkdirSync(cfg.dataDirAbs, { recursive: true, mode: 0o750 });
+  chownTree(cfg.dataDirAbs, owner.uid, owner.gid);
+  return owner;
+}
+
+function chownTree(path: string, uid: number, gid: number): void {
+  chownSync(path, uid, gid);
+  if (!statSync(path).isDirectory()) return;
+  for (const e of readdirSync(path)) chownTree(join(path, e), uid, gid);
+}
+
+/** After the listeners are bound (port 25 needs root or CAP_NET_BIND_SERVICE): root no more. */
+function dropPrivileges(owner: { uid: number; gid: number; name: string }, log: LogFn): void {
+  process.setgroups!([owner.gid]);
+  process.setgid!(owner.gid);
+  process.setuid!(owner.uid);
+  log('info', 'privileges dropped', { user: owner.name, uid: process.getuid!(), gid: process.getgid!() });
+}
+
+/** Reload from the file; a configuration with errors is refused and the running one kept. */
+async function reload(gateway: Gateway, file: string, log: LogFn): Promise<void> {
+  try {
+    const next = loadConfigFile(file);
+    const { ignored } = await gateway.reload(next);
+    log('info', 'configuration reloaded', { config: next.source, rules: next.rules.length, ...(ignored.length ? { 'needs restart': ignored.join(', ') } : {}) });
+  } catch (err) {
+    log('error', 'configuration reload refused; the running configuration stays', { error: (err as Error).message });
+  }
+}
+
+function untilSignal(onSignal: (signal: string) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const handler = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', handler);
+      process.off('SIGINT', handler);
+      onSignal(signal);
+      resolve();
+    };
+    process.on('SIGTERM', handler);
+    process.on('SIGINT', handler);
+  });
+}
