@@ -23,7 +23,7 @@ import type { LogFn } from '../logs/process-log.ts';
 import { Listener } from '../gateway/listener.ts';
 import { buildEngines, buildInspector, quarantines } from './assemble.ts';
 import { MailboxServer } from '../mailbox/mailbox.ts';
-import type { SessionContext } from '../gateway/session.ts';
+import type { SessionContext, SessionSnapshot } from '../gateway/session.ts';
 import { assertTransparentSupported, originalDestination } from '../gateway/original-dst.ts';
 import { clientTlsFor, upstreamTlsFor } from '../gateway/tls.ts';
 
@@ -124,6 +124,11 @@ export class Gateway {
   }
 
   #quarantineStore: QuarantineStore | null = null;
+
+  /** Every listener's running sessions. */
+  sessions(): Array<SessionSnapshot & { listener: string }> {
+    return this.#listeners.flatMap((l) => l.sessions().map((s) => ({ ...s, listener: l.name })));
+  }
 
   get logs(): LogStore {
     return this.#store;

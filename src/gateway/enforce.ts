@@ -127,3 +127,15 @@ export function errorReply(err: unknown, logId: string): { code: number; text: s
   const spec = replyFor(err);
   return { code: spec.code, text: `${spec.enhanced} ${spec.text} (id: ${logId})`, detail: describeError(err) };
 }
+
+/** A failure that ends the session: always 421, so the client knows the connection is going away. */
+export function sessionErrorReply(err: unknown, sessionId: string): LocalReply & { detail: string; severe: boolean } {
+  const r = errorReply(err, sessionId);
+  return { code: 421, text: r.text, detail: r.detail, severe: r.code !== 421 };
+}
+
+/** A failure inside a transaction: the session goes on, so a 421 of the catalogue becomes 451. */
+export function transactionErrorReply(err: unknown, transactionId: string): LocalReply & { detail: string } {
+  const r = errorReply(err, transactionId);
+  return { code: r.code === 421 ? 451 : r.code, text: r.text, detail: r.detail };
+}

@@ -14,7 +14,7 @@ import type { TransactionFacts } from '../policy/rules.ts';
 import type { QuarantineStore } from '../quarantine/store.ts';
 import { replyToString } from '../smtp/reply.ts';
 import type { ClientLeg } from './client-leg.ts';
-import { carryOut, DATA_ANOMALY_REPLY, enforcementFor, errorReply, type LocalReply, REPLY } from './enforce.ts';
+import { carryOut, DATA_ANOMALY_REPLY, enforcementFor, type LocalReply, REPLY, transactionErrorReply } from './enforce.ts';
 import type { ForwardingStrategy } from './forwarding/strategy.ts';
 import type { IncomingMessage } from './incoming.ts';
 import type { Journal } from './journal.ts';
@@ -83,12 +83,11 @@ export class Gate {
 
   /** Any failure inside a transaction: the catalogue's 4xx with the log id, never a 2xx. */
   async failed(tx: Transaction, err: unknown): Promise<GateEnd> {
-    const r = errorReply(err, tx.id);
+    const r = transactionErrorReply(err, tx.id);
     this.ctx.log('error', 'transaction failed', { session: this.ctx.sessionId, transaction: tx.id, error: r.detail });
-    const code = r.code >= 500 ? r.code : r.code === 421 ? 451 : r.code;
-    this.client.reply(code, r.text);
+    this.client.send(r);
     await this.upstream.abandon(this.forwarding.abandonHow);
-    this.journal.traffic(tx, null, { ...this.#rule(tx), action: 'tempfail', reason: `error: ${r.detail}`, upstreamReply: '', clientReply: `${code} ${r.text}`, events: [] });
+    this.journal.traffic(tx, null, { ...this.#rule(tx), action: 'tempfail', reason: `error: ${r.detail}`, upstreamReply: '', clientReply: `${r.code} ${r.text}`, events: [] });
     return 'continue';
   }
 

@@ -9,7 +9,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import type { LogFn } from '../logs/process-log.ts';
 import { formatReply } from '../smtp/reply.ts';
 import { type LocalReply, REPLY } from './enforce.ts';
-import { Session, type SessionContext } from './session.ts';
+import { Session, type SessionContext, type SessionSnapshot } from './session.ts';
 
 export interface ListenerOptions {
   readonly host: string;
@@ -28,6 +28,7 @@ export interface ListenerOptions {
 export class Listener {
   readonly #server: Server;
   readonly #sessions = new Set<Promise<void>>();
+  readonly #running = new Set<Session>();
   readonly #sockets = new Set<Socket>();
   readonly #perClient = new Map<string, number>();
 
@@ -75,6 +76,11 @@ export class Listener {
     await closed;
   }
 
+  /** The sessions running now. */
+  sessions(): SessionSnapshot[] {
+    return [...this.#running].map((s) => s.snapshot());
+  }
+
   #refuse(socket: Socket, why: string, reply: LocalReply): void {
     this.opts.log('warn', 'connection refused', { listener: this.name, client: socket.remoteAddress, why });
     // Nothing will read this socket: once the 421 is written, close it. (A socket that is only
@@ -115,7 +121,11 @@ export class Listener {
       else this.#perClient.set(client, n);
     });
     const session = new Session(socket, ctx);
-    const run = session.run().finally(() => this.#sessions.delete(run));
+    this.#running.add(session);
+    const run = session.run().finally(() => {
+      this.#sessions.delete(run);
+      this.#running.delete(session);
+    });
     this.#sessions.add(run);
   }
 }

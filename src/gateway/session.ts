@@ -21,7 +21,7 @@ import { censorText } from '../smtp/reply.ts';
 import { relayAuth } from './auth-relay.ts';
 import { ClientLeg } from './client-leg.ts';
 import { type Admission, admit, COMMANDS, ehloEdit, mailRefusal, type SessionState, type SessionView } from './commands.ts';
-import { COMMAND_ANOMALY_REPLY, errorReply, type LocalReply, REPLY } from './enforce.ts';
+import { COMMAND_ANOMALY_REPLY, type LocalReply, REPLY, sessionErrorReply } from './enforce.ts';
 import { CutThrough } from './forwarding/cut-through.ts';
 import { StoreAndForward } from './forwarding/store-and-forward.ts';
 import type { ForwardingStrategy } from './forwarding/strategy.ts';
@@ -34,6 +34,14 @@ import { newSessionId } from './transaction-log.ts';
 import { newTransaction, receiveChunk, receiveData, startBdat, type Transaction } from './transaction.ts';
 import { UpstreamLeg } from './upstream-leg.ts';
 
+
+export interface SessionSnapshot {
+  readonly id: string;
+  readonly client: string;
+  readonly state: SessionState;
+  /** Bytes of the message arriving now (0 when none is). */
+  readonly messageBytes: number;
+}
 
 export class Session {
   /** 16-char base32 id, in every log line and record of this session. */
@@ -52,6 +60,8 @@ export class Session {
   /** The user name the upstream accepted with AUTH (PLAIN, LOGIN), for rules; null if none. */
   #authUser: string | null = null;
   #transactions = 0;
+  /** The message arriving now (DATA, or BDAT from the first chunk to LAST). */
+  #receiving: IncomingMessage | null = null;
   #badCommands = 0;
 
   constructor(socket: Socket, ctx: SessionContext) {
@@ -74,6 +84,11 @@ export class Session {
 
   get state(): SessionState {
     return this.#state;
+  }
+
+  /** What the session is doing, for status views and tests that wait for a state. */
+  snapshot(): SessionSnapshot {
+    return { id: this.id, client: this.#client.label, state: this.#state, messageBytes: this.#receiving?.size ?? 0 };
   }
 
   /** Run the session to its end; never rejects (every failure is answered and logged). */
@@ -192,10 +207,9 @@ export class Session {
       this.#ctx.log('info', 'client timed out', { session: this.id });
       return;
     }
-    const r = errorReply(err, this.id);
-    // Session-ending errors are 421 so the client knows the connection is going away.
-    this.#client.reply(421, r.text);
-    this.#ctx.log(r.code === 421 ? 'warn' : 'error', 'session failed', { session: this.id, error: r.detail });
+    const r = sessionErrorReply(err, this.id);
+    this.#client.send(r);
+    this.#ctx.log(r.severe ? 'error' : 'warn', 'session failed', { session: this.id, error: r.detail });
   }
 
   #bad(reply: LocalReply): void {
@@ -243,7 +257,7 @@ export class Session {
 
   async #quit(): Promise<void> {
     const r = await this.#upstream.quit();
-    if (r && r.code === 221) this.#client.reply(221, r.lines.map(censorText));
+    if (r && r.code === 221) this.#client.relay(r);
     else this.#client.send(REPLY.bye(this.#ctx.hostname));
     this.#enter('closing');
   }
@@ -346,6 +360,7 @@ export class Session {
     const msg = await this.#open(tx, null);
     if (!msg) return;
     try {
+      this.#receiving = msg;
       await receiveData(this.#client.reader, msg, this.#ctx.timeouts);
     } catch (err) {
       await this.#forwarding.discard(msg);
@@ -365,6 +380,7 @@ export class Session {
       const msg = await this.#open(tx, { size, last });
       if (!msg) return;
       startBdat(tx, msg);
+      this.#receiving = msg;
       this.#enter('bdat');
     }
     const bdat = tx.bdat!;
@@ -382,6 +398,7 @@ export class Session {
   }
 
   async #pass(tx: Transaction, msg: IncomingMessage): Promise<void> {
+    this.#receiving = null;
     this.#enter('gate');
     this.#after(await this.#gate.pass(tx, msg));
   }

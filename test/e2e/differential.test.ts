@@ -85,6 +85,9 @@ describe('differential reading against Postfix smtpd', { skip: postfixUnavailabl
   it('no smuggled message through smtpwall; smtpwall ends or refuses wherever Postfix ends', async () => {
     const rows: string[] = [];
     const smuggledBehind: string[] = [];
+    // Messages each Postfix said it queued: what its mailbox must hold before it is read.
+    const queued = new Map<string, number>(SETTINGS.map((s) => [s, 0]));
+    const count = (setting: string, reply: string): void => void queued.set(setting, queued.get(setting)! + (reply.match(/queued as/g) ?? []).length);
     for (const [name, ending] of ENDINGS) {
       const stream = (target: string): string =>
         `Subject: first ${name} ${target}\r\n\r\nbody${ending}MAIL FROM:<a@diff.test>\r\nRCPT TO:<r@diff.test>\r\nDATA\r\nSubject: smuggled ${name} ${target}\r\n\r\nsecond\r\n.\r\nQUIT\r\n`;
@@ -92,13 +95,17 @@ describe('differential reading against Postfix smtpd', { skip: postfixUnavailabl
       for (const setting of SETTINGS) {
         const reply = await session(servers.get(setting)!.port, stream(`direct-${setting}`));
         seen.push(`${setting}: ${summarize(reply)}`);
+        count(setting, reply);
       }
       const viaGw = await session(gwPort, stream('via-smtpwall'));
       seen.push(`smtpwall: ${summarize(viaGw)}`);
+      count('no', viaGw); // smtpwall relays to the "no" instance, and relays its replies
       rows.push(`${name.padEnd(14)} ${seen.join(' | ')}`);
     }
-    // Let the Postfix instances deliver what they accepted, then look at the mailboxes.
-    await new Promise((r) => setTimeout(r, 3000));
+    // Every message a Postfix instance queued is delivered before its mailbox is read.
+    await waitFor('Postfix to deliver what it queued', () =>
+      SETTINGS.every((s) => servers.get(s)!.pf.mailbox('r@diff.test').length >= queued.get(s)!),
+    );
     const delivered = (setting: string) => servers.get(setting)!.pf.mailbox('r@diff.test').map((m) => /^Subject: (.*)$/m.exec(m)?.[1] ?? '?');
     const secondAccepted = (setting: string, target: string) =>
       new Set(delivered(setting).filter((x) => x.startsWith('smuggled ') && x.endsWith(` ${target}`)).map((x) => x.split(' ')[1]!));

@@ -224,6 +224,27 @@ export class RawClient {
     return this.cmd('DATA');
   }
 
+  /**
+   * A client inside a transaction: connected, greeted, EHLO, MAIL and every RCPT accepted
+   * (each asserted 2xx). What most protocol tests start from.
+   */
+  static async openTransaction(port: number, opts: { from?: string; to?: readonly string[]; ehlo?: string; mailParams?: string } = {}): Promise<RawClient> {
+    const c = await RawClient.connect(port);
+    const expect = (what: string, r: string | null): void => {
+      if (!r?.startsWith('2')) throw new Error(`${what} answered ${JSON.stringify(r)}`);
+    };
+    expect('greeting', await c.reply());
+    expect('EHLO', await c.cmd(`EHLO ${opts.ehlo ?? 'client.example.org'}`));
+    expect('MAIL', await c.cmd(`MAIL FROM:<${opts.from ?? 'a@example.org'}>${opts.mailParams ? ` ${opts.mailParams}` : ''}`));
+    for (const t of opts.to ?? ['b@example.com']) expect('RCPT', await c.cmd(`RCPT TO:<${t}>`));
+    return c;
+  }
+
+  /** Write and wait until the bytes are handed to the kernel (on loopback: at the peer's socket). */
+  async writeFlushed(s: string | Buffer): Promise<void> {
+    await new Promise<void>((resolve, reject) => this.socket.write(typeof s === 'string' ? Buffer.from(s, 'latin1') : s, (err) => (err ? reject(err) : resolve())));
+  }
+
   /** Wait for the connection to end; reports how. */
   async end(ms = 3000): Promise<'fin' | 'reset' | 'error' | 'open'> {
     await Promise.race([this.closed, new Promise((r) => setTimeout(r, ms))]);
@@ -233,6 +254,37 @@ export class RawClient {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+/**
+ * Wait until `check()` holds, looking again every few milliseconds: for state that has no event
+ * of its own (a gateway's sessions). The condition is the positive signal; the interval is not
+ * synchronisation, only how often it is read.
+ */
+export async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Resolves when the collected output of `streams` matches `re` `n` times (checked on every chunk). */
+export function outputMatches(streams: ReadonlyArray<NodeJS.ReadableStream | null | undefined>, read: () => string, re: RegExp, n = 1, ms = 60_000): Promise<void> {
+  const count = (): number => (read().match(new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`)) ?? []).length;
+  if (count() >= n) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => (cleanup(), reject(new Error(`waiting for ${re} ×${n}: ${read()}`))), ms);
+    const onData = (): void => {
+      // The collector's own 'data' listener was added first, so read() already has this chunk.
+      if (count() >= n) (cleanup(), resolve());
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      for (const s of streams) s?.off('data', onData);
+    };
+    for (const s of streams) s?.on('data', onData);
+  });
 }
 
 /** RFC 5321 transparency for raw tests. */

@@ -15,7 +15,7 @@ import { EICAR } from '../../src/inspect/engines/signatures.ts';
 import { lnk } from '../helpers/analysis-fixtures.ts';
 import { zip } from '../helpers/archives.ts';
 import { CLEAN_MESSAGES, EICAR_MESSAGES } from '../helpers/messages.ts';
-import { startUpstream } from '../helpers/peers.ts';
+import { outputMatches, startUpstream, until } from '../helpers/peers.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/smtpwall.js');
 const exec = promisify(execFile);
@@ -54,11 +54,15 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
       child,
       out: '',
       /** Wait until `re` (global) matches `n` times in the output. */
-      async waitFor(re: RegExp, n = 1, ms = 60_000): Promise<void> {
-        for (const until = Date.now() + ms; (run.out.match(re) ?? []).length < n; ) {
-          assert.ok(Date.now() < until && child.exitCode === null, `waiting for ${re} ×${n}: ${run.out}`);
-          await new Promise((r) => setTimeout(r, 50));
-        }
+      waitFor(re: RegExp, n = 1, ms = 60_000): Promise<void> {
+        const matched = outputMatches([child.stdout, child.stderr], () => run.out, re, n, ms);
+        const exited = new Promise<never>((_, reject) => {
+          const fail = (): void => reject(new Error(`exited while waiting for ${re} ×${n}: ${run.out}`));
+          if (child.exitCode !== null || child.signalCode !== null) fail();
+          else child.once('exit', fail);
+        });
+        exited.catch(() => {}); // only the race's outcome matters
+        return Promise.race([matched, exited]);
       },
       /** The port the listener named `inbound` is bound to. */
       port: (): number => Number(/listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(run.out)![1]),
@@ -260,11 +264,14 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
         }
       }
     })();
-    await new Promise((r) => setTimeout(r, 300));
+    // Traffic is flowing (messages delivered) before the rollover starts ...
+    await until('messages before the restart', () => sent >= 3, 30_000);
     const restart = await cli(['restart', '-c', cfgFile]);
     assert.equal(restart.code, 0, restart.stderr);
     await gw.waitFor(/rolling restart done/g);
-    await new Promise((r) => setTimeout(r, 300));
+    // ... and goes on through the new workers after it.
+    const atDone = sent;
+    await until('messages after the restart', () => sent >= atDone + 3 || failures.length > 0, 30_000);
     done = true;
     await traffic;
     assert.deepEqual(failures, [], 'no message refused or lost during the rollover');

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { type GatewayPeer, RawClient, startGateway, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
+import { type GatewayPeer, RawClient, startGateway, startUpstream, until, type UpstreamPeer } from '../helpers/peers.ts';
 
 /** One BDAT chunk: the command line, then exactly the chunk's bytes. */
 function bdat(c: RawClient, data: string, last = false): Promise<string | null> {
@@ -81,11 +81,7 @@ for (const mode of ['store-and-forward', 'cut-through'] as const) {
 
     it('BDAT: EICAR split across chunks is blocked at LAST with 541, client reset', async () => {
       const before = up.messages.length;
-      const c = await RawClient.connect(gw.port);
-      await c.reply();
-      await c.cmd('EHLO x.example');
-      await c.cmd('MAIL FROM:<a@example.org>');
-      await c.cmd('RCPT TO:<b@example.com>');
+      const c = await RawClient.openTransaction(gw.port, { ehlo: 'x.example' });
       const eicar = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
       const a = `Subject: e\r\n\r\n${eicar.slice(0, 30)}`;
       const b2 = `${eicar.slice(30)}\r\n`;
@@ -97,11 +93,7 @@ for (const mode of ['store-and-forward', 'cut-through'] as const) {
 
     it('BDAT: a bare LF in a chunk is refused at LAST (550); RSET mid-BDAT discards the message', async () => {
       const before = up.messages.length;
-      const c = await RawClient.connect(gw.port);
-      await c.reply();
-      await c.cmd('EHLO x.example');
-      await c.cmd('MAIL FROM:<a@example.org>');
-      await c.cmd('RCPT TO:<b@example.com>');
+      const c = await RawClient.openTransaction(gw.port, { ehlo: 'x.example' });
       const bad = 'Subject: x\r\n\r\nline\n.\nMAIL FROM:<evil@x>\r\n';
       assert.match((await bdat(c, bad, true))!, /^550 5\.5\.2 /);
       await c.cmd('MAIL FROM:<a@example.org>');
@@ -215,7 +207,8 @@ for (const mode of ['store-and-forward', 'cut-through'] as const) {
       const c = await RawClient.connect(gw.port);
       assert.match((await c.begin())!, /^354 /);
       c.write('Subject: half\r\n\r\nhalf a message\r\n');
-      await new Promise((r) => setTimeout(r, 100));
+      // The positive signal that the half message is in: the session counts its bytes.
+      await until('the gateway to receive the half message', () => gw.gateway.sessions().some((s) => s.state === 'data' && s.messageBytes > 0));
       c.destroy();
       await up.waitClosed(closedBefore + 1);
       assert.equal(up.messages.length, before);

@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -52,8 +54,20 @@ describe('log forwarding', { skip: existsSync(RSYSLOGD) ? false : 'rsyslog is no
       `*.* action(type="omfile" file="${out}" template="raw")`, '',
     ].join('\n'));
     rsyslog = spawn(RSYSLOGD, ['-n', '-f', join(dir, 'rsyslog.conf'), '-i', join(dir, 'rsyslog.pid')], { stdio: 'ignore' });
-    await until(() => existsSync(join(dir, 'rsyslog.pid')));
-    await new Promise((r) => setTimeout(r, 300)); // inputs bound after the pid file
+    // rsyslog binds its inputs after it writes the pid file: the positive signal that both are
+    // listening is a probe through each of them arriving in the output file.
+    const udpProbe = createSocket('udp4');
+    const probed = (input: string): boolean => existsSync(out) && readFileSync(out, 'utf8').includes(`${input} probe-`);
+    await until(() => {
+      udpProbe.send('probe-udp', udp, '127.0.0.1');
+      return probed('imudp');
+    });
+    udpProbe.close();
+    await until(() => {
+      const s = connect(tcp, '127.0.0.1', () => s.end('probe-tcp\n'));
+      s.on('error', () => {});
+      return probed('imtcp');
+    });
     up = await startUpstream();
   });
   after(async () => {
@@ -73,8 +87,9 @@ describe('log forwarding', { skip: existsSync(RSYSLOGD) ? false : 'rsyslog is no
     });
     try {
       await sendTwo(gw.port);
-      await until(() => existsSync(out) && readFileSync(out, 'utf8').split('\n').filter(Boolean).length >= 6);
-      const lines = readFileSync(out, 'utf8').split('\n').filter(Boolean);
+      const records = (): string[] => readFileSync(out, 'utf8').split('\n').filter((l) => l && !l.includes(' probe-'));
+      await until(() => records().length >= 6);
+      const lines = records();
       const viaUdp = lines.filter((l) => l.startsWith('imudp '));
       const viaTcp = lines.filter((l) => l.startsWith('imtcp '));
       assert.equal(viaUdp.length, 3, 'two traffic records and one threat');
