@@ -13,6 +13,7 @@ import type { Policy } from '../policy/decide.ts';
 import type { TransactionFacts } from '../policy/rules.ts';
 import type { QuarantineStore } from '../quarantine/store.ts';
 import type { Forwarding } from './enforce.ts';
+import type { SessionState } from './commands.ts';
 import type { ClientTls, UpstreamTls } from './tls.ts';
 
 export interface SessionContext {
@@ -59,4 +60,13 @@ export function ruleFacts(ctx: SessionContext, clientAddress: string, tx: { read
     user,
     direction: ctx.direction ?? '',
   };
+}
+
+/** What a session is doing, for status views. */
+export interface SessionSnapshot {
+  readonly id: string;
+  readonly client: string;
+  readonly state: SessionState;
+  /** Bytes of the message arriving now (0 when none is). */
+  readonly messageBytes: number;
 }

@@ -28,20 +28,12 @@ import type { ForwardingStrategy } from './forwarding/strategy.ts';
 import { Gate } from './gate.ts';
 import type { IncomingMessage } from './incoming.ts';
 import { Journal } from './journal.ts';
-import { ruleFacts, type SessionContext } from './session-context.ts';
+import { ruleFacts, type SessionContext, type SessionSnapshot } from './session-context.ts';
 import { startTls } from './starttls.ts';
 import { newSessionId } from './transaction-log.ts';
 import { newTransaction, receiveChunk, receiveData, startBdat, type Transaction } from './transaction.ts';
 import { UpstreamLeg } from './upstream-leg.ts';
 
-
-export interface SessionSnapshot {
-  readonly id: string;
-  readonly client: string;
-  readonly state: SessionState;
-  /** Bytes of the message arriving now (0 when none is). */
-  readonly messageBytes: number;
-}
 
 export class Session {
   /** 16-char base32 id, in every log line and record of this session. */
@@ -80,10 +72,6 @@ export class Session {
 
   get clientAddress(): string {
     return this.#client.address;
-  }
-
-  get state(): SessionState {
-    return this.#state;
   }
 
   /** What the session is doing, for status views and tests that wait for a state. */
@@ -191,11 +179,9 @@ export class Session {
       if (a.endsTransaction) this.#endTransaction();
     }
     if (a.log) this.#ctx.log('info', a.log, { session: this.id });
-    if (a.close) {
-      this.#client.send(a.reply);
-      this.#enter('closing');
-    } else if (a.bad) this.#bad(a.reply);
-    else this.#client.send(a.reply);
+    if (a.bad) return this.#bad(a.reply);
+    this.#client.send(a.reply);
+    if (a.close) this.#enter('closing');
   }
 
   /** An error that ends the session: its catalogue reply (421 class), then close. */
@@ -408,4 +394,4 @@ export class Session {
   }
 }
 
-export type { SessionContext } from './session-context.ts';
+export type { SessionContext, SessionSnapshot } from './session-context.ts';
