@@ -130,6 +130,11 @@ export class Gateway {
     return this.#listeners.flatMap((l) => l.sessions().map((s) => ({ ...s, listener: l.name })));
   }
 
+  /** Write the log records still batched (they are written within 20 ms anyway). */
+  flushLogs(): void {
+    this.#local.flush();
+  }
+
   get logs(): LogStore {
     return this.#store;
   }

@@ -27,9 +27,15 @@ export interface Identity {
   readonly flags: readonly string[];
 }
 
-const has = (b: Buffer, magic: string | number[], at = 0): boolean => {
-  const m = typeof magic === 'string' ? Buffer.from(magic, 'latin1') : Buffer.from(magic);
-  return b.length >= at + m.length && b.compare(m, 0, m.length, at, at + m.length) === 0;
+/** Whether `magic` (a latin1 string or bytes; at most a few bytes) is at `at`: no allocation. */
+const has = (b: Buffer, magic: string | readonly number[], at = 0): boolean => {
+  const n = magic.length;
+  if (b.length < at + n) return false;
+  for (let i = 0; i < n; i++) {
+    const m = typeof magic === 'string' ? magic.charCodeAt(i) : magic[i]!;
+    if (b[at + i] !== m) return false;
+  }
+  return true;
 };
 
 /**
@@ -115,13 +121,19 @@ function oleKind(bytes: Buffer): Identity {
 export function isTextLike(head: Buffer): boolean {
   const sample = head.subarray(0, 4096);
   if (sample.indexOf(0) !== -1) return false;
+  // Control bytes counted with native searches, one per byte value (text has none or few).
+  const limit = sample.length / 100;
   let controls = 0;
-  for (let i = 0; i < sample.length; i++) {
-    const b = sample[i]!;
-    if (b < 0x09 || (b > 0x0d && b < 0x20)) controls++;
+  for (const c of CONTROL_BYTES) {
+    for (let at = sample.indexOf(c); at !== -1; at = sample.indexOf(c, at + 1)) {
+      if (++controls > limit) return false;
+    }
   }
-  return controls <= sample.length / 100;
+  return true;
 }
+
+/** Bytes below 0x20 that text does not contain (all but TAB, LF, VT, FF, CR); NUL is checked first. */
+const CONTROL_BYTES: readonly number[] = Array.from({ length: 0x20 }, (_, i) => i).filter((i) => i !== 0 && (i < 0x09 || i > 0x0d));
 
 /**
  * Scripts and markup by their content, from the most specific. The markers are what malicious

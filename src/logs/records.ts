@@ -57,9 +57,14 @@ export interface ThreatRecord {
   readonly direction: string; // client-to-server for SMTP DATA
 }
 
+/** One record of either kind, for batched writes. */
+export type LogRecord = { readonly kind: 'traffic'; readonly r: TrafficRecord } | { readonly kind: 'threat'; readonly r: ThreatRecord };
+
 export interface LogStore {
   addTraffic(r: TrafficRecord): void;
   addThreat(r: ThreatRecord): void;
+  /** Write several records at once, in order, all or none (a store that can: one transaction). */
+  addBatch?(records: readonly LogRecord[]): void;
   listTraffic(limit: number): TrafficRecord[];
   listThreats(limit: number): ThreatRecord[];
   close(): void;

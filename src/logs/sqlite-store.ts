@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { LogStore, ThreatRecord, TrafficRecord } from './records.ts';
+import type { LogRecord, LogStore, ThreatRecord, TrafficRecord } from './records.ts';
 
 /** Each entry upgrades the schema by one version; never edit a released entry, append. */
 export const MIGRATIONS: readonly string[] = [
@@ -54,6 +54,7 @@ export class SqliteLogStore implements LogStore {
   readonly #db: Database.Database;
   readonly #insertTraffic: Database.Statement;
   readonly #insertThreat: Database.Statement;
+  readonly #inTransaction: (records: readonly LogRecord[]) => void;
 
   /**
    * @param opts.lockWaitMs longest wait for another process's lock, per write (default 2 s: the
@@ -91,6 +92,12 @@ export class SqliteLogStore implements LogStore {
          @threat, @threatId, @severity, @engine, @signature, @fileName, @filePath, @declaredType, @detectedType,
          @fileFlags, @sha256, @size, @rule, @profile, @action, @deciding, @direction)`,
     );
+    this.#inTransaction = this.#db.transaction((records: readonly LogRecord[]) => {
+      for (const x of records) {
+        if (x.kind === 'traffic') this.addTraffic(x.r);
+        else this.addThreat(x.r);
+      }
+    });
   }
 
   addTraffic(r: TrafficRecord): void {
@@ -99,6 +106,11 @@ export class SqliteLogStore implements LogStore {
 
   addThreat(r: ThreatRecord): void {
     this.#insertThreat.run({ ...r, rcptTo: JSON.stringify(r.rcptTo), fileFlags: JSON.stringify(r.fileFlags), deciding: r.deciding ? 1 : 0 });
+  }
+
+  /** One transaction for the lot: a commit per batch, not per record. */
+  addBatch(records: readonly LogRecord[]): void {
+    this.#inTransaction(records);
   }
 
   listTraffic(limit: number): TrafficRecord[] {

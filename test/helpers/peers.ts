@@ -131,7 +131,10 @@ ${opts.extra ?? ''}`);
     port: l!.port,
     gateway,
     dataDir,
-    logs: () => new SqliteLogStore(dataDir, { readonly: true }),
+    logs: () => {
+      gateway.flushLogs(); // records are batched (within 20 ms); what this test reads is in
+      return new SqliteLogStore(dataDir, { readonly: true });
+    },
     stop: async () => {
       await gateway.stop(500);
       rmSync(dataDir, { recursive: true, force: true });

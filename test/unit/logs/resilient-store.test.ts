@@ -6,8 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
-import type { LogStore, ThreatRecord, TrafficRecord } from '../../../src/logs/records.ts';
-import { ResilientLogStore } from '../../../src/logs/resilient-store.ts';
+import type { LogRecord, LogStore, ThreatRecord, TrafficRecord } from '../../../src/logs/records.ts';
+import { BATCH_MS, ResilientLogStore } from '../../../src/logs/resilient-store.ts';
 
 class FlakyStore implements LogStore {
   failing = true;
@@ -45,6 +45,8 @@ describe('log store that outlives database failures', () => {
       store.addTraffic(traffic('t1'));
       store.addThreat(threat('t1'));
       store.addTraffic(traffic('t2'));
+      assert.equal(store.healthy, true, 'batched, not yet tried');
+      mock.timers.tick(BATCH_MS); // the batch is written: the database fails
       assert.equal(store.healthy, false);
       assert.equal(store.buffered, 3);
       mock.timers.tick(1000); // still failing: stays buffered
@@ -54,6 +56,7 @@ describe('log store that outlives database failures', () => {
       assert.deepEqual(inner.written, ['t1', 'threat t1', 't2']);
       assert.equal(store.healthy, true);
       store.addTraffic(traffic('t3'));
+      store.flush();
       assert.deepEqual(inner.written.at(-1), 't3');
       assert.deepEqual(lines, ['error log database cannot be written; records are kept in memory until it can', 'info log database writable again']);
     } finally {
@@ -66,6 +69,7 @@ describe('log store that outlives database failures', () => {
     const lines: Array<[string, Record<string, unknown> | undefined]> = [];
     const store = new ResilientLogStore(inner, 2, (_level, msg, fields) => lines.push([msg, fields]));
     for (const id of ['a', 'b', 'c', 'd']) store.addTraffic(traffic(id));
+    store.flush();
     assert.equal(store.buffered, 2);
     store.close();
     assert.equal(inner.closed, true);
@@ -73,5 +77,46 @@ describe('log store that outlives database failures', () => {
     assert.deepEqual(stop?.[1], { records: 2, dropped: 2 });
     const unwritten = lines.filter(([m]) => m === 'unwritten traffic record').map(([, f]) => JSON.parse(f!.record as string).transactionId);
     assert.deepEqual(unwritten, ['a', 'b']);
+  });
+
+  it('in normal operation records are written in one batch within BATCH_MS, in order, all or none', () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const batches: string[][] = [];
+      const inner = new FlakyStore();
+      inner.failing = false;
+      const batching = Object.assign(inner, {
+        addBatch(records: readonly LogRecord[]): void {
+          batches.push(records.map((x) => `${x.kind} ${x.r.transactionId}`));
+        },
+      });
+      const store = new ResilientLogStore(batching, 100, () => {});
+      store.addTraffic(traffic('m1'));
+      store.addThreat(threat('m1'));
+      store.addTraffic(traffic('m2'));
+      assert.deepEqual(batches, [], 'nothing is written on the session\'s path');
+      mock.timers.tick(BATCH_MS);
+      assert.deepEqual(batches, [['traffic m1', 'threat m1', 'traffic m2']]);
+      store.addTraffic(traffic('m3'));
+      store.listTraffic(10); // a reader sees every record: the batch is written first
+      assert.deepEqual(batches.at(-1), ['traffic m3']);
+      store.addTraffic(traffic('m4'));
+      store.close(); // a stop writes what is queued
+      assert.deepEqual(batches.at(-1), ['traffic m4']);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it('a failed batch waits whole, in order, ahead of later records', () => {
+    const inner = new FlakyStore();
+    const store = new ResilientLogStore(inner, 100, () => {});
+    store.addTraffic(traffic('x1'));
+    store.addTraffic(traffic('x2'));
+    store.flush(); // fails: both wait
+    store.addTraffic(traffic('x3')); // during the outage: behind them
+    inner.failing = false;
+    store.close();
+    assert.deepEqual(inner.written, ['x1', 'x2', 'x3']);
   });
 });
