@@ -161,9 +161,26 @@ const TEXT_SNIFF = 4096;
 export function identifyText(head: Buffer): string {
   const text = head.toString('latin1', 0, Math.min(head.length, TEXT_SNIFF));
   const lower = text.toLowerCase();
-  for (const [type, markers] of TEXT_KINDS) if (markers.some((m) => lower.includes(m))) return type;
+  // Each marker is looked for only if its rarest character is in the text at all: one native
+  // search per anchor character instead of one per marker (prose has few of them).
+  const present = new Map<string, boolean>();
+  const anchored = (anchor: string | null): boolean => {
+    if (anchor === null) return true;
+    let p = present.get(anchor);
+    if (p === undefined) present.set(anchor, (p = lower.includes(anchor)));
+    return p;
+  };
+  for (const [type, markers] of TEXT_MARKERS) if (markers.some(([m, anchor]) => anchored(anchor) && lower.includes(m))) return type;
   if ((text.includes(';') || text.includes('{')) && JS_STRUCTURE.test(text)) return 'js';
   if (/^\s*<\?xml\b/.test(text)) return 'xml';
   if (/^\s*\{\\rt/.test(text)) return 'rtf';
   return 'text';
 }
+
+/** Anchor characters, rarest in prose first. */
+const ANCHORS = '<[$@%"(:/-.';
+/** TEXT_KINDS with each marker's anchor: its first character found in ANCHORS, else none. */
+const TEXT_MARKERS: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, string | null]>]> = TEXT_KINDS.map(([type, markers]) => [
+  type,
+  markers.map((m) => [m, [...ANCHORS].find((c) => m.includes(c)) ?? null] as const),
+]);
