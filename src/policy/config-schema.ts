@@ -5,6 +5,7 @@
  */
 
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ACTIONS } from './actions.ts';
 import { parseDuration, parseSize } from './units.ts';
@@ -250,7 +251,12 @@ export const configSchema = z.strictObject({
     .regex(/^[a-z_][a-z0-9_-]*\$?$/i, { message: 'a user name' })
     .optional()
     .describe('started as root: bind the listeners, then run as this user (the data directory is given to it)'),
-  workers: int(1, 1, 64, 'processes sharing the listeners (node cluster), to use several cores; session limits apply per worker'),
+  workers: z
+    .union([z.number().int().min(1).max(64), z.literal('auto')])
+    .default(1)
+    // `auto`: one worker per processor this process may run on (cgroup and affinity limits included).
+    .transform((w) => (w === 'auto' ? Math.min(64, Math.max(1, availableParallelism())) : w))
+    .describe('processes sharing the listeners (node cluster), or auto (one per core); session limits apply per worker'),
   hostname: z.string().regex(/^[A-Za-z0-9.-]+$/).default('smtpwall').describe('name in the gateway\'s own replies'),
   listeners: z.array(listener).min(1, { message: 'at least one listener is needed' }),
   profiles: z

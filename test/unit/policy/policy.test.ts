@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
 import { enforcementFor } from '../../../src/gateway/enforce.ts';
 import type { Finding } from '../../../src/inspect/types.ts';
@@ -155,5 +156,16 @@ describe('configuration', () => {
     assert.equal(cfg.listeners[0]!.forwarding, 'store-and-forward');
     assert.equal(cfg.limits['max-message-size'], 25 * 1024 * 1024);
     assert.ok(Object.isFrozen(cfg.limits));
+  });
+});
+
+describe('workers', () => {
+  const base = 'listeners:\n  - { name: a, listen: "127.0.0.1:2525", upstream: "127.0.0.1:25" }\n';
+  it('a number, 1 by default, or auto: one per processor this process may use', () => {
+    assert.equal(parseConfig(base).workers, 1);
+    assert.equal(parseConfig(`${base}workers: 3\n`).workers, 3);
+    assert.equal(parseConfig(`${base}workers: auto\n`).workers, availableParallelism());
+    assert.throws(() => parseConfig(`${base}workers: many\n`), /workers/);
+    assert.throws(() => parseConfig(`${base}workers: 0\n`), /workers/);
   });
 });
