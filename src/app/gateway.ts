@@ -21,6 +21,7 @@ import { compileAddressList } from '../policy/rules.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
 import type { LogFn } from '../logs/process-log.ts';
 import { Listener } from '../gateway/listener.ts';
+import { UpstreamPool } from '../gateway/upstream-pool.ts';
 import { buildEngines, buildInspector, quarantines } from './assemble.ts';
 import { MailboxServer } from '../mailbox/mailbox.ts';
 import type { SessionContext, SessionSnapshot } from '../gateway/session.ts';
@@ -42,6 +43,8 @@ export interface RunningListener {
 
 export class Gateway {
   readonly #listeners: Listener[] = [];
+  /** Idle upstream sessions of the listeners with upstream-reuse. */
+  readonly #pools: UpstreamPool[] = [];
   readonly #mailboxes: MailboxServer[] = [];
   readonly #mailboxTargets = new Map<string, { host: string; port: number }>();
   readonly #store: LogStore;
@@ -147,6 +150,9 @@ export class Gateway {
       const clientTls = clientTlsFor(l);
       const isTrusted = compileAddressList(l['trusted-clients']);
       const upstreamTls = upstreamTlsFor(l, fixed?.host ?? '');
+      // Relay mode only (the config refuses it in transparent mode): one destination, one pool.
+      const pool = l['upstream-reuse'] && fixed ? new UpstreamPool(l['upstream-reuse-max'], l['upstream-reuse-idle']) : null;
+      if (pool) this.#pools.push(pool);
       const listener = new Listener(l.name, {
         host: listen.host,
         port: listen.port,
@@ -180,6 +186,8 @@ export class Gateway {
           upstreamTls: fixed ? upstreamTls : upstreamTlsFor(l, upstream.host),
           relayAuth: l['relay-auth'],
           isTrusted,
+          upstreamPool: pool,
+          upstreamXforward: l['upstream-reuse-xforward'],
           log: this.log,
         }),
       });
@@ -248,6 +256,7 @@ export class Gateway {
   /** Stop accepting, let transactions finish within the grace period, then close everything. */
   async stop(graceMs = this.#cfg.timeouts['shutdown-grace']): Promise<void> {
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
+    await Promise.all(this.#pools.map((p) => p.close()));
     await Promise.all(this.#mailboxes.map((m) => m.close()));
     await Promise.all(this.#engines.map((e) => e.close?.()));
     if (this.#forwardTimer) clearInterval(this.#forwardTimer);

@@ -15,6 +15,7 @@ import type { QuarantineStore } from '../quarantine/store.ts';
 import type { Forwarding } from './enforce.ts';
 import type { SessionState } from './commands.ts';
 import type { ClientTls, UpstreamTls } from './tls.ts';
+import type { UpstreamPool } from './upstream-pool.ts';
 
 export interface SessionContext {
   readonly listener: string;
@@ -46,6 +47,10 @@ export interface SessionContext {
   readonly relayAuth: boolean;
   /** Clients allowed to send XCLIENT/XFORWARD (matched against the client address). */
   readonly isTrusted: (address: string) => boolean;
+  /** listeners[].upstream-reuse: idle upstream sessions to take and give back. */
+  readonly upstreamPool?: UpstreamPool | null;
+  /** listeners[].upstream-reuse-xforward. */
+  readonly upstreamXforward?: boolean;
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 

@@ -62,7 +62,9 @@ export class Session {
     this.#trusted = ctx.isTrusted(this.#client.address);
     const { upstreamHost: host, upstreamPort: port, limits, spoolDir } = ctx;
     const clientPassthrough = ctx.clientTls.mode === 'passthrough';
-    this.#upstream = new UpstreamLeg({ host, port, timeouts: ctx.timeouts, tls: ctx.upstreamTls, clientPassthrough, log: ctx.log, sessionId: this.id });
+    const reuse = ctx.upstreamPool ? { pool: ctx.upstreamPool, hostname: ctx.hostname, xforward: ctx.upstreamXforward ?? true } : null;
+    const client = (): { address: string; helo: string } => ({ address: this.#client.address, helo: this.#helo });
+    this.#upstream = new UpstreamLeg({ host, port, timeouts: ctx.timeouts, tls: ctx.upstreamTls, clientPassthrough, log: ctx.log, sessionId: this.id, reuse, client });
     // The forwarding mode is chosen here, once: no other line of the session asks for it.
     this.#forwarding = ctx.forwarding === 'cut-through' ? new CutThrough(this.#upstream, limits, spoolDir) : new StoreAndForward(this.#upstream, limits, spoolDir);
     const facts = { sessionId: this.id, listener: ctx.listener, client: this.#client.label, server: this.#upstream.target, forwarding: ctx.forwarding };
@@ -154,6 +156,7 @@ export class Session {
       case 'AUTH':
         return this.#auth(cmd);
       default: // NOOP, VRFY, EXPN, HELP; XCLIENT and XFORWARD from trusted clients
+        if (cmd.verb === 'XCLIENT' || cmd.verb === 'XFORWARD') this.#upstream.taint(); // they change the upstream session
         return this.#client.relay(await this.#upstream.forward(cmd.raw, [2, 4, 5]));
     }
   }
@@ -212,10 +215,8 @@ export class Session {
 
   async #hello(cmd: Command): Promise<void> {
     const ehlo = cmd.verb === 'EHLO';
-    let r = await this.#upstream.forward(cmd.raw, [2, 4, 5]);
-    if (ehlo && r.code === 250) r = await this.#upstream.startTls(cmd.raw, r);
+    const r = await this.#upstream.hello(cmd.raw, cmd.verb);
     if (r.code !== 250) return this.#client.relay(r);
-    this.#upstream.greeted(cmd.raw);
     this.#helo = cmd.arg.trim();
     await this.#dropTransaction(); // RFC 5321 §4.1.4: EHLO/HELO reset the transaction state
     if (!ehlo) return this.#client.relay(r);
@@ -236,6 +237,7 @@ export class Session {
   }
 
   async #auth(cmd: Command): Promise<void> {
+    this.#upstream.taint(); // an authenticated upstream session belongs to this client alone
     const end = await relayAuth(cmd, this.#client, this.#upstream, this.#ctx.limits, this.#ctx.timeouts);
     if (end === 'eof') this.#enter('closing');
     else if (end.accepted) this.#authUser = end.user;
@@ -258,7 +260,7 @@ export class Session {
       return p.ok ? this.#client.send(refusal!) : this.#bad(refusal!);
     }
     const mailFrom = p.path.address;
-    this.#upstream.sendAhead(cmd.raw, 'MAIL', (r) => {
+    this.#upstream.sendMail(cmd.raw, (r) => {
       if (r.code >= 200 && r.code < 300) {
         this.#tx = newTransaction(`${this.id}.${++this.#transactions}`, mailFrom);
         this.#enter('mail');

@@ -14,6 +14,7 @@ import { UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
 import type { Timeouts } from '../policy/config-schema.ts';
 import { type Reply, replyToString } from '../smtp/reply.ts';
 import type { UpstreamTls } from './tls.ts';
+import type { UpstreamPool } from './upstream-pool.ts';
 import { Upstream } from './upstream.ts';
 
 export type ReplyClass = 2 | 3 | 4 | 5;
@@ -35,6 +36,14 @@ export interface UpstreamLegOptions {
   readonly clientPassthrough: boolean;
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   readonly sessionId: string;
+  /**
+   * Upstream sessions are reused (upstream-pool.ts): the upstream is greeted with the
+   * gateway's own name, each client is greeted from the cached texts, and (`xforward`) told
+   * who the client is with XFORWARD before each transaction when the upstream offers it.
+   */
+  readonly reuse?: { readonly pool: UpstreamPool; readonly hostname: string; readonly xforward: boolean } | null;
+  /** The client as XFORWARD names it. */
+  readonly client?: () => { readonly address: string; readonly helo: string };
 }
 
 interface Pending {
@@ -48,6 +57,13 @@ export class UpstreamLeg {
   #hello: string | null = null;
   /** MAIL/RCPT relayed ahead whose replies are still to come, oldest first. */
   #pending: Pending[] = [];
+  /** The connection's greeting and (reuse) its EHLO reply, given to clients from cache. */
+  #greeting: Reply | null = null;
+  #ehlo: Reply | null = null;
+  /** A MAIL was accepted and the transaction not yet ended (reuse: RSET before parking). */
+  #txOpen = false;
+  /** The connection may be parked for the next client: nothing a client did stays on it. */
+  #reusable = true;
 
   constructor(private readonly o: UpstreamLegOptions) {}
 
@@ -69,16 +85,88 @@ export class UpstreamLeg {
     return label === undefined ? this.#pending.length : this.#pending.filter((p) => p.label === label).length;
   }
 
-  /** The first connection: its greeting is the client's greeting. */
+  /** The first connection (a parked one when reusing): its greeting is the client's greeting. */
   async connect(): Promise<Reply> {
+    const parked = this.o.reuse?.pool.take();
+    if (parked) {
+      this.#up = parked.upstream;
+      this.#greeting = parked.greeting;
+      this.#ehlo = parked.ehlo;
+      this.#hello = parked.helloLine;
+      return parked.greeting;
+    }
     const { upstream, greeting } = await Upstream.connect(this.o.host, this.o.port, this.o.timeouts['upstream-connect']);
     this.#up = upstream;
+    this.#greeting = greeting;
     return greeting;
   }
 
-  /** The client's accepted HELO/EHLO, replayed on a reconnect. */
-  greeted(line: string): void {
-    this.#hello = line;
+  /**
+   * The client's HELO/EHLO. Without reuse it is relayed (and STARTTLS to the upstream follows
+   * an EHLO that offers it), and replayed on a reconnect. With reuse the upstream is greeted
+   * once, with the gateway's name, and every client gets that reply (HELO: its first line);
+   * a transaction left open upstream is reset first (EHLO resets the transaction).
+   */
+  async hello(line: string, verb: string): Promise<Reply> {
+    const reuse = this.o.reuse;
+    if (!reuse) {
+      let r = await this.forward(line, [2, 4, 5]);
+      if (verb === 'EHLO' && r.code === 250) r = await this.startTls(line, r);
+      if (r.code === 250) this.#hello = line;
+      return r;
+    }
+    if (this.#txOpen) await this.#reset();
+    if (!this.#ehlo) {
+      const own = `EHLO ${reuse.hostname}`;
+      let r = await this.forward(own, [2, 4, 5]);
+      if (r.code === 250) r = await this.startTls(own, r);
+      if (r.code !== 250) {
+        this.taint();
+        return r;
+      }
+      this.#ehlo = r;
+      this.#hello = own;
+    }
+    return verb === 'EHLO' ? this.#ehlo : { code: 250, lines: [this.#ehlo.lines[0] ?? this.o.host] };
+  }
+
+  /** The client changed the upstream session (AUTH, XCLIENT, XFORWARD): it is never reused. */
+  taint(): void {
+    this.#reusable = false;
+  }
+
+  /**
+   * MAIL, relayed ahead. With reuse, XFORWARD goes ahead of it (one write) when the upstream
+   * offers it, so its logs name the real client; a refusal is logged and not repeated.
+   */
+  sendMail(line: string, apply: (r: Reply) => void): void {
+    const reuse = this.o.reuse;
+    if (reuse?.xforward && this.#xforward()) {
+      const c = this.o.client?.() ?? { address: '', helo: '' };
+      const attrs = [`ADDR=${xtext(c.address) || '[UNAVAILABLE]'}`, `HELO=${xtext(c.helo) || '[UNAVAILABLE]'}`, 'PROTO=ESMTP'];
+      this.sendAhead(`XFORWARD ${attrs.join(' ')}`, 'XFORWARD', (r) => {
+        if (r.code >= 300) {
+          this.#xforwardRefused = true;
+          this.o.log('warn', 'upstream refused XFORWARD; reused sessions show the gateway as the client', { session: this.o.sessionId, reply: replyToString(r) });
+        }
+      });
+    }
+    this.sendAhead(line, 'MAIL', (r) => {
+      if (r.code >= 200 && r.code < 300) this.#txOpen = true;
+      apply(r);
+    });
+  }
+
+  #xforwardRefused = false;
+
+  #xforward(): boolean {
+    return !this.#xforwardRefused && (this.#ehlo?.lines.slice(1).some((l) => /^XFORWARD\b/i.test(l)) ?? false);
+  }
+
+  async #reset(): Promise<void> {
+    const r = await this.forward('RSET', [2, 4, 5]);
+    if (r.code !== 250) this.taint();
+    this.#txOpen = false;
   }
 
   /**
@@ -106,6 +194,9 @@ export class UpstreamLeg {
       throw new UpstreamLostError(`reconnect greeting ${greeting.code}`);
     }
     this.#up = upstream;
+    this.#greeting = greeting;
+    this.#ehlo = null;
+    this.#txOpen = false;
     if (!this.#hello) return;
     const r = await upstream.command(this.#hello, this.o.timeouts['upstream-reply']);
     if (r.code !== 250) {
@@ -114,7 +205,7 @@ export class UpstreamLeg {
       throw new UpstreamLostError(`reconnect ${this.#hello.split(' ')[0]} answered ${r.code}`);
     }
     // The new connection gets the same TLS protection as the first one.
-    if (this.#hello.toUpperCase().startsWith('EHLO')) await this.startTls(this.#hello, r);
+    if (this.#hello.toUpperCase().startsWith('EHLO')) this.#ehlo = await this.startTls(this.#hello, r);
   }
 
   /**
@@ -157,7 +248,10 @@ export class UpstreamLeg {
 
   async #awaitReply(allowed: readonly ReplyClass[], label: string): Promise<Reply> {
     const up = this.#live();
-    const r = await up.reply(this.o.timeouts['upstream-reply']);
+    const r = await up.reply(this.o.timeouts['upstream-reply']).catch((err: unknown) => {
+      this.taint(); // a timeout or a lost connection: nothing of this session is reused
+      throw err;
+    });
     if (!allowed.includes(Math.floor(r.code / 100) as ReplyClass)) {
       up.reset();
       this.#up = null;
@@ -199,6 +293,7 @@ export class UpstreamLeg {
   async finalReply(): Promise<Reply> {
     const up = this.#live();
     const final = await up.reply(this.o.timeouts['upstream-reply']);
+    this.#txOpen = false; // after end of data the transaction is over, whatever the reply
     if (final.code >= 300 && final.code < 400) {
       up.reset();
       this.#up = null;
@@ -219,7 +314,10 @@ export class UpstreamLeg {
     if (how === 'rset' && up.alive) {
       try {
         const r = await up.command('RSET', this.o.timeouts['upstream-reply']);
-        if (r.code === 250) return;
+        if (r.code === 250) {
+          this.#txOpen = false;
+          return;
+        }
       } catch {
         // An upstream that cannot RSET is replaced below, like a reset one.
       }
@@ -235,8 +333,9 @@ export class UpstreamLeg {
     up.reset();
   }
 
-  /** The client's QUIT: relayed, and its 221 returned (null when the server is gone). */
+  /** The client's QUIT: relayed, and its 221 returned (null when the server is gone or the session is parked). */
   async quit(): Promise<Reply | null> {
+    if (await this.#park()) return null;
     const up = this.#up;
     this.#up = null;
     if (!up?.alive) return null;
@@ -245,11 +344,33 @@ export class UpstreamLeg {
     return r;
   }
 
-  /** At the session's end: QUIT and close (a graceful shutdown waits for this). */
+  /** At the session's end: parked for the next client, or QUIT and close (a graceful shutdown waits for this). */
   async close(): Promise<void> {
+    if (await this.#park()) return;
     const up = this.#up;
     this.#up = null;
     if (up) await up.quit();
+  }
+
+  /**
+   * Reuse: a clean session goes to the pool (RSET first if a transaction is open). Never one
+   * after an error, a reset, a reply still owed, a refused RSET, or a client's AUTH, XCLIENT or
+   * XFORWARD. True: parked (the leg no longer has it).
+   */
+  async #park(): Promise<boolean> {
+    const reuse = this.o.reuse;
+    const up = this.#up;
+    if (!reuse || !up || !this.#reusable || !this.#greeting || !this.#ehlo || !this.#hello || this.#pending.length > 0 || !up.alive) return false;
+    if (up.takeUnsolicited()) return false;
+    try {
+      if (this.#txOpen) await this.#reset();
+    } catch {
+      return false; // the RSET failed: the connection is reset by the failure's path
+    }
+    if (!this.#reusable || this.#up !== up) return false;
+    this.#up = null;
+    reuse.pool.put({ upstream: up, greeting: this.#greeting, ehlo: this.#ehlo, helloLine: this.#hello });
+    return true;
   }
 
   /** Hand the raw connection over (STARTTLS passthrough); the leg is done with it. */
@@ -258,4 +379,9 @@ export class UpstreamLeg {
     this.#up = null;
     return up.detach();
   }
+}
+
+/** RFC 3461 xtext (XFORWARD values): `+`, `=`, spaces and anything outside ! to ~ as +XX. */
+function xtext(s: string): string {
+  return s.replace(/[^\x21-\x2a\x2c-\x3c\x3e-\x7e]/g, (c) => `+${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`).slice(0, 255);
 }

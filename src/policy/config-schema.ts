@@ -231,6 +231,16 @@ const listener = z.strictObject({
     .prefault({}),
   'relay-auth': z.boolean().default(true).describe('relay AUTH between client and upstream when the upstream offers it; never logged'),
   'trusted-clients': z.array(cidr).default([]).describe('client addresses/CIDRs allowed to send XCLIENT/XFORWARD'),
+  'upstream-reuse': z
+    .boolean()
+    .default(false)
+    .describe('keep upstream sessions open after a client is done (RSET) and give them to the next client (relay mode only)'),
+  'upstream-reuse-max': int(16, 1, 1000, 'idle upstream sessions kept for reuse'),
+  'upstream-reuse-idle': duration('10s', 'an idle upstream session kept longer than this is closed (QUIT)'),
+  'upstream-reuse-xforward': z
+    .boolean()
+    .default(true)
+    .describe("with upstream-reuse: tell the upstream each client's address and HELO name with XFORWARD, when it offers XFORWARD"),
   'upstream-tls': z
     .strictObject({
       mode: z
