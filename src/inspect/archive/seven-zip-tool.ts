@@ -20,7 +20,8 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspectSevenZip } from './sevenzip.ts';
-import type { UnpackContext, UnpackOutcome } from './types.ts';
+import { viaSevenZip } from './via-seven-zip.ts';
+import type { ContainerReader, UnpackContext, UnpackOutcome } from './types.ts';
 import { cleanMemberName } from './types.ts';
 
 /** Passwords tried per archive (each is a 7zz process). */
@@ -29,6 +30,8 @@ const MAX_PASSWORD_TRIES = 20;
 const MAX_LISTING = 8 * 1024 * 1024;
 /** 7-Zip processes at once per gateway: each may need its archive's dictionary in memory. */
 const MAX_CONCURRENT = 2;
+/** The format 7-Zip is asked about when no other is named. */
+const SEVEN_Z = { name: '7z', ext: '7z' } as const;
 /** 7-Zip never sees an empty password option (it would prompt): a stand-in for "none". */
 const NO_PASSWORD = 'smtpwall-no-password';
 
@@ -72,56 +75,63 @@ export class SevenZipTool {
     return new SevenZipTool(path, timeoutMs, workDir, memoryBytes);
   }
 
-  /** Unpack a 7z archive into the context's members (at most MAX_CONCURRENT at once). */
-  async unpack(bytes: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
+  /**
+   * Unpack an archive 7-Zip reads (7z by default; via-seven-zip.ts names the others) into the
+   * context's members, at most MAX_CONCURRENT at once.
+   */
+  async unpack(bytes: Buffer, ctx: UnpackContext, format: { readonly name: string; readonly ext: string } = SEVEN_Z): Promise<UnpackOutcome> {
     if (this.#running >= MAX_CONCURRENT) await new Promise<void>((r) => this.#waiting.push(r));
     this.#running++;
     try {
-      return await this.#unpack(bytes, ctx);
+      return await this.#unpack(bytes, ctx, format);
     } finally {
       this.#running--;
       this.#waiting.shift()?.();
     }
   }
 
-  async #unpack(bytes: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
+  async #unpack(bytes: Buffer, ctx: UnpackContext, format: { readonly name: string; readonly ext: string }): Promise<UnpackOutcome> {
     mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
     const dir = mkdtempSync(join(this.workDir, '7z-'));
-    const file = join(dir, 'archive.7z');
+    // The extension tells 7-Zip which handler to try first (it falls back to the signatures).
+    const file = join(dir, `archive.${format.ext}`);
+    const f = format.name;
+    // A compressor's one stream has no name of its own: it is named after the container.
+    const streamName = (ctx.name ?? '').replace(/\.[^./]*$/, '') || `(${f} data)`;
     try {
       writeFileSync(file, bytes, { mode: 0o600 });
       let password = NO_PASSWORD;
-      let listing = await this.#list(file, password);
+      let listing = await this.#list(file, password, streamName);
       if ('failed' in listing && !/password|encrypted/i.test(listing.failed)) {
         // Damaged or not a 7z 7-Zip can read: reported, and recognised the way it would be without 7-Zip.
-        ctx.event('ARCHIVE_CORRUPT', `7z: 7-Zip cannot list it${listing.failed ? `: ${listing.failed}` : ''}`);
+        ctx.event('ARCHIVE_CORRUPT', `${f}: 7-Zip cannot list it${listing.failed ? `: ${listing.failed}` : ''}`);
         return {};
       }
       const locked = 'failed' in listing || listing.encrypted;
       if (locked) {
         const found = await this.#findPassword(file, ctx.passwords());
         if (found === null) {
-          ctx.event('ARCHIVE_ENCRYPTED', '7z: no password in the message opens it');
-          return { type: 'encrypted-7z' };
+          ctx.event('ARCHIVE_ENCRYPTED', `${f}: no password in the message opens it`);
+          return { type: `encrypted-${f}` };
         }
         password = found;
-        listing = await this.#list(file, password);
+        listing = await this.#list(file, password, streamName);
         if ('failed' in listing) {
-          ctx.event('ARCHIVE_CORRUPT', `7z: 7-Zip cannot list it: ${listing.failed}`);
-          return { type: 'encrypted-7z' };
+          ctx.event('ARCHIVE_CORRUPT', `${f}: 7-Zip cannot list it: ${listing.failed}`);
+          return { type: `encrypted-${f}` };
         }
-        ctx.event('ARCHIVE_DECRYPTED', '7z: with a password found in the message');
+        ctx.event('ARCHIVE_DECRYPTED', `${f}: with a password found in the message`);
       }
       if ('failed' in listing) return {}; // handled above; narrows the type
-      await this.#extract(file, password, listing.members, ctx);
-      return locked ? { type: 'encrypted-7z' } : {};
+      await this.#extract(file, password, listing.members, ctx, f);
+      return locked ? { type: `encrypted-${f}` } : {};
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
 
   /** Members in archive order, or why 7-Zip cannot list the archive (encrypted names, damage). */
-  async #list(file: string, password: string): Promise<{ members: Member[]; encrypted: boolean } | { failed: string }> {
+  async #list(file: string, password: string, streamName: string): Promise<{ members: Member[]; encrypted: boolean } | { failed: string }> {
     const out: Buffer[] = [];
     let bytes = 0;
     // A listing longer than MAX_LISTING (millions of names) is cut: the members past it are not
@@ -137,11 +147,14 @@ export class SevenZipTool {
     let encrypted = false;
     for (const block of Buffer.concat(out).toString('utf8').split(/\r?\n\r?\n/)) {
       const field = (name: string): string | undefined => new RegExp(`^${name} = (.*)$`, 'm').exec(block)?.[1];
-      const path = field('Path');
+      // A compressor's single stream is listed without a path (and often without a size).
+      const size = field('Size');
+      const path = field('Path') ?? (size !== undefined ? streamName : undefined);
       if (path === undefined) continue;
       if (field('Encrypted') === '+') encrypted = true;
       if (field('Folder') === '+' || (field('Attributes') ?? '').startsWith('D')) continue;
-      members.push({ path, size: Number(field('Size') ?? 0) || 0 });
+      // An unknown size (a bzip2 or gzip stream): the member is whatever the stream gives.
+      members.push({ path, size: size === undefined || size.trim() === '' ? Infinity : Number(size) || 0 });
     }
     return { members, encrypted };
   }
@@ -154,7 +167,7 @@ export class SevenZipTool {
   }
 
   /** Every file's bytes from one `x -so`, cut into members by their listed sizes. */
-  async #extract(file: string, password: string, members: readonly Member[], ctx: UnpackContext): Promise<void> {
+  async #extract(file: string, password: string, members: readonly Member[], ctx: UnpackContext, f: string): Promise<void> {
     let i = 0;
     let left = members[0]?.size ?? 0;
     let sink = members.length > 0 ? ctx.member(cleanMemberName(members[0]!.path)) : null;
@@ -189,7 +202,7 @@ export class SevenZipTool {
       }
       if (rest.length > 0 && !stopped) {
         if (unlisted === null) {
-          ctx.event('ARCHIVE_CORRUPT', '7z: more data than the listing accounts for');
+          ctx.event('ARCHIVE_CORRUPT', `${f}: more data than the listing accounts for`);
           unlisted = ctx.member('(unlisted)');
           if (unlisted === null) stopped = true;
         }
@@ -199,8 +212,10 @@ export class SevenZipTool {
     });
     (unlisted as MemberSinkLike | null)?.end();
     if (!stopped && i < members.length) sink?.end(); // output ended early: the member is what arrived
-    if (r.timedOut) ctx.event('ARCHIVE_CORRUPT', `7z: 7-Zip did not finish within ${this.timeoutMs} ms`);
-    else if (!stopped && (r.code !== 0 || i < members.length)) ctx.event('ARCHIVE_CORRUPT', `7z: 7-Zip reported an error (exit ${r.code})${r.stderr ? `: ${r.stderr}` : ''}`);
+    // A member of unknown size (the last, a compressor's stream) ends where the output ends.
+    const short = i < members.length && !(i === members.length - 1 && members[i]!.size === Infinity);
+    if (r.timedOut) ctx.event('ARCHIVE_CORRUPT', `${f}: 7-Zip did not finish within ${this.timeoutMs} ms`);
+    else if (!stopped && (r.code !== 0 || short)) ctx.event('ARCHIVE_CORRUPT', `${f}: 7-Zip reported an error (exit ${r.code})${r.stderr ? `: ${r.stderr}` : ''}`);
   }
 
   /** Run 7zz; `onStdout` returning false kills it (a limit was reached). */
@@ -227,7 +242,9 @@ export class SevenZipTool {
       });
       child.on('close', (code) => {
         clearTimeout(timer);
-        resolve({ code, timedOut, stderr: stderr.replace(/\s+/g, ' ').trim().slice(0, 200) });
+        // The private copy's path means nothing to an admin (and names the spool): cut it.
+        const file = args.at(-1) ?? '';
+        resolve({ code, timedOut, stderr: stderr.split(file).join(file.slice(file.lastIndexOf('/') + 1)).replace(/\s+/g, ' ').trim().slice(0, 200) });
       });
     });
   }
@@ -236,4 +253,9 @@ export class SevenZipTool {
 /** The 7z reader: 7-Zip when configured, else recognition only. */
 export function sevenZipReader(tool: SevenZipTool | null): (b: Buffer, ctx: UnpackContext) => Promise<UnpackOutcome> {
   return tool ? (b, ctx) => tool.unpack(b, ctx) : inspectSevenZip;
+}
+
+/** The reader of the formats via-seven-zip.ts recognises (7-Zip, or ARCHIVE_UNSUPPORTED without it). */
+export function otherFormatsReader(tool: SevenZipTool | null): ContainerReader {
+  return viaSevenZip(tool);
 }

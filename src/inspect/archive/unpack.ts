@@ -23,6 +23,7 @@ import { inspectSevenZip } from './sevenzip.ts';
 import { unpackTar } from './tar.ts';
 import { unpackTnef } from './tnef.ts';
 import { unpackZip } from './zip.ts';
+import { sevenZipFormat, viaSevenZip } from './via-seven-zip.ts';
 
 export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = {
   maxDepth: 10,
@@ -56,6 +57,7 @@ export function looksLikeContainer(head: Buffer): boolean {
     head.indexOf('7z\xbc\xaf\x27\x1c', 0, 'latin1') === 0 ||
     (head.length >= 4 && head.readUInt32LE(0) === 0x223e9f78) || // TNEF
     head.indexOf('CD001', 0x8001, 'latin1') === 0x8001 || // ISO 9660 (first descriptor at sector 16)
+    sevenZipFormat(head) !== null ||
     givesText(head)
   );
 }
@@ -89,8 +91,13 @@ const READERS: Readonly<Record<string, ContainerReader>> = {
  */
 export function readerFor(type: string, bytes: Buffer, extra: ContainerReaders = {}): ContainerReader | null {
   if (CONTAINER_TYPES.has(type)) return extra[type] ?? READERS[type] ?? unpackZip;
+  // Formats 7-Zip opens (via-seven-zip.ts): never typed and passed without a word.
+  if (sevenZipFormat(bytes)) return extra[VIA_SEVEN_ZIP] ?? viaSevenZip(null);
   return bytes.indexOf('PK\x03\x04', 0, 'latin1') !== -1 ? unpackZip : null;
 }
+
+/** The key of ContainerReaders for the formats opened through 7-Zip. */
+export const VIA_SEVEN_ZIP = 'via-7-zip';
 
 /**
  * The per-message budget. One instance is shared by every container of a message, so ten

@@ -1,0 +1,65 @@
+/**
+ * Containers opened through 7-Zip (`7zz`, seven-zip-tool.ts), recognised here by their magic
+ * bytes: the compressors (xz, bzip2, zstd, lzip, lz4, compress `.Z`), the archivers (CAB, ARJ,
+ * LHA/LZH, cpio, ar and so `.deb`, RPM, WIM, XAR) and the disk images Windows or a user's
+ * unpacker opens on a double click (VHD, VHDX, raw FAT/NTFS images). Their members come back as
+ * files of their own (a `.tar.xz` is an xz with a tar inside, unpacked natively).
+ *
+ * Without 7-Zip they are recognised and never passed silently: ARCHIVE_UNSUPPORTED, which the
+ * profile's `on-unscannable` decides (default block).
+ */
+
+import type { ContainerReader } from './types.ts';
+
+/** Format name and the file extension 7-Zip knows it by, from the first bytes. */
+export function sevenZipFormat(head: Buffer): { readonly name: string; readonly ext: string; readonly unreadable?: boolean } | null {
+  const at = (s: string | readonly number[], offset = 0): boolean => {
+    if (head.length < offset + s.length) return false;
+    for (let i = 0; i < s.length; i++) if (head[offset + i] !== (typeof s === 'string' ? s.charCodeAt(i) : s[i])) return false;
+    return true;
+  };
+  if (at([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return { name: 'xz', ext: 'xz' };
+  if (at('BZh') && head[3]! >= 0x31 && head[3]! <= 0x39) return { name: 'bzip2', ext: 'bz2' };
+  if (at([0x28, 0xb5, 0x2f, 0xfd])) return { name: 'zstd', ext: 'zst' };
+  // lzip and lz4: recognised; 7-Zip (Debian's 7zz) has no handler for them.
+  if (at('LZIP')) return { name: 'lzip', ext: 'lz', unreadable: true };
+  if (at([0x04, 0x22, 0x4d, 0x18])) return { name: 'lz4', ext: 'lz4', unreadable: true };
+  if (at([0x1f, 0x9d])) return { name: 'compress', ext: 'Z' };
+  if (at('MSCF\0\0\0\0')) return { name: 'cab', ext: 'cab' };
+  if (at([0x60, 0xea])) return { name: 'arj', ext: 'arj' };
+  if (head.length >= 7 && head[2] === 0x2d && head[3] === 0x6c && (head[4] === 0x68 || head[4] === 0x7a) && head[6] === 0x2d) return { name: 'lzh', ext: 'lzh' };
+  if (at('070701') || at('070702') || at('070707') || at([0xc7, 0x71]) || at([0x71, 0xc7])) return { name: 'cpio', ext: 'cpio' };
+  if (at('!<arch>\n')) return { name: 'ar', ext: 'ar' };
+  if (at([0xed, 0xab, 0xee, 0xdb])) return { name: 'rpm', ext: 'rpm' };
+  if (at('MSWIM\0\0\0')) return { name: 'wim', ext: 'wim' };
+  if (at('xar!')) return { name: 'xar', ext: 'xar' };
+  if (at('vhdxfile')) return { name: 'vhdx', ext: 'vhdx' };
+  if (at('conectix')) return { name: 'vhd', ext: 'vhd' };
+  // A FAT or NTFS volume boot sector: a raw disk image Windows mounts on a click.
+  if (head.length >= 512 && head[510] === 0x55 && head[511] === 0xaa && (at('FAT12', 54) || at('FAT16', 54) || at('FAT32', 82) || at('NTFS    ', 3))) {
+    return { name: 'img', ext: 'img' };
+  }
+  return null;
+}
+
+/** The tool's side of the contract: unpack these bytes as this format. */
+export interface SevenZipUnpacker {
+  unpack(bytes: Buffer, ctx: Parameters<ContainerReader>[1], format: { name: string; ext: string }): ReturnType<ContainerReader>;
+}
+
+/** The reader for every format above: 7-Zip when it is there, recognition and the event when not. */
+export function viaSevenZip(tool: SevenZipUnpacker | null): ContainerReader {
+  return async (bytes, ctx) => {
+    const format = sevenZipFormat(bytes);
+    if (!format) return {};
+    if (format.unreadable) {
+      ctx.event('ARCHIVE_UNSUPPORTED', `${format.name}: recognised, not unpacked (no installed reader opens it)`);
+      return {};
+    }
+    if (!tool) {
+      ctx.event('ARCHIVE_UNSUPPORTED', `${format.name}: opened through 7-Zip, which is not installed (apt-get install 7zip)`);
+      return {};
+    }
+    return tool.unpack(bytes, ctx, format);
+  };
+}
