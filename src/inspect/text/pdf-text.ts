@@ -15,7 +15,8 @@
 
 import { promisify } from 'node:util';
 import { inflateRaw, constants as zlibConstants } from 'node:zlib';
-import type { UnpackContext, UnpackOutcome } from '../archive/types.ts';
+import { cleanMemberName, type UnpackContext, type UnpackOutcome } from '../archive/types.ts';
+import { decodeStream, unescapeNames } from './pdf-filters.ts';
 
 const inflateRawAsync = promisify(inflateRaw);
 
@@ -30,6 +31,8 @@ const MAX_INFLATE = 64 * 1024 * 1024;
 const DICT_WINDOW = 8192;
 /** ToUnicode entries written per PDF (a bfrange may span 65,536 codes; thousands of them, more). */
 const MAX_CMAP = 100_000;
+/** Largest embedded file decoded (mail carries far less; beyond it: ARCHIVE_TOO_LARGE). */
+const MAX_EMBEDDED = 64 * 1024 * 1024;
 
 export async function extractPdfText(b: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
   const src = b.toString('latin1');
@@ -38,6 +41,11 @@ export async function extractPdfText(b: Buffer, ctx: UnpackContext): Promise<Unp
   const contents: string[] = [];
   let streams = 0;
   let inflateLeft = MAX_INFLATE;
+  /** Embedded files (attachments, file-attachment annotations), named at the end. */
+  const embedded: Array<{ readonly obj: string | null; readonly data: Buffer }> = [];
+  /** Object streams' contents: filespecs (with the files' names) may live only there. */
+  const objectStreams: string[] = [];
+  const encrypted = /\/Encrypt\s*(\d+\s+\d+\s+R|<<)/.test(src);
   for (let at = src.indexOf('stream'); at !== -1 && streams < MAX_STREAMS && !ctx.stopped; at = src.indexOf('stream', at + 6)) {
     if (src.startsWith('endstream', at - 3)) continue;
     const dataStart = src[at + 6] === '\r' && src[at + 7] === '\n' ? at + 8 : src[at + 6] === '\n' ? at + 7 : -1;
@@ -51,6 +59,27 @@ export async function extractPdfText(b: Buffer, ctx: UnpackContext): Promise<Unp
     const dict = window.slice(Math.max(0, window.lastIndexOf('<<')));
     const raw = b.subarray(dataStart, end);
     at = end;
+    // The whole object header, nested dictionaries (/Params, /DecodeParms) included.
+    const objAt = window.lastIndexOf('obj');
+    const names = unescapeNames(objAt === -1 ? dict : window.slice(objAt));
+    if (/\/Type\s*\/EmbeddedFile\b/.test(names)) {
+      if (encrypted) {
+        ctx.event('ARCHIVE_ENCRYPTED', 'PDF: encrypted, its embedded files cannot be read');
+        continue;
+      }
+      const d = await decodeStream(raw, names, MAX_EMBEDDED);
+      const obj = objAt === -1 ? null : (/(\d+)\s+\d+\s*$/.exec(window.slice(Math.max(0, objAt - 24), objAt))?.[1] ?? null);
+      if (d.ok) embedded.push({ obj, data: d.data });
+      else if (d.why === 'unsupported') ctx.event('ARCHIVE_UNSUPPORTED', `PDF embedded file with filter ${d.filter}`);
+      else if (d.why === 'too large') ctx.event('ARCHIVE_TOO_LARGE', `PDF embedded file over ${MAX_EMBEDDED} bytes (${d.filter})`);
+      else ctx.event('ARCHIVE_CORRUPT', `PDF embedded file: ${d.filter} data damaged`);
+      continue;
+    }
+    if (/\/Type\s*\/ObjStm\b/.test(names) && !encrypted) {
+      const d = await decodeStream(raw, names, MAX_STREAM);
+      if (d.ok) objectStreams.push(d.data.toString('latin1'));
+      continue;
+    }
     // Images and embedded fonts hold no text; a page-sized bitmap of one colour inflates a
     // thousandfold, which is ordinary in a PDF and no bomb.
     if (/\/Subtype\s*\/Image\b|\/Length[123]\b|\/Subtype\s*\/(Type1C|CIDFontType0C|OpenType)\b/.test(dict)) continue;
@@ -65,6 +94,15 @@ export async function extractPdfText(b: Buffer, ctx: UnpackContext): Promise<Unp
     const text = data.toString('latin1');
     if (text.includes('begincmap')) readCmap(text, cmap, cmapBudget);
     else if (/\bBT\b/.test(text)) contents.push(text);
+  }
+  if (embedded.length > 0) {
+    const named = filespecNames([src, ...objectStreams].join('\n'));
+    embedded.forEach((e, i) => {
+      const sink = ctx.member(cleanMemberName((e.obj !== null ? named.get(e.obj) : undefined) ?? `(embedded ${i + 1})`));
+      if (sink === null) return;
+      ctx.copy(sink, e.data);
+      sink.end();
+    });
   }
   let out = '';
   for (const c of contents) {
@@ -283,4 +321,35 @@ function hexString(hex: string, cmap: ReadonlyMap<number, string>): string {
     if (mapped > 0) return out;
   }
   return Buffer.from(even, 'hex').toString('latin1');
+}
+
+/**
+ * File names of embedded files: filespec dictionaries (`/EF << /F 12 0 R >>` with `/UF` or
+ * `/F` strings) mapped to the number of the stream they name. Bounded windows around each
+ * `/EF`: a filespec is a small dictionary.
+ */
+function filespecNames(text: string): Map<string, string> {
+  const names = new Map<string, string>();
+  const plain = unescapeNames(text);
+  for (const m of plain.matchAll(/\/EF\s*<<([^>]{0,200})>>/g)) {
+    const ref = /\/(?:UF|F)\s+(\d+)\s+\d+\s+R/.exec(m[1]!)?.[1];
+    if (!ref || names.has(ref)) continue;
+    const start = Math.max(0, plain.lastIndexOf('<<', Math.max(0, m.index! - 1)) - 2000);
+    const around = plain.slice(start, m.index! + m[0].length + 2000);
+    const str = /\/UF\s*\(((?:\\.|[^\\)]){0,1000})\)/.exec(around)?.[1] ?? /\/F\s*\(((?:\\.|[^\\)]){0,1000})\)/.exec(around)?.[1];
+    if (str !== undefined) names.set(ref, pdfString(str));
+  }
+  return names;
+}
+
+/** A PDF literal string's text: escapes undone, UTF-16BE (with its BOM) decoded. */
+function pdfString(s: string): string {
+  const raw = s.replace(/\\([0-7]{1,3}|[nrtbf()\\])/g, (_, e: string) =>
+    /^[0-7]/.test(e) ? String.fromCharCode(parseInt(e, 8) & 255) : ({ n: '\n', r: '\r', t: '\t', b: '\b', f: '\f' } as Record<string, string>)[e] ?? e,
+  );
+  if (raw.startsWith('\xfe\xff')) {
+    const be = Buffer.from(raw.slice(2), 'latin1');
+    return be.subarray(0, be.length & ~1).swap16().toString('utf16le');
+  }
+  return raw;
 }
