@@ -20,6 +20,7 @@ export const ANOMALIES = {
   MIME_READINGS_EXCEEDED: 'a part or message with more readings than the limit: the rest not inspected',
   BASE64_INVALID: 'base64 with characters outside the alphabet or bad padding',
   MIME_MESSAGE_PARTIAL: 'a message/partial fragment (RFC 2046 §5.2.2): the whole message cannot be inspected',
+  HTML_SMUGGLING: 'a page or script carries an executable, archive or disk image as a data: URI or an encoded string (HTML smuggling)',
   ARCHIVE_ENCRYPTED: 'an encrypted archive or archive member: its content cannot be inspected',
   ARCHIVE_DECRYPTED: 'an encrypted archive member opened with a password found in the message, and inspected',
   ARCHIVE_UNSUPPORTED: 'an archive format or compression method smtpwall does not unpack (rar, 7z, bzip2, …)',
@@ -54,6 +55,7 @@ export const INCOMPLETE_INSPECTION: ReadonlySet<AnomalyName> = new Set([
 export const SUSPICIOUS_STRUCTURE: ReadonlySet<AnomalyName> = new Set([
   'MIME_MESSAGE_PARTIAL',
   'MIME_READINGS_EXCEEDED',
+  'HTML_SMUGGLING',
   'ARCHIVE_ENCRYPTED',
   'ARCHIVE_UNSUPPORTED',
   'ARCHIVE_CORRUPT',

@@ -1,6 +1,7 @@
 /**
  * Objects inside objects that no container format announces: files written as text
- * (uuencode, `begin-base64`, yEnc, BinHex) anywhere in a part or an archive member, and
+ * (uuencode, `begin-base64`, yEnc, BinHex) anywhere in a part or an archive member, files a
+ * page smuggles as data: URIs or encoded script strings (decode/smuggled.ts), and
  * messages (an .eml, a forwarded message, an mbox) whatever they are declared or named. Real
  * clients and unpackers open both (MIME-tools and ripmime decode uuencode in any text part;
  * a user double-clicks `invoice.eml` in a zip), so the inspector must read them too.
@@ -14,6 +15,7 @@
 import type { AnomalyEvent } from '../events.ts';
 import { BinHexExtractor } from './decode/binhex.ts';
 import { UuExtractor } from './decode/uuencode.ts';
+import { SmuggledObjectExtractor } from './decode/smuggled.ts';
 import { YencExtractor } from './decode/yenc.ts';
 import type { LeafInfo, LeafSink, MimeLimits } from './mime/walker.ts';
 import { MimeWalker } from './mime/walker.ts';
@@ -46,6 +48,9 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
       (name) => open({ path: `${path}/binhex${++bh}`, name, contentType: null, encoding: 'binhex', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding'),
       info.contentType === 'application/mac-binhex40',
     ),
+  );
+  sinks.push(
+    new SmuggledObjectExtractor(path, (p, name, how) => open({ path: p, name, contentType: null, encoding: how, mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding'), onEvent),
   );
   // A declared message/* is walked by the MIME walker itself.
   if (info.contentType === null || !info.contentType.startsWith('message/')) {

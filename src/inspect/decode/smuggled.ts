@@ -1,0 +1,157 @@
+/**
+ * HTML smuggling, decoded statically: a page (or SVG, or script) that carries a file as a
+ * `data:` URI (in a link, an `img`, CSS `url()`, `fetch`) or as a long base64 or hex string
+ * that script turns into a Blob and saves. The browser assembles the file on the recipient's
+ * machine, after every gateway; here each such payload is decoded and becomes an object of its
+ * own (`P/data1`, `P/b64-1`, `P/hex1`), named by a nearby `download="…"`, and scanned like any
+ * file. A payload that decodes to an executable, an archive or a disk image raises
+ * HTML_SMUGGLING (suspicious structure: `on-unscannable` decides, default block) — an image
+ * in a `data:` URI is only scanned.
+ *
+ * Bounded: only objects whose first bytes look like markup or script are held, at most
+ * MAX_HELD bytes of each; at most MAX_PAYLOADS payloads per object.
+ */
+
+import type { AnomalyEvent } from '../../events.ts';
+import type { LeafSink } from '../mime/body-decoders.ts';
+
+const MAX_HELD = 16 * 1024 * 1024;
+const MAX_PAYLOADS = 64;
+/** Base64 or hex string literals shorter than this are ordinary script data, not files. */
+const MIN_B64 = 256;
+const MIN_HEX = 256;
+/** `data:` and its media type and parameters, up to the comma (the payload is measured apart). */
+const DATA_URI = /data:([\w.+-]{1,100}\/[\w.+-]{1,100})?((?:;[\w.+-]{1,100}=[^;,"'\s]{0,200}){0,10})(;base64)?,/gi;
+/** The first character that ends a data: URI's payload. */
+const URI_END = /["'`()<>\s\\]/g;
+/** Sticky: at least the minimum run right after a quote; then where the run ends. */
+const LITERALS: ReadonlyArray<readonly ['b64-' | 'hex', RegExp, RegExp, string]> = [
+  ['hex', new RegExp(`[0-9a-fA-F]{${MIN_HEX}}`, 'y'), /[^0-9a-fA-F]/g, 'a hex string in script'],
+  ['b64-', new RegExp(`[A-Za-z0-9+/]{${MIN_B64}}`, 'y'), /[^A-Za-z0-9+/=]/g, 'a base64 string in script'],
+];
+
+/** Index of the first match of `foreign` at or after `from` (the end of a run), or the text's end. */
+function runEnd(foreign: RegExp, text: string, from: number): number {
+  foreign.lastIndex = from;
+  const m = foreign.exec(text);
+  return m ? m.index : text.length;
+}
+/** How each kind of payload was encoded, as FileInfo.encoding names it. */
+const ENCODING = { data: 'data-uri', 'b64-': 'script-base64', hex: 'script-hex' } as const;
+const MARKUP = /<(?:!doctype|html|head|body|script|svg|a\s|div|iframe|form|meta)\b|\bfunction\b|\bconst\s|\bvar\s|\blet\s/i;
+
+/** Magic bytes of what a page must not hand a user to save. */
+function dangerous(b: Buffer): string | null {
+  const s = b.toString('latin1', 0, 8);
+  if (s.startsWith('MZ')) return 'an executable (MZ)';
+  if (s.startsWith('\x7fELF')) return 'an executable (ELF)';
+  if (s.startsWith('PK\x03\x04')) return 'a zip archive';
+  if (s.startsWith('Rar!')) return 'a rar archive';
+  if (s.startsWith("7z\xbc\xaf'\x1c")) return 'a 7z archive';
+  if (s.startsWith('\xd0\xcf\x11\xe0')) return 'an OLE2 file (msi, doc)';
+  if (b.length > 0x8006 && b.toString('latin1', 0x8001, 0x8006) === 'CD001') return 'an ISO image';
+  if (s.startsWith('\x1f\x8b')) return 'a gzip archive';
+  if (s.startsWith('L\0\0\0')) return 'a Windows shortcut (lnk)';
+  return null;
+}
+
+export class SmuggledObjectExtractor implements LeafSink {
+  #held: Buffer[] | null = [];
+  #bytes = 0;
+  #decided = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly open: (path: string, name: string | null, encoding: string) => LeafSink,
+    private readonly onEvent: (e: AnomalyEvent) => void,
+  ) {}
+
+  write(chunk: Buffer): void {
+    if (this.#held === null) return;
+    if (!this.#decided) {
+      this.#decided = true;
+      // Markup or script, by its first kilobyte; anything else is let go at once.
+      if (!MARKUP.test(chunk.toString('latin1', 0, 1024))) {
+        this.#held = null;
+        return;
+      }
+    }
+    if (this.#bytes + chunk.length > MAX_HELD) {
+      chunk = chunk.subarray(0, MAX_HELD - this.#bytes);
+      if (chunk.length === 0) return;
+    }
+    this.#held.push(Buffer.from(chunk));
+    this.#bytes += chunk.length;
+  }
+
+  end(): void {
+    const held = this.#held;
+    this.#held = null;
+    if (!held || held.length === 0) return;
+    const text = Buffer.concat(held).toString('latin1');
+    let n = 0;
+    const emit = (kind: 'data' | 'b64-' | 'hex', bytes: Buffer, at: number, end: number, how: string): void => {
+      if (bytes.length === 0 || n >= MAX_PAYLOADS) return;
+      n++;
+      const name = downloadName(text, at, end);
+      const path = `${this.path}/${kind}${n}`;
+      const sink = this.open(path, name, ENCODING[kind]);
+      sink.write(bytes);
+      sink.end();
+      const what = dangerous(bytes);
+      if (what) this.onEvent({ name: 'HTML_SMUGGLING', where: path, detail: `${how} decodes to ${what}` });
+    };
+    // data: URIs, base64 or percent-encoded, up to the first character that ends an attribute
+    // or a string. Every long run is measured by a search for its first foreign character, never
+    // by a quantifier over the run: a greedy quantifier over megabytes overflows the regex stack.
+    for (const m of text.matchAll(DATA_URI)) {
+      if (n >= MAX_PAYLOADS) break;
+      const start = m.index! + m[0].length;
+      const end = runEnd(URI_END, text, start);
+      const payload = text.slice(start, end);
+      const bytes = m[3] ? Buffer.from(payload.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'base64') : percentDecoded(payload);
+      // A tiny inline image is everyday mail: scanned, but not worth an object each.
+      if (!m[3] && bytes.length < 64) continue;
+      emit('data', bytes, m.index!, end, `a data: URI (${m[1] ?? 'no type'})`);
+    }
+    // Long base64 or hex string literals in script: the makings of a Blob, between equal quotes.
+    for (const q of text.matchAll(/["'`]/g)) {
+      if (n >= MAX_PAYLOADS) break;
+      const start = q.index! + 1;
+      for (const [kind, min, foreign, how] of LITERALS) {
+        min.lastIndex = start;
+        if (!min.test(text)) continue;
+        const end = runEnd(foreign, text, start);
+        if (text[end] !== q[0] || text.slice(Math.max(0, start - 31), start).includes('data:')) continue;
+        const run = text.slice(start, end);
+        if (kind === 'hex' && run.length % 2 !== 0) continue;
+        emit(kind, Buffer.from(run, kind === 'hex' ? 'hex' : 'base64'), start, end, how);
+        break;
+      }
+    }
+  }
+}
+
+/**
+ * The name a page gives the file: a `download` attribute in the same tag, else the nearest
+ * `download="…"` or `.download = "…"` within 400 characters (script sets it on a link).
+ */
+function downloadName(text: string, at: number, end: number): string | null {
+  const tagStart = text.lastIndexOf('<', at);
+  const tagEnd = text.indexOf('>', end);
+  if (tagStart !== -1 && tagEnd !== -1 && !text.slice(tagStart, at).includes('>')) {
+    // Inside a tag: its own download attribute, or none (an img borrows no other tag's name).
+    return /\bdownload\s*=\s*["']([^"'<>]{1,255})["']/i.exec(text.slice(tagStart, Math.min(tagEnd, tagStart + 64 * 1024)))?.[1] ?? null;
+  }
+  let best: { d: number; name: string } | null = null;
+  const from = Math.max(0, at - 400);
+  for (const m of text.slice(from, end + 600).matchAll(/\.?\bdownload\s*=\s*["']([^"'<>]{1,255})["']/gi)) {
+    const d = Math.abs(from + m.index! - at);
+    if (!best || d < best.d) best = { d, name: m[1]! };
+  }
+  return best?.name ?? null;
+}
+
+function percentDecoded(s: string): Buffer {
+  return Buffer.from(s.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+}

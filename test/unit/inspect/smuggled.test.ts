@@ -1,0 +1,82 @@
+/**
+ * HTML smuggling decoded statically: a data: URI in a link, a base64 or hex string that script
+ * turns into a Blob, each an object of its own, named by its download attribute and scanned;
+ * an executable, archive or image among them raises HTML_SMUGGLING. Clean look-alikes stay
+ * clean (a newsletter with data: images, an SVG icon, prose with base64 in quotes), and crafted
+ * input that could make the extractor slow (an unterminated 8 MB string, 100,000 data: URIs) is
+ * bounded. Generous wall-clock bounds only catch a hang; they assert no speed.
+ */
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
+import { Inspector } from '../../../src/inspect/inspector.ts';
+import { zip } from '../../helpers/archives.ts';
+
+const inspector = new Inspector({ engines: [new SignatureEngine()] });
+const scan = (html: string) => inspector.scanBuffer(Buffer.from(html, 'latin1'), false, 60_000, 'page.html');
+const PE = Buffer.concat([Buffer.from('MZ'), Buffer.alloc(300, 0x90)]);
+
+describe('HTML smuggling', () => {
+  it('a data: URI in a link: decoded, named by its download attribute, scanned', async () => {
+    const r = await scan(`<html><body><a href="data:application/octet-stream;base64,${EICAR.toString('base64')}" download="readme.txt">open</a></body></html>`);
+    const f = r.findings.find((x) => x.threat === 'EICAR-Test-File');
+    assert.equal(f?.file.path, 'page.html/data1');
+    assert.equal(f?.file.name, 'readme.txt');
+    assert.equal(f?.file.encoding, 'data-uri');
+  });
+
+  it('a percent-encoded data: URI and one in CSS url() are decoded too', async () => {
+    const pct = [...EICAR].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+    const r = await scan(`<html><style>.x{background:url(data:application/x-msdownload;base64,${EICAR.toString('base64')})}</style><a href="data:text/plain,${pct}">x</a></html>`);
+    assert.deepEqual(r.findings.filter((x) => x.threat === 'EICAR-Test-File').map((x) => x.file.path).sort(), ['page.html/data1', 'page.html/data2']);
+  });
+
+  it('a base64 string script turns into a Blob: the executable is found, HTML_SMUGGLING, named by .download', async () => {
+    const r = await scan(`<!doctype html><script>const d = "${PE.toString('base64')}";
+      const b = new Blob([Uint8Array.from(atob(d), c => c.charCodeAt(0))]); const a = document.createElement('a');
+      a.href = URL.createObjectURL(b); a.download = "invoice.exe"; a.click();</script>`);
+    const f = r.files.find((x) => x.path === 'page.html/b64-1');
+    assert.equal(f?.detectedType, 'exe');
+    assert.equal(f?.name, 'invoice.exe');
+    assert.ok(r.events.some((e) => e.name === 'HTML_SMUGGLING' && e.where === 'page.html/b64-1'), JSON.stringify(r.events));
+  });
+
+  it('a hex string holding a zip: HTML_SMUGGLING, and the zip is unpacked', async () => {
+    const z = zip([{ name: 'eicar.com', data: EICAR }]);
+    const r = await scan(`<html><script>var h = '${z.toString('hex')}'; save(h);</script></html>`);
+    assert.ok(r.events.some((e) => e.name === 'HTML_SMUGGLING' && /zip/.test(e.detail ?? '')));
+    assert.ok(r.findings.some((x) => x.threat === 'EICAR-Test-File' && x.file.path.startsWith('page.html/hex1/') && x.file.path.endsWith('/eicar.com')));
+  });
+
+  it('an SVG with script carrying a payload is read like a page', async () => {
+    const r = await scan(`<svg xmlns="http://www.w3.org/2000/svg"><script>var p = "${PE.toString('base64')}";</script></svg>`);
+    assert.ok(r.events.some((e) => e.name === 'HTML_SMUGGLING'));
+  });
+});
+
+describe('clean look-alikes stay clean', () => {
+  const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+  it('a newsletter with data: images: the images are scanned, no event', async () => {
+    const r = await scan(`<!doctype html><html><body><img src="data:image/png;base64,${png}"><p>News</p><img src="data:image/png;base64,${png}"></body></html>`);
+    assert.deepEqual(r.events, []);
+    assert.deepEqual(r.findings, []);
+    assert.deepEqual(r.files.filter((f) => f.path.startsWith('page.html/')).map((f) => f.detectedType), ['png', 'png']);
+  });
+  it('an SVG icon, and prose quoting a long base64 string: no event', async () => {
+    const r1 = await scan(`<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/png;base64,${png}"/></svg>`);
+    assert.deepEqual(r1.events, []);
+    const text = Buffer.from('Dear colleague, the key is "' + 'QUJD'.repeat(100) + '". Regards\r\n', 'latin1');
+    const r2 = await inspector.scanBuffer(text, false, 60_000, 'note.txt');
+    assert.deepEqual(r2.files.map((f) => f.path), ['note.txt'], 'prose is not markup: nothing held, nothing decoded');
+  });
+});
+
+describe('crafted input is bounded', () => {
+  it('an unterminated 8 MB string and 100,000 data: prefixes', async () => {
+    const t0 = Date.now();
+    const r = await scan(`<html><script>var x = "${'A'.repeat(8 * 1024 * 1024)}</script>${'<a href="data:,">'.repeat(100_000)}</html>`);
+    assert.ok(Date.now() - t0 < 30_000, `${Date.now() - t0} ms`);
+    assert.ok(r.files.length <= 1 + 64, `${r.files.length} objects: at most 64 payloads per object`);
+  });
+});
