@@ -25,6 +25,7 @@ export const ANOMALIES = {
   ARCHIVE_DECRYPTED: 'an encrypted archive member opened with a password found in the message, and inspected',
   ARCHIVE_UNSUPPORTED: 'an archive format or compression method smtpwall does not unpack (rar, 7z, bzip2, …)',
   ARCHIVE_CORRUPT: 'an archive that could not be read to its end (truncated or damaged on purpose)',
+  ARCHIVE_AMBIGUOUS: 'an archive that readers read differently (local headers against the central directory, a second archive appended): every reading inspected',
   ARCHIVE_DEPTH_EXCEEDED: 'archives nested deeper than the limit; deeper ones not unpacked',
   ARCHIVE_FILES_EXCEEDED: 'more archive members than the limit; later ones not unpacked',
   ARCHIVE_SIZE_EXCEEDED: 'more unpacked bytes than the limit (per message); unpacking stopped',

@@ -48,8 +48,22 @@ const DECOY_EXTENSIONS = new Set([
 /** Types whose content is generic enough that a name cannot contradict it. */
 const UNJUDGED = new Set(['binary', 'empty']);
 
+/**
+ * The name as Windows resolves it when the file is saved and opened: the last path component
+ * (`/` or `\\`), an NTFS stream suffix dropped (`report.hta::$DATA`, `x.js:evil:$DATA`), then
+ * the trailing dots and spaces Win32 strips (`report.hta.` and `report.hta   ` are .hta), and
+ * the invisible characters that change nothing of the name a program sees (bidirectional
+ * controls, zero-width spaces and joiners, the BOM).
+ */
+export function windowsName(name: string): string {
+  let n = name.replace(/[\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]/g, '');
+  n = n.slice(Math.max(n.lastIndexOf('/'), n.lastIndexOf('\\')) + 1);
+  n = n.replace(/:[^:]*:\$DATA$/i, '').replace(/::\$DATA$/i, '');
+  return n.replace(/[. ]+$/, '');
+}
+
 export function extensionOf(name: string): string | null {
-  const m = /\.([A-Za-z0-9-]{1,10})\s*$/.exec(name);
+  const m = /\.([A-Za-z0-9-]{1,10})$/.exec(windowsName(name));
   return m ? m[1]!.toLowerCase() : null;
 }
 
@@ -57,7 +71,7 @@ export function fileFlags(name: string | null, declaredType: string | null, dete
   const flags: string[] = [];
   if (name !== null) {
     if (/[\u202a-\u202e\u2066-\u2069]/.test(name)) flags.push('rtlo');
-    const parts = name.replace(/[\u202a-\u202e\u2066-\u2069]/g, '').split('.').map((p) => p.trim().toLowerCase());
+    const parts = windowsName(name).split('.').map((p) => p.trim().toLowerCase());
     if (parts.length >= 3 && EXECUTABLE_EXTENSIONS.has(parts[parts.length - 1]!) && DECOY_EXTENSIONS.has(parts[parts.length - 2]!)) {
       flags.push('double-extension');
     }

@@ -38,6 +38,9 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
   if (central === null && ctx.embedded) return {};
   const entries = central ?? walkLocalHeaders(bytes);
   if (central === null) ctx.event('ARCHIVE_CORRUPT', 'no central directory; local headers walked');
+  // Where readers disagree (Explorer and 7-Zip read the central directory, streaming readers
+  // and some unpackers the local headers), every reading is inspected.
+  if (central !== null && !ctx.embedded) entries.push(...otherReadings(bytes, central, ctx));
   let encrypted = false;
   // AES key derivation is deliberately slow (PBKDF2): the candidates are tried on the first
   // AES member only; later members get the password that opened it, or none (an archive of a
@@ -82,6 +85,47 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
     if (r === 'limit') break;
   }
   return encrypted ? { type: 'encrypted-zip' } : {};
+}
+
+/**
+ * What a reader of local headers sees that the central directory does not say: entries with
+ * no central record (hidden from Explorer, extracted by streaming readers), and entries whose
+ * local header gives another method or size (each read the local way too, as `name~local`).
+ * A zip in the end-of-central-directory comment or after the archive is a member `(appended)`.
+ */
+function otherReadings(b: Buffer, central: readonly Entry[], ctx: UnpackContext): Entry[] {
+  const out: Entry[] = [];
+  const byOffset = new Map(central.map((e) => [e.localOffset, e]));
+  const ranges = central.map((e) => [e.localOffset, e.localOffset + 30 + e.packedSize] as const);
+  const inside = (p: number): boolean => ranges.some(([s, e]) => p > s && p < e);
+  for (const l of walkLocalHeaders(b)) {
+    const c = byOffset.get(l.localOffset);
+    if (c === undefined) {
+      if (inside(l.localOffset)) continue; // a stored member's own contents (a zip in a zip)
+      ctx.event('ARCHIVE_AMBIGUOUS', `zip: ${cleanMemberName(l.name)} has a local header and no central directory entry`);
+      out.push(l);
+      continue;
+    }
+    // The local header's own size field (walkLocalHeaders measures unsized members instead).
+    const localSize = b.readUInt32LE(l.localOffset + 18);
+    const sized = (l.flags & 8) === 0 && localSize !== 0xffffffff && c.packedSize < 0xffffffff;
+    if (l.method !== c.method || (sized && localSize !== c.packedSize)) {
+      ctx.event('ARCHIVE_AMBIGUOUS', `zip: ${cleanMemberName(c.name)}: the local header says method ${l.method}, ${localSize} bytes; the central directory method ${c.method}, ${c.packedSize} bytes`);
+      out.push({ ...l, name: `${c.name}~local` });
+    }
+  }
+  const eocd = findEocd(b);
+  // Another end record before the last one: two archives, one in the other's comment or
+  // behind it. Readers that take the first record see the first archive (its members were
+  // walked above as local headers), those that take the last see the last.
+  const earlier = eocd <= 0 ? -1 : b.lastIndexOf('PK\x05\x06', eocd - 1, 'latin1');
+  if (earlier !== -1 && earlier + 22 <= b.length) ctx.event('ARCHIVE_AMBIGUOUS', 'zip: more than one end-of-central-directory record (an archive inside or after another)');
+  const tail = eocd === -1 ? -1 : b.indexOf('PK\x03\x04', eocd + 22, 'latin1');
+  if (tail !== -1) {
+    ctx.event('ARCHIVE_AMBIGUOUS', 'zip: another archive in the comment or after the end of the archive');
+    out.push({ name: '(appended)', flags: 0, method: 0, packedSize: b.length - tail, localOffset: -1 - tail, crc: 0, modTime: 0 });
+  }
+  return out;
 }
 
 /** Traditional encryption: the header's check byte comes from the CRC, or the time with a data descriptor. */
@@ -183,6 +227,7 @@ function findEocd(b: Buffer): number {
 
 /** A member's packed bytes, from its local header (whose name/extra lengths may differ). */
 function memberData(b: Buffer, e: Entry): Buffer | null {
+  if (e.localOffset < 0) return b.subarray(-1 - e.localOffset); // raw bytes from an offset (an appended archive)
   const p = e.localOffset;
   if (p + 30 > b.length || b.readUInt32LE(p) !== LOCAL) return null;
   const start = p + 30 + b.readUInt16LE(p + 26) + b.readUInt16LE(p + 28);

@@ -1,0 +1,43 @@
+/**
+ * File names as Windows resolves them: the extension file blocking judges is the one Windows
+ * would open the file by — trailing dots and spaces stripped, NTFS stream suffixes dropped,
+ * invisible characters removed, the last path component only — and the flags follow.
+ */
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { extensionOf, fileFlags, windowsName } from '../../../src/inspect/file-flags.ts';
+
+describe('the extension Windows would use', () => {
+  const CASES: ReadonlyArray<readonly [string, string | null]> = [
+    ['report.hta', 'hta'],
+    ['report.hta.', 'hta'],
+    ['report.hta. . .', 'hta'],
+    ['report.hta   ', 'hta'],
+    ['report.hta::$DATA', 'hta'],
+    ['report.js:payload:$DATA', 'js'],
+    ['REPORT.EXE', 'exe'],
+    ['invoice\u200b.exe', 'exe'],
+    ['invoice.ex\u200de', 'exe'],
+    ['C:\\Users\\x\\Desktop\\run.bat', 'bat'],
+    ['dir/sub/run.cmd', 'cmd'],
+    ['no-extension', null],
+    ['trailing.', null],
+  ];
+  for (const [name, ext] of CASES) it(JSON.stringify(name), () => assert.equal(extensionOf(name), ext));
+
+  it('the name itself, for the log and double extensions', () => {
+    assert.equal(windowsName('invoice.pdf.exe . '), 'invoice.pdf.exe');
+    assert.deepEqual(fileFlags('invoice.pdf.exe.', null, 'exe'), ['double-extension']);
+    assert.deepEqual(fileFlags('invoice.pdf .scr::$DATA', null, 'exe'), ['double-extension']);
+  });
+
+  it('a right-to-left override still flags, and its name resolves without it', () => {
+    assert.deepEqual(fileFlags('invoice\u202efdp.exe', null, 'exe'), ['rtlo']);
+    assert.equal(extensionOf('invoice\u202efdp.exe'), 'exe');
+  });
+
+  it('the detected type is judged against the extension Windows uses', () => {
+    assert.deepEqual(fileFlags('photo.jpg.', null, 'exe'), ['type-mismatch']);
+  });
+});
