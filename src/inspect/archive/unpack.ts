@@ -16,6 +16,7 @@ import type { AnomalyName } from '../../events.ts';
 import type { ArchiveLimits, ContainerReader, MemberSink, UnpackContext, UnpackOutcome } from './types.ts';
 import { unpackGzip } from './gzip.ts';
 import { unpackIso } from './iso.ts';
+import { unpackOle } from './ole.ts';
 import { extractPdfText } from '../text/pdf-text.ts';
 import { extractXmlText } from '../text/xml-text.ts';
 import { inspectRar } from './rar.ts';
@@ -42,6 +43,7 @@ export const CONTAINER_TYPES: ReadonlySet<string> = new Set([
   'zip', 'docx', 'docm', 'dotx', 'dotm', 'xlsx', 'xlsm', 'xltx', 'xltm', 'pptx', 'pptm', 'potx', 'potm', 'ppsx', 'ppsm',
   'vsdx', 'jar', 'apk', 'epub', 'odt', 'ods', 'odp', 'odg', 'xpi', '3mf',
   'gz', 'tar.gz', 'tar', 'tnef', 'rar', '7z', 'iso',
+  'cfb', 'doc', 'xls', 'ppt', 'msg', 'msi', // OLE2 compound files: their streams (ole.ts)
   'pdf', // its text, as one member (pdf-text.ts)
   'xml', // its text (Office Open XML parts), as one member (xml-text.ts)
 ]);
@@ -56,6 +58,7 @@ export function looksLikeContainer(head: Buffer): boolean {
     head.indexOf('Rar!\x1a\x07', 0, 'latin1') === 0 ||
     head.indexOf('7z\xbc\xaf\x27\x1c', 0, 'latin1') === 0 ||
     (head.length >= 4 && head.readUInt32LE(0) === 0x223e9f78) || // TNEF
+    head.indexOf('\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1', 0, 'latin1') === 0 || // OLE2 compound file
     head.indexOf('CD001', 0x8001, 'latin1') === 0x8001 || // ISO 9660 (first descriptor at sector 16)
     sevenZipFormat(head) !== null ||
     givesText(head)
@@ -81,6 +84,12 @@ const READERS: Readonly<Record<string, ContainerReader>> = {
   rar: inspectRar,
   '7z': inspectSevenZip,
   iso: unpackIso,
+  cfb: unpackOle,
+  doc: unpackOle,
+  xls: unpackOle,
+  ppt: unpackOle,
+  msg: unpackOle,
+  msi: unpackOle,
   pdf: extractPdfText,
   xml: extractXmlText,
 };
