@@ -17,6 +17,7 @@ import type { ArchiveLimits, ContainerReader, MemberSink, UnpackContext, UnpackO
 import { unpackGzip } from './gzip.ts';
 import { unpackIso } from './iso.ts';
 import { unpackOle } from './ole.ts';
+import { unpackRtf } from './rtf.ts';
 import { extractPdfText } from '../text/pdf-text.ts';
 import { extractXmlText } from '../text/xml-text.ts';
 import { inspectRar } from './rar.ts';
@@ -44,6 +45,7 @@ export const CONTAINER_TYPES: ReadonlySet<string> = new Set([
   'vsdx', 'jar', 'apk', 'epub', 'odt', 'ods', 'odp', 'odg', 'xpi', '3mf',
   'gz', 'tar.gz', 'tar', 'tnef', 'rar', '7z', 'iso',
   'cfb', 'doc', 'xls', 'ppt', 'msg', 'msi', // OLE2 compound files: their streams (ole.ts)
+  'rtf', // its embedded objects (rtf.ts)
   'pdf', // its text, as one member (pdf-text.ts)
   'xml', // its text (Office Open XML parts), as one member (xml-text.ts)
 ]);
@@ -59,6 +61,7 @@ export function looksLikeContainer(head: Buffer): boolean {
     head.indexOf('7z\xbc\xaf\x27\x1c', 0, 'latin1') === 0 ||
     (head.length >= 4 && head.readUInt32LE(0) === 0x223e9f78) || // TNEF
     head.indexOf('\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1', 0, 'latin1') === 0 || // OLE2 compound file
+    /^\s*\{\\rt/.test(head.toString('latin1', 0, 64)) || // RTF (its \objdata objects)
     head.indexOf('CD001', 0x8001, 'latin1') === 0x8001 || // ISO 9660 (first descriptor at sector 16)
     sevenZipFormat(head) !== null ||
     givesText(head)
@@ -90,6 +93,7 @@ const READERS: Readonly<Record<string, ContainerReader>> = {
   ppt: unpackOle,
   msg: unpackOle,
   msi: unpackOle,
+  rtf: unpackRtf,
   pdf: extractPdfText,
   xml: extractXmlText,
 };
