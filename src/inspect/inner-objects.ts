@@ -14,6 +14,7 @@
 
 import type { AnomalyEvent } from '../events.ts';
 import { BinHexExtractor } from './decode/binhex.ts';
+import { signedContent } from './decode/cms.ts';
 import { UuExtractor } from './decode/uuencode.ts';
 import { SmuggledObjectExtractor } from './decode/smuggled.ts';
 import { YencExtractor } from './decode/yenc.ts';
@@ -52,6 +53,18 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
   sinks.push(
     new SmuggledObjectExtractor(path, (p, name, how) => open({ path: p, name, contentType: null, encoding: how, mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding'), onEvent),
   );
+  // S/MIME opaque signed data: the signed entity inside is a message to walk (no key needed).
+  if (/^application\/(x-)?pkcs7-mime$/.test(info.contentType ?? '') || /\.p7m$/i.test(info.name ?? '')) {
+    const depth = (info.mimeDepth ?? 0) + 1;
+    sinks.push(
+      new SignedDataExtractor((content) => {
+        if (depth >= limits.maxDepth) return onEvent({ name: 'MIME_DEPTH_EXCEEDED', where: path, detail: `limit ${limits.maxDepth}` });
+        const w = MimeWalker.nested({ onLeaf: (leaf) => open(leaf, 'message'), onEvent }, limits, `${path}/signed`, depth);
+        w.write(content);
+        w.end();
+      }),
+    );
+  }
   // A declared message/* is walked by the MIME walker itself.
   if (info.contentType === null || !info.contentType.startsWith('message/')) {
     const depth = (info.mimeDepth ?? 0) + 1;
@@ -75,6 +88,32 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
       for (const s of sinks) s.end();
     },
   };
+}
+
+/** Largest S/MIME object held to take its signed content out (mail carries far less). */
+const MAX_SIGNED_BYTES = 64 * 1024 * 1024;
+
+/** Holds a pkcs7-mime object (bounded) and hands the signed entity inside to `walk`. */
+class SignedDataExtractor implements LeafSink {
+  #held: Buffer[] | null = [];
+  #bytes = 0;
+
+  constructor(private readonly walk: (content: Buffer) => void) {}
+
+  write(chunk: Buffer): void {
+    if (this.#held === null) return;
+    this.#bytes += chunk.length;
+    if (this.#bytes > MAX_SIGNED_BYTES) this.#held = null;
+    else this.#held.push(Buffer.from(chunk));
+  }
+
+  end(): void {
+    const held = this.#held;
+    this.#held = null;
+    if (!held) return;
+    const content = signedContent(Buffer.concat(held));
+    if (content && content.length > 0) this.walk(content);
+  }
 }
 
 /**
