@@ -53,6 +53,11 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
   sinks.push(
     new SmuggledObjectExtractor(path, (p, name, how) => open({ path: p, name, contentType: null, encoding: how, mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding'), onEvent),
   );
+  // iCalendar (RFC 5545 §3.8.1.1): ATTACH;ENCODING=BASE64;VALUE=BINARY:… carries a file inline.
+  if (/^text\/calendar$|^application\/ics$/i.test(info.contentType ?? '') || /\.(ics|vcs)$/i.test(info.name ?? '')) {
+    let n = 0;
+    sinks.push(new CalendarAttachments((name) => open({ path: `${path}/attach${++n}`, name, contentType: null, encoding: 'base64', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding')));
+  }
   // S/MIME opaque signed data: the signed entity inside is a message to walk (no key needed).
   if (/^application\/(x-)?pkcs7-mime$/.test(info.contentType ?? '') || /\.p7m$/i.test(info.name ?? '')) {
     const depth = (info.mimeDepth ?? 0) + 1;
@@ -88,6 +93,40 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
       for (const s of sinks) s.end();
     },
   };
+}
+
+/** Largest calendar held to find its inline attachments. */
+const MAX_CALENDAR_BYTES = 32 * 1024 * 1024;
+
+/** Inline ATTACH properties of a calendar (base64), each opened as a file of its own. */
+class CalendarAttachments implements LeafSink {
+  #held: Buffer[] | null = [];
+  #bytes = 0;
+
+  constructor(private readonly open: (name: string | null) => LeafSink) {}
+
+  write(chunk: Buffer): void {
+    if (this.#held === null) return;
+    this.#bytes += chunk.length;
+    if (this.#bytes > MAX_CALENDAR_BYTES) this.#held = null;
+    else this.#held.push(Buffer.from(chunk));
+  }
+
+  end(): void {
+    const held = this.#held;
+    this.#held = null;
+    if (!held) return;
+    // Unfold (a line starting with a space or tab continues the one before), then look at ATTACH.
+    const text = Buffer.concat(held).toString('latin1').replace(/\r?\n[ \t]/g, '');
+    for (const m of text.matchAll(/^ATTACH((?:;[^:\r\n]*)?):([^\r\n]*)/gim)) {
+      const params = m[1] ?? '';
+      if (!/;ENCODING=BASE64\b/i.test(params)) continue; // a URI: a reference, nothing inline
+      const name = /;(?:X-FILENAME|FILENAME|X-APPLE-FILENAME)=("?)([^";:]{1,255})\1/i.exec(params)?.[2] ?? null;
+      const sink = this.open(name);
+      sink.write(Buffer.from(m[2]!, 'base64'));
+      sink.end();
+    }
+  }
 }
 
 /** Largest S/MIME object held to take its signed content out (mail carries far less). */
