@@ -15,6 +15,7 @@
 import type { AnomalyEvent } from '../events.ts';
 import { BinHexExtractor } from './decode/binhex.ts';
 import { signedContent } from './decode/cms.ts';
+import { dearmor, literalData } from './decode/openpgp.ts';
 import { UuExtractor } from './decode/uuencode.ts';
 import { SmuggledObjectExtractor } from './decode/smuggled.ts';
 import { YencExtractor } from './decode/yenc.ts';
@@ -58,6 +59,12 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
     let n = 0;
     sinks.push(new CalendarAttachments((name) => open({ path: `${path}/attach${++n}`, name, contentType: null, encoding: 'base64', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding')));
   }
+  // OpenPGP messages that need no key (literal, compressed, signed): their file is readable.
+  {
+    let n = 0;
+    const binary = /\.(gpg|pgp)$/i.test(info.name ?? '') || /^application\/pgp/i.test(info.contentType ?? '');
+    sinks.push(new PgpLiteral(binary, (name) => open({ path: `${path}/pgp${++n}`, name, contentType: null, encoding: 'openpgp', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding')));
+  }
   // S/MIME opaque signed data: the signed entity inside is a message to walk (no key needed).
   if (/^application\/(x-)?pkcs7-mime$/.test(info.contentType ?? '') || /\.p7m$/i.test(info.name ?? '')) {
     const depth = (info.mimeDepth ?? 0) + 1;
@@ -93,6 +100,54 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
       for (const s of sinks) s.end();
     },
   };
+}
+
+/** Largest OpenPGP message held to take its literal data out. */
+const MAX_PGP_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Holds an object that is an OpenPGP message — armored (the armor line in its first 64 KiB)
+ * or, when its name or type says so, binary — and opens each literal data packet in it.
+ */
+class PgpLiteral implements LeafSink {
+  #held: Buffer[] | null = [];
+  #bytes = 0;
+  #decided = false;
+
+  constructor(
+    private readonly binary: boolean,
+    private readonly open: (name: string | null) => LeafSink,
+  ) {}
+
+  write(chunk: Buffer): void {
+    if (this.#held === null) return;
+    this.#bytes += chunk.length;
+    if (this.#bytes > MAX_PGP_BYTES) {
+      this.#held = null;
+      return;
+    }
+    this.#held.push(Buffer.from(chunk));
+    if (this.#decided || this.binary) return;
+    // Armored text: the armor line must come within the first 64 KiB.
+    const head = Buffer.concat(this.#held);
+    const at = head.indexOf('-----BEGIN PGP MESSAGE-----', 0, 'latin1');
+    if (at !== -1 && at < 64 * 1024) this.#decided = true;
+    else if (head.length >= 64 * 1024) this.#held = null;
+    else this.#held = [head];
+  }
+
+  end(): void {
+    const held = this.#held;
+    this.#held = null;
+    if (!held || (!this.binary && !this.#decided)) return;
+    const packets = dearmor(Buffer.concat(held));
+    if (!packets) return;
+    for (const lit of literalData(packets)) {
+      const sink = this.open(lit.name);
+      sink.write(lit.data);
+      sink.end();
+    }
+  }
 }
 
 /** Largest calendar held to find its inline attachments. */
