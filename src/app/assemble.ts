@@ -12,8 +12,8 @@ import type { VerdictStore } from '../inspect/engines/analysis/verdict-store.ts'
 import { YaraRules } from '../inspect/engines/analysis/yara.ts';
 import { AnalysisPool } from '../inspect/engines/analysis/pool.ts';
 import { describeError } from '../errors.ts';
-import { otherFormatsReader, SevenZipTool, sevenZipReader } from '../inspect/archive/seven-zip-tool.ts';
-import { VIA_SEVEN_ZIP } from '../inspect/archive/unpack.ts';
+import { otherFormatsReader, SevenZipTool, sevenZipReader, zipBySevenZipReader } from '../inspect/archive/seven-zip-tool.ts';
+import { VIA_SEVEN_ZIP, ZIP_BY_SEVEN_ZIP } from '../inspect/archive/unpack.ts';
 import { ClamdEngine } from '../inspect/engines/clamd.ts';
 import { DlpEngine } from '../inspect/engines/dlp.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
@@ -72,7 +72,7 @@ export function buildInspector(cfg: LoadedConfig, engines: readonly Engine[] = b
   const sevenZip = SevenZipTool.find(z.path, z.timeout, join(cfg.dataDirAbs, 'spool'), z.memory);
   return new Inspector({
     engines,
-    readers: { '7z': sevenZipReader(sevenZip), [VIA_SEVEN_ZIP]: otherFormatsReader(sevenZip) },
+    readers: { '7z': sevenZipReader(sevenZip), [VIA_SEVEN_ZIP]: otherFormatsReader(sevenZip), [ZIP_BY_SEVEN_ZIP]: zipBySevenZipReader(sevenZip) },
     mime: { maxDepth: l['mime-depth'], maxParts: l['mime-parts'], maxHeaderBytes: 64 * 1024 },
     archives: {
       maxDepth: l['archive-depth'],

@@ -30,6 +30,7 @@ import {
   looksLikeContainer,
   type MemberSink,
   readerFor,
+  ZIP_BY_SEVEN_ZIP,
   type UnpackContext,
 } from './archive/unpack.ts';
 import { passwordCandidates } from './archive/zipcrypto.ts';
@@ -240,6 +241,7 @@ class ObjectSet {
       },
       inflate: (kind, packed, sink) => inflateInto(kind, packed, sink, budget, where),
       passwords: () => this.passwords(),
+      zipBySevenZip: this.readers[ZIP_BY_SEVEN_ZIP],
     };
     const outcome = await reader(bytes, ctx);
     return outcome.type ? { type: outcome.type, flags: id.flags } : id;

@@ -255,6 +255,11 @@ export function sevenZipReader(tool: SevenZipTool | null): (b: Buffer, ctx: Unpa
   return tool ? (b, ctx) => tool.unpack(b, ctx) : inspectSevenZip;
 }
 
+/** Zips read by 7-Zip (for members in methods only it decodes); null without 7-Zip. */
+export function zipBySevenZipReader(tool: SevenZipTool | null): ContainerReader | undefined {
+  return tool ? (b, ctx) => tool.unpack(b, ctx, { name: 'zip', ext: 'zip' }) : undefined;
+}
+
 /** The reader of the formats via-seven-zip.ts recognises (7-Zip, or ARCHIVE_UNSUPPORTED without it). */
 export function otherFormatsReader(tool: SevenZipTool | null): ContainerReader {
   return viaSevenZip(tool);

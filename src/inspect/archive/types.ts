@@ -48,6 +48,11 @@ export interface UnpackContext {
   readonly stopped: boolean;
   /** Passwords to try on encrypted members: words from the message's text. */
   passwords(): readonly string[];
+  /**
+   * The zip read again by 7-Zip (when installed), for members in compression methods only
+   * 7-Zip decodes (deflate64, bzip2, lzma, ppmd, xz, zstd); absent without 7-Zip.
+   */
+  readonly zipBySevenZip?: ContainerReader;
 }
 
 /** What unpacking learnt about the container: a refined type such as `encrypted-zip`. */

@@ -111,6 +111,8 @@ export function readerFor(type: string, bytes: Buffer, extra: ContainerReaders =
 
 /** The key of ContainerReaders for the formats opened through 7-Zip. */
 export const VIA_SEVEN_ZIP = 'via-7-zip';
+/** The key of ContainerReaders for zip members in methods only 7-Zip decodes. */
+export const ZIP_BY_SEVEN_ZIP = 'zip-by-7-zip';
 
 /**
  * The per-message budget. One instance is shared by every container of a message, so ten

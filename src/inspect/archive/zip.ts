@@ -11,7 +11,7 @@
  * `encrypted-zip` so file blocking can act on it. Methods other than stored and deflate are reported as ARCHIVE_UNSUPPORTED.
  */
 
-import type { UnpackContext, UnpackOutcome } from './types.ts';
+import type { MemberSink, UnpackContext, UnpackOutcome } from './types.ts';
 import { cleanMemberName } from './types.ts';
 import { readAesField, tryAesPasswords } from './zipaes.ts';
 import { tryPasswords } from './zipcrypto.ts';
@@ -46,6 +46,8 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
   // AES member only; later members get the password that opened it, or none (an archive of a
   // thousand AES members must not cost a thousand times the candidates).
   const aes: AesState = { candidates: null };
+  /** Members left to 7-Zip: only these are taken from its reading of the archive. */
+  const byTool = new Set<string>();
   for (const e of entries) {
     if (ctx.stopped) break;
     if (e.name.endsWith('/') && e.packedSize === 0) continue; // a directory
@@ -69,7 +71,9 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
       continue;
     }
     if (method !== 0 && method !== 8) {
-      ctx.event('ARCHIVE_UNSUPPORTED', `${name}: compression method ${method}`);
+      // deflate64, bzip2, lzma, ppmd, xz, zstd …: 7-Zip reads them, below; without it, reported.
+      if (ctx.zipBySevenZip && (e.flags & 1) === 0) byTool.add(name);
+      else ctx.event('ARCHIVE_UNSUPPORTED', `${name}: compression method ${method}`);
       continue;
     }
     const sink = ctx.member(name);
@@ -84,8 +88,19 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
     if (r === 'corrupt') ctx.event('ARCHIVE_CORRUPT', `${name}: bad deflate data`);
     if (r === 'limit') break;
   }
+  if (byTool.size > 0 && ctx.zipBySevenZip && !ctx.stopped) {
+    // 7-Zip lists and extracts every member; the others were read above and are discarded here.
+    const only: UnpackContext = Object.create(ctx, {
+      member: { value: (n: string) => (byTool.has(n) ? ctx.member(n) : DISCARD) },
+      copy: { value: (sink: MemberSink, data: Buffer) => (sink === DISCARD ? true : ctx.copy(sink, data)) },
+    });
+    await ctx.zipBySevenZip(bytes, only);
+  }
   return encrypted ? { type: 'encrypted-zip' } : {};
 }
+
+/** Where the members 7-Zip extracts a second time go. */
+const DISCARD: MemberSink = { write() {}, end() {} };
 
 /**
  * What a reader of local headers sees that the central directory does not say: entries with
