@@ -25,9 +25,6 @@ export interface ParkedSession {
 
 export class UpstreamPool {
   readonly #idle: Array<{ readonly session: ParkedSession; readonly timer: NodeJS.Timeout }> = [];
-  /** Sessions handed out again, for status views and tests. */
-  reused = 0;
-
   constructor(
     readonly max: number,
     readonly idleMs: number,
@@ -44,10 +41,7 @@ export class UpstreamPool {
       if (!entry) return null;
       clearTimeout(entry.timer);
       const up = entry.session.upstream;
-      if (up.alive && up.takeUnsolicited() === null) {
-        this.reused++;
-        return entry.session;
-      }
+      if (up.alive && up.takeUnsolicited() === null) return entry.session;
       up.reset(); // spoke unasked or went away while idle: never handed out
     }
   }

@@ -57,19 +57,24 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
   // iCalendar (RFC 5545 §3.8.1.1): ATTACH;ENCODING=BASE64;VALUE=BINARY:… carries a file inline.
   if (/^text\/calendar$|^application\/ics$/i.test(info.contentType ?? '') || /\.(ics|vcs)$/i.test(info.name ?? '')) {
     let n = 0;
-    sinks.push(new CalendarAttachments((name) => open({ path: `${path}/attach${++n}`, name, contentType: null, encoding: 'base64', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding')));
+    const openAttach = (name: string | null): LeafSink => open({ path: `${path}/attach${++n}`, name, contentType: null, encoding: 'base64', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding');
+    sinks.push(new WholeObject(MAX_WRAPPER_BYTES, (whole) => calendarAttachments(whole, openAttach)));
   }
   // OpenPGP messages that need no key (literal, compressed, signed): their file is readable.
   {
     let n = 0;
+    const openPgp = (name: string | null): LeafSink => open({ path: `${path}/pgp${++n}`, name, contentType: null, encoding: 'openpgp', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding');
     const binary = /\.(gpg|pgp)$/i.test(info.name ?? '') || /^application\/pgp/i.test(info.contentType ?? '');
-    sinks.push(new PgpLiteral(binary, (name) => open({ path: `${path}/pgp${++n}`, name, contentType: null, encoding: 'openpgp', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding')));
+    const use = (whole: Buffer): void => openPgpLiterals(whole, openPgp);
+    sinks.push(binary ? new WholeObject(MAX_WRAPPER_BYTES, use) : new ArmoredPgp(use));
   }
   // S/MIME opaque signed data: the signed entity inside is a message to walk (no key needed).
   if (/^application\/(x-)?pkcs7-mime$/.test(info.contentType ?? '') || /\.p7m$/i.test(info.name ?? '')) {
     const depth = (info.mimeDepth ?? 0) + 1;
     sinks.push(
-      new SignedDataExtractor((content) => {
+      new WholeObject(MAX_WRAPPER_BYTES, (whole) => {
+        const content = signedContent(whole);
+        if (!content || content.length === 0) return;
         if (depth >= limits.maxDepth) return onEvent({ name: 'MIME_DEPTH_EXCEEDED', where: path, detail: `limit ${limits.maxDepth}` });
         const w = MimeWalker.nested({ onLeaf: (leaf) => open(leaf, 'message'), onEvent }, limits, `${path}/signed`, depth);
         w.write(content);
@@ -102,111 +107,103 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
   };
 }
 
-/** Largest OpenPGP message held to take its literal data out. */
-const MAX_PGP_BYTES = 64 * 1024 * 1024;
-
 /**
- * Holds an object that is an OpenPGP message — armored (the armor line in its first 64 KiB)
- * or, when its name or type says so, binary — and opens each literal data packet in it.
+ * Holds an object whole (up to `max` bytes; beyond it, nothing is held) and hands it to
+ * `use` at its end: for wrappers whose content can only be read once all of it is there
+ * (S/MIME, calendars, OpenPGP). Only objects already known to be such a wrapper are held.
  */
-class PgpLiteral implements LeafSink {
+class WholeObject implements LeafSink {
   #held: Buffer[] | null = [];
   #bytes = 0;
-  #decided = false;
 
   constructor(
-    private readonly binary: boolean,
-    private readonly open: (name: string | null) => LeafSink,
+    private readonly max: number,
+    private readonly use: (whole: Buffer) => void,
   ) {}
 
   write(chunk: Buffer): void {
     if (this.#held === null) return;
     this.#bytes += chunk.length;
-    if (this.#bytes > MAX_PGP_BYTES) {
-      this.#held = null;
+    if (this.#bytes > this.max) this.#held = null;
+    else this.#held.push(Buffer.from(chunk));
+  }
+
+  end(): void {
+    const held = this.#held;
+    this.#held = null;
+    if (held && held.length > 0) this.use(Buffer.concat(held));
+  }
+}
+
+/** Largest wrapper held whole (S/MIME, calendar, OpenPGP): mail carries far less. */
+const MAX_WRAPPER_BYTES = 64 * 1024 * 1024;
+const ARMOR = Buffer.from('-----BEGIN PGP MESSAGE-----');
+/** The armor line must start within an object's first bytes to be read. */
+const ARMOR_WITHIN = 64 * 1024;
+
+/**
+ * An armored OpenPGP message inside text: each chunk is searched for the armor line, and only
+ * from the armor on is anything held — objects without one (nearly all) cost a search, no copy.
+ */
+class ArmoredPgp implements LeafSink {
+  #seen = 0;
+  #tail: Buffer = Buffer.alloc(0);
+  #whole: WholeObject | null = null;
+  #done = false;
+
+  constructor(private readonly use: (whole: Buffer) => void) {}
+
+  write(chunk: Buffer): void {
+    if (this.#whole) return this.#whole.write(chunk);
+    if (this.#done) return;
+    // In the chunk, or straddling it and the previous one (a small join: no copy of the chunk).
+    let at = chunk.indexOf(ARMOR);
+    let from: Buffer = chunk;
+    if (at === -1 && this.#tail.length) {
+      const seam = Buffer.concat([this.#tail, chunk.subarray(0, ARMOR.length - 1)]);
+      const s = seam.indexOf(ARMOR);
+      if (s !== -1) {
+        at = s - this.#tail.length; // negative: the armor began in the previous chunk
+        from = Buffer.concat([this.#tail.subarray(s), chunk]);
+      }
+    }
+    if (at !== -1 && this.#seen + at < ARMOR_WITHIN) {
+      this.#whole = new WholeObject(MAX_WRAPPER_BYTES, this.use);
+      this.#whole.write(at >= 0 ? chunk.subarray(at) : from);
       return;
     }
-    this.#held.push(Buffer.from(chunk));
-    if (this.#decided || this.binary) return;
-    // Armored text: the armor line must come within the first 64 KiB.
-    const head = Buffer.concat(this.#held);
-    const at = head.indexOf('-----BEGIN PGP MESSAGE-----', 0, 'latin1');
-    if (at !== -1 && at < 64 * 1024) this.#decided = true;
-    else if (head.length >= 64 * 1024) this.#held = null;
-    else this.#held = [head];
+    this.#seen += chunk.length;
+    if (this.#seen >= ARMOR_WITHIN) this.#done = true;
+    else this.#tail = Buffer.from(chunk.subarray(Math.max(0, chunk.length - (ARMOR.length - 1))));
   }
 
   end(): void {
-    const held = this.#held;
-    this.#held = null;
-    if (!held || (!this.binary && !this.#decided)) return;
-    const packets = dearmor(Buffer.concat(held));
-    if (!packets) return;
-    for (const lit of literalData(packets)) {
-      const sink = this.open(lit.name);
-      sink.write(lit.data);
-      sink.end();
-    }
+    this.#whole?.end();
   }
 }
 
-/** Largest calendar held to find its inline attachments. */
-const MAX_CALENDAR_BYTES = 32 * 1024 * 1024;
-
-/** Inline ATTACH properties of a calendar (base64), each opened as a file of its own. */
-class CalendarAttachments implements LeafSink {
-  #held: Buffer[] | null = [];
-  #bytes = 0;
-
-  constructor(private readonly open: (name: string | null) => LeafSink) {}
-
-  write(chunk: Buffer): void {
-    if (this.#held === null) return;
-    this.#bytes += chunk.length;
-    if (this.#bytes > MAX_CALENDAR_BYTES) this.#held = null;
-    else this.#held.push(Buffer.from(chunk));
-  }
-
-  end(): void {
-    const held = this.#held;
-    this.#held = null;
-    if (!held) return;
-    // Unfold (a line starting with a space or tab continues the one before), then look at ATTACH.
-    const text = Buffer.concat(held).toString('latin1').replace(/\r?\n[ \t]/g, '');
-    for (const m of text.matchAll(/^ATTACH((?:;[^:\r\n]*)?):([^\r\n]*)/gim)) {
-      const params = m[1] ?? '';
-      if (!/;ENCODING=BASE64\b/i.test(params)) continue; // a URI: a reference, nothing inline
-      const name = /;(?:X-FILENAME|FILENAME|X-APPLE-FILENAME)=("?)([^";:]{1,255})\1/i.exec(params)?.[2] ?? null;
-      const sink = this.open(name);
-      sink.write(Buffer.from(m[2]!, 'base64'));
-      sink.end();
-    }
+/** Every literal data packet of an OpenPGP message, opened as a file. */
+function openPgpLiterals(whole: Buffer, open: (name: string | null) => LeafSink): void {
+  const packets = dearmor(whole);
+  if (!packets) return;
+  for (const lit of literalData(packets)) {
+    const sink = open(lit.name);
+    sink.write(lit.data);
+    sink.end();
   }
 }
 
-/** Largest S/MIME object held to take its signed content out (mail carries far less). */
-const MAX_SIGNED_BYTES = 64 * 1024 * 1024;
-
-/** Holds a pkcs7-mime object (bounded) and hands the signed entity inside to `walk`. */
-class SignedDataExtractor implements LeafSink {
-  #held: Buffer[] | null = [];
-  #bytes = 0;
-
-  constructor(private readonly walk: (content: Buffer) => void) {}
-
-  write(chunk: Buffer): void {
-    if (this.#held === null) return;
-    this.#bytes += chunk.length;
-    if (this.#bytes > MAX_SIGNED_BYTES) this.#held = null;
-    else this.#held.push(Buffer.from(chunk));
-  }
-
-  end(): void {
-    const held = this.#held;
-    this.#held = null;
-    if (!held) return;
-    const content = signedContent(Buffer.concat(held));
-    if (content && content.length > 0) this.walk(content);
+/** Inline ATTACH properties of a calendar (RFC 5545 §3.8.1.1, base64), each opened as a file. */
+function calendarAttachments(whole: Buffer, open: (name: string | null) => LeafSink): void {
+  // Unfold (a line starting with a space or tab continues the one before), then look at ATTACH.
+  const text = whole.toString('latin1').replace(/\r?\n[ \t]/g, '');
+  for (const m of text.matchAll(/^ATTACH((?:;[^:\r\n]*)?):([^\r\n]*)/gim)) {
+    const params = m[1] ?? '';
+    if (!/;ENCODING=BASE64\b/i.test(params)) continue; // a URI: a reference, nothing inline
+    const name = /;(?:X-FILENAME|FILENAME|X-APPLE-FILENAME)=("?)([^";:]{1,255})\1/i.exec(params)?.[2] ?? null;
+    const sink = open(name);
+    sink.write(Buffer.from(m[2]!, 'base64'));
+    sink.end();
   }
 }
 

@@ -41,6 +41,17 @@ describe('OpenPGP messages without encryption', { skip: existsSync('/usr/bin/gpg
       assert.equal(f.file.name, 'tool.com');
     });
   }
+  it('the armor line split across two chunks at any point is still found', async () => {
+    const body = Buffer.concat([Buffer.from(`${'x'.repeat(1000)}\r\n`), gpg(['--store', '-z', '0', '--armor'])]);
+    for (let cut = 995; cut < 1035; cut++) {
+      const s = inspector.begin();
+      s.write(body.subarray(0, cut));
+      s.write(body.subarray(cut));
+      const r = await s.end(20_000);
+      assert.ok(r.findings.some((x) => x.threat === 'EICAR-Test-File' && x.file.path.endsWith('/pgp1')), `split at ${cut}`);
+    }
+  });
+
   it('text that only mentions PGP gives no object', async () => {
     const r = await inspector.scanBuffer(Buffer.from('We should use PGP for this. BEGIN PGP MESSAGE is how it starts.\r\n'), false, 20_000, 'note.txt');
     assert.deepEqual(r.files.map((x) => x.path), ['note.txt']);
