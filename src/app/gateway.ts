@@ -27,6 +27,7 @@ import { MailboxServer } from '../mailbox/mailbox.ts';
 import type { SessionContext, SessionSnapshot } from '../gateway/session.ts';
 import { assertTransparentSupported, originalDestination } from '../gateway/original-dst.ts';
 import { clientTlsFor, upstreamTlsFor } from '../gateway/tls.ts';
+import type { ProcessStatus } from './control.ts';
 
 
 /** How often growing log-forwarding failures are reported. */
@@ -56,6 +57,8 @@ export class Gateway {
   readonly #verdicts: VerdictStore | null;
   #inspector: Inspector;
   #policy: Policy;
+  /** `debug-peers`, compiled (null: none listed); replaced on reload. */
+  #debugPeer: ((address: string) => boolean) | null;
   readonly running: RunningListener[] = [];
 
   /**
@@ -80,6 +83,7 @@ export class Gateway {
     this.#watchLateVerdicts(this.#engines);
     this.#inspector = buildInspector(cfg, this.#engines);
     this.#policy = new Policy(cfg);
+    this.#debugPeer = debugPeers(cfg);
   }
 
   /** Forwarding failures are reported once a minute while they grow (never per record). */
@@ -132,6 +136,27 @@ export class Gateway {
   sessions(): Array<SessionSnapshot & { listener: string }> {
     return this.#listeners.flatMap((l) => l.sessions().map((s) => ({ ...s, listener: l.name })));
   }
+
+  /** The configuration in use (as last reloaded). */
+  get config(): LoadedConfig {
+    return this.#cfg;
+  }
+
+  /** Reopen file log forwarders (after logrotate renamed the file: SIGHUP, `smtpwall reload`). */
+  reopenLogs(): void {
+    this.#store.reopen?.();
+  }
+
+  /** What `smtpwall status` shows of this process. */
+  status(): ProcessStatus {
+    const listeners = this.#listeners.map((l, i) => {
+      const r = this.running[i]!;
+      return { name: l.name, address: `${r.host}:${r.port}`, upstream: r.upstream, sessions: l.sessions().length };
+    });
+    return { pid: process.pid, started: this.#started, sessions: listeners.reduce((n, l) => n + l.sessions, 0), listeners };
+  }
+
+  readonly #started = new Date().toISOString();
 
   /** Write the log records still batched (they are written within 20 ms anyway). */
   flushLogs(): void {
@@ -189,6 +214,7 @@ export class Gateway {
           upstreamPool: pool,
           upstreamXforward: l['upstream-reuse-xforward'],
           log: this.log,
+          debugPeer: this.#debugPeer,
         }),
       });
       const bound = await listener.listen();
@@ -244,6 +270,7 @@ export class Gateway {
     this.#engines = engines;
     this.#inspector = inspector;
     this.#policy = policy;
+    this.#debugPeer = debugPeers(next);
     // Listener settings stay as started; everything a session reads from the config is new.
     this.#cfg = { ...next, listeners: this.#cfg.listeners, dataDirAbs: this.#cfg.dataDirAbs, workers: this.#cfg.workers };
     if (old !== engines) {
@@ -265,3 +292,6 @@ export class Gateway {
   }
 }
 
+function debugPeers(cfg: LoadedConfig): ((address: string) => boolean) | null {
+  return cfg['debug-peers'].length ? compileAddressList(cfg['debug-peers']) : null;
+}

@@ -21,6 +21,12 @@ import { join } from 'node:path';
 import type { LogFn } from '../logs/process-log.ts';
 import { type LoadedConfig, loadConfigFile } from '../policy/load-config.ts';
 import { Gateway } from './gateway.ts';
+import { type ControlHandlers, ControlServer, type ProcessStatus, type ReloadReport, type RestartReport, type StatusReport } from './control.ts';
+import { probeAll } from './health.ts';
+import { startRetention } from '../logs/retention.ts';
+import { portHolder } from './port-holder.ts';
+import { startDigestSchedule } from '../quarantine/digest-run.ts';
+import { version } from './version.ts';
 
 export const PID_FILE = 'smtpwall.pid';
 
@@ -43,22 +49,46 @@ const READY = { smtpwall: 'ready' } as const;
  * the primary process), else the gateway itself (alone, or as one of the workers).
  */
 export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): Promise<number> {
-  if (cfg.workers > 1 && cluster.isPrimary) return supervise(cfg, log);
+  if (cfg.workers > 1 && cluster.isPrimary) return supervise(cfg, file, log);
   const owner = cfg.user ? prepareDataDir(cfg) : null;
   const gateway = new Gateway(cfg, log);
-  await gateway.start();
+  try {
+    await gateway.start();
+  } catch (err) {
+    // Nothing may keep running (a built-in mailbox, a listener already open): stop, then say why.
+    await gateway.stop(0).catch(() => {});
+    if (cluster.isWorker) cluster.worker?.disconnect(); // else the IPC channel keeps it alive
+    throw startError(err);
+  }
   const removePid = cluster.isWorker ? () => {} : writePid(cfg);
   if (owner) dropPrivileges(owner, log);
   log('info', 'smtpwall started', { config: cfg.source, 'data-dir': cfg.dataDirAbs, pid: process.pid });
   if (cluster.isWorker) process.send?.(READY);
   const onHup = (): void => void reload(gateway, file, log);
   // Without a supervisor there is no one to hand the socket over: SIGUSR2 must not kill us.
-  const onUsr2 = (): void => log('warn', 'rolling restart needs workers: 2 or more; ignored (restart the service instead)');
+  const onUsr2 = (): void => log('warn', NO_ROLLING_RESTART);
   process.on('SIGHUP', onHup);
-  if (!cluster.isWorker) process.on('SIGUSR2', onUsr2);
+  let control: ControlServer | null = null;
+  if (cluster.isWorker) {
+    process.on('message', (m: unknown) => void answerSupervisor(m, gateway, file, log));
+  } else {
+    process.on('SIGUSR2', onUsr2);
+    const started = Date.now();
+    control = await openControl(cfg, log, {
+      status: async () => statusReport(cfg, started, [gateway.status()]),
+      reload: () => reload(gateway, file, log),
+      restart: async () => ({ applied: false, replaced: 0, error: NO_ROLLING_RESTART }),
+    });
+  }
+  probeInBackground(cfg, log);
+  const stopDigests = cluster.isWorker ? () => {} : startDigestSchedule(cfg, log);
+  const stopRetention = cluster.isWorker ? () => {} : startRetention(cfg.dataDirAbs, () => gateway.config['log-database'].retention, log);
   await untilSignal((signal) => log('info', 'stopping', { signal, grace: `${cfg.timeouts['shutdown-grace']}ms` }));
   process.off('SIGHUP', onHup);
   process.off('SIGUSR2', onUsr2);
+  stopDigests();
+  stopRetention();
+  await control?.close();
   await gateway.stop();
   removePid();
   log('info', 'smtpwall stopped');
@@ -67,7 +97,9 @@ export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): P
   return 0;
 }
 
-async function supervise(cfg: LoadedConfig, log: LogFn): Promise<number> {
+async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<number> {
+  /** The configuration as last reloaded (the workers have their own copies). */
+  let current = cfg;
   // Workers accept on the shared socket themselves: the default round-robin hands every
   // connection from the supervisor to a worker over IPC, which cost more than it gained here.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
@@ -86,11 +118,27 @@ async function supervise(cfg: LoadedConfig, log: LogFn): Promise<number> {
     });
     return w;
   };
-  for (let i = 0; i < cfg.workers; i++) fork();
+  // The first workers must all come up: one that cannot (its address is taken) stops the start.
+  const first = Array.from({ length: cfg.workers }, () => {
+    const w = fork();
+    starting.add(w);
+    return w;
+  });
+  try {
+    await Promise.all(first.map((w) => ready(w)));
+  } catch (err) {
+    stopping = true;
+    await Promise.all(first.map((w) => stopWorker(w)));
+    throw new ListenError(`the workers could not start: ${(err as Error).message}`);
+  } finally {
+    for (const w of first) starting.delete(w);
+  }
   let rolling = false;
-  const onUsr2 = async (): Promise<void> => {
-    if (rolling || stopping) return;
+  const onUsr2 = async (): Promise<RestartReport> => {
+    if (rolling) return { applied: false, replaced: 0, error: 'a rolling restart is already under way' };
+    if (stopping) return { applied: false, replaced: 0, error: 'the gateway is stopping' };
     rolling = true;
+    let replaced = 0;
     const old = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
     log('info', 'rolling restart', { workers: old.length });
     try {
@@ -105,11 +153,14 @@ async function supervise(cfg: LoadedConfig, log: LogFn): Promise<number> {
         retiring.add(w);
         await stopWorker(w);
         retiring.delete(w);
+        replaced++;
         log('info', 'worker replaced', { old: w.process.pid, new: fresh.process.pid });
       }
       log('info', 'rolling restart done', { workers: old.length });
+      return { applied: true, replaced };
     } catch (err) {
-      log('error', 'rolling restart stopped; the running workers go on serving', { error: (err as Error).message });
+      log('error', 'rolling restart stopped; the running workers go on serving', { error: (err as Error).message, replaced });
+      return { applied: false, replaced, error: `rolling restart stopped after ${replaced} of ${old.length} workers: ${(err as Error).message}` };
     } finally {
       rolling = false;
     }
@@ -123,9 +174,32 @@ async function supervise(cfg: LoadedConfig, log: LogFn): Promise<number> {
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
   };
   process.on('SIGHUP', onHup);
+  const started = Date.now();
+  const live = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead() && !starting.has(w) && !retiring.has(w));
+  const control = await openControl(cfg, log, {
+    status: async () => statusReport(cfg, started, await Promise.all(live().map((w) => askWorker<ProcessStatus>(w, 'status')))),
+    reload: async () => {
+      const reports = await Promise.all(live().map((w) => askWorker<ReloadReport>(w, 'reload')));
+      const refused = reports.find((r) => !r.applied);
+      if (!refused) current = loadConfigFile(file);
+      return {
+        applied: reports.length > 0 && !refused,
+        needsRestart: [...new Set(reports.flatMap((r) => r.needsRestart))],
+        workers: reports.length,
+        ...(refused ? { error: refused.error } : reports.length === 0 ? { error: 'no worker is running' } : {}),
+      };
+    },
+    restart: onUsr2,
+  });
+  probeInBackground(cfg, log);
+  const stopDigests = startDigestSchedule(cfg, log);
+  const stopRetention = startRetention(cfg.dataDirAbs, () => current['log-database'].retention, log);
   await untilSignal((signal) => log('info', 'stopping workers', { signal }));
+  stopDigests();
+  stopRetention();
   process.off('SIGHUP', onHup);
   process.off('SIGUSR2', onUsr2Signal);
+  await control?.close();
   removePid();
   stopping = true;
   const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
@@ -198,14 +272,99 @@ function dropPrivileges(owner: { uid: number; gid: number; name: string }, log: 
 }
 
 /** Reload from the file; a configuration with errors is refused and the running one kept. */
-async function reload(gateway: Gateway, file: string, log: LogFn): Promise<void> {
+async function reload(gateway: Gateway, file: string, log: LogFn): Promise<ReloadReport> {
+  gateway.reopenLogs(); // logrotate's postrotate: also when the new configuration is refused
   try {
     const next = loadConfigFile(file);
     const { ignored } = await gateway.reload(next);
     log('info', 'configuration reloaded', { config: next.source, rules: next.rules.length, ...(ignored.length ? { 'needs restart': ignored.join(', ') } : {}) });
+    return { applied: true, needsRestart: ignored, workers: 1 };
   } catch (err) {
     log('error', 'configuration reload refused; the running configuration stays', { error: (err as Error).message });
+    return { applied: false, needsRestart: [], workers: 1, error: (err as Error).message };
   }
+}
+
+/** A listening address that is taken becomes one line naming it and, where it can be told, who holds it. */
+function startError(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e?.code !== 'EADDRINUSE' && e?.code !== 'EACCES' && e?.code !== 'EADDRNOTAVAIL') return err;
+  const address = `${e.address ?? '?'}:${e.port ?? '?'}`;
+  if (e.code === 'EACCES') return new ListenError(`cannot listen on ${address}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)`);
+  if (e.code === 'EADDRNOTAVAIL') return new ListenError(`cannot listen on ${address}: no such address on this host`);
+  const holder = e.port ? portHolder(e.port) : null;
+  return new ListenError(`cannot listen on ${address}: address already in use${holder ? ` by pid ${holder.pid} (${holder.command})` : ''}`);
+}
+
+export class ListenError extends Error {
+  override name = 'ListenError';
+}
+
+const NO_ROLLING_RESTART = 'rolling restart needs workers: 2 or more; restart the service instead (systemctl restart smtpwall)';
+
+/** How long a worker may take to answer the supervisor (a reload builds engines). */
+const WORKER_ANSWER_MS = 30_000;
+let nextAsk = 0;
+
+/** A question to one worker over the cluster channel, answered by `answerSupervisor`. */
+function askWorker<T>(w: Worker, op: 'status' | 'reload'): Promise<T> {
+  const id = ++nextAsk;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`worker ${w.process.pid} did not answer "${op}"`)), WORKER_ANSWER_MS);
+    const onMessage = (m: { smtpwall?: string; id?: number; body?: T }): void => {
+      if (m?.smtpwall === 'answer' && m.id === id) done(null, m.body as T);
+    };
+    const onExit = (): void => done(new Error(`worker ${w.process.pid} exited`));
+    const done = (err: Error | null, body?: T): void => {
+      clearTimeout(timer);
+      w.off('message', onMessage);
+      w.off('exit', onExit);
+      if (err) reject(err);
+      else resolve(body as T);
+    };
+    w.on('message', onMessage);
+    w.once('exit', onExit);
+    w.send({ smtpwall: op, id });
+  });
+}
+
+async function answerSupervisor(m: unknown, gateway: Gateway, file: string, log: LogFn): Promise<void> {
+  const q = m as { smtpwall?: string; id?: number } | null;
+  if (q?.smtpwall !== 'status' && q?.smtpwall !== 'reload') return;
+  const body = q.smtpwall === 'status' ? gateway.status() : await reload(gateway, file, log);
+  process.send?.({ smtpwall: 'answer', id: q.id, body });
+}
+
+function statusReport(cfg: LoadedConfig, started: number, workers: ProcessStatus[]): StatusReport {
+  return {
+    pid: process.pid, version: version(), config: cfg.source, started: new Date(started).toISOString(),
+    uptimeS: Math.round((Date.now() - started) / 1000), workers, sessions: workers.reduce((n, w) => n + w.sessions, 0),
+  };
+}
+
+/** The control socket; a gateway that cannot open it still serves mail (the CLI falls back to signals). */
+async function openControl(cfg: LoadedConfig, log: LogFn, handlers: ControlHandlers): Promise<ControlServer | null> {
+  const control = new ControlServer(cfg.dataDirAbs, handlers, (err) => log('error', 'control request failed', { error: err.message }));
+  try {
+    await control.listen();
+    return control;
+  } catch (err) {
+    log('warn', 'control socket not available; smtpwall status/reload/restart fall back to signals', { path: control.path, error: (err as Error).message });
+    return null;
+  }
+}
+
+/**
+ * What the configuration depends on, probed once the listeners are open: a warning naming the
+ * fix for each that is down. The gateway serves either way (mail then gets the on-error action).
+ */
+function probeInBackground(cfg: LoadedConfig, log: LogFn): void {
+  probeAll(cfg).then(
+    (probes) => {
+      for (const p of probes) if (!p.ok) log('warn', 'dependency down', { what: p.what, detail: p.detail, fix: p.fix });
+    },
+    (err: Error) => log('error', 'probes failed', { error: err.message }),
+  );
 }
 
 function untilSignal(onSignal: (signal: string) => void): Promise<void> {

@@ -1,61 +1,45 @@
 /**
- * The `smtpwall` command: dispatches to one module per subcommand. Each returns an exit code;
- * errors a user can fix (bad config, missing file) are printed plainly, without a stack.
+ * The `smtpwall` command: dispatches to one module per subcommand (each a `Command`, see
+ * command.ts). Each returns an exit code: 0 done/clean, 1 a finding or a refusal the command
+ * reports, 2 a usage mistake or an error. Nothing a user can cause prints a stack trace: usage
+ * mistakes print one line and the command's usage, other failures one line
+ * (SMTPWALL_DEBUG=1 adds the stack of an unexpected one).
  */
 
-import { SmtpwallError } from '../errors.ts';
-import { HashListSyntaxError } from '../inspect/engines/signatures.ts';
-import { QuarantineError } from '../quarantine/store.ts';
-import { YaraError } from '../inspect/engines/analysis/yara.ts';
-import { runAnalyze, runVerdicts } from './commands/analyze.ts';
-import { runConfig } from './commands/config.ts';
-import { runDemo } from './commands/demo.ts';
-import { runLogs } from './commands/logs.ts';
-import { runPolicy } from './commands/policy.ts';
-import { runQuarantine } from './commands/quarantine.ts';
-import { runReload, runRestart } from './commands/reload.ts';
-import { runScan } from './commands/scan.ts';
-import { runStart } from './commands/start.ts';
+import { version } from '../app/version.ts';
+import { type Command, usageOf, UsageError } from './command.ts';
+import { analyzeCommand, verdictsCommand } from './commands/analyze.ts';
+import { configCommand } from './commands/config.ts';
+import { demoCommand } from './commands/demo.ts';
+import { logsCommand } from './commands/logs.ts';
+import { policyCommand } from './commands/policy.ts';
+import { quarantineCommand } from './commands/quarantine.ts';
+import { reloadCommand, restartCommand } from './commands/reload.ts';
+import { scanCommand } from './commands/scan.ts';
+import { startCommand } from './commands/start.ts';
+import { statusCommand } from './commands/status.ts';
 
-const USAGE = `usage: smtpwall <command> [options]
+const COMMANDS: readonly Command[] = [
+  startCommand, reloadCommand, restartCommand, statusCommand, logsCommand, quarantineCommand,
+  scanCommand, analyzeCommand, verdictsCommand, policyCommand, configCommand, demoCommand,
+];
 
-commands:
-  start -c FILE                         run the gateway in the foreground (SIGTERM stops it,
-                                        SIGHUP reloads the configuration)
-  reload -c FILE                        check FILE, then make the running gateway reload it
-  restart -c FILE                       check FILE, then replace the workers one by one
-                                        (new code, no refused connection; workers: 2 or more)
-  analyze FILE... [--json]              static analysis: verdict and reasons for each file
-                                        (exit 0 benign, 1 otherwise)
-  verdicts list|show SHA256|set SHA256 VERDICT --reason TEXT -c FILE
-                                        the verdict store; a manual verdict wins
-  quarantine list|show ID|release ID|delete ID -c FILE [--json]
-                                        messages kept by profiles with quarantine: true
-  logs threats|traffic -c FILE [--json] [--limit N]
-                                        show threat or traffic records
-  scan PATH... [--json] [-v]            scan files, .eml messages and mbox files offline
-                                        (exit 0 clean, 1 threat or uninspectable, 2 error)
-  config check -c FILE                  validate a configuration without starting
-  policy test -c FILE [--from A] [--to B]... [--client IP] [--server IP] [--listener N]
-              [--user U] [--json] MESSAGE.eml
-                                        the rule, files, findings, verdicts and action the
-                                        gateway would apply (exit 0 allow, 1 other, 2 error)
-  demo                                  a gateway, a mailbox and two messages on loopback
-`;
-
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  start: runStart,
-  logs: runLogs,
-  scan: runScan,
-  demo: runDemo,
-  config: runConfig,
-  policy: runPolicy,
-  reload: runReload,
-  restart: runRestart,
-  quarantine: runQuarantine,
-  analyze: runAnalyze,
-  verdicts: runVerdicts,
-};
+function topUsage(): string {
+  const w = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'usage: smtpwall COMMAND [options]',
+    '       smtpwall help COMMAND | COMMAND --help    that command\'s usage and options',
+    '       smtpwall --version',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
+    '',
+    'Commands that read a configuration take -c FILE; without it they use $SMTPWALL_CONFIG,',
+    'else /etc/smtpwall/smtpwall.yaml, else ./smtpwall.yaml.',
+    'Exit status: 0 done (clean, allowed), 1 a threat or refusal the command reports, 2 an error.',
+    '',
+  ].join('\n');
+}
 
 export async function main(argv: string[]): Promise<number> {
   // `smtpwall logs … | head`: a reader that stops early is normal for a CLI, not a crash.
@@ -64,23 +48,45 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   });
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`smtpwall ${version()}\n`);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(USAGE);
+    const about = name === 'help' ? rest[0] : undefined;
+    if (about) {
+      const c = COMMANDS.find((x) => x.name === about);
+      if (!c) return unknown(about);
+      process.stdout.write(usageOf(c));
+      return 0;
+    }
+    (name ? process.stdout : process.stderr).write(topUsage());
     return name ? 0 : 2;
   }
-  const command = COMMANDS[name];
-  if (!command) {
-    process.stderr.write(`smtpwall: unknown command "${name}"\n${USAGE}`);
-    return 2;
+  const c = COMMANDS.find((x) => x.name === name);
+  if (!c) return unknown(name);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(usageOf(c));
+    return 0;
   }
   try {
-    return await command(rest);
+    return await c.run(rest);
   } catch (err) {
-    if (err instanceof SmtpwallError || err instanceof HashListSyntaxError || err instanceof QuarantineError || err instanceof YaraError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
-      process.stderr.write(`smtpwall ${name}: ${err.message}\n`);
-    } else {
-      process.stderr.write(`smtpwall ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    if (err instanceof UsageError) {
+      process.stderr.write(`smtpwall ${name}: ${err.message}\n${usageOf(c)}`);
+      return 2;
     }
+    const e = err instanceof Error ? err : new Error(String(err));
+    // Errors raised on purpose (and Node's own: ENOENT, EACCES, … name the user's file) are one
+    // line; the kinds a bug raises say so, and SMTPWALL_DEBUG=1 shows where.
+    const bug = (e instanceof TypeError || e instanceof RangeError || e instanceof ReferenceError) && !('code' in e);
+    const stack = process.env.SMTPWALL_DEBUG ? `\n${e.stack}` : bug ? ' (SMTPWALL_DEBUG=1 shows the stack; please report it)' : '';
+    process.stderr.write(`smtpwall ${name}: ${bug ? 'internal error: ' : ''}${e.message.split('\n')[0]}${stack}\n`);
     return 2;
   }
+}
+
+function unknown(name: string): number {
+  process.stderr.write(`smtpwall: unknown command "${name}" (smtpwall --help lists the commands)\n`);
+  return 2;
 }

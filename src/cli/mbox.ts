@@ -5,6 +5,9 @@
  * format). In mboxrd, body lines that read ">From ", ">>From ", … lose one ">".
  */
 
+import { open } from 'node:fs/promises';
+import { messageHeaderFacts } from '../inspect/mime/header-text.ts';
+
 export interface MboxHandlers {
   /** Bytes of the current message, in order. */
   data(chunk: Buffer): void;
@@ -75,4 +78,50 @@ export class MboxSplitter {
     this.h.data(out.length === 1 ? out[0]! : Buffer.concat(out));
     out.length = 0;
   }
+}
+
+/** How a file is read: an mbox (many messages), one message, or a plain file. */
+export async function inputKind(path: string): Promise<'mbox' | 'message' | 'file'> {
+  const fh = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(2048);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    const text = head.toString('latin1', 0, bytesRead);
+    if (/^From \S+.*\r?\n/.test(text) && looksLikeMessage(text.replace(/^From [^\n]*\n/, ''))) return 'mbox';
+    if (/\.(eml|msg\.txt)$/i.test(path) || looksLikeMessage(text)) return 'message';
+    return 'file';
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Text that starts with RFC 5322 header fields, among them a usual one. */
+function looksLikeMessage(head: string): boolean {
+  return /^(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*){2,}/.test(head) && /^(from|to|subject|date|message-id|mime-version|received|return-path):/im.test(head);
+}
+
+/** The messages of an mbox held in memory (analyze reads whole files anyway). */
+export function splitMbox(bytes: Buffer): Buffer[] {
+  const messages: Buffer[] = [];
+  let current: Buffer[] = [];
+  const s = new MboxSplitter({
+    data: (c) => current.push(Buffer.from(c)),
+    end: () => {
+      messages.push(Buffer.concat(current));
+      current = [];
+    },
+  });
+  s.write(bytes);
+  s.end();
+  return messages;
+}
+
+/**
+ * How an mbox message is named in output: its number, and its Message-ID or else its Subject,
+ * so `inbox.mbox#2 <x@example.org>` can be found in a mail client.
+ */
+export function messageLabel(path: string, n: number, head: Buffer): string {
+  const { messageId, subject } = messageHeaderFacts(head);
+  const name = messageId || (subject ? `"${subject.length > 60 ? `${subject.slice(0, 59)}…` : subject}"` : '');
+  return `${path}#${n}${name ? ` ${name}` : ''}`;
 }

@@ -10,6 +10,7 @@ import { TLSSocket } from 'node:tls';
 import { censorText, formatReply, type Reply } from '../smtp/reply.ts';
 import { ClientReader } from './client-reader.ts';
 import { resetConnection } from './reset.ts';
+import type { Transcript } from './transcript.ts';
 
 /** Longest wait between a final reply and the reset that follows it (see flushedAndRead). */
 const RESET_LINGER_MS = 200;
@@ -22,6 +23,8 @@ export class ClientLeg {
   #out: Buffer[] = [];
   /** The leg is encrypted (implicit TLS, or after STARTTLS). */
   #tls: boolean;
+  /** Set for a session under `debug-peers`. */
+  transcript: Transcript | null = null;
   /** `address:port`, for logs and records. */
   readonly label: string;
   readonly address: string;
@@ -77,6 +80,7 @@ export class ClientLeg {
     if (this.#out.length === 0 || this.#socket.destroyed) return;
     const bytes = this.#out.length === 1 ? this.#out[0]! : Buffer.concat(this.#out);
     this.#out = [];
+    this.transcript?.('>client', bytes.toString('latin1'));
     this.#socket.write(bytes);
   }
 

@@ -20,6 +20,7 @@ import type { IncomingMessage } from './incoming.ts';
 import type { Journal } from './journal.ts';
 import type { Transaction } from './transaction.ts';
 import type { UpstreamLeg } from './upstream-leg.ts';
+import { headerFacts } from './transaction-log.ts';
 
 export interface GateContext {
   readonly sessionId: string;
@@ -60,12 +61,17 @@ export class Gate {
       const { decision, result } = await this.ctx.policy.evaluate(this.facts(tx), () => msg.scan.end(this.ctx.timeouts.scan), (err) =>
         this.ctx.log('error', 'scan failed', { session: this.ctx.sessionId, transaction: tx.id, error: describeError(err) }),
       );
+      const failed = result?.errors ?? [];
+      if (failed.length) {
+        const e = failed[0]!;
+        const engines = [...new Set(failed.map((x) => x.engine))].join(',');
+        this.ctx.log('error', 'engine failed; its verdict is missing (on-error applies beside the other findings)', { session: this.ctx.sessionId, transaction: tx.id, engine: engines, objects: failed.length, error: e.message });
+      }
       if (decision.quarantine) await this.#quarantine(tx, msg, decision);
       const plan = enforcementFor(decision, this.forwarding.mode, tx.id);
       if (plan.upstream !== 'deliver') {
         if (plan.reply) this.client.send(plan.reply);
         this.journal.decided(tx, msg, decision, result, '', plan.reply ? `${plan.reply.code} ${plan.reply.text}` : '');
-        this.ctx.log('info', 'message stopped', { session: this.ctx.sessionId, transaction: tx.id, action: decision.action, rule: decision.rule, reason: decision.reason });
         return await carryOut(plan, this.client, this.upstream);
       }
       const delivered = await this.forwarding.deliver(msg);
@@ -133,14 +139,12 @@ export class Gate {
     if (!store || !bytes) return;
     try {
       if (msg.copyError) throw new Error('the copy of the message could not be written');
-      const head = msg.head.toString('latin1');
-      const end = head.search(/\r?\n\r?\n/);
-      const subject = /^subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(end === -1 ? head : head.slice(0, end))?.[1] ?? '';
+      const { subject } = headerFacts(msg.head);
       await store.put(
         {
           id: tx.id, time: new Date().toISOString(), listener: this.ctx.listener, client: this.client.label,
           upstream: this.upstream.target, mailFrom: tx.mailFrom, rcptTo: [...tx.rcptTo],
-          subject: subject.replace(/\r?\n[ \t]/g, ' ').slice(0, 998), rule: d.rule, action: d.action, reason: d.reason, threat: d.threat,
+          subject, rule: d.rule, action: d.action, reason: d.reason, threat: d.threat,
         },
         bytes.read(),
       );

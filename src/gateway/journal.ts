@@ -9,6 +9,7 @@
 
 import { describeError } from '../errors.ts';
 import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type ScanResult } from '../inspect/types.ts';
+import { maillogFields, outcomeOf } from '../logs/maillog.ts';
 import type { LogStore } from '../logs/records.ts';
 import type { Decision } from '../policy/decide.ts';
 import type { RetroAlerts } from './retro-alerts.ts';
@@ -36,12 +37,16 @@ export class Journal {
   ) {}
 
   /** A transaction's traffic record (every end: delivered, stopped, refused, failed, vanished). */
-  traffic(tx: TransactionFacts, rx: IncomingMessage | null, outcome: Outcome): void {
-    this.#safe(() => this.ctx.logs.addTraffic(trafficRecord(this.session, this.helo(), tx, rx, outcome)));
+  traffic(tx: TransactionFacts, rx: IncomingMessage | null, outcome: Outcome, threats: readonly string[] = []): void {
+    const record = trafficRecord(this.session, this.helo(), tx, rx, outcome);
+    // The mail log: one line per transaction, every outcome at one level so they stay in order.
+    this.ctx.log('info', outcomeOf(record), maillogFields(record, threats));
+    this.#safe(() => this.ctx.logs.addTraffic(record));
   }
 
   /** A message the policy decided on: its traffic record, its threats, sightings and retro hooks. */
   decided(tx: TransactionFacts, rx: IncomingMessage, d: Decision, result: ScanResult | null, upstreamReply: string, clientReply: string): void {
+    const logged = loggedFindings(d, result);
     this.traffic(tx, rx, {
       rule: d.rule,
       profile: d.profile,
@@ -50,8 +55,8 @@ export class Journal {
       upstreamReply,
       clientReply,
       events: (result?.events ?? []).map((e) => e.name),
-    });
-    for (const f of loggedFindings(d, result)) this.#safe(() => this.ctx.logs.addThreat(threatRecord(this.session, tx, d, f)));
+    }, [...logged].map((f) => f.threat));
+    for (const f of logged) this.#safe(() => this.ctx.logs.addThreat(threatRecord(this.session, tx, d, f)));
     const { messageId } = headerFacts(rx.head);
     const delivered = upstreamReply.startsWith('2');
     const verdicts = this.ctx.verdicts;

@@ -52,6 +52,8 @@ export interface SessionContext {
   /** listeners[].upstream-reuse-xforward. */
   readonly upstreamXforward?: boolean;
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** `debug-peers`: whether a client or upstream address gets a transcript in the process log. */
+  readonly debugPeer?: ((address: string) => boolean) | null;
 }
 
 /** A transaction as security rules see it. */

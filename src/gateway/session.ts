@@ -33,6 +33,7 @@ import { startTls } from './starttls.ts';
 import { newSessionId } from './transaction-log.ts';
 import { newTransaction, receiveChunk, receiveData, startBdat, type Transaction } from './transaction.ts';
 import { UpstreamLeg } from './upstream-leg.ts';
+import { maskAuth, type Transcript, transcript } from './transcript.ts';
 
 
 export class Session {
@@ -55,6 +56,7 @@ export class Session {
   /** The message arriving now (DATA, or BDAT from the first chunk to LAST). */
   #receiving: IncomingMessage | null = null;
   #badCommands = 0;
+  readonly #transcript: Transcript | null;
 
   constructor(socket: Socket, ctx: SessionContext) {
     this.#ctx = ctx;
@@ -64,7 +66,11 @@ export class Session {
     const clientPassthrough = ctx.clientTls.mode === 'passthrough';
     const reuse = ctx.upstreamPool ? { pool: ctx.upstreamPool, hostname: ctx.hostname, xforward: ctx.upstreamXforward ?? true } : null;
     const client = (): { address: string; helo: string } => ({ address: this.#client.address, helo: this.#helo });
-    this.#upstream = new UpstreamLeg({ host, port, timeouts: ctx.timeouts, tls: ctx.upstreamTls, clientPassthrough, log: ctx.log, sessionId: this.id, reuse, client });
+    // debug-peers: a transcript of both legs for listed client or upstream addresses only.
+    const debug = ctx.debugPeer && (ctx.debugPeer(this.#client.address) || ctx.debugPeer(host)) ? transcript(ctx.log, this.id) : null;
+    this.#client.transcript = debug;
+    this.#transcript = debug;
+    this.#upstream = new UpstreamLeg({ host, port, timeouts: ctx.timeouts, tls: ctx.upstreamTls, clientPassthrough, log: ctx.log, sessionId: this.id, reuse, client, transcript: debug });
     // The forwarding mode is chosen here, once: no other line of the session asks for it.
     this.#forwarding = ctx.forwarding === 'cut-through' ? new CutThrough(this.#upstream, limits, spoolDir) : new StoreAndForward(this.#upstream, limits, spoolDir);
     const facts = { sessionId: this.id, listener: ctx.listener, client: this.#client.label, server: this.#upstream.target, forwarding: ctx.forwarding };
@@ -93,6 +99,7 @@ export class Session {
         if (this.#upstream.pending() && !this.#client.reader.hasLine()) await this.#upstream.settle();
         const r = await this.#client.reader.readLine(limits['max-command-line'], timeouts['client-idle']);
         if (r.kind === 'eof') break;
+        if (this.#transcript) this.#transcript('client>', r.kind === 'line' ? transcribed(r.line) : `(${r.kind} line)`);
         if (r.kind === 'bad' || r.kind === 'overflow') {
           await this.#upstream.settle();
           const anomaly = r.kind === 'bad' ? r.anomaly : 'LINE_TOO_LONG';
@@ -397,3 +404,9 @@ export class Session {
 }
 
 export type { SessionContext, SessionSnapshot } from './session-context.ts';
+
+/** A client command for the transcript: AUTH arguments masked (its continuation lines are never read here). */
+function transcribed(line: Buffer): string {
+  const text = line.toString('latin1');
+  return /^AUTH\b/i.test(text) ? maskAuth(text) : text;
+}

@@ -5,7 +5,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { parseHeaderBlock } from '../inspect/mime/headers.ts';
+import { messageHeaderFacts } from '../inspect/mime/header-text.ts';
 import type { Finding } from '../inspect/types.ts';
 import type { ThreatRecord, TrafficRecord } from '../logs/records.ts';
 import type { Decision } from '../policy/decide.ts';
@@ -102,14 +102,10 @@ export function findingFields(f: Finding): Pick<
   };
 }
 
-/** Message-ID and Subject from the message's header block. */
+/** Message-ID and Subject for a record: decoded (inspect/mime/header-text.ts) and clipped. */
 export function headerFacts(head: Buffer): { messageId: string; subject: string } {
-  const text = head.toString('latin1');
-  const end = text.search(/\r?\n\r?\n/);
-  const lines = (end === -1 ? text : text.slice(0, end)).split(/\r?\n/);
-  const fields = parseHeaderBlock(lines);
-  const get = (n: string): string => clip(fields.find((f) => f.name === n)?.value ?? '');
-  return { messageId: get('message-id'), subject: get('subject') };
+  const f = messageHeaderFacts(head);
+  return { messageId: clip(f.messageId), subject: clip(f.subject) };
 }
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';

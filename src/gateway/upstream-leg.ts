@@ -16,6 +16,7 @@ import { type Reply, replyToString } from '../smtp/reply.ts';
 import type { UpstreamTls } from './tls.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
 import { Upstream } from './upstream.ts';
+import { maskAuth, type Transcript } from './transcript.ts';
 
 export type ReplyClass = 2 | 3 | 4 | 5;
 /** `rset`: keep the connection, end the transaction; `reset`: TCP RST; `quit`: RSET, QUIT, close. */
@@ -28,6 +29,8 @@ export const TERMINATOR = Buffer.from('.\r\n');
 const QUIT_WAIT_MS = 2000;
 
 export interface UpstreamLegOptions {
+  /** The session's debug transcript (`debug-peers`); absent for every other session. */
+  readonly transcript?: Transcript | null;
   readonly host: string;
   readonly port: number;
   readonly timeouts: Timeouts;
@@ -89,14 +92,15 @@ export class UpstreamLeg {
   async connect(): Promise<Reply> {
     const parked = this.o.reuse?.pool.take();
     if (parked) {
-      this.#up = parked.upstream;
+      this.#up = this.#watch(parked.upstream);
       this.#greeting = parked.greeting;
       this.#ehlo = parked.ehlo;
       this.#hello = parked.helloLine;
       return parked.greeting;
     }
     const { upstream, greeting } = await Upstream.connect(this.o.host, this.o.port, this.o.timeouts['upstream-connect']);
-    this.#up = upstream;
+    this.#up = this.#watch(upstream);
+    this.o.transcript?.('upstream>', replyToString(greeting));
     this.#greeting = greeting;
     return greeting;
   }
@@ -193,7 +197,8 @@ export class UpstreamLeg {
       upstream.reset();
       throw new UpstreamLostError(`reconnect greeting ${greeting.code}`);
     }
-    this.#up = upstream;
+    this.#up = this.#watch(upstream);
+    this.o.transcript?.('upstream>', replyToString(greeting));
     this.#greeting = greeting;
     this.#ehlo = null;
     this.#txOpen = false;
@@ -213,7 +218,7 @@ export class UpstreamLeg {
    * else is a protocol error, never relayed (the connection is reset).
    */
   async forward(line: string, allowed: readonly ReplyClass[], label = line.split(' ')[0]!): Promise<Reply> {
-    this.#send(line);
+    this.#send(line, label.startsWith('AUTH'));
     return this.#awaitReply(allowed, label);
   }
 
@@ -236,8 +241,15 @@ export class UpstreamLeg {
     }
   }
 
-  #send(line: string): void {
+  #send(line: string, secret = false): void {
+    this.o.transcript?.('>upstream', secret ? maskAuth(line) : line);
     this.#live().write(Buffer.from(`${line}\r\n`, 'latin1'));
+  }
+
+  /** A connection of this session: under `debug-peers` its replies go to the transcript. */
+  #watch(up: Upstream): Upstream {
+    up.transcript = this.o.transcript ?? null;
+    return up;
   }
 
   #live(): Upstream {
@@ -369,6 +381,7 @@ export class UpstreamLeg {
     }
     if (!this.#reusable || this.#up !== up) return false;
     this.#up = null;
+    up.transcript = null; // the next session's, if it is debugged
     reuse.pool.put({ upstream: up, greeting: this.#greeting, ehlo: this.#ehlo, helloLine: this.#hello });
     return true;
   }

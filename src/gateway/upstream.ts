@@ -11,7 +11,8 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { UpstreamConnectError, UpstreamLostError, UpstreamProtocolError } from '../errors.ts';
-import { type Reply, ReplyParser, ReplyProtocolError } from '../smtp/reply.ts';
+import { formatReply, type Reply, ReplyParser, ReplyProtocolError } from '../smtp/reply.ts';
+import type { Transcript } from './transcript.ts';
 import { resetConnection } from './reset.ts';
 
 const CLOSED_BY_UPSTREAM = new UpstreamLostError('connection closed by upstream');
@@ -144,12 +145,18 @@ export class Upstream {
     return this.#replies.shift() ?? null;
   }
 
+  /** Set for a session under `debug-peers`: every reply and command goes to it. */
+  transcript: Transcript | null = null;
+
   /** The next reply, within `timeoutMs`. */
   async reply(timeoutMs: number): Promise<Reply> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = this.#replies.shift();
-      if (r) return r;
+      if (r) {
+        this.transcript?.('upstream>', formatReply(r.code, r.lines).toString('latin1'));
+        return r;
+      }
       if (this.#failure) throw this.#failure;
       const left = deadline - Date.now();
       if (left <= 0) {
@@ -168,6 +175,7 @@ export class Upstream {
 
   /** Send one command line and read its reply. */
   async command(line: string, timeoutMs: number): Promise<Reply> {
+    this.transcript?.('>upstream', line);
     this.write(Buffer.from(`${line}\r\n`, 'latin1'));
     return this.reply(timeoutMs);
   }

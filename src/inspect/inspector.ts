@@ -17,7 +17,7 @@
  */
 
 import { createHash, type Hash } from 'node:crypto';
-import { ScanTimeoutError } from '../errors.ts';
+import { describeError, ScanTimeoutError } from '../errors.ts';
 import type { AnomalyEvent, AnomalyName } from '../events.ts';
 import {
   ArchiveBudget,
@@ -39,7 +39,7 @@ import { fileFlags } from './file-flags.ts';
 import { type Identity, identify, SNIFF_BYTES, TAIL_BYTES } from './file-type.ts';
 import { innerObjects } from './inner-objects.ts';
 import { DEFAULT_MIME_LIMITS, type LeafInfo, type LeafSink, type MimeLimits, MimeWalker } from './mime/walker.ts';
-import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type ScanResult } from './types.ts';
+import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type ScanError, type ScanResult } from './types.ts';
 
 export interface InspectorOptions {
   readonly engines: readonly Engine[];
@@ -146,6 +146,8 @@ export class MessageScan {
 class ObjectSet {
   readonly objects: ObjectScan[] = [];
   readonly events: AnomalyEvent[] = [];
+  /** Engines that failed on an object: the others' findings stand (the policy weighs both). */
+  readonly errors: ScanError[] = [];
   readonly #budget: ArchiveBudget;
   /**
    * Container bytes held in memory for the whole message: an archive of archives keeps its
@@ -169,7 +171,7 @@ class ObjectSet {
   }
 
   open(leaf: LeafInfo, depth: number, mayContain: boolean, layers: number): ObjectScan {
-    const o = new ObjectScan(this.engines, leaf, depth, layers, mayContain ? this.#kept : null);
+    const o = new ObjectScan(this.engines, leaf, depth, layers, mayContain ? this.#kept : null, this.errors);
     this.objects.push(o);
     return o;
   }
@@ -210,7 +212,7 @@ class ObjectSet {
       o.settle(await this.#unpack(o, id, whole));
     }
     const results = await Promise.all(this.objects.map((o) => o.result()));
-    return { findings: dedupe(results.flat()), files: this.objects.map((o) => o.info!), events: this.events };
+    return { findings: dedupe(results.flat()), files: this.objects.map((o) => o.info!), events: this.events, errors: this.errors };
   }
 
   /** Unpack one container; returns its identity, refined by what unpacking found. */
@@ -260,6 +262,7 @@ class ObjectScan implements LeafSink {
   /** MD5 only when an engine matches MD5 hashes (ClamAV .hdb): it costs as much as SHA-256. */
   readonly #md5: Hash | null;
   readonly #scans: EngineScan[];
+  readonly #engineNames: string[];
   #head: Buffer[] = [];
   #headBytes = 0;
   #tail: Buffer = Buffer.alloc(0);
@@ -281,8 +284,11 @@ class ObjectScan implements LeafSink {
     readonly layers: number,
     /** The message's container budget; null: never kept as a container (the raw message). */
     private readonly kept: KeptBytes | null,
+    /** Where an engine's failure on this object is recorded. */
+    private readonly errors: ScanError[],
   ) {
-    this.#scans = engines.filter((e) => e.wants?.(leaf.path) ?? true).map((e) => e.open(leaf.path));
+    this.#engineNames = [];
+    this.#scans = engines.filter((e) => e.wants?.(leaf.path) ?? true).map((e) => (this.#engineNames.push(e.name), e.open(leaf.path)));
     this.#md5 = engines.some((e) => e.needsMd5) ? createHash('md5') : null;
     if (kept === null) this.#keep = null;
   }
@@ -391,7 +397,16 @@ class ObjectScan implements LeafSink {
     };
     this.info = info;
     this.#head = [];
-    return Promise.all(this.#scans.map((s) => s.end(info))).then((r) => r.flat());
+    // One engine failing (clamd down) must not discard what the others found: its failure is
+    // recorded and the policy applies on-error beside the other verdicts, most severe first.
+    return Promise.allSettled(this.#scans.map((s) => s.end(info))).then((settled) => {
+      const found: Finding[] = [];
+      settled.forEach((r, i) => {
+        if (r.status === 'fulfilled') found.push(...r.value);
+        else this.errors.push({ engine: this.#engineNames[i] ?? '?', path: info.path, message: describeError(r.reason) });
+      });
+      return found;
+    });
   }
 
   result(): Promise<Finding[]> {

@@ -72,4 +72,13 @@ export interface ScanResult {
   readonly findings: readonly Finding[];
   readonly files: readonly FileInfo[];
   readonly events: readonly AnomalyEvent[];
+  /** Engines that failed on an object (the scan went on without them); the policy applies on-error. */
+  readonly errors?: readonly ScanError[];
+}
+
+export interface ScanError {
+  readonly engine: string;
+  /** The object it failed on. */
+  readonly path: string;
+  readonly message: string;
 }

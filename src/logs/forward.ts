@@ -107,6 +107,8 @@ export function formatRecord(kind: RecordKind, r: TrafficRecord | ThreatRecord, 
 
 interface Transport {
   send(line: string): void;
+  /** Files: open the configured path again (log rotation). */
+  reopen?(): void;
   close(): Promise<void>;
 }
 
@@ -195,13 +197,28 @@ class StreamTransport implements Transport {
 }
 
 class FileTransport implements Transport {
-  readonly #stream: WriteStream;
-  constructor(path: string, private readonly stats: ForwarderStats) {
-    this.#stream = createWriteStream(path, { flags: 'a' });
-    this.#stream.on('error', (err) => {
+  #stream: WriteStream;
+  constructor(private readonly path: string, private readonly stats: ForwarderStats) {
+    this.#stream = this.#open();
+  }
+
+  #open(): WriteStream {
+    const stream = createWriteStream(this.path, { flags: 'a' });
+    stream.on('error', (err) => {
       this.stats.failed++;
       this.stats.lastError = err.message;
     });
+    return stream;
+  }
+
+  /**
+   * logrotate renamed the file: lines written so far finish in the old one (end() flushes),
+   * new lines go to a new file at the configured path.
+   */
+  reopen(): void {
+    const old = this.#stream;
+    this.#stream = this.#open();
+    old.end();
   }
   send(line: string): void {
     if (this.#stream.destroyed) {
@@ -281,6 +298,10 @@ export class ForwardingLogStore implements LogStore {
 
   listThreats(limit: number): ThreatRecord[] {
     return this.local.listThreats(limit);
+  }
+
+  reopen(): void {
+    for (const f of this.#forwarders) f.transport.reopen?.();
   }
 
   close(): void {

@@ -67,5 +67,7 @@ export interface LogStore {
   addBatch?(records: readonly LogRecord[]): void;
   listTraffic(limit: number): TrafficRecord[];
   listThreats(limit: number): ThreatRecord[];
+  /** Reopen files written to (log rotation); a store without files has nothing to do. */
+  reopen?(): void;
   close(): void;
 }

@@ -9,6 +9,28 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LogRecord, LogStore, ThreatRecord, TrafficRecord } from './records.ts';
 
+/** What `smtpwall logs` can ask for; every field is optional except the limit. */
+export interface LogQuery {
+  /** Envelope sender: an address (exact, any case) or a domain (`example.com`, `@example.com`). */
+  readonly from?: string;
+  /** A recipient, the same way. */
+  readonly to?: string;
+  /** The client's address (without port). */
+  readonly client?: string;
+  /** A transaction id or a session id. */
+  readonly id?: string;
+  readonly action?: string;
+  readonly rule?: string;
+  /** Part of a threat name, or a threat id. */
+  readonly threat?: string;
+  /** ISO 8601 times (as stored: UTC), inclusive. */
+  readonly since?: string;
+  readonly until?: string;
+  /** Only rows after this id, in order (following). */
+  readonly afterId?: number;
+  readonly limit: number;
+}
+
 /** Each entry upgrades the schema by one version; never edit a released entry, append. */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE traffic (
@@ -48,6 +70,8 @@ export const MIGRATIONS: readonly string[] = [
      message_id TEXT NOT NULL, mail_from TEXT NOT NULL, rcpt_to TEXT NOT NULL, file_path TEXT NOT NULL,
      action TEXT NOT NULL, delivered INTEGER NOT NULL);
    CREATE INDEX sightings_sha256 ON sightings(sha256, time);`,
+  // 5: retention deletes sightings by age (logs/retention.ts).
+  `CREATE INDEX sightings_time ON sightings(time);`,
 ];
 
 export class SqliteLogStore implements LogStore {
@@ -114,22 +138,108 @@ export class SqliteLogStore implements LogStore {
   }
 
   listTraffic(limit: number): TrafficRecord[] {
-    const rows = this.#db.prepare(`SELECT * FROM traffic ORDER BY id DESC LIMIT ?`).all(limit) as Record<string, unknown>[];
-    return rows.reverse().map((row) => ({
-      ...(camel(row) as unknown as TrafficRecord),
-      rcptTo: JSON.parse(row.rcpt_to as string) as string[],
-      events: JSON.parse(row.events as string) as string[],
-    }));
+    return this.queryTraffic({ limit }).map((x) => x.record);
   }
 
   listThreats(limit: number): ThreatRecord[] {
-    const rows = this.#db.prepare(`SELECT * FROM threats ORDER BY id DESC LIMIT ?`).all(limit) as Record<string, unknown>[];
-    return rows.reverse().map((row) => ({
-      ...(camel(row) as unknown as ThreatRecord),
-      rcptTo: JSON.parse(row.rcpt_to as string) as string[],
-      fileFlags: JSON.parse(row.file_flags as string) as string[],
-      deciding: row.deciding === 1,
+    return this.queryThreats({ limit }).map((x) => x.record);
+  }
+
+  /** Traffic records matching `q`, oldest first, each with its row id (the cursor of `--follow`). */
+  queryTraffic(q: LogQuery): Array<{ id: number; record: TrafficRecord }> {
+    return this.#query('traffic', q).map((row) => ({
+      id: row.id as number,
+      record: {
+        ...(camel(row) as unknown as TrafficRecord),
+        rcptTo: JSON.parse(row.rcpt_to as string) as string[],
+        events: JSON.parse(row.events as string) as string[],
+      },
     }));
+  }
+
+  /** Threat records matching `q`, oldest first, each with its row id. */
+  queryThreats(q: LogQuery): Array<{ id: number; record: ThreatRecord }> {
+    return this.#query('threats', q).map((row) => ({
+      id: row.id as number,
+      record: {
+        ...(camel(row) as unknown as ThreatRecord),
+        rcptTo: JSON.parse(row.rcpt_to as string) as string[],
+        fileFlags: JSON.parse(row.file_flags as string) as string[],
+        deciding: row.deciding === 1,
+      },
+    }));
+  }
+
+  #query(table: 'traffic' | 'threats', q: LogQuery): Record<string, unknown>[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const address = (column: string, v: string): string => {
+      // An address matches exactly; `example.com` or `@example.com` matches every address there.
+      const a = v.toLowerCase();
+      if (a.includes('@') && !a.startsWith('@')) {
+        args.push(a);
+        return `lower(${column}) = ?`;
+      }
+      args.push(`%@${a.replace(/^@/, '').replace(/[\\%_]/g, '\\$&')}`);
+      return `lower(${column}) LIKE ? ESCAPE '\\'`;
+    };
+    if (q.from !== undefined) where.push(address('mail_from', q.from));
+    if (q.to !== undefined) where.push(`EXISTS (SELECT 1 FROM json_each(rcpt_to) WHERE ${address('value', q.to)})`);
+    if (q.client !== undefined) {
+      // `client` is address:port ([v6]:port); the filter is the address.
+      where.push(`(client = ? OR client LIKE ? ESCAPE '\\' OR client LIKE ? ESCAPE '\\')`);
+      const esc = q.client.replace(/[\\%_]/g, '\\$&');
+      args.push(q.client, `${esc}:%`, `[${esc}]:%`);
+    }
+    if (q.id !== undefined) {
+      where.push(`(transaction_id = ? OR session_id = ?)`);
+      args.push(q.id, q.id);
+    }
+    if (q.action !== undefined) {
+      where.push('action = ?');
+      args.push(q.action);
+    }
+    if (q.rule !== undefined) {
+      where.push('rule = ?');
+      args.push(q.rule);
+    }
+    if (q.threat !== undefined) {
+      const like = `%${q.threat.replace(/[\\%_]/g, '\\$&')}%`;
+      if (table === 'threats') {
+        where.push(`(threat LIKE ? ESCAPE '\\' OR threat_id = ?)`);
+      } else {
+        where.push(`EXISTS (SELECT 1 FROM threats t WHERE t.transaction_id = traffic.transaction_id AND (t.threat LIKE ? ESCAPE '\\' OR t.threat_id = ?))`);
+      }
+      args.push(like, q.threat);
+    }
+    if (q.since !== undefined) {
+      where.push('time >= ?');
+      args.push(q.since);
+    }
+    if (q.until !== undefined) {
+      where.push('time <= ?');
+      args.push(q.until);
+    }
+    if (q.afterId !== undefined) {
+      where.push('id > ?');
+      args.push(q.afterId);
+    }
+    const sql = `SELECT * FROM ${table}${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`;
+    // Following: everything after the cursor, in order. Otherwise: the newest `limit`, oldest first.
+    if (q.afterId !== undefined) return this.#db.prepare(`${sql} ORDER BY id LIMIT ?`).all(...args, q.limit) as Record<string, unknown>[];
+    return (this.#db.prepare(`${sql} ORDER BY id DESC LIMIT ?`).all(...args, q.limit) as Record<string, unknown>[]).reverse();
+  }
+
+  /** Transactions and threat records since `since` (ISO 8601): for `smtpwall status`. */
+  countsSince(since: string): { messages: number; stopped: number; threats: number } {
+    const t = this.#db.prepare(`SELECT count(*) AS n, sum(action NOT IN ('allow', 'alert')) AS stopped FROM traffic WHERE time >= ?`).get(since) as { n: number; stopped: number | null };
+    const x = this.#db.prepare(`SELECT count(*) AS n FROM threats WHERE time >= ?`).get(since) as { n: number };
+    return { messages: t.n, stopped: t.stopped ?? 0, threats: x.n };
+  }
+
+  /** The highest row id of a table (0 when empty): where `--follow` starts. */
+  lastId(table: 'traffic' | 'threats'): number {
+    return ((this.#db.prepare(`SELECT max(id) AS id FROM ${table}`).get() as { id: number | null }).id ?? 0);
   }
 
   close(): void {

@@ -22,7 +22,7 @@ const size = (def: string, doc: string) =>
       }
       return n;
     })
-    .describe(doc);
+    .meta({ description: doc, unit: 'size' });
 
 const duration = (def: string, doc: string) =>
   z
@@ -36,7 +36,7 @@ const duration = (def: string, doc: string) =>
       }
       return n;
     })
-    .describe(doc);
+    .meta({ description: doc, unit: 'duration' });
 
 const int = (def: number, min: number, max: number, doc: string) =>
   z.number().int().min(min).max(max).default(def).describe(doc);
@@ -75,11 +75,11 @@ export const DEFAULT_REPLIES = {
 const avAction = z.enum(['default', ...ACTIONS]);
 
 const threatException = z.strictObject({
-  'threat-id': z.string().regex(/^\d{8}$/, { message: 'expected an 8-digit threat id as shown in threat records' }),
+  'threat-id': z.string().regex(/^\d{8}$/, { message: 'expected an 8-digit threat id as shown in threat records' }).describe('the 8-digit threat id, as threat records show it'),
   action: action.describe('action for this threat instead of the profile\'s'),
   from: z.array(z.string().min(1)).optional().describe('only for these envelope senders'),
   to: z.array(z.string().min(1)).optional().describe('only when a recipient matches'),
-  comment: z.string().optional(),
+  comment: z.string().optional().describe('why (for the next admin)'),
 });
 
 const antivirusProfile = z
@@ -103,9 +103,9 @@ const antivirusProfile = z
       .describe('action for content that cannot be inspected: encrypted or unsupported archives, corrupt archives, message/partial'),
     replies: z
       .strictObject({
-        block: replyTemplate(5).default(DEFAULT_REPLIES.block),
-        reject: replyTemplate(5).default(DEFAULT_REPLIES.reject),
-        tempfail: replyTemplate(4).default(DEFAULT_REPLIES.tempfail),
+        block: replyTemplate(5).default(DEFAULT_REPLIES.block).describe('a 5xx; placeholders {threat} {id} {rule}'),
+        reject: replyTemplate(5).default(DEFAULT_REPLIES.reject).describe('a 5xx'),
+        tempfail: replyTemplate(4).default(DEFAULT_REPLIES.tempfail).describe('a 4xx'),
       })
       .prefault({})
       .describe('reply texts for block, reject and tempfail'),
@@ -115,7 +115,7 @@ const antivirusProfile = z
 export const FILE_BLOCK_ACTIONS = ['alert', 'block', 'continue'] as const;
 
 const fileBlockingRule = z.strictObject({
-  name: z.string().min(1),
+  name: z.string().min(1).describe('named in threat records'),
   types: z.array(z.string().min(1)).default([]).describe('detected types (exe, encrypted-zip, …) and special types'),
   extensions: z.array(z.string().min(1)).default([]).describe('file name extensions, without the dot'),
   direction: z.enum(['upload', 'download', 'both']).default('both').describe('SMTP carries files client to server: upload'),
@@ -123,7 +123,7 @@ const fileBlockingRule = z.strictObject({
 });
 
 const fileBlockingProfile = z.strictObject({
-  rules: z.array(fileBlockingRule).min(1),
+  rules: z.array(fileBlockingRule).min(1).describe('file types and extensions to match, first match wins'),
   'multi-encoding-threshold': z.number().int().min(1).max(100).default(2).describe('a file decoded more than this many times is multi-encoding'),
   action: action.default('block').describe('SMTP action when a rule says block or continue'),
   quarantine: z.boolean().default(false).describe('keep a copy of messages this profile blocks or rejects'),
@@ -133,7 +133,7 @@ const DLP_TYPES = ['credit-card', 'us-ssn', 'iban', 'email'] as const;
 
 const dlpPattern = z
   .strictObject({
-    name: z.string().min(1),
+    name: z.string().min(1).describe('named in threat records'),
     type: z.enum(DLP_TYPES).optional().describe('a predefined pattern (with checksum where there is one)'),
     regex: z.string().optional().describe('a custom regular expression (JavaScript syntax, case-insensitive)'),
     keywords: z.array(z.string().min(1)).optional().describe('words or phrases, case-insensitive'),
@@ -154,17 +154,17 @@ function isValidRegex(source: string): boolean {
 }
 
 const dataFilteringProfile = z.strictObject({
-  patterns: z.array(dlpPattern).min(1),
+  patterns: z.array(dlpPattern).min(1).describe('what to count; each occurrence adds its weight to the message score'),
   'alert-threshold': z.number().min(0).default(1).describe('score at or above which the message is logged'),
   'block-threshold': z.number().min(0).default(10).describe('score at or above which `action` applies'),
-  action: action.default('block'),
+  action: action.default('block').describe('action at or above block-threshold'),
   quarantine: z.boolean().default(false).describe('keep a copy of messages this profile blocks or rejects'),
 });
 
 const profileRefs = z.strictObject({
-  antivirus: z.string().optional(),
-  'file-blocking': z.string().optional(),
-  'data-filtering': z.string().optional(),
+  antivirus: z.string().optional().describe('an antivirus profile (built in: default, block)'),
+  'file-blocking': z.string().optional().describe('a file-blocking profile'),
+  'data-filtering': z.string().optional().describe('a data-filtering profile'),
   group: z.string().optional().describe('a profile group instead of single profiles'),
 });
 
@@ -189,7 +189,7 @@ const cidr = z.string().refine(
 );
 
 const rule = z.strictObject({
-  name: z.string().min(1),
+  name: z.string().min(1).describe('named in every record of a transaction it matched; first matching rule wins, none: default-rule'),
   match: z
     .strictObject({
       listeners: z.array(z.string()).optional().describe('listener names; any if absent'),
@@ -205,7 +205,7 @@ const rule = z.strictObject({
 });
 
 const listener = z.strictObject({
-  name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, { message: 'letters, digits, . _ - only' }),
+  name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, { message: 'letters, digits, . _ - only' }).describe('named in every log record and usable in rules'),
   listen: hostPort.describe('address:port to accept connections on'),
   direction: z.string().min(1).default('inbound').describe('a label for rules: inbound, outbound, internal, …'),
   mode: z
@@ -213,7 +213,7 @@ const listener = z.strictObject({
     .default('relay')
     .describe('relay: every session goes to `upstream`; transparent: to the original destination of a connection redirected by the kernel (iptables/nftables REDIRECT)'),
   upstream: upstream.optional().describe('receiving server host:port, or mailbox:DIR (relay mode)'),
-  forwarding: z.enum(['store-and-forward', 'cut-through']).default('store-and-forward'),
+  forwarding: z.enum(['store-and-forward', 'cut-through']).default('store-and-forward').describe('store-and-forward: the whole message is judged before the upstream sees its end; cut-through: streamed on, the end held until the verdict'),
   tls: z
     .strictObject({
       mode: z
@@ -268,16 +268,16 @@ export const configSchema = z.strictObject({
     .transform((w) => (w === 'auto' ? Math.min(64, Math.max(1, availableParallelism())) : w))
     .describe('processes sharing the listeners (node cluster), or auto (one per core); session limits apply per worker'),
   hostname: z.string().regex(/^[A-Za-z0-9.-]+$/).default('smtpwall').describe('name in the gateway\'s own replies'),
-  listeners: z.array(listener).min(1, { message: 'at least one listener is needed' }),
+  listeners: z.array(listener).min(1, { message: 'at least one listener is needed' }).describe('where the gateway accepts SMTP, and where each session goes'),
   profiles: z
     .strictObject({
-      antivirus: z.record(z.string(), antivirusProfile).default({}),
-      'file-blocking': z.record(z.string(), fileBlockingProfile).default({}),
-      'data-filtering': z.record(z.string(), dataFilteringProfile).default({}),
+      antivirus: z.record(z.string(), antivirusProfile).default({}).describe('antivirus profiles by name: actions for signature and analysis verdicts'),
+      'file-blocking': z.record(z.string(), fileBlockingProfile).default({}).describe('file-blocking profiles by name'),
+      'data-filtering': z.record(z.string(), dataFilteringProfile).default({}).describe('data-filtering profiles by name'),
     })
     .prefault({}),
-  'profile-groups': z.record(z.string(), profileRefs.omit({ group: true })).default({}),
-  rules: z.array(rule).default([]),
+  'profile-groups': z.record(z.string(), profileRefs.omit({ group: true })).default({}).describe('named sets of profiles a rule can name with group'),
+  rules: z.array(rule).default([]).describe('security rules, in order: the first whose match fits the transaction applies its profiles'),
   'default-rule': profileRefs
     .prefault({})
     .describe('profiles for a transaction no rule matches (antivirus: the built-in "default", block)'),
@@ -351,6 +351,15 @@ export const configSchema = z.strictObject({
     .strictObject({
       'max-age': duration('30d', 'quarantined messages older than this are deleted'),
       'max-size': size('1GiB', 'beyond this total, the oldest quarantined messages are deleted'),
+      digest: z
+        .strictObject({
+          every: duration('24h', 'how often each recipient gets the list of what was held for them since the last digest'),
+          from: z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, { message: 'an address, e.g. postmaster@example.com' }).describe('sender of the digests'),
+          contact: z.string().min(1).optional().describe('whom the digest tells users to ask for a release (default: the from address)'),
+          listener: z.string().optional().describe("the listener whose upstream delivers the digests (default: the first with an upstream)"),
+        })
+        .optional()
+        .describe('scheduled digests to recipients; absent: only `smtpwall quarantine digest --send`'),
     })
     .prefault({})
     .describe('retention of DATA-DIR/quarantine'),
@@ -363,6 +372,18 @@ export const configSchema = z.strictObject({
       buffer: int(10_000, 0, 10_000_000, 'records kept in memory while the database cannot be written; beyond, they are counted as dropped'),
       'max-size': size('0', 'the database does not grow beyond this (0: no limit); past it writes fail and on-failure applies'),
       'lock-wait': duration('100ms', 'longest wait for a lock another process holds on the database, per write (the gateway waits on no one longer)'),
+      retention: z
+        .union([z.string(), z.number()])
+        .default('90d')
+        .transform((v, ctx) => {
+          const n = v === 0 || v === '0' ? 0 : parseDuration(v);
+          if (n === null) {
+            ctx.addIssue({ code: 'custom', message: 'expected a duration such as 90d or 12h, or 0 to keep records forever' });
+            return z.NEVER;
+          }
+          return n;
+        })
+        .meta({ description: 'traffic, threat and sighting records older than this are deleted, in small batches in the background (0: kept forever)', unit: 'duration' }),
     })
     .prefault({})
     .describe('the local log database (DATA-DIR/logs.sqlite) and what happens when it cannot be written'),
@@ -370,21 +391,25 @@ export const configSchema = z.strictObject({
     .array(
       z
         .strictObject({
-          name: z.string().min(1),
-          type: z.enum(['syslog', 'file']),
+          name: z.string().min(1).describe('named in warnings about this forwarder'),
+          type: z.enum(['syslog', 'file']).describe('syslog (UDP, TCP with octet counting, unix socket) or file (appended; reopened on reload for logrotate)'),
           address: z
             .string()
             .regex(/^(udp|tcp):\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$|^unix:\/\/\/\S+$/, { message: 'expected udp://host:port, tcp://host:port or unix:///path' })
             .optional()
             .describe('syslog: where to send'),
           path: z.string().optional().describe('file: where to append'),
-          format: z.enum(['rfc5424', 'cef', 'json']).default('rfc5424'),
-          facility: z.enum(['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7']).default('mail'),
+          format: z.enum(['rfc5424', 'cef', 'json']).default('rfc5424').describe('RFC 5424 with structured data, ArcSight CEF, or one JSON object per line'),
+          facility: z.enum(['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7']).default('mail').describe('syslog facility'),
         })
         .refine((f) => (f.type === 'syslog' ? f.address !== undefined : f.path !== undefined), { message: 'syslog needs address, file needs path' }),
     )
     .default([])
     .describe('copies of every traffic and threat record, besides the local database'),
+  'debug-peers': z
+    .array(cidr)
+    .default([])
+    .describe("client or upstream addresses/CIDRs whose sessions are transcribed in the process log, every command and reply (AUTH masked, no message data), like Postfix's debug_peer_list"),
   timeouts: z
     .strictObject({
       'client-idle': duration('5m', 'waiting for the next command (the whole line) or for more message data'),

@@ -23,7 +23,7 @@
 import { ARCHIVE_LIMIT, type AnomalyEvent, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../events.ts';
 import { threatIdFor } from '../inspect/engines/engine.ts';
 import { extensionOf } from '../inspect/file-flags.ts';
-import type { FileInfo, Finding, ScanResult } from '../inspect/types.ts';
+import type { FileInfo, Finding, ScanError, ScanResult } from '../inspect/types.ts';
 import { describeError } from '../errors.ts';
 import { type Action, severityOf } from './actions.ts';
 import {
@@ -51,6 +51,8 @@ export type ScanOutcome =
       readonly events: readonly AnomalyEvent[];
       /** The files inspected: file blocking judges them, events name them. */
       readonly files?: readonly FileInfo[];
+      /** Engines that failed on an object; the others' findings still count. */
+      readonly errors?: readonly ScanError[];
     }
   | { readonly ok: false; readonly error: string; readonly events: readonly AnomalyEvent[] };
 
@@ -166,7 +168,7 @@ export class Policy {
     let result: ScanResult | null = null;
     try {
       result = await scan();
-      outcome = { ok: true, findings: result.findings, events: result.events, files: result.files };
+      outcome = { ok: true, findings: result.findings, events: result.events, files: result.files, errors: result.errors };
     } catch (err) {
       onScanError?.(err);
       outcome = { ok: false, error: describeError(err), events: [] };
@@ -183,6 +185,7 @@ export class Policy {
     const verdicts: Verdict[] = [
       ...this.#antivirus(profileName, profile, facts, outcome.findings),
       ...eventVerdicts(profile, outcome.events, outcome.files ?? []),
+      ...errorVerdicts(profile, outcome.errors ?? [], outcome.files ?? []),
     ];
     const fb = profiles.fileBlocking === undefined ? undefined : this.#fb[profiles.fileBlocking];
     if (fb) verdicts.push(...fileBlocking(profiles.fileBlocking!, fb, outcome.files ?? [], outcome.events));
@@ -242,6 +245,22 @@ function eventVerdicts(profile: AntivirusProfile, events: readonly AnomalyEvent[
     out.push({ source: 'inspection', action: rule.action, reason: `${rule.why}: ${e.name} at ${e.where}${detail}`, finding: eventFinding(e, files) });
   }
   return out;
+}
+
+/**
+ * An engine that failed on an object: the profile's on-error, beside what the other engines
+ * found — a signature match still blocks when clamd is down, whatever on-error says.
+ */
+function errorVerdicts(profile: AntivirusProfile, errors: readonly ScanError[], files: readonly FileInfo[]): Verdict[] {
+  const first = errors[0];
+  if (!first) return [];
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
+  return [{
+    source: 'inspection',
+    action: profile['on-error'],
+    reason: `scan incomplete: ${first.message} at ${first.path}${more}`,
+    finding: made(first.engine, 'scan-error', `error:${first.message}`, 'medium', fileAt(first.path, files)),
+  }];
 }
 
 /** The file an event or path is about: exact path, else the top-level file that holds it. */

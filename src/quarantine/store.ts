@@ -32,7 +32,8 @@ export interface QuarantineEntry {
   readonly action: string;
   readonly reason: string;
   readonly threat: string;
-  released: { readonly time: string; readonly reply: string } | null;
+  /** The last release: when, the server's reply, and to whom (absent in entries of 0.1: the original recipients). */
+  released: { readonly time: string; readonly reply: string; readonly to?: readonly string[] } | null;
 }
 
 export interface RetentionLimits {
@@ -41,6 +42,9 @@ export interface RetentionLimits {
 }
 
 const ID = /^[A-Z2-7]{16}\.\d+$/;
+
+/** A release lock older than this belongs to a command that died. */
+const RELEASE_LOCK_STALE_MS = 10 * 60_000;
 
 export class QuarantineStore {
   readonly #dir: string;
@@ -87,9 +91,28 @@ export class QuarantineStore {
     return readFile(join(this.#messages, `${entry.sha256}.eml`));
   }
 
-  async markReleased(entry: QuarantineEntry, reply: string): Promise<void> {
-    entry.released = { time: new Date().toISOString(), reply };
+  async markReleased(entry: QuarantineEntry, reply: string, to: readonly string[] = entry.rcptTo): Promise<void> {
+    entry.released = { time: new Date().toISOString(), reply, to };
     await atomicWrite(join(this.#dir, `${entry.id}.json`), Buffer.from(JSON.stringify(entry, null, 2)));
+  }
+
+  /**
+   * Hold an entry for a release: two `release` commands at once (or from two shells) must not
+   * both deliver. The lock is a file created exclusively; one left by a killed command is taken
+   * over after RELEASE_LOCK_STALE_MS.
+   */
+  async lockRelease(id: string): Promise<() => Promise<void>> {
+    await this.get(id); // a clear error for an unknown id
+    const file = join(this.#dir, `${id}.releasing`);
+    try {
+      await writeFile(file, `${process.pid}\n`, { flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = Date.now() - (await stat(file)).mtimeMs;
+      if (age < RELEASE_LOCK_STALE_MS) throw new QuarantineError(`${id} is being released by another command right now`);
+      await writeFile(file, `${process.pid}\n`);
+    }
+    return () => rm(file, { force: true });
   }
 
   /** Delete an entry; its content goes when no other entry shares it. */

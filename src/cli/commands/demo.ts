@@ -15,8 +15,18 @@ import { SqliteLogStore } from '../../logs/sqlite-store.ts';
 import { silentLogger } from '../../logs/process-log.ts';
 import { parseConfig } from '../../policy/load-config.ts';
 import { printTable } from '../table.ts';
+import { command } from '../command.ts';
 
-export async function runDemo(_args: string[]): Promise<number> {
+export const demoCommand = command({
+  name: 'demo',
+  usage: ['demo'],
+  summary: 'a gateway, a mailbox and two messages on loopback: what each side sees',
+  options: {},
+  help: {},
+  run: () => runDemo(),
+});
+
+async function runDemo(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'smtpwall-demo-'));
   const out = (s = ''): boolean => process.stdout.write(`${s}\n`);
   const stored: StoredMessage[] = [];

@@ -1,59 +1,165 @@
-/** `smtpwall logs threats|traffic -c FILE [--json] [--limit N]`: read the log database. */
+/**
+ * `smtpwall logs threats|traffic [filters] [--json] [--limit N] [--follow]`: read the log
+ * database — of a running gateway too (SQLite WAL: readers never block the gateway's writes).
+ * Filters combine (AND); `--follow` prints the matching records written from now on, like
+ * `tail -f`, until interrupted.
+ */
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { SqliteLogStore } from '../../logs/sqlite-store.ts';
-import { loadConfigFile } from '../../policy/load-config.ts';
-import { printTable } from '../table.ts';
+import { type LogQuery, SqliteLogStore } from '../../logs/sqlite-store.ts';
+import type { ThreatRecord, TrafficRecord } from '../../logs/records.ts';
+import { maillogFields, outcomeOf } from '../../logs/maillog.ts';
+import { escapeLogValue } from '../../logs/process-log.ts';
 import { safeJson } from '../../logs/escape.ts';
+import { parseDuration } from '../../policy/units.ts';
+import { decodeEncodedWords } from '../../inspect/mime/headers.ts';
+import { command, CONFIG_HELP, CONFIG_OPTION, loadConfig, UsageError } from '../command.ts';
+import { printTable } from '../table.ts';
 
-export async function runLogs(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      json: { type: 'boolean', default: false },
-      limit: { type: 'string', default: '50' },
-    },
-  });
-  const kind = positionals[0];
-  if (kind !== 'threats' && kind !== 'traffic') throw new Error('expected "logs threats" or "logs traffic"');
-  if (!values.config) throw new Error('missing -c FILE (the configuration file)');
-  const limit = Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1) throw new Error(`--limit must be a positive integer, got "${values.limit}"`);
-  const cfg = loadConfigFile(values.config);
-  if (!existsSync(join(cfg.dataDirAbs, 'logs.sqlite'))) {
-    process.stderr.write(`no log database yet in ${cfg.dataDirAbs} (start the gateway first)\n`);
-    return 0;
-  }
-  const store = new SqliteLogStore(cfg.dataDirAbs, { readonly: true });
-  try {
-    const rows = kind === 'threats' ? store.listThreats(limit) : store.listTraffic(limit);
-    if (values.json) {
-      for (const r of rows) process.stdout.write(`${safeJson(r)}\n`);
-      return 0;
+/** How often `--follow` looks for new rows (a read of the index, no lock taken). */
+const FOLLOW_POLL_MS = 250;
+
+export const logsCommand = command({
+  name: 'logs',
+  usage: ['logs threats|traffic [-c FILE] [filters] [--json] [--limit N] [--follow]'],
+  summary: 'show threat or traffic records, filtered, or follow them as they are written',
+  options: {
+    ...CONFIG_OPTION,
+    json: { type: 'boolean', default: false },
+    limit: { type: 'string', default: '50' },
+    follow: { type: 'boolean', short: 'f', default: false },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    client: { type: 'string' },
+    id: { type: 'string' },
+    action: { type: 'string' },
+    rule: { type: 'string' },
+    threat: { type: 'string' },
+    since: { type: 'string' },
+    until: { type: 'string' },
+  },
+  help: {
+    config: CONFIG_HELP,
+    json: 'one JSON object per line (every field of the record)',
+    limit: ['N', 'the newest N matching records (default 50)'],
+    follow: 'then print matching records as they are written, until interrupted',
+    from: ['ADDR', 'envelope sender: an address, or a domain (example.com or @example.com)'],
+    to: ['ADDR', 'a recipient: an address or a domain'],
+    client: ['IP', "the client's address"],
+    id: ['ID', 'a transaction id (as quoted in replies) or a session id'],
+    action: ['ACTION', 'allow, alert, block, reject, drop, reset-client, …'],
+    rule: ['NAME', 'the security rule that matched'],
+    threat: ['TEXT', 'part of a threat name, or a threat id (traffic: transactions with such a threat)'],
+    since: ['WHEN', 'a time (2026-12-01, 2026-12-01T10:00, ISO 8601) or a duration ago (90m, 2h, 7d)'],
+    until: ['WHEN', 'the same; records up to then'],
+  },
+  notes: ['Exit status: 0 (also when nothing matches), 2 bad usage or no readable database.'],
+  async run({ values, positionals }) {
+    const kind = positionals[0];
+    if ((kind !== 'threats' && kind !== 'traffic') || positionals.length !== 1) throw new UsageError('expected "logs threats" or "logs traffic"');
+    const limit = Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive integer, got "${values.limit}"`);
+    const query: LogQuery = {
+      limit,
+      from: values.from, to: values.to, client: values.client, id: values.id, action: values.action, rule: values.rule, threat: values.threat,
+      since: values.since === undefined ? undefined : when(values.since, '--since'),
+      until: values.until === undefined ? undefined : when(values.until, '--until'),
+    };
+    const cfg = loadConfig(values.config);
+    const file = join(cfg.dataDirAbs, 'logs.sqlite');
+    if (!existsSync(file)) {
+      if (!values.follow) {
+        process.stderr.write(`no log database yet in ${cfg.dataDirAbs} (start the gateway first)\n`);
+        return 0;
+      }
+      await until(() => existsSync(file));
     }
-    if (kind === 'threats') {
-      printTable(
-        ['time', 'transaction', 'threat', 'threat-id', 'engine', 'file', 'type', 'sha256', 'rule', 'action'],
-        store.listThreats(limit).map((r) => [
-          r.time, r.transactionId, r.threat, r.threatId, r.engine,
-          r.fileName ? `${r.filePath} ${r.fileName}` : r.filePath, r.fileFlags?.length ? `${r.detectedType} [${r.fileFlags.join(',')}]` : r.detectedType, r.sha256.slice(0, 16), r.rule, r.action,
-        ]),
-      );
-    } else {
-      printTable(
-        ['time', 'transaction', 'client', 'from', 'to', 'size', 'subject', 'rule', 'action', 'reply'],
-        store.listTraffic(limit).map((r) => [
-          r.time, r.transactionId, r.client, r.mailFrom, r.rcptTo.join(','), String(r.size), r.subject, r.rule, r.action,
-          r.clientReply || r.upstreamReply,
-        ]),
-      );
+    const store = new SqliteLogStore(cfg.dataDirAbs, { readonly: true });
+    try {
+      const rows = read(store, kind, query);
+      const print = values.json ? printJson : values.follow ? printLines : printTableOf;
+      print(kind, rows.map((r) => r.record));
+      if (!values.follow) return 0;
+      let cursor = rows.length ? rows.at(-1)!.id : store.lastId(kind);
+      for (;;) {
+        await sleep(FOLLOW_POLL_MS);
+        const more = read(store, kind, { ...query, afterId: cursor, limit: 1000 });
+        if (more.length === 0) continue;
+        cursor = more.at(-1)!.id;
+        (values.json ? printJson : printLines)(kind, more.map((r) => r.record));
+      }
+    } finally {
+      store.close();
     }
-    return 0;
-  } finally {
-    store.close();
+  },
+});
+
+type Row = { id: number; record: TrafficRecord | ThreatRecord };
+
+function read(store: SqliteLogStore, kind: 'threats' | 'traffic', q: LogQuery): Row[] {
+  return kind === 'threats' ? store.queryThreats(q) : store.queryTraffic(q);
+}
+
+/** `2h`, `90m`, `7d` ago; or a date/time (local time unless it says Z or an offset). */
+export function when(v: string, flag: string, now = Date.now()): string {
+  const ago = parseDuration(v);
+  if (ago !== null && /[a-z]$/i.test(v.trim())) return new Date(now - ago).toISOString();
+  const t = Date.parse(/^\d{4}-\d\d-\d\d$/.test(v) ? `${v}T00:00` : v);
+  if (Number.isNaN(t)) throw new UsageError(`${flag}: expected a time (2026-12-01T10:00) or a duration ago (2h), got "${v}"`);
+  return new Date(t).toISOString();
+}
+
+function printJson(_kind: string, records: ReadonlyArray<TrafficRecord | ThreatRecord>): void {
+  for (const r of records) process.stdout.write(`${safeJson(r)}\n`);
+}
+
+/** Records written before subjects were decoded may hold encoded words: shown decoded. */
+const text = (s: string): string => (s.includes('=?') ? decodeEncodedWords(s) : s);
+
+function printTableOf(kind: string, records: ReadonlyArray<TrafficRecord | ThreatRecord>): void {
+  if (kind === 'threats') {
+    printTable(
+      ['time', 'transaction', 'client', 'from', 'threat', 'threat-id', 'engine', 'file', 'type', 'sha256', 'rule', 'action'],
+      (records as ThreatRecord[]).map((r) => [
+        r.time, r.transactionId, r.client, r.mailFrom, r.threat, r.threatId, r.engine,
+        r.fileName ? `${r.filePath} ${text(r.fileName)}` : r.filePath, r.fileFlags?.length ? `${r.detectedType} [${r.fileFlags.join(',')}]` : r.detectedType, r.sha256.slice(0, 16), r.rule, r.action,
+      ]),
+    );
+  } else {
+    printTable(
+      ['time', 'transaction', 'client', 'from', 'to', 'size', 'subject', 'rule', 'action', 'reply'],
+      (records as TrafficRecord[]).map((r) => [
+        r.time, r.transactionId, r.client, r.mailFrom, r.rcptTo.join(','), String(r.size), text(r.subject), r.rule, r.action,
+        r.clientReply || r.upstreamReply,
+      ]),
+    );
   }
+}
+
+/** Following: one line per record, like the gateway's own maillog lines, so they can be grepped alike. */
+function printLines(kind: string, records: ReadonlyArray<TrafficRecord | ThreatRecord>): void {
+  for (const r of records) {
+    const fields: Record<string, unknown> =
+      kind === 'traffic'
+        ? maillogFields({ ...(r as TrafficRecord), subject: text((r as TrafficRecord).subject) }, [])
+        : threatFields(r as ThreatRecord);
+    const word = kind === 'traffic' ? outcomeOf(r as TrafficRecord) : 'threat';
+    const kv = Object.entries(fields).map(([k, v]) => `${k}=${escapeLogValue(v)}`).join(' ');
+    process.stdout.write(`${r.time} ${word} ${kv}\n`);
+  }
+}
+
+function threatFields(r: ThreatRecord): Record<string, unknown> {
+  return {
+    id: r.transactionId, client: r.client, from: `<${r.mailFrom}>`, to: r.rcptTo.map((x) => `<${x}>`).join(','),
+    threat: r.threat, 'threat-id': r.threatId, engine: r.engine, file: r.filePath, name: text(r.fileName) || undefined,
+    type: r.detectedType, sha256: r.sha256, rule: r.rule, action: r.action,
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(ready: () => boolean): Promise<void> {
+  while (!ready()) await sleep(FOLLOW_POLL_MS);
 }

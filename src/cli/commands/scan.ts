@@ -9,63 +9,77 @@
  */
 
 import { createReadStream } from 'node:fs';
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ARCHIVE_LIMIT, INCOMPLETE_INSPECTION, SUSPICIOUS_STRUCTURE } from '../../events.ts';
 import { buildInspector } from '../../app/assemble.ts';
-import { SignatureEngine } from '../../inspect/engines/signatures.ts';
-import { Inspector } from '../../inspect/inspector.ts';
+import type { Inspector } from '../../inspect/inspector.ts';
 import type { ScanResult } from '../../inspect/types.ts';
-import { loadConfigFile } from '../../policy/load-config.ts';
-import { MboxSplitter } from '../mbox.ts';
+import { command, CONFIG_OPTION, configOrExample, UsageError } from '../command.ts';
+import { inputKind, MboxSplitter, messageLabel } from '../mbox.ts';
 import { Progress } from '../progress.ts';
 import { escapeUnsafe, safeJson } from '../../logs/escape.ts';
-import { SevenZipTool, sevenZipReader } from '../../inspect/archive/seven-zip-tool.ts';
 
 const SCAN_DEADLINE_MS = 120_000;
 const READ_CHUNK = 256 * 1024;
+/** Bytes of an mbox message kept to name it in the output. */
+const HEAD_FOR_LABEL = 16 * 1024;
 
 type Verdict = 'clean' | 'threat' | 'suspicious';
 
-export async function runScan(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean', default: false },
-      config: { type: 'string', short: 'c' },
-      verbose: { type: 'boolean', short: 'v', default: false },
-    },
-  });
-  if (positionals.length === 0) throw new Error('expected at least one PATH to scan');
-  const inspector = values.config ? buildInspector(loadConfigFile(values.config)) : new Inspector({ engines: [new SignatureEngine()], readers: { '7z': sevenZipReader(SevenZipTool.find('auto', 30_000)) } });
-  const files: { path: string; size: number }[] = [];
-  let progress: Progress | null = null;
-  const out = new Reporter(values.json, values.verbose, () => progress?.clear());
-  for (const root of positionals) {
-    try {
-      for await (const f of walk(root)) files.push(f);
-    } catch (err) {
-      out.error(root, err as Error);
-    }
-  }
-  progress = new Progress(process.stderr, files.reduce((n, f) => n + f.size, 0), files.length);
-  try {
-    for (const f of files) {
+export const scanCommand = command({
+  name: 'scan',
+  usage: ['scan PATH... [-c FILE] [--json] [-v] [--infected]'],
+  summary: 'scan files, directories, .eml messages and mbox mailboxes offline',
+  options: {
+    ...CONFIG_OPTION,
+    json: { type: 'boolean', default: false },
+    verbose: { type: 'boolean', short: 'v', default: false },
+    infected: { type: 'boolean', short: 'i', default: false },
+  },
+  help: {
+    config: ['FILE', 'inspect as the gateway on FILE does (default: $SMTPWALL_CONFIG or a config at a default path, else the example configuration\'s engines and limits)'],
+    json: 'one JSON object per file or message, then a summary object',
+    verbose: 'also every file found inside, with type, flags, size and sha256, and every reading of an ambiguous part',
+    infected: 'print only threats and what cannot be inspected (and the summary)',
+  },
+  notes: [
+    'Exit status: 0 everything clean, 1 a threat or content that cannot be inspected (what the',
+    'gateway would not pass by default), 2 an error.',
+  ],
+  async run({ values, positionals }) {
+    if (positionals.length === 0) throw new UsageError('expected at least one PATH to scan');
+    const started = Date.now();
+    const inspector = buildInspector(configOrExample(values.config));
+    const files: { path: string; size: number }[] = [];
+    let progress: Progress | null = null;
+    const out = new Reporter(values.json, values.verbose, values.infected, () => progress?.clear());
+    for (const root of positionals) {
       try {
-        await scanFile(inspector, f.path, (n) => progress.advance(n), out);
+        for await (const f of walk(root)) files.push(f);
       } catch (err) {
-        out.error(f.path, err as Error);
+        out.error(root, err as Error);
       }
-      progress.fileDone();
     }
-  } finally {
-    progress.finish();
-  }
-  if (out.errors) return 2;
-  return out.notClean ? 1 : 0;
-}
+    const bytes = files.reduce((n, f) => n + f.size, 0);
+    progress = new Progress(process.stderr, bytes, files.length);
+    try {
+      for (const f of files) {
+        try {
+          await scanFile(inspector, f.path, (n) => progress.advance(n), out);
+        } catch (err) {
+          out.error(f.path, err as Error);
+        }
+        progress.fileDone();
+      }
+    } finally {
+      progress.finish();
+    }
+    out.summary({ files: files.length, bytes, ms: Date.now() - started });
+    if (out.errors) return 2;
+    return out.notClean ? 1 : 0;
+  },
+});
 
 async function* walk(path: string): AsyncGenerator<{ path: string; size: number }> {
   const s = await stat(path);
@@ -76,37 +90,28 @@ async function* walk(path: string): AsyncGenerator<{ path: string; size: number 
   for (const entry of (await readdir(path)).sort()) yield* walk(join(path, entry));
 }
 
-/** How a file is read: an mbox (many messages), one message, or a plain file. */
-async function kindOf(path: string): Promise<'mbox' | 'message' | 'file'> {
-  const fh = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(2048);
-    const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    const text = head.toString('latin1', 0, bytesRead);
-    if (/^From \S+.*\r?\n/.test(text) && looksLikeMessage(text.replace(/^From [^\n]*\n/, ''))) return 'mbox';
-    if (/\.(eml|msg\.txt)$/i.test(path) || looksLikeMessage(text)) return 'message';
-    return 'file';
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Text that starts with RFC 5322 header fields, among them a usual one. */
-function looksLikeMessage(head: string): boolean {
-  return /^(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*){2,}/.test(head) && /^(from|to|subject|date|message-id|mime-version|received|return-path):/im.test(head);
-}
-
 async function scanFile(inspector: Inspector, path: string, advance: (n: number) => void, out: Reporter): Promise<void> {
-  const kind = await kindOf(path);
+  const kind = await inputKind(path);
   const stream = createReadStream(path, { highWaterMark: READ_CHUNK });
   if (kind === 'mbox') {
     let n = 0;
     let scan = inspector.begin();
+    // The start of each message, for its name in the output (Message-ID, else Subject).
+    let head: Buffer[] = [];
+    let headBytes = 0;
     const pending: Promise<void>[] = [];
     const splitter = new MboxSplitter({
-      data: (chunk) => scan.write(chunk),
+      data: (chunk) => {
+        scan.write(chunk);
+        if (headBytes < HEAD_FOR_LABEL) {
+          head.push(Buffer.from(chunk.subarray(0, HEAD_FOR_LABEL - headBytes)));
+          headBytes += chunk.length;
+        }
+      },
       end: () => {
-        const label = `${path}#${++n}`;
+        const label = messageLabel(path, ++n, Buffer.concat(head));
+        head = [];
+        headBytes = 0;
         const s = scan;
         scan = inspector.begin();
         pending.push(s.end(SCAN_DEADLINE_MS).then((r) => out.result(label, 'message', r)));
@@ -138,7 +143,20 @@ function verdictOf(r: ScanResult): Verdict {
 class Reporter {
   errors = 0;
   notClean = 0;
-  constructor(private readonly json: boolean, private readonly verbose: boolean, private readonly beforeOutput: () => void) {}
+  messages = 0;
+  threats = 0;
+  constructor(private readonly json: boolean, private readonly verbose: boolean, private readonly infected: boolean, private readonly beforeOutput: () => void) {}
+
+  /** The last line: how much was scanned and what was found (ClamAV's clamscan prints the like). */
+  summary(s: { files: number; bytes: number; ms: number }): void {
+    this.beforeOutput();
+    const totals = { files: s.files, messages: this.messages, threats: this.threats, 'not inspectable': this.notClean - this.threatsIn, errors: this.errors, bytes: s.bytes, seconds: Number((s.ms / 1000).toFixed(2)) };
+    if (this.json) process.stdout.write(`${safeJson({ summary: totals })}\n`);
+    else process.stdout.write(`scanned ${s.files} file${s.files === 1 ? '' : 's'} (${this.messages} message${this.messages === 1 ? '' : 's'}, ${mb(s.bytes)}) in ${totals.seconds} s: ${this.threats} threat${this.threats === 1 ? '' : 's'} in ${this.threatsIn} of them, ${totals['not inspectable']} not inspectable, ${this.errors} error${this.errors === 1 ? '' : 's'}\n`);
+  }
+
+  /** Files or messages with at least one threat. */
+  threatsIn = 0;
 
   error(file: string, err: Error): void {
     this.errors++;
@@ -150,6 +168,10 @@ class Reporter {
   result(label: string, scannedAs: string, r: ScanResult): void {
     const verdict = verdictOf(r);
     if (verdict !== 'clean') this.notClean++;
+    if (scannedAs === 'message') this.messages++;
+    this.threats += r.findings.length;
+    if (r.findings.length) this.threatsIn++;
+    if (this.infected && verdict === 'clean') return;
     this.beforeOutput();
     if (this.json) {
       process.stdout.write(
@@ -213,3 +235,5 @@ function readingLines(r: ScanResult): string[] {
   }
   return out;
 }
+
+const mb = (n: number): string => (n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`);

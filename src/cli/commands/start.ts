@@ -1,21 +1,26 @@
 /**
- * `smtpwall start -c FILE`: run the gateway in the foreground until SIGTERM/SIGINT; SIGHUP
- * reloads the configuration file (a configuration with errors is refused and logged, the
- * running one stays). The process id is written to DATA-DIR/smtpwall.pid for `smtpwall
- * reload` and service managers. With `workers: N` (N > 1) this process becomes the
- * supervisor of N workers; SIGUSR2 (`smtpwall restart`) replaces them one by one
- * (app/supervisor.ts).
+ * `smtpwall start [-c FILE]`: run the gateway in the foreground until SIGTERM/SIGINT; SIGHUP
+ * (or `smtpwall reload`) reloads the configuration file (a configuration with errors is refused
+ * and logged, the running one stays). The process id is written to DATA-DIR/smtpwall.pid for
+ * service managers, and DATA-DIR/control.sock answers `smtpwall status|reload|restart`. With
+ * `workers: N` (N > 1) this process becomes the supervisor of N workers; `smtpwall restart`
+ * replaces them one by one (app/supervisor.ts).
  */
 
-import { parseArgs } from 'node:util';
 import { runGateway } from '../../app/supervisor.ts';
 import { createLogger } from '../../logs/process-log.ts';
+import { command, CONFIG_HELP, CONFIG_OPTION, configPath } from '../command.ts';
 import { loadConfigFile } from '../../policy/load-config.ts';
 
-
-export async function runStart(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
-  if (!values.config) throw new Error('missing -c FILE (the configuration file)');
-  const cfg = loadConfigFile(values.config);
-  return runGateway(cfg, values.config, createLogger());
-}
+export const startCommand = command({
+  name: 'start',
+  usage: ['start [-c FILE]'],
+  summary: 'run the gateway in the foreground (SIGTERM stops it, SIGHUP reloads)',
+  options: { ...CONFIG_OPTION },
+  help: { config: CONFIG_HELP },
+  notes: ['Exit status: 0 stopped by a signal, 2 the configuration or a listening address cannot be used.'],
+  async run({ values }) {
+    const file = configPath(values.config);
+    return runGateway(loadConfigFile(file), file, createLogger());
+  },
+});

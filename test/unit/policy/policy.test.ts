@@ -77,6 +77,26 @@ rules:
     assert.equal(p.threat, 'MIME_MESSAGE_PARTIAL');
     assert.equal(policy.decide(facts({ listener: 'lab' }), partial).action, 'block', 'on-unscannable is its own knob (default block)');
   });
+  it('one engine failing does not hide what another found: a signature match blocks even with on-error allow', () => {
+    const p = new Policy(parseConfig(`${LISTENERS}
+profiles:
+  antivirus:
+    lenient: { action: block, on-error: allow }
+rules:
+  - { name: all, profiles: { antivirus: lenient } }
+`));
+    const file = { path: 'msg/2', name: 'e.com', declaredType: null, detectedType: 'com', flags: [], depth: 0, layers: 1, size: 68, sha256: 'a'.repeat(64), md5: '', encoding: 'base64' };
+    const eicar = { engine: 'signatures', threat: 'EICAR-Test-File', threatId: '10000001', signature: 'x', severity: 'high' as const, file };
+    const errors = [{ engine: 'clamd', path: 'msg/2', message: 'engine clamd failed: connect ECONNREFUSED' }];
+    const both = p.decide(facts(), { ok: true, findings: [eicar], events: [], files: [file], errors });
+    assert.equal(both.action, 'block');
+    assert.equal(both.threat, 'EICAR-Test-File');
+    assert.ok(both.verdicts.some((v) => v.action === 'allow' && /scan incomplete: engine clamd failed/.test(v.reason)), 'the failure is a verdict of its own');
+    const alone = p.decide(facts(), { ok: true, findings: [], events: [], files: [file], errors });
+    assert.equal(alone.action, 'allow', 'nothing found, the engine failed: on-error decides');
+    assert.equal(alone.threat, 'scan-error');
+    assert.equal(policy.decide(facts({ mailFrom: 'x@z.example' }), { ok: true, findings: [], events: [], errors }).action, 'tempfail', 'default on-error: tempfail');
+  });
   it('archive events: limits → on-archive-limit, unreadable → on-unscannable, the most severe wins', () => {
     const p = new Policy(parseConfig(`${LISTENERS}
 profiles:

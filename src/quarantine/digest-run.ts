@@ -1,0 +1,65 @@
+/**
+ * Sending quarantine digests: the entries held since a time, one mail per recipient, each
+ * delivered through a listener's receiving server (quarantine/deliver.ts). Used by `smtpwall
+ * quarantine digest --send` and by the gateway's schedule (`quarantine.digest.every`), which
+ * remembers in DATA-DIR/quarantine/digest.json up to when digests went out.
+ */
+
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LogFn } from '../logs/process-log.ts';
+import type { LoadedConfig } from '../policy/load-config.ts';
+import { deliver } from './deliver.ts';
+import { buildDigests, type DigestMail } from './digest.ts';
+import { QuarantineStore } from './store.ts';
+
+export interface DigestSent {
+  readonly recipient: string;
+  readonly entries: number;
+  readonly ok: boolean;
+  readonly reply: string;
+}
+
+export function digestsSince(cfg: LoadedConfig, entries: Awaited<ReturnType<QuarantineStore['list']>>, since: string | undefined): DigestMail[] {
+  const d = cfg.quarantine.digest;
+  const from = d?.from ?? `postmaster@${cfg.hostname}`;
+  return buildDigests(since ? entries.filter((e) => e.time >= since) : entries, {
+    from, contact: d?.contact ?? from, hostname: cfg.hostname, keptMs: cfg.quarantine['max-age'],
+  });
+}
+
+export async function sendDigests(cfg: LoadedConfig, mails: readonly DigestMail[]): Promise<DigestSent[]> {
+  const d = cfg.quarantine.digest;
+  const listener = d?.listener ?? cfg.listeners.find((l) => l.upstream)?.name ?? cfg.listeners[0]!.name;
+  const from = d?.from ?? `postmaster@${cfg.hostname}`;
+  const sent: DigestSent[] = [];
+  for (const m of mails) {
+    const r = await deliver(cfg, listener, '', from, [m.recipient], m.message);
+    sent.push({ recipient: m.recipient, entries: m.entries.length, ok: r.ok, reply: r.reply });
+  }
+  return sent;
+}
+
+const MARKER = 'digest.json';
+
+/** The schedule: every `quarantine.digest.every`, digests of what was held since the last run. */
+export function startDigestSchedule(cfg: LoadedConfig, log: LogFn): () => void {
+  const d = cfg.quarantine.digest;
+  if (!d) return () => {};
+  const store = new QuarantineStore(cfg.dataDirAbs, { maxAgeMs: cfg.quarantine['max-age'], maxBytes: cfg.quarantine['max-size'] });
+  const marker = join(cfg.dataDirAbs, 'quarantine', MARKER);
+  const run = async (): Promise<void> => {
+    const now = new Date().toISOString();
+    const last = await readFile(marker, 'utf8').then((t) => (JSON.parse(t) as { last?: string }).last, () => undefined);
+    const mails = digestsSince(cfg, await store.list(), last);
+    const sent = await sendDigests(cfg, mails);
+    for (const s of sent) log(s.ok ? 'info' : 'warn', s.ok ? 'quarantine digest sent' : 'quarantine digest NOT sent', { to: s.recipient, entries: s.entries, reply: s.reply });
+    // Only a run in which every digest went out moves the mark: the others are tried again.
+    if (sent.every((s) => s.ok)) await writeFile(marker, `${JSON.stringify({ last: now })}\n`);
+  };
+  const timer = setInterval(() => {
+    run().catch((err: Error) => log('error', 'quarantine digest failed', { error: err.message }));
+  }, d.every);
+  timer.unref();
+  return () => clearInterval(timer);
+}
