@@ -26,7 +26,9 @@
  * `--quick`: 10 KB messages at 1 and 10 sessions only. `--ladder`: 10 KB at 10 and 50 sessions
  * through the baselines and the smtpwall paths only (no latency, memory or inspection runs). `--inspect`: inspection throughput only.
  * `--chart`: also draw docs/bench.svg (the README's picture) from this run. `--analysis`: the
- * analyzers' files/s and p99 per type only (also part of a full run).
+ * analyzers' files/s and p99 per type only (also part of a full run). `--flood`: a sender's
+ * wait for the greeting during a flood of 1,000 idle connections, beside the wait without one
+ * (bench/flood.ts; also part of a full run).
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -38,6 +40,7 @@ import { runAnalysisBench, runHoldLatencyBench } from './analysis.ts';
 import { renderChart } from './chart.ts';
 import { benchNdbLines, type InspectResult, runInspectBench } from './inspect.ts';
 import { bigMessagesRss, idleSessionsRss, type LatencyResult, measureLatency } from './latency.ts';
+import { type FloodResult, floodBench } from './flood.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const LADDER = process.argv.includes('--ladder');
@@ -206,6 +209,10 @@ async function main(): Promise<void> {
     await memoryBench();
     return;
   }
+  if (process.argv.includes('--flood')) {
+    write([], [], { flood: await floodRun() });
+    return;
+  }
   if (INSPECT_ONLY) {
     write([], await runInspectBench(clamdSocket, 3));
     return;
@@ -279,17 +286,31 @@ async function main(): Promise<void> {
     process.stdout.write(`  ${p.name.padEnd(15)} p50 ${l.p50.toFixed(2).padStart(6)} ms  p99 ${l.p99.toFixed(2).padStart(6)} ms  added p99 ${(l.p99 - direct.p99).toFixed(2).padStart(6)} ms\n`);
   }
   const { idle, big } = await memoryBench();
+  const flood = await floodRun();
   const inspection = await runInspectBench(clamdSocket, QUICK ? 1 : 3);
   const analysis = await runAnalysisBench(QUICK ? 100 : 500);
   const hold = await runHoldLatencyBench(QUICK ? 100 : 300);
   targets(results, latency, idle, big);
-  write(results, inspection, { latency, idle, big, analysis, hold });
+  write(results, inspection, { latency, idle, big, flood, analysis, hold });
 }
 
 /**
  * Memory: a store-and-forward gateway of its own, in front of smtp-server (smtp-sink cannot
  * hold 1,000 connections: it is select()-based), so only the gateway's own cost is measured.
  */
+/** The greeting wait of a real sender during a flood of 1,000 idle connections (stress mode). */
+async function floodRun(): Promise<FloodResult> {
+  const mem = await memoryGateway({ maxSessions: 200, perClient: 20 });
+  try {
+    const r = await floodBench(mem.port, 1000, 50);
+    process.stdout.write(`\nflood: a sender's wait for the greeting, max-sessions 200: no flood p50 ${r.baseline.p50.toFixed(1)} ms p99 ${r.baseline.p99.toFixed(1)} ms; ` +
+      `during ${r.flooders} idle connections p50 ${r.flood.p50.toFixed(1)} ms p99 ${r.flood.p99.toFixed(1)} ms, ${r.flood.refused} of ${r.probes} refused\n`);
+    return r;
+  } finally {
+    await mem.close();
+  }
+}
+
 async function memoryBench() {
   const mem = await memoryGateway();
   try {
@@ -305,7 +326,7 @@ async function memoryBench() {
 }
 
 /** A gateway (store-and-forward, built-in engine) in front of an smtp-server that takes anything. */
-async function memoryGateway(): Promise<{ port: number; pid: number; close: () => Promise<void> }> {
+async function memoryGateway(limits = { maxSessions: 3000, perClient: 3000 }): Promise<{ port: number; pid: number; close: () => Promise<void> }> {
   const { SMTPServer } = await import('smtp-server');
   const sink = new SMTPServer({
     authOptional: true,
@@ -323,7 +344,7 @@ async function memoryGateway(): Promise<{ port: number; pid: number; close: () =
   writeFileSync(
     cfg,
     `data-dir: ${JSON.stringify(join(work, 'memory'))}\nlisteners:\n  - { name: mem, listen: "127.0.0.1:${port}", upstream: "127.0.0.1:${sinkPort}" }\n` +
-      `limits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n`,
+      `limits: { max-sessions: ${limits.maxSessions}, max-sessions-per-client: ${limits.perClient} }\n`,
   );
   const c = start(process.execPath, [join(ROOT, 'bin/smtpwall.js'), 'start', '-c', cfg]);
   await waitPort(port);

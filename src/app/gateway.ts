@@ -184,6 +184,8 @@ export class Gateway {
         implicitTls: clientTls.implicit ? clientTls.pem : null,
         maxSessions: this.#cfg.limits['max-sessions'],
         maxSessionsPerClient: this.#cfg.limits['max-sessions-per-client'],
+        stressOccupancy: this.#cfg.limits['stress-occupancy'],
+        stressIdleMs: this.#cfg.timeouts['stress-client-idle'],
         // Relay: the configured upstream. Transparent: where this connection was going
         // before the kernel redirected it to us.
         upstreamFor: (socket) => fixed ?? originalDestination(socket),
@@ -215,6 +217,7 @@ export class Gateway {
           upstreamXforward: l['upstream-reuse-xforward'],
           log: this.log,
           debugPeer: this.#debugPeer,
+          vrfy: l.vrfy,
         }),
       });
       const bound = await listener.listen();

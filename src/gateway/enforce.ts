@@ -46,6 +46,8 @@ export const REPLY = {
   shuttingDown: { code: 421, text: '4.3.2 Service shutting down, try again later' },
   noDestination: { code: 421, text: '4.3.0 Error: no destination for this connection' },
   tooManyConnections: (hostname: string, which: string): LocalReply => ({ code: 421, text: `4.7.0 ${hostname} Error: too many connections ${which}` }),
+  addressProbeDisabled: (verb: string): LocalReply => ({ code: 502, text: `5.5.1 ${verb} command is disabled` }),
+  evicted: (hostname: string): LocalReply => ({ code: 421, text: `4.7.0 ${hostname} Error: too many connections, idle session closed; try again later` }),
 } as const;
 
 /** Replies for anomalies found by the wire reader in message data (RFC 5321 strict reading). */

@@ -2,6 +2,15 @@
  * A listener: accepts client connections on one address, enforces the connection limits
  * (total and per client address, answered with 421 and logged), and runs one Session per
  * accepted socket. It tracks its sessions so a shutdown can wait for them.
+ *
+ * Stress mode, against floods of idle connections (Postfix's stress-adaptive behaviour): at
+ * `stress-occupancy` percent of `max-sessions` the listener is stressed — idle clients get
+ * `stress-client-idle` instead of `client-idle`, sessions idle past it are closed (421) by a
+ * sweep, one bad command ends a session, and a new connection to a full listener closes the
+ * session idle longest to make room, instead of being refused. A session with a transaction
+ * open is never cut for room. Every session holds one upstream connection (the greeting is
+ * the upstream's own), so the same bound and the same eviction cover the upstream side.
+ * Entering and leaving stress mode are logged, with how many idle sessions were closed.
  */
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -23,7 +32,14 @@ export interface ListenerOptions {
   readonly session: (upstream: { host: string; port: number }) => SessionContext; // per connection
   readonly hostname: string;
   readonly log: LogFn;
+  /** Percent of maxSessions at which stress mode starts (100: only when full). */
+  readonly stressOccupancy?: number;
+  /** Idle timeout of stress mode (the sweep closes sessions idle longer). */
+  readonly stressIdleMs?: number;
 }
+
+/** Stress mode ends below this many points under its threshold (no flapping at the edge). */
+const STRESS_HYSTERESIS = 10;
 
 export class Listener {
   readonly #server: Server;
@@ -31,6 +47,11 @@ export class Listener {
   readonly #running = new Set<Session>();
   readonly #sockets = new Set<Socket>();
   readonly #perClient = new Map<string, number>();
+  /** Sessions closed to make room that have not ended yet: they no longer count. */
+  readonly #evicting = new Set<Session>();
+  #stressed = false;
+  #sweep: NodeJS.Timeout | null = null;
+  #evictedInStress = 0;
 
   constructor(readonly name: string, private readonly opts: ListenerOptions) {
     this.#server = opts.implicitTls
@@ -54,6 +75,7 @@ export class Listener {
 
   /** Stop accepting; wait up to `graceMs` for sessions in flight, then cut the rest (421). */
   async close(graceMs: number): Promise<void> {
+    if (this.#sweep) clearInterval(this.#sweep);
     // server.close() calls back only when every connection has ended: do not wait for that
     // here, it is what the grace period below is for.
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
@@ -104,12 +126,15 @@ export class Listener {
     }
     const client = socket.remoteAddress ?? '';
     const count = this.#perClient.get(client) ?? 0;
-    if (this.#sessions.size >= this.opts.maxSessions || count >= this.opts.maxSessionsPerClient) {
-      const which = count >= this.opts.maxSessionsPerClient ? 'from your address' : 'in total';
-      this.#refuse(socket, `session limit ${which}`, REPLY.tooManyConnections(this.opts.hostname, which));
+    if (count >= this.opts.maxSessionsPerClient) {
+      this.#refuse(socket, 'session limit from your address', REPLY.tooManyConnections(this.opts.hostname, 'from your address'));
       return;
     }
-    const ctx = this.opts.session(upstream);
+    if (this.#occupied() >= this.opts.maxSessions && !this.#makeRoom()) {
+      this.#refuse(socket, 'session limit in total', REPLY.tooManyConnections(this.opts.hostname, 'in total'));
+      return;
+    }
+    const ctx = { ...this.opts.session(upstream), stressed: () => this.#stressed };
     this.#perClient.set(client, count + 1);
     this.#sockets.add(socket);
     // The client's connection counts against the limits while it is open; the session may
@@ -125,7 +150,61 @@ export class Listener {
     const run = session.run().finally(() => {
       this.#sessions.delete(run);
       this.#running.delete(session);
+      this.#evicting.delete(session);
+      this.#checkStress();
     });
     this.#sessions.add(run);
+    this.#checkStress();
+  }
+
+  /** Sessions that count against max-sessions. */
+  #occupied(): number {
+    return this.#sessions.size - this.#evicting.size;
+  }
+
+  /** Full: close the session idle longest (none in a transaction); false if there is none. */
+  #makeRoom(): boolean {
+    const now = Date.now();
+    let longest: Session | null = null;
+    let idle = -1;
+    for (const s of this.#running) {
+      const t = s.idleFor(now);
+      if (t !== null && t > idle && !this.#evicting.has(s)) {
+        idle = t;
+        longest = s;
+      }
+    }
+    if (!longest || !longest.evict()) return false;
+    this.#evicting.add(longest);
+    this.#evictedInStress++;
+    return true;
+  }
+
+  #checkStress(): void {
+    const threshold = this.opts.stressOccupancy ?? 100;
+    const percent = (this.#occupied() * 100) / this.opts.maxSessions;
+    if (!this.#stressed && percent >= threshold) {
+      this.#stressed = true;
+      this.#evictedInStress = 0;
+      this.opts.log('warn', 'stress mode on: short idle timeouts, idle sessions closed to make room', { listener: this.name, sessions: this.#occupied(), 'max-sessions': this.opts.maxSessions });
+      const idleMs = this.opts.stressIdleMs ?? 10_000;
+      // Sessions that were already waiting with the long timeout: closed once idle past the short one.
+      this.#sweep = setInterval(() => {
+        const now = Date.now();
+        for (const s of this.#running) {
+          const t = s.idleFor(now);
+          if (t !== null && t >= idleMs && !this.#evicting.has(s) && s.evict()) {
+            this.#evicting.add(s);
+            this.#evictedInStress++;
+          }
+        }
+      }, Math.max(100, Math.min(1000, idleMs / 4)));
+      this.#sweep.unref();
+    } else if (this.#stressed && percent < threshold - STRESS_HYSTERESIS) {
+      this.#stressed = false;
+      if (this.#sweep) clearInterval(this.#sweep);
+      this.#sweep = null;
+      this.opts.log('info', 'stress mode off', { listener: this.name, sessions: this.#occupied(), 'idle sessions closed': this.#evictedInStress });
+    }
   }
 }

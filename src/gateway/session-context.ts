@@ -52,6 +52,10 @@ export interface SessionContext {
   /** listeners[].upstream-reuse-xforward. */
   readonly upstreamXforward?: boolean;
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** VRFY/EXPN: relayed to the upstream, or refused with 502 (`listeners[].vrfy`). */
+  readonly vrfy?: 'relay' | 'refuse';
+  /** Whether the session's listener is in stress mode now (short idle timeout, one bad command). */
+  readonly stressed?: (() => boolean) | null;
   /** `debug-peers`: whether a client or upstream address gets a transcript in the process log. */
   readonly debugPeer?: ((address: string) => boolean) | null;
 }

@@ -17,7 +17,7 @@ import { ClientTimeoutError, UpstreamLostError } from '../errors.ts';
 import type { TransactionFacts } from '../policy/rules.ts';
 import { type Command, parseCommand, parsePath } from '../smtp/command.ts';
 import { editEhloReply } from '../smtp/ehlo.ts';
-import { censorText } from '../smtp/reply.ts';
+import { censorText, replyToString } from '../smtp/reply.ts';
 import { relayAuth } from './auth-relay.ts';
 import { ClientLeg } from './client-leg.ts';
 import { type Admission, admit, COMMANDS, ehloEdit, mailRefusal, type SessionState, type SessionView } from './commands.ts';
@@ -97,7 +97,10 @@ export class Session {
       while (this.#state !== 'closing') {
         // Envelope commands relayed ahead are settled before the session waits for the client.
         if (this.#upstream.pending() && !this.#client.reader.hasLine()) await this.#upstream.settle();
-        const r = await this.#client.reader.readLine(limits['max-command-line'], timeouts['client-idle']);
+        // Under stress (listener.ts) an idle client gets the short timeout, as Postfix's smtpd does.
+        const idle = this.#ctx.stressed?.() ? timeouts['stress-client-idle'] : timeouts['client-idle'];
+        this.#waitingSince = Date.now();
+        const r = await this.#client.reader.readLine(limits['max-command-line'], idle).finally(() => (this.#waitingSince = null));
         if (r.kind === 'eof') break;
         if (this.#transcript) this.#transcript('client>', r.kind === 'line' ? transcribed(r.line) : `(${r.kind} line)`);
         if (r.kind === 'bad' || r.kind === 'overflow') {
@@ -118,6 +121,30 @@ export class Session {
       await this.#upstream.close();
     }
   }
+
+  /**
+   * How long the session has waited for the client's next command, when it may be closed to
+   * make room under stress: waiting (nothing of ours pending) and no transaction open. Null
+   * otherwise — a session in a transaction is never cut for room.
+   */
+  idleFor(now: number): number | null {
+    if (this.#waitingSince === null || this.#state !== 'ready' || this.#evicted) return null;
+    return now - this.#waitingSince;
+  }
+
+  /** Close an idle session to make room: 421 4.7.0, then the connection (the upstream gets QUIT). */
+  evict(): boolean {
+    if (this.idleFor(Date.now()) === null) return false;
+    this.#evicted = true;
+    this.#client.send(REPLY.evicted(this.#ctx.hostname));
+    this.#client.flush();
+    this.#ctx.log('info', 'idle session closed to make room (stress)', { session: this.id, client: this.#client.label });
+    this.#client.socket.destroySoon(); // the reader sees the close; the loop ends as on EOF
+    return true;
+  }
+
+  #waitingSince: number | null = null;
+  #evicted = false;
 
   /** The one place the state changes; `closing` is final. */
   #enter(state: SessionState): void {
@@ -162,10 +189,32 @@ export class Session {
         return this.#starttls();
       case 'AUTH':
         return this.#auth(cmd);
-      default: // NOOP, VRFY, EXPN, HELP; XCLIENT and XFORWARD from trusted clients
+      case 'VRFY':
+      case 'EXPN':
+        return this.#addressProbe(cmd);
+      default: // NOOP, HELP; XCLIENT and XFORWARD from trusted clients
         if (cmd.verb === 'XCLIENT' || cmd.verb === 'XFORWARD') this.#upstream.taint(); // they change the upstream session
         return this.#client.relay(await this.#upstream.forward(cmd.raw, [2, 4, 5]));
     }
+  }
+
+  /**
+   * VRFY and EXPN ask the receiving server about its addresses (harvesting uses them):
+   * relayed, or refused with 502 (`listeners[].vrfy: refuse`, Postfix's disable_vrfy_command);
+   * either way logged with what the client asked and was told.
+   */
+  async #addressProbe(cmd: Command): Promise<void> {
+    let reply: string;
+    if (this.#ctx.vrfy === 'refuse') {
+      const refusal = REPLY.addressProbeDisabled(cmd.verb);
+      this.#client.send(refusal);
+      reply = `${refusal.code} ${refusal.text}`;
+    } else {
+      const r = await this.#upstream.forward(cmd.raw, [2, 4, 5]);
+      this.#client.relay(r);
+      reply = replyToString(r);
+    }
+    this.#ctx.log('info', 'address probe', { session: this.id, client: this.#client.label, verb: cmd.verb, arg: cmd.arg.slice(0, 200), reply });
   }
 
   /** Before a command: an upstream that spoke unasked or went away ends the session. */
@@ -211,7 +260,8 @@ export class Session {
   #bad(reply: LocalReply): void {
     this.#client.send(reply);
     this.#badCommands++;
-    if (this.#badCommands >= this.#ctx.limits['max-bad-commands']) {
+    // Under stress one bad command is enough (Postfix: smtpd_hard_error_limit drops to 1).
+    if (this.#badCommands >= (this.#ctx.stressed?.() ? 1 : this.#ctx.limits['max-bad-commands'])) {
       this.#client.send(REPLY.tooManyErrors(this.#ctx.hostname));
       this.#ctx.log('warn', 'too many bad commands', { session: this.id, count: this.#badCommands });
       this.#enter('closing');

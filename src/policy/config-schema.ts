@@ -229,6 +229,10 @@ const listener = z.strictObject({
         .describe('passthrough: block refuses STARTTLS (454) so mail stays inspectable; allow relays it and logs the session as uninspectable'),
     })
     .prefault({}),
+  vrfy: z
+    .enum(['relay', 'refuse'])
+    .default('relay')
+    .describe("VRFY and EXPN: relayed to the upstream (its answer, usually 252), or refused with 502 5.5.1 (like Postfix's disable_vrfy_command); logged either way"),
   'relay-auth': z.boolean().default(true).describe('relay AUTH between client and upstream when the upstream offers it; never logged'),
   'trusted-clients': z.array(cidr).default([]).describe('client addresses/CIDRs allowed to send XCLIENT/XFORWARD'),
   'upstream-reuse': z
@@ -336,6 +340,7 @@ export const configSchema = z.strictObject({
       'max-sessions': int(1000, 1, 1_000_000, 'concurrent sessions per listener'),
       'max-sessions-per-client': int(100, 1, 1_000_000, 'concurrent sessions from one client address'),
       'max-bad-commands': int(20, 1, 10_000, 'unrecognised or malformed commands before 421'),
+      'stress-occupancy': int(80, 1, 100, 'percent of max-sessions at which a listener enters stress mode: idle clients get stress-client-idle, one bad command ends a session, and when full the longest idle session without a transaction is closed (421) to make room'),
       'spool-memory': size('1MiB', 'store-and-forward: message bytes kept in memory before spooling to a temp file'),
       'mime-depth': int(20, 1, 1000, 'deepest MIME nesting inspected'),
       'mime-parts': int(1000, 1, 1_000_000, 'most MIME parts inspected per message'),
@@ -413,6 +418,7 @@ export const configSchema = z.strictObject({
   timeouts: z
     .strictObject({
       'client-idle': duration('5m', 'waiting for the next command (the whole line) or for more message data'),
+      'stress-client-idle': duration('10s', 'waiting for the next command while the listener is in stress mode (limits.stress-occupancy)'),
       message: duration('10m', 'receiving one message, from 354 (or the first BDAT) to its end: slow senders are cut off'),
       'upstream-connect': duration('30s', 'connecting to the upstream and receiving its greeting'),
       'upstream-reply': duration('5m', 'waiting for any upstream reply, or for the upstream to take message data (RFC 5321 §4.5.3.2 allows 10m for end of data)'),

@@ -2,7 +2,7 @@
  * Sending quarantine digests: the entries held since a time, one mail per recipient, each
  * delivered through a listener's receiving server (quarantine/deliver.ts). Used by `smtpwall
  * quarantine digest --send` and by the gateway's schedule (`quarantine.digest.every`), which
- * remembers in DATA-DIR/quarantine/digest.json up to when digests went out.
+ * remembers in DATA-DIR/quarantine-digest.json which entries were reported.
  */
 
 import { readFile, writeFile } from 'node:fs/promises';
@@ -40,25 +40,39 @@ export async function sendDigests(cfg: LoadedConfig, mails: readonly DigestMail[
   return sent;
 }
 
-const MARKER = 'digest.json';
+/** Beside the quarantine directory, not in it (that holds entries only). */
+const MARKER = 'quarantine-digest.json';
 
-/** The schedule: every `quarantine.digest.every`, digests of what was held since the last run. */
+/**
+ * The schedule: every `quarantine.digest.every`, digests of what was held since the last run.
+ * DATA-DIR/quarantine-digest.json lists the entries already reported (not a time: an entry
+ * stamped just before a run but written just after it must not be skipped).
+ */
 export function startDigestSchedule(cfg: LoadedConfig, log: LogFn): () => void {
   const d = cfg.quarantine.digest;
   if (!d) return () => {};
   const store = new QuarantineStore(cfg.dataDirAbs, { maxAgeMs: cfg.quarantine['max-age'], maxBytes: cfg.quarantine['max-size'] });
-  const marker = join(cfg.dataDirAbs, 'quarantine', MARKER);
+  const marker = join(cfg.dataDirAbs, MARKER);
+  let running = false;
   const run = async (): Promise<void> => {
-    const now = new Date().toISOString();
-    const last = await readFile(marker, 'utf8').then((t) => (JSON.parse(t) as { last?: string }).last, () => undefined);
-    const mails = digestsSince(cfg, await store.list(), last);
-    const sent = await sendDigests(cfg, mails);
+    const reported = new Set(await readFile(marker, 'utf8').then((t) => (JSON.parse(t) as { reported?: string[] }).reported ?? [], () => [] as string[]));
+    const entries = await store.list();
+    const fresh = entries.filter((e) => !reported.has(e.id));
+    if (fresh.length === 0) return;
+    const sent = await sendDigests(cfg, digestsSince(cfg, fresh, undefined));
     for (const s of sent) log(s.ok ? 'info' : 'warn', s.ok ? 'quarantine digest sent' : 'quarantine digest NOT sent', { to: s.recipient, entries: s.entries, reply: s.reply });
-    // Only a run in which every digest went out moves the mark: the others are tried again.
-    if (sent.every((s) => s.ok)) await writeFile(marker, `${JSON.stringify({ last: now })}\n`);
+    // Only a run in which every digest went out marks its entries: the others are tried again.
+    if (!sent.every((s) => s.ok)) return;
+    const live = new Set(entries.map((e) => e.id));
+    const next = [...[...reported].filter((id) => live.has(id)), ...fresh.map((e) => e.id)];
+    await writeFile(marker, `${JSON.stringify({ reported: next })}\n`);
   };
   const timer = setInterval(() => {
-    run().catch((err: Error) => log('error', 'quarantine digest failed', { error: err.message }));
+    if (running) return;
+    running = true;
+    run()
+      .catch((err: Error) => log('error', 'quarantine digest failed', { error: err.message }))
+      .finally(() => (running = false));
   }, d.every);
   timer.unref();
   return () => clearInterval(timer);

@@ -73,7 +73,8 @@ export class QuarantineStore {
   }
 
   async list(): Promise<QuarantineEntry[]> {
-    const names = (await readdir(this.#dir)).filter((n) => n.endsWith('.json'));
+    // Entries only: `ID.json` (a stray file in the directory is not an entry).
+    const names = (await readdir(this.#dir)).filter((n) => n.endsWith('.json') && ID.test(n.slice(0, -5)));
     const entries = await Promise.all(names.map((n) => readFile(join(this.#dir, n), 'utf8').then((t) => JSON.parse(t) as QuarantineEntry, () => null)));
     return entries.filter((e): e is QuarantineEntry => e !== null).sort((a, b) => a.time.localeCompare(b.time));
   }

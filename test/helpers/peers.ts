@@ -13,7 +13,7 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { Gateway } from '../../src/app/gateway.ts';
 import type { Engine } from '../../src/inspect/engines/engine.ts';
 import { SqliteLogStore } from '../../src/logs/sqlite-store.ts';
-import { silentLogger } from '../../src/logs/process-log.ts';
+import { type LogFn, silentLogger } from '../../src/logs/process-log.ts';
 import { parseConfig } from '../../src/policy/load-config.ts';
 
 export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -107,6 +107,8 @@ export async function startGateway(opts: {
   ruleProfiles?: string;
   /** Engines instead of the configured ones; a function gets the gateway's data directory. */
   engines?: Engine[] | ((dataDir: string) => Engine[]);
+  /** The gateway's process log (default: silent). */
+  log?: LogFn;
 }): Promise<GatewayPeer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'smtpwall-test-'));
   const cfg = parseConfig(`data-dir: ${JSON.stringify(dataDir)}
@@ -125,7 +127,7 @@ rules:
     profiles: { antivirus: av${opts.ruleProfiles ? `, ${opts.ruleProfiles}` : ''} }
 ${opts.extra ?? ''}`);
   const engines = typeof opts.engines === 'function' ? opts.engines(dataDir) : opts.engines;
-  const gateway = new Gateway(cfg, silentLogger, engines ? { engines } : {});
+  const gateway = new Gateway(cfg, opts.log ?? silentLogger, engines ? { engines } : {});
   const [l] = await gateway.start();
   return {
     port: l!.port,

@@ -213,6 +213,53 @@ describe('smtpwall scan, analyze, policy test, quarantine digest', () => {
   });
 });
 
+describe('scheduled quarantine digests', { timeout: 120_000 }, () => {
+  it('a gateway with quarantine.digest.every sends each recipient the list of what was held for them, once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'smtpwall-digest-'));
+    const got: Array<{ to: string[]; data: Buffer }> = [];
+    const server = new SMTPServer({
+      authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'], logger: false,
+      onData(stream, session, cb) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          got.push({ to: session.envelope.rcptTo.map((r) => r.address), data: Buffer.concat(chunks) });
+          cb();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const upPort = (server.server.address() as { port: number }).port;
+    const cfg = join(dir, 'q.yaml');
+    writeFileSync(cfg, `data-dir: ./data\nlisteners:\n  - { name: inbound, listen: "127.0.0.1:0", upstream: "127.0.0.1:${upPort}" }\nprofiles: { antivirus: { q: { action: block, quarantine: true } } }\nrules: [{ name: all, profiles: { antivirus: q } }]\nquarantine: { digest: { every: 500ms, from: quarantine@corp.example } }\n`);
+    const child = spawn(process.execPath, [BIN, 'start', '-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    try {
+      await outputMatches([child.stdout, child.stderr], () => out, /smtpwall started/);
+      const port = Number(/listening listener=inbound address=127\.0\.0\.1:(\d+)/.exec(out)![1]);
+      const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+      await assert.rejects(t.sendMail({ envelope: { from: 'mallory@evil.example', to: ['bob@corp.example'] }, raw: EICAR_MESSAGES['raw in the body']! }), /541/);
+      await outputMatches([child.stdout, child.stderr], () => out, /info quarantine digest sent to=bob@corp\.example entries=1 /);
+      const digest = got.find((m) => m.to[0] === 'bob@corp.example')!;
+      const mail = await simpleParser(digest.data);
+      assert.equal(mail.subject, 'Quarantine digest: 1 message held for you');
+      assert.match(mail.text ?? '', /from: {4}<mallory@evil\.example>/);
+      // The next message is reported in the next digest; the first one is not reported again.
+      await assert.rejects(t.sendMail({ envelope: { from: 'eve@evil.example', to: ['bob@corp.example'] }, raw: EICAR_MESSAGES['raw in the body']! }), /541/);
+      await outputMatches([child.stdout, child.stderr], () => out, /info quarantine digest sent to=bob@corp\.example entries=1 /, 2);
+      const second = await simpleParser(got.filter((m) => m.to[0] === 'bob@corp.example')[1]!.data);
+      assert.match(second.text ?? '', /eve@evil\.example/);
+      assert.doesNotMatch(second.text ?? '', /mallory@evil\.example/);
+    } finally {
+      process.kill(child.pid!, 'SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
 describe('smtpwall start, as an admin runs it day to day', { timeout: 300_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'smtpwall-day-'));
   const children: ChildProcess[] = [];

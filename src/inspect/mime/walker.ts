@@ -16,6 +16,7 @@
 import type { AnomalyName } from '../../events.ts';
 import { type BodyDecoder, DECODED, identity, LazySink, type LeafSink, NULL_SINK, tee, transferDecoder } from './body-decoders.ts';
 import { decodeEncodedWords, parseHeaderBlock } from './headers.ts';
+import { headerText } from './header-text.ts';
 import { MAX_READINGS, partReadings, type Reading } from './readings.ts';
 
 import { DEFAULT_MIME_LIMITS, type LeafInfo, type MimeLimits, type WalkerHandlers } from './types.ts';
@@ -335,12 +336,15 @@ export class MimeWalker {
     const { reading } = spec;
     const type = reading.type;
     const tooDeep = depth >= this.limits.maxDepth;
-    const names = spec.names;
+    // Names as a mail client shows them: raw 8-bit as UTF-8 (RFC 6532) where it is valid UTF-8,
+    // encoded words decoded; the byte-for-byte Latin-1 reading stays among the other names.
+    const shown = spec.names.map(headerText);
+    const names = [...new Set([...shown, ...spec.names.map(decodeEncodedWords)])];
     const info: LeafInfo = {
       path,
       contentType: reading.declared ? type : null,
-      name: names[0] === undefined ? null : decodeEncodedWords(names[0]),
-      ...(names.length > 1 ? { otherNames: names.slice(1).map((n) => decodeEncodedWords(n)) } : {}),
+      name: names[0] ?? null,
+      ...(names.length > 1 ? { otherNames: names.slice(1) } : {}),
       encoding: reading.encoding,
       mimeDepth: depth,
       ...(this.#root.outerLayers > 0 ? { outerLayers: this.#root.outerLayers } : {}),
