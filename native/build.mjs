@@ -2,6 +2,7 @@
 // A failed build does not fail the install (relay mode does not need it); it says why, and a
 // transparent listener then refuses to start with the same explanation.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
@@ -16,7 +17,11 @@ try {
 } catch {
   gyp = null;
 }
-const cmd = gyp ? [process.execPath, [gyp, 'rebuild']] : ['node-gyp', ['rebuild']];
+// The Node.js headers: those of the installed package (/usr/include/node, Debian's and
+// NodeSource's nodejs) when they are there, so no download is needed; else node-gyp fetches them.
+const nodedir = [dirname(dirname(process.execPath)), '/usr'].find((d) => existsSync(join(d, 'include/node/common.gypi')));
+const args = ['rebuild', ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
+const cmd = gyp ? [process.execPath, [gyp, ...args]] : ['node-gyp', args];
 const r = spawnSync(cmd[0], cmd[1], { stdio: 'inherit', cwd: join(dirname(new URL(import.meta.url).pathname), '..') });
 if (r.status !== 0) {
   console.warn(

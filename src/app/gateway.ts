@@ -25,7 +25,7 @@ import { UpstreamPool } from '../gateway/upstream-pool.ts';
 import { buildEngines, buildInspector, quarantines } from './assemble.ts';
 import { MailboxServer } from '../mailbox/mailbox.ts';
 import type { SessionContext, SessionSnapshot } from '../gateway/session.ts';
-import { assertTransparentSupported, originalDestination } from '../gateway/original-dst.ts';
+import { assertTproxySupported, assertTransparentSupported, originalDestination, tproxyDestination, transparentListenFd } from '../gateway/original-dst.ts';
 import { clientTlsFor, upstreamTlsFor } from '../gateway/tls.ts';
 import type { ProcessStatus } from './control.ts';
 
@@ -169,6 +169,7 @@ export class Gateway {
 
   async start(): Promise<RunningListener[]> {
     if (this.#cfg.listeners.some((l) => l.mode === 'transparent')) assertTransparentSupported();
+    if (this.#cfg.listeners.some((l) => l.mode === 'tproxy')) assertTproxySupported();
     for (const l of this.#cfg.listeners) {
       const fixed = l.upstream ? await this.#fixedUpstream(l.upstream) : null;
       const listen = parseHostPort(l.listen)!;
@@ -187,8 +188,9 @@ export class Gateway {
         stressOccupancy: this.#cfg.limits['stress-occupancy'],
         stressIdleMs: this.#cfg.timeouts['stress-client-idle'],
         // Relay: the configured upstream. Transparent: where this connection was going
-        // before the kernel redirected it to us.
-        upstreamFor: (socket) => fixed ?? originalDestination(socket),
+        // before the kernel redirected it to us. TPROXY: the accepted socket's own address.
+        upstreamFor: (socket) => fixed ?? (l.mode === 'tproxy' ? tproxyDestination(socket, listen.port) : originalDestination(socket)),
+        ...(l.mode === 'tproxy' ? { listenFd: () => transparentListenFd(listen.host, listen.port), refuseSelf: false } : {}),
         hostname: this.#cfg.hostname,
         log: this.log,
         session: (upstream): SessionContext => ({
@@ -218,6 +220,7 @@ export class Gateway {
           log: this.log,
           debugPeer: this.#debugPeer,
           vrfy: l.vrfy,
+          connectAsClient: l.mode === 'tproxy',
         }),
       });
       const bound = await listener.listen();

@@ -11,6 +11,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { SevenZipTool } from '../inspect/archive/seven-zip-tool.ts';
+import { BsdtarTool } from '../inspect/archive/bsdtar-tool.ts';
 import { YaraRules } from '../inspect/engines/analysis/yara.ts';
 import { parseHostPort } from '../policy/config-schema.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
@@ -35,7 +36,7 @@ export async function probeAll(cfg: LoadedConfig, timeoutMs = PROBE_TIMEOUT_MS):
   cfg.listeners.forEach((l, i) => {
     if (l.upstream && !l.upstream.startsWith('mailbox:')) probes.push(upstream(l.name, l.upstream, `listeners[${i}].upstream`, timeoutMs));
   });
-  probes.push(sevenZip(cfg));
+  probes.push(sevenZip(cfg), bsdtar(cfg));
   if (cfg.engines.analysis.enabled && cfg.engines.analysis.yara.length > 0) probes.push(yara(cfg.engines.analysis.yara));
   return (await Promise.all(probes)).filter((p): p is Probe => p !== null);
 }
@@ -101,6 +102,18 @@ async function sevenZip(cfg: LoadedConfig): Promise<Probe> {
     execFile(tool.binary, [], { timeout: timeoutOf(cfg) }, (_err, stdout) => resolve(/7-Zip[^\n]*/.exec(String(stdout))?.[0]?.trim() ?? 'version unknown'));
   });
   return { what: `7-Zip ${tool.binary}`, ok: true, detail: version };
+}
+
+function bsdtar(cfg: LoadedConfig): Probe {
+  const t = cfg.engines.bsdtar;
+  if (t.path === 'off') return { what: 'bsdtar', ok: true, detail: 'off (engines.bsdtar.path): RAR is reported as ARCHIVE_UNSUPPORTED' };
+  try {
+    const tool = BsdtarTool.find(t.path, t.timeout);
+    if (tool) return { what: `bsdtar ${tool.binary}`, ok: true, detail: 'unpacks RAR' };
+    return { what: 'bsdtar /usr/bin/bsdtar', ok: false, detail: 'not installed', fix: 'apt-get install libarchive-tools; until then RAR is ARCHIVE_UNSUPPORTED (on-unscannable decides)' };
+  } catch (err) {
+    return { what: `bsdtar ${t.path}`, ok: false, detail: (err as Error).message, fix: 'install libarchive-tools or correct engines.bsdtar.path' };
+  }
 }
 
 const timeoutOf = (cfg: LoadedConfig): number => Math.min(cfg.engines['seven-zip'].timeout, PROBE_TIMEOUT_MS);

@@ -32,6 +32,10 @@ export interface ListenerOptions {
   readonly session: (upstream: { host: string; port: number }) => SessionContext; // per connection
   readonly hostname: string;
   readonly log: LogFn;
+  /** TPROXY: the listening socket, made by the addon (else Node binds host:port itself). */
+  readonly listenFd?: () => number;
+  /** Whether a connection whose destination is the listener itself is refused (REDIRECT); TPROXY checks in upstreamFor. */
+  readonly refuseSelf?: boolean;
   /** Percent of maxSessions at which stress mode starts (100: only when full). */
   readonly stressOccupancy?: number;
   /** Idle timeout of stress mode (the sweep closes sessions idle longer). */
@@ -64,10 +68,13 @@ export class Listener {
   async listen(): Promise<{ host: string; port: number }> {
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen(this.opts.port, this.opts.host, () => {
+      const done = (): void => {
         this.#server.off('error', reject);
         resolve();
-      });
+      };
+      // TPROXY: a socket made and bound with IP_TRANSPARENT (original-dst.ts); Node listens on it.
+      if (this.opts.listenFd) this.#server.listen({ fd: this.opts.listenFd() }, done);
+      else this.#server.listen(this.opts.port, this.opts.host, done);
     });
     const a = this.#server.address() as AddressInfo;
     return { host: a.address, port: a.port };
@@ -119,7 +126,7 @@ export class Listener {
       this.#refuse(socket, `no upstream for this connection: ${(err as Error).message}`, REPLY.noDestination);
       return;
     }
-    if (upstream.host === socket.localAddress && upstream.port === socket.localPort) {
+    if (this.opts.refuseSelf !== false && upstream.host === socket.localAddress && upstream.port === socket.localPort) {
       // Transparent mode, but the connection was not redirected: relaying would loop to us.
       this.#refuse(socket, 'connection was not redirected (original destination is the gateway itself)', REPLY.noDestination);
       return;

@@ -52,6 +52,8 @@ export interface SessionContext {
   /** listeners[].upstream-reuse-xforward. */
   readonly upstreamXforward?: boolean;
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** TPROXY: the upstream connection is made from the client's own address. */
+  readonly connectAsClient?: boolean;
   /** VRFY/EXPN: relayed to the upstream, or refused with 502 (`listeners[].vrfy`). */
   readonly vrfy?: 'relay' | 'refuse';
   /** Whether the session's listener is in stress mode now (short idle timeout, one bad command). */

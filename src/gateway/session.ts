@@ -33,6 +33,7 @@ import { startTls } from './starttls.ts';
 import { newSessionId } from './transaction-log.ts';
 import { newTransaction, receiveChunk, receiveData, startBdat, type Transaction } from './transaction.ts';
 import { UpstreamLeg } from './upstream-leg.ts';
+import { connectAsClient } from './original-dst.ts';
 import { maskAuth, type Transcript, transcript } from './transcript.ts';
 
 
@@ -70,7 +71,8 @@ export class Session {
     const debug = ctx.debugPeer && (ctx.debugPeer(this.#client.address) || ctx.debugPeer(host)) ? transcript(ctx.log, this.id) : null;
     this.#client.transcript = debug;
     this.#transcript = debug;
-    this.#upstream = new UpstreamLeg({ host, port, timeouts: ctx.timeouts, tls: ctx.upstreamTls, clientPassthrough, log: ctx.log, sessionId: this.id, reuse, client, transcript: debug });
+    const openSocket = ctx.connectAsClient ? () => connectAsClient(this.#client.address, host, port) : undefined;
+    this.#upstream = new UpstreamLeg({ host, port, timeouts: ctx.timeouts, tls: ctx.upstreamTls, clientPassthrough, log: ctx.log, sessionId: this.id, reuse, client, transcript: debug, openSocket });
     // The forwarding mode is chosen here, once: no other line of the session asks for it.
     this.#forwarding = ctx.forwarding === 'cut-through' ? new CutThrough(this.#upstream, limits, spoolDir) : new StoreAndForward(this.#upstream, limits, spoolDir);
     const facts = { sessionId: this.id, listener: ctx.listener, client: this.#client.label, server: this.#upstream.target, forwarding: ctx.forwarding };

@@ -29,6 +29,8 @@ export const TERMINATOR = Buffer.from('.\r\n');
 const QUIT_WAIT_MS = 2000;
 
 export interface UpstreamLegOptions {
+  /** How to open the connection when not plainly (TPROXY: from the client's address). */
+  readonly openSocket?: () => Socket;
   /** The session's debug transcript (`debug-peers`); absent for every other session. */
   readonly transcript?: Transcript | null;
   readonly host: string;
@@ -98,7 +100,7 @@ export class UpstreamLeg {
       this.#hello = parked.helloLine;
       return parked.greeting;
     }
-    const { upstream, greeting } = await Upstream.connect(this.o.host, this.o.port, this.o.timeouts['upstream-connect']);
+    const { upstream, greeting } = await Upstream.connect(this.o.host, this.o.port, this.o.timeouts['upstream-connect'], this.o.openSocket);
     this.#up = this.#watch(upstream);
     this.o.transcript?.('upstream>', replyToString(greeting));
     this.#greeting = greeting;
@@ -192,7 +194,7 @@ export class UpstreamLeg {
   }
 
   async #reconnect(): Promise<void> {
-    const { upstream, greeting } = await Upstream.connect(this.o.host, this.o.port, this.o.timeouts['upstream-connect']);
+    const { upstream, greeting } = await Upstream.connect(this.o.host, this.o.port, this.o.timeouts['upstream-connect'], this.o.openSocket);
     if (greeting.code !== 220) {
       upstream.reset();
       throw new UpstreamLostError(`reconnect greeting ${greeting.code}`);

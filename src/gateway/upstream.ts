@@ -106,10 +106,18 @@ export class Upstream {
     return { socket: this.#socket, buffered };
   }
 
-  /** Connect and read the greeting; both within `timeoutMs`. */
-  static async connect(host: string, port: number, timeoutMs: number): Promise<{ upstream: Upstream; greeting: Reply }> {
+  /**
+   * Connect and read the greeting; both within `timeoutMs`. `open` makes the socket another
+   * way (TPROXY: from the client's own address, original-dst.ts).
+   */
+  static async connect(host: string, port: number, timeoutMs: number, open?: () => Socket): Promise<{ upstream: Upstream; greeting: Reply }> {
     const target = `${host}:${port}`;
-    const socket = connect({ host, port, noDelay: true });
+    let socket: Socket;
+    try {
+      socket = open ? open() : connect({ host, port, noDelay: true });
+    } catch (err) {
+      throw new UpstreamConnectError(target, (err as Error).message, { cause: err });
+    }
     const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
     try {
       await once(socket, 'connect');

@@ -209,9 +209,9 @@ const listener = z.strictObject({
   listen: hostPort.describe('address:port to accept connections on'),
   direction: z.string().min(1).default('inbound').describe('a label for rules: inbound, outbound, internal, …'),
   mode: z
-    .enum(['relay', 'transparent'])
+    .enum(['relay', 'transparent', 'tproxy'])
     .default('relay')
-    .describe('relay: every session goes to `upstream`; transparent: to the original destination of a connection redirected by the kernel (iptables/nftables REDIRECT)'),
+    .describe('relay: every session goes to `upstream`; transparent: to the original destination of a connection redirected by the kernel (iptables/nftables REDIRECT); tproxy: the same behind a TPROXY rule, and the upstream connection comes from the client\'s own address (needs CAP_NET_ADMIN and policy routing)'),
   upstream: upstream.optional().describe('receiving server host:port, or mailbox:DIR (relay mode)'),
   forwarding: z.enum(['store-and-forward', 'cut-through']).default('store-and-forward').describe('store-and-forward: the whole message is judged before the upstream sees its end; cut-through: streamed on, the end held until the verdict'),
   tls: z
@@ -320,6 +320,13 @@ export const configSchema = z.strictObject({
         })
         .prefault({})
         .describe('7z archives are unpacked by 7-Zip in a separate process; without it they are only recognised'),
+      bsdtar: z
+        .strictObject({
+          path: z.string().default('auto').describe("libarchive's bsdtar, which unpacks RAR 4 and 5: auto (/usr/bin/bsdtar when installed, apt-get install libarchive-tools), off, or a path"),
+          timeout: duration('30s', 'longest bsdtar run on one archive; past it the process is killed and the archive reported'),
+        })
+        .prefault({})
+        .describe('RAR archives are unpacked by bsdtar in a separate process (under engines.seven-zip.memory); without it they are only recognised (ARCHIVE_UNSUPPORTED)'),
       signatures: z
         .strictObject({
           'hash-lists': z.array(z.string()).default([]).describe('hash-list files (sha256:/md5: lines)'),

@@ -102,8 +102,8 @@ function checkReferences(cfg: Config, root: unknown, lc: LineCounter, source: st
     if (seen.has(l.name)) add(['listeners', i, 'name'], `duplicate listener name "${l.name}"`);
     seen.add(l.name);
     if (l.mode === 'relay' && !l.upstream) add(['listeners', i], 'relay mode needs upstream (host:port or mailbox:DIR)');
-    if (l.mode === 'transparent' && l.upstream) add(['listeners', i, 'upstream'], 'transparent mode takes the original destination of each connection; remove upstream');
-    if (l.mode === 'transparent' && l['upstream-reuse']) add(['listeners', i, 'upstream-reuse'], 'transparent mode connects each client to its own destination: upstream sessions cannot be reused');
+    if (l.mode !== 'relay' && l.upstream) add(['listeners', i, 'upstream'], `${l.mode} mode takes the original destination of each connection; remove upstream`);
+    if (l.mode !== 'relay' && l['upstream-reuse']) add(['listeners', i, 'upstream-reuse'], 'transparent mode connects each client to its own destination: upstream sessions cannot be reused');
     const hasCert = Boolean(l.tls.cert && l.tls.key);
     if (Boolean(l.tls.cert) !== Boolean(l.tls.key)) add(['listeners', i, 'tls'], 'cert and key go together');
     if (l.tls.mode === 'terminate' && !hasCert) add(['listeners', i, 'tls', 'mode'], 'terminate needs cert and key');

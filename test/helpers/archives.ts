@@ -295,3 +295,38 @@ export function isoImage(files: ReadonlyArray<{ name: string; data: Buffer }>, o
   }
   return Buffer.concat(sectors);
 }
+
+const vint = (n: number): number[] => {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+};
+
+/**
+ * A RAR 5 archive with the files stored (method 0), written to the format's specification:
+ * each header with its CRC32, a file header with the data CRC32. bsdtar (libarchive) reads it,
+ * which test/unit/inspect/rar.test.ts checks first: RAR's own tool is not free software.
+ */
+export function rar5Stored(files: ReadonlyArray<{ name: string; data: Buffer }>): Buffer {
+  const header = (body: number[]): Buffer => {
+    const rest = Buffer.concat([Buffer.from(vint(body.length)), Buffer.from(body)]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32LE(crc32(rest) >>> 0);
+    return Buffer.concat([crc, rest]);
+  };
+  const parts: Buffer[] = [Buffer.from('Rar!\x1a\x07\x01\x00', 'latin1'), header([1, 0, 0])];
+  for (const f of files) {
+    const name = Buffer.from(f.name, 'utf8');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32LE(crc32(f.data) >>> 0);
+    // type 2 (file), flags: data area; file flags: CRC32 present; size; attributes; CRC; compression 0 (store); host OS 0; name
+    parts.push(header([2, 0x02, ...vint(f.data.length), 0x04, ...vint(f.data.length), ...vint(0x20), ...crc, 0, 0, ...vint(name.length), ...name]), f.data);
+  }
+  parts.push(header([5, 0, 0]));
+  return Buffer.concat(parts);
+}

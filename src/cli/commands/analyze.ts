@@ -19,6 +19,7 @@ import { command, CONFIG_HELP, CONFIG_OPTION, loadConfig, UsageError } from '../
 import { inputKind, messageLabel, splitMbox } from '../mbox.ts';
 import { escapeUnsafe, safeJson } from '../../logs/escape.ts';
 import { SevenZipTool, sevenZipReader } from '../../inspect/archive/seven-zip-tool.ts';
+import { BsdtarTool, rarReader } from '../../inspect/archive/bsdtar-tool.ts';
 
 /** One line of text output: names and reasons from files and messages cannot break it or drive the terminal. */
 const line = (s: string): void => void process.stdout.write(`${escapeUnsafe(s)}\n`);
@@ -51,7 +52,7 @@ export const analyzeCommand = command({
 async function analyzeOne(label: string, bytes: Buffer, asMessage: boolean, json: boolean): Promise<number> {
   let bad = 0;
   const seen: Array<{ file: FileInfo; bytes: Buffer }> = [];
-  const inspector = new Inspector({ engines: [new SignatureEngine(), collector(seen)], readers: { '7z': sevenZipReader(SevenZipTool.find('auto', 30_000)) } });
+  const inspector = new Inspector({ engines: [new SignatureEngine(), collector(seen)], readers: { '7z': sevenZipReader(SevenZipTool.find('auto', 30_000)), rar: rarReader(BsdtarTool.find('auto', 30_000)) } });
   const r = await inspector.scanBuffer(bytes, asMessage, 60_000, label);
   if (asMessage && !json) line(`${label}: message, ${seen.filter((x) => x.file.path !== RAW_MESSAGE_PATH).length} file(s)`);
   for (const { file, bytes: b } of seen) {

@@ -1,7 +1,7 @@
 /**
- * RAR (4.x and 5.x): recognised and walked far enough to tell whether it is encrypted, not
- * unpacked (no maintained pure-JS RAR decompressor installs here, and RAR's licence forbids
- * writing a compressor from its code). An encrypted RAR becomes `encrypted-rar` with
+ * RAR (4.x and 5.x) without bsdtar (bsdtar-tool.ts unpacks it when installed): recognised and
+ * walked far enough to tell whether it is encrypted, not unpacked (no maintained pure-JS RAR
+ * decompressor installs here, and RAR's licence forbids writing a decompressor from its code). An encrypted RAR becomes `encrypted-rar` with
  * ARCHIVE_ENCRYPTED; any other RAR is ARCHIVE_UNSUPPORTED, so the policy decides
  * (`on-unscannable`) instead of the members passing unseen. clamd, when configured, still
  * unpacks it from the whole file.
@@ -9,13 +9,17 @@
 
 import type { UnpackContext, UnpackOutcome } from './types.ts';
 
+/** Whether the archive (or a member) is encrypted, from its headers. */
+export function rarEncrypted(b: Buffer): boolean {
+  return b[6] === 0x01 ? rar5Encrypted(b) : rar4Encrypted(b);
+}
+
 export async function inspectRar(b: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
-  const encrypted = b[6] === 0x01 ? rar5Encrypted(b) : rar4Encrypted(b);
-  if (encrypted) {
+  if (rarEncrypted(b)) {
     ctx.event('ARCHIVE_ENCRYPTED', 'rar');
     return { type: 'encrypted-rar' };
   }
-  ctx.event('ARCHIVE_UNSUPPORTED', 'rar members are not unpacked');
+  ctx.event('ARCHIVE_UNSUPPORTED', 'rar members are not unpacked (bsdtar is not installed: apt-get install libarchive-tools)');
   return {};
 }
 

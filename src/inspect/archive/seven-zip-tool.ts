@@ -16,7 +16,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, createReadStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspectSevenZip } from './sevenzip.ts';
@@ -39,7 +39,7 @@ type MemberSinkLike = NonNullable<ReturnType<UnpackContext['member']>>;
 
 const DEFAULT_MEMORY = 512 * 1024 * 1024;
 
-interface Member {
+export interface Member {
   readonly path: string;
   readonly size: number;
 }
@@ -167,87 +167,15 @@ export class SevenZipTool {
   }
 
   /** Every file's bytes from one `x -so`, cut into members by their listed sizes. */
-  async #extract(file: string, password: string, members: readonly Member[], ctx: UnpackContext, f: string): Promise<void> {
-    let i = 0;
-    let left = members[0]?.size ?? 0;
-    let sink = members.length > 0 ? ctx.member(cleanMemberName(members[0]!.path)) : null;
-    let stopped = sink === null && members.length > 0;
-    // Members with no bytes end before any output arrives.
-    const advance = (): void => {
-      while (!stopped && left === 0 && i < members.length) {
-        sink?.end();
-        i++;
-        if (i >= members.length) return;
-        left = members[i]!.size;
-        sink = ctx.member(cleanMemberName(members[i]!.path));
-        if (sink === null) stopped = true;
-      }
-    };
-    advance();
-    // Bytes beyond what the listing accounts for (a name the listing parser could not read,
-    // a damaged listing) are still scanned, as one more member, and reported.
-    let unlisted: MemberSinkLike | null = null;
-    const r = await this.#run(['x', '-so', `-p${password}`, '--', file], (chunk) => {
-      let rest = chunk;
-      while (rest.length > 0 && !stopped && i < members.length) {
-        const piece = rest.subarray(0, left);
-        rest = rest.subarray(piece.length);
-        left -= piece.length;
-        if (!ctx.copy(sink!, piece)) {
-          sink!.end();
-          stopped = true;
-          return false;
-        }
-        advance();
-      }
-      if (rest.length > 0 && !stopped) {
-        if (unlisted === null) {
-          ctx.event('ARCHIVE_CORRUPT', `${f}: more data than the listing accounts for`);
-          unlisted = ctx.member('(unlisted)');
-          if (unlisted === null) stopped = true;
-        }
-        if (unlisted !== null && !ctx.copy(unlisted, rest)) stopped = true;
-      }
-      return !stopped;
-    });
-    (unlisted as MemberSinkLike | null)?.end();
-    if (!stopped && i < members.length) sink?.end(); // output ended early: the member is what arrived
-    // A member of unknown size (the last, a compressor's stream) ends where the output ends.
-    const short = i < members.length && !(i === members.length - 1 && members[i]!.size === Infinity);
-    if (r.timedOut) ctx.event('ARCHIVE_CORRUPT', `${f}: 7-Zip did not finish within ${this.timeoutMs} ms`);
-    else if (!stopped && (r.code !== 0 || short)) ctx.event('ARCHIVE_CORRUPT', `${f}: 7-Zip reported an error (exit ${r.code})${r.stderr ? `: ${r.stderr}` : ''}`);
+  #extract(file: string, password: string, members: readonly Member[], ctx: UnpackContext, f: string): Promise<void> {
+    return extractMembers((onStdout) => this.#run(['x', '-so', `-p${password}`, '--', file], onStdout), members, ctx, f, this.timeoutMs);
   }
 
   /** Run 7zz; `onStdout` returning false kills it (a limit was reached). */
   #run(args: string[], onStdout: (chunk: Buffer) => boolean): Promise<{ code: number | null; timedOut: boolean; stderr: string }> {
-    return new Promise((resolve) => {
-      // The shell sets the address-space limit, then becomes 7-Zip (exec): one process, killable.
-      const limitKb = Math.max(1, Math.floor(this.memoryBytes / 1024));
-      const child = spawn('/bin/sh', ['-c', `ulimit -v ${limitKb} && exec "$0" "$@"`, this.binary, '-bd', '-y', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, this.timeoutMs);
-      child.stdout.on('data', (c: Buffer) => {
-        if (!onStdout(c)) child.kill('SIGKILL');
-      });
-      child.stderr.on('data', (c: Buffer) => {
-        if (stderr.length < 500) stderr += c.toString('utf8');
-      });
-      child.on('error', (err) => {
-        clearTimeout(timer);
-        resolve({ code: null, timedOut, stderr: err.message });
-      });
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        // The private copy's path means nothing to an admin (and names the spool): cut it.
-        const file = args.at(-1) ?? '';
-        resolve({ code, timedOut, stderr: stderr.split(file).join(file.slice(file.lastIndexOf('/') + 1)).replace(/\s+/g, ' ').trim().slice(0, 200) });
-      });
-    });
+    return runLimited(this.binary, ['-bd', '-y', ...args], this.memoryBytes, this.timeoutMs, onStdout);
   }
+
 }
 
 /** The 7z reader: 7-Zip when configured, else recognition only. */
@@ -263,4 +191,112 @@ export function zipBySevenZipReader(tool: SevenZipTool | null): ContainerReader 
 /** The reader of the formats via-seven-zip.ts recognises (7-Zip, or ARCHIVE_UNSUPPORTED without it). */
 export function otherFormatsReader(tool: SevenZipTool | null): ContainerReader {
   return viaSevenZip(tool);
+}
+
+/**
+ * One extractor process's stdout (every file's bytes in listing order) cut into members by
+ * their listed sizes, through the message's archive budget; shared by 7-Zip and bsdtar.
+ */
+export async function extractMembers(
+run: (onStdout: (chunk: Buffer) => boolean) => Promise<{ code: number | null; timedOut: boolean; stderr: string }>,
+members: readonly Member[],
+ctx: UnpackContext,
+f: string,
+timeoutMs: number,
+): Promise<void> {
+  let i = 0;
+  let left = members[0]?.size ?? 0;
+  let sink = members.length > 0 ? ctx.member(cleanMemberName(members[0]!.path)) : null;
+  let stopped = sink === null && members.length > 0;
+  // Members with no bytes end before any output arrives.
+  const advance = (): void => {
+    while (!stopped && left === 0 && i < members.length) {
+      sink?.end();
+      i++;
+      if (i >= members.length) return;
+      left = members[i]!.size;
+      sink = ctx.member(cleanMemberName(members[i]!.path));
+      if (sink === null) stopped = true;
+    }
+  };
+  advance();
+  // Bytes beyond what the listing accounts for (a name the listing parser could not read,
+  // a damaged listing) are still scanned, as one more member, and reported.
+  let unlisted: MemberSinkLike | null = null;
+  const r = await run((chunk) => {
+    let rest = chunk;
+    while (rest.length > 0 && !stopped && i < members.length) {
+      const piece = rest.subarray(0, left);
+      rest = rest.subarray(piece.length);
+      left -= piece.length;
+      if (!ctx.copy(sink!, piece)) {
+        sink!.end();
+        stopped = true;
+        return false;
+      }
+      advance();
+    }
+    if (rest.length > 0 && !stopped) {
+      if (unlisted === null) {
+        ctx.event('ARCHIVE_CORRUPT', `${f}: more data than the listing accounts for`);
+        unlisted = ctx.member('(unlisted)');
+        if (unlisted === null) stopped = true;
+      }
+      if (unlisted !== null && !ctx.copy(unlisted, rest)) stopped = true;
+    }
+    return !stopped;
+  });
+  (unlisted as MemberSinkLike | null)?.end();
+  if (!stopped && i < members.length) sink?.end(); // output ended early: the member is what arrived
+  // A member of unknown size (the last, a compressor's stream) ends where the output ends.
+  const short = i < members.length && !(i === members.length - 1 && members[i]!.size === Infinity);
+  if (r.timedOut) ctx.event('ARCHIVE_CORRUPT', `${f}: 7-Zip did not finish within ${timeoutMs} ms`);
+  else if (!stopped && (r.code !== 0 || short)) ctx.event('ARCHIVE_CORRUPT', `${f}: 7-Zip reported an error (exit ${r.code})${r.stderr ? `: ${r.stderr}` : ''}`);
+}
+
+/**
+ * Run an unpacker under an address-space limit and a deadline; `onStdout` returning false
+ * kills it (a limit was reached). Its stderr comes back short, without the private copy's path.
+ */
+export function runLimited(
+  binary: string,
+  args: string[],
+  memoryBytes: number,
+  timeoutMs: number,
+  onStdout: (chunk: Buffer) => boolean,
+  /** A file given as standard input (read as a stream: no seeking to its end). */
+  stdinFile?: string,
+): Promise<{ code: number | null; timedOut: boolean; stderr: string }> {
+  return new Promise((resolve) => {
+    // The shell sets the address-space limit, then becomes 7-Zip (exec): one process, killable.
+    const limitKb = Math.max(1, Math.floor(memoryBytes / 1024));
+    const child = spawn('/bin/sh', ['-c', `ulimit -v ${limitKb} && exec "$0" "$@"`, binary, ...args], { stdio: [stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    if (stdinFile) {
+      // A real pipe, not the file itself: a redirected file would still be seekable.
+      child.stdin!.on('error', () => {}); // the reader may stop (or be killed) before the end: EPIPE
+      createReadStream(stdinFile).on('error', () => child.stdin!.destroy()).pipe(child.stdin!);
+    }
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.stdout!.on('data', (c: Buffer) => {
+      if (!onStdout(c)) child.kill('SIGKILL');
+    });
+    child.stderr!.on('data', (c: Buffer) => {
+      if (stderr.length < 500) stderr += c.toString('utf8');
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: null, timedOut, stderr: err.message });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      // The private copy's path means nothing to an admin (and names the spool): cut it.
+      const file = args.at(-1) ?? '';
+      resolve({ code, timedOut, stderr: stderr.split(file).join(file.slice(file.lastIndexOf('/') + 1)).replace(/\s+/g, ' ').trim().slice(0, 200) });
+    });
+  });
 }

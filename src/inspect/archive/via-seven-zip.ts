@@ -2,7 +2,8 @@
  * Containers opened through 7-Zip (`7zz`, seven-zip-tool.ts), recognised here by their magic
  * bytes: the compressors (xz, bzip2, zstd, lzip, lz4, compress `.Z`), the archivers (CAB, ARJ,
  * LHA/LZH, cpio, ar and so `.deb`, RPM, WIM, XAR) and the disk images Windows or a user's
- * unpacker opens on a double click (VHD, VHDX, raw FAT/NTFS images). Their members come back as
+ * unpacker opens on a double click (VHD, VHDX, raw FAT/NTFS images; ext, HFS+, APFS, UDF,
+ * SquashFS, CramFS, QCOW, VDI, VMDK and GPT disks; CHM help files; MS-LZ `SZDD` files). Their members come back as
  * files of their own (a `.tar.xz` is an xz with a tar inside, unpacked natively).
  *
  * Without 7-Zip they are recognised and never passed silently: ARCHIVE_UNSUPPORTED, which the
@@ -35,6 +36,20 @@ export function sevenZipFormat(head: Buffer): { readonly name: string; readonly 
   if (at('xar!')) return { name: 'xar', ext: 'xar' };
   if (at('vhdxfile')) return { name: 'vhdx', ext: 'vhdx' };
   if (at('conectix')) return { name: 'vhd', ext: 'vhd' };
+  // Disk and file-system images a user's unpacker (7-Zip, The Unarchiver) opens.
+  if (at('hsqs') || at('sqsh')) return { name: 'squashfs', ext: 'squashfs' };
+  if (at([0x45, 0x3d, 0xcd, 0x28])) return { name: 'cramfs', ext: 'cramfs' };
+  if (at([0x51, 0x46, 0x49, 0xfb])) return { name: 'qcow', ext: 'qcow2' };
+  if (at([0x7f, 0x10, 0xda, 0xbe], 64)) return { name: 'vdi', ext: 'vdi' };
+  if (at('KDMV')) return { name: 'vmdk', ext: 'vmdk' };
+  if (at('ITSF\x03\0\0\0')) return { name: 'chm', ext: 'chm' };
+  if (at('SZDD\x88\xf0\x27\x33')) return { name: 'mslz', ext: 'mslz' };
+  if (at('NXSB', 32)) return { name: 'apfs', ext: 'apfs' };
+  if (at('H+\0\x04', 1024) || at('HX\0\x05', 1024)) return { name: 'hfs', ext: 'hfs' };
+  if (at([0x53, 0xef], 1080)) return { name: 'ext', ext: 'ext' };
+  if (at('EFI PART', 512)) return { name: 'gpt', ext: 'gpt' };
+  // UDF without an ISO 9660 volume (a bridge image is read natively as ISO 9660).
+  if (at('BEA01', 32769) && (at('NSR02', 34817) || at('NSR03', 34817))) return { name: 'udf', ext: 'udf' };
   // A FAT or NTFS volume boot sector: a raw disk image Windows mounts on a click.
   if (head.length >= 512 && head[510] === 0x55 && head[511] === 0xaa && (at('FAT12', 54) || at('FAT16', 54) || at('FAT32', 82) || at('NTFS    ', 3))) {
     return { name: 'img', ext: 'img' };

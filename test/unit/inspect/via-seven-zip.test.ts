@@ -45,6 +45,7 @@ const FORMATS: ReadonlyArray<readonly [string, string, string, string]> = [
   ['zstd', 'zstd', 'zstd -q -c FILE > out', 'out'],
   ['cpio', 'cpio', 'echo FILE | cpio -o -H newc > out 2>/dev/null', 'out'],
   ['ar', 'ar', 'ar rc out FILE', 'out'],
+  ['ext2 image', 'mke2fs', 'mkdir -p root && cp FILE root/ && mke2fs -q -F -t ext2 -d root out 1024 >/dev/null 2>&1', 'out'],
   ['deb', 'dpkg-deb', 'mkdir -p pkg/DEBIAN pkg/usr && printf "Package: x\\nVersion: 1\\nArchitecture: all\\nMaintainer: t <t@x>\\nDescription: t\\n" > pkg/DEBIAN/control && cp FILE pkg/usr/ && dpkg-deb -Zxz -b pkg out >/dev/null', 'out'],
 ];
 
@@ -92,6 +93,18 @@ describe('recognising the formats by their magic bytes', () => {
     ['xar', b('xar!\0')],
     ['vhdx', b('vhdxfile')],
     ['vhd', b('conectix')],
+    ['squashfs', b('hsqs', [0, 0, 0, 0])],
+    ['cramfs', b([0x45, 0x3d, 0xcd, 0x28])],
+    ['qcow', b([0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 3])],
+    ['vdi', b('<<< Oracle VM VirtualBox Disk Image >>>\n'.padEnd(64, '\0'), [0x7f, 0x10, 0xda, 0xbe])],
+    ['vmdk', b('KDMV', [1, 0, 0, 0])],
+    ['chm', b('ITSF\x03\0\0\0')],
+    ['mslz', b('SZDD\x88\xf0\x27\x33A')],
+    ['apfs', b(Array(32).fill(0), 'NXSB')],
+    ['hfs', b(Array(1024).fill(0), 'H+\0\x04')],
+    ['ext', b(Array(1080).fill(0), [0x53, 0xef])],
+    ['gpt', b(Array(512).fill(0), 'EFI PART')],
+    ['udf', b(Array(32769).fill(0), 'BEA01', Array(2043).fill(0), 'NSR03')],
   ];
   for (const [name, head] of CASES) it(name, () => assert.equal(sevenZipFormat(head)?.name, name));
   it('a FAT boot sector is a disk image; text and a gzip are none of these', () => {

@@ -1,0 +1,95 @@
+/**
+ * RAR archives (4.x and 5.x, stored and compressed) unpacked by libarchive's `bsdtar`
+ * (Debian's `libarchive-tools`, BSD-licensed): Debian's 7-Zip is built without RAR, and no
+ * maintained pure-JS RAR decompressor installs here. Like 7-Zip it runs as a separate
+ * process on a private copy, under an address-space limit and a deadline:
+ *
+ *   1. the native walk (rar.ts) says whether the archive is encrypted — libarchive cannot
+ *      decrypt RAR, so an encrypted one is ARCHIVE_ENCRYPTED without running anything;
+ *   2. `bsdtar -tvf` lists the members (regular files with their sizes, in archive order);
+ *   3. `bsdtar -xOf` writes their bytes to stdout, cut into members by those sizes and fed
+ *      through the message's archive budget (extractMembers, shared with 7-Zip).
+ *
+ * Without bsdtar, RAR stays recognised only: ARCHIVE_UNSUPPORTED (rar.ts).
+ */
+
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspectRar, rarEncrypted } from './rar.ts';
+import { extractMembers, type Member, runLimited } from './seven-zip-tool.ts';
+import type { ContainerReader, UnpackContext, UnpackOutcome } from './types.ts';
+
+/** Bytes of listing read from bsdtar. */
+const MAX_LISTING = 8 * 1024 * 1024;
+
+export class BsdtarTool {
+  constructor(
+    readonly binary: string,
+    readonly timeoutMs: number,
+    readonly workDir: string = tmpdir(),
+    readonly memoryBytes: number = 512 * 1024 * 1024,
+  ) {}
+
+  /** `auto`: /usr/bin/bsdtar when installed; `off`: none; else that path (which must run). */
+  static find(setting: string, timeoutMs: number, workDir?: string, memoryBytes?: number): BsdtarTool | null {
+    if (setting === 'off') return null;
+    const path = setting === 'auto' ? '/usr/bin/bsdtar' : setting;
+    try {
+      accessSync(path, constants.X_OK);
+    } catch {
+      if (setting === 'auto') return null;
+      throw new Error(`${path}: not an executable bsdtar (engines.bsdtar.path)`);
+    }
+    return new BsdtarTool(path, timeoutMs, workDir, memoryBytes);
+  }
+
+  async unpack(bytes: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
+    if (rarEncrypted(bytes)) return inspectRar(bytes, ctx); // ARCHIVE_ENCRYPTED, as without bsdtar
+    mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
+    const dir = mkdtempSync(join(this.workDir, 'rar-'));
+    const file = join(dir, 'archive.rar');
+    try {
+      writeFileSync(file, bytes, { mode: 0o600 });
+      const out: Buffer[] = [];
+      let size = 0;
+      // Read as a stream (`-f -`): a seekable read lets libarchive prefer a zip whose central
+      // directory sits at the end of the file (a zip stored inside the RAR) over the RAR itself,
+      // which is what RAR readers open; from a pipe only the RAR signature at the start counts.
+      const listed = await runLimited(this.binary, ['-tvf', '-'], this.memoryBytes, this.timeoutMs, (c) => {
+        size += c.length;
+        if (size > MAX_LISTING) return false;
+        out.push(c);
+        return true;
+      }, file);
+      if (listed.code !== 0 && size <= MAX_LISTING) {
+        ctx.event(/encrypt/i.test(listed.stderr) ? 'ARCHIVE_ENCRYPTED' : 'ARCHIVE_CORRUPT', `rar: bsdtar cannot list it${listed.stderr ? `: ${listed.stderr}` : ''}`);
+        return /encrypt/i.test(listed.stderr) ? { type: 'encrypted-rar' } : {};
+      }
+      const members = parseListing(Buffer.concat(out).toString('utf8'));
+      await extractMembers((onStdout) => runLimited(this.binary, ['-xOf', '-'], this.memoryBytes, this.timeoutMs, onStdout, file), members, ctx, 'rar', this.timeoutMs);
+      return {};
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * `bsdtar -tv` lines, `ls -l` style: mode, links, owner, group, size, date, name. Only regular
+ * files (mode `-…`) have bytes in `-xO`'s output; directories and links are left out.
+ */
+export function parseListing(text: string): Member[] {
+  const members: Member[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\S)\S*\s+\d+\s+\S+\s+\S+\s+(\d+)\s+\S+\s+\d+\s+[\d:]+\s(.*)$/.exec(line);
+    if (!m || m[1] !== '-') continue;
+    members.push({ path: m[3]!, size: Number(m[2]) });
+  }
+  return members;
+}
+
+/** The RAR reader: bsdtar when it is there, recognition (and the event) when not. */
+export function rarReader(tool: BsdtarTool | null): ContainerReader {
+  return tool ? (b, ctx) => tool.unpack(b, ctx) : inspectRar;
+}
