@@ -58,9 +58,13 @@ export class Listener {
   #evictedInStress = 0;
 
   constructor(readonly name: string, private readonly opts: ListenerOptions) {
+    // allowHalfOpen: a client may send its last commands and close its side at once (Exim
+    // pipelines `BDAT … LAST`, the data and QUIT, then shuts down writing) and still wait for
+    // every reply; Node's default would end our side with it and the replies could not go out.
+    // The session ends its side itself when it is done.
     this.#server = opts.implicitTls
-      ? createTlsServer({ ...opts.implicitTls, minVersion: 'TLSv1.2' }, (socket) => this.#accept(socket))
-      : createServer({ noDelay: true }, (socket) => this.#accept(socket));
+      ? createTlsServer({ ...opts.implicitTls, minVersion: 'TLSv1.2', allowHalfOpen: true }, (socket) => this.#accept(socket))
+      : createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.#accept(socket));
     // A client that fails the TLS handshake never becomes a session; nothing to answer.
     this.#server.on('tlsClientError', () => {});
   }

@@ -378,3 +378,39 @@ describe('upstream failures', () => {
     });
   }
 });
+
+describe('a client that closes its side after its last commands (Exim does)', () => {
+  for (const forwarding of ['store-and-forward', 'cut-through'] as const) {
+    for (const how of ['BDAT', 'DATA'] as const) {
+      it(`${forwarding}, ${how}: MAIL, RCPT, the message and QUIT pipelined, then FIN: every reply arrives and the message is delivered`, async () => {
+        const up = await startUpstream();
+        const gw = await startGateway({ upstreamPort: up.port, forwarding });
+        try {
+          const c = await RawClient.connect(gw.port);
+          await c.reply();
+          await c.cmd('EHLO mta.exim.test');
+          const body = `Subject: half-closed ${how}\r\n\r\nhello\r\n`;
+          const tx = how === 'BDAT' ? `BDAT ${body.length} LAST\r\n${body}` : `DATA\r\n`;
+          c.write(`MAIL FROM:<alice@exim.test> SIZE=1000\r\nRCPT TO:<bob@example.com>\r\n${tx}`);
+          if (how === 'DATA') {
+            assert.match((await c.reply())!, /^250 /);
+            assert.match((await c.reply())!, /^250 /);
+            assert.match((await c.reply())!, /^354 /);
+            c.write(`${body}.\r\nQUIT\r\n`);
+          } else {
+            c.write('QUIT\r\n');
+          }
+          c.socket.end(); // shutdown(SHUT_WR), as Exim does after a pipelined QUIT
+          const replies: string[] = [];
+          for (let r = await c.reply(); r !== null; r = await c.reply()) replies.push(r.slice(0, 3));
+          assert.deepEqual(replies, how === 'BDAT' ? ['250', '250', '250', '221'] : ['250', '221']);
+          await c.closed;
+          assert.ok(up.messages.some((m) => m.data.toString('latin1').includes(`Subject: half-closed ${how}`)), 'delivered');
+        } finally {
+          await gw.stop();
+          await up.close();
+        }
+      });
+    }
+  }
+});

@@ -15,6 +15,7 @@ import type { MemberSink, UnpackContext, UnpackOutcome } from './types.ts';
 import { cleanMemberName } from './types.ts';
 import { readAesField, tryAesPasswords } from './zipaes.ts';
 import { tryPasswords } from './zipcrypto.ts';
+import { crc32, inflateRawSync } from 'node:zlib';
 
 const EOCD = 0x06054b50;
 const ZIP64_LOCATOR = 0x07064b50;
@@ -146,8 +147,29 @@ function otherReadings(b: Buffer, central: readonly Entry[], ctx: UnpackContext)
 /** Traditional encryption: the header's check byte comes from the CRC, or the time with a data descriptor. */
 function openZipCrypto(e: Entry, data: Buffer, ctx: UnpackContext): { plain: Buffer; method: number } | null {
   const check = (e.flags & 8) !== 0 ? (e.modTime >>> 8) & 0xff : e.crc >>> 24;
-  const opened = tryPasswords(data, check, ctx.passwords());
+  const opened = tryPasswords(data, check, ctx.passwords(), (plain) => plausible(e, plain));
   return opened && { plain: opened.plain, method: e.method };
+}
+
+/** Largest inflation tried to tell a wrong ZipCrypto password from the right one. */
+const VERIFY_INFLATE_MAX = 1024 * 1024;
+
+/**
+ * Decrypted data that is the member: stored, its CRC matches; deflated, it inflates (to its
+ * CRC when it fits in VERIFY_INFLATE_MAX; a longer valid stream is taken as right — garbage
+ * fails within its first blocks). Other methods cannot be told here and pass.
+ */
+function plausible(e: Entry, plain: Buffer): boolean {
+  // A local header with a data descriptor may carry no CRC (an entry read from local headers only).
+  const crcKnown = (e.flags & 8) === 0 || e.crc !== 0;
+  if (e.method === 0) return !crcKnown || (crc32(plain) >>> 0) === (e.crc >>> 0);
+  if (e.method !== 8) return true;
+  try {
+    const out = inflateRawSync(plain, { maxOutputLength: VERIFY_INFLATE_MAX });
+    return !crcKnown || (crc32(out) >>> 0) === (e.crc >>> 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+  }
 }
 
 /** Passwords still worth trying on this archive's AES members (null: none tried yet). */

@@ -44,9 +44,16 @@ class Keys {
 /**
  * Try passwords on an encrypted member (`data` includes the 12-byte header). `check` is the
  * expected last header byte. Returns the decrypted member data and the password, or null.
- * The per-byte loop is bounded by the member's size and runs once, for the right password.
+ * The per-byte loop is bounded by the member's size and runs for the right password (and the
+ * one wrong password in 256 whose check byte happens to match, which `verify` then refuses).
  */
-export function tryPasswords(data: Buffer, check: number, passwords: readonly string[]): { plain: Buffer; password: string } | null {
+export function tryPasswords(
+  data: Buffer,
+  check: number,
+  passwords: readonly string[],
+  /** Whether the decrypted data is the member (its CRC): one wrong password in 256 passes the check byte. */
+  verify: (plain: Buffer) => boolean = () => true,
+): { plain: Buffer; password: string } | null {
   if (data.length < 12) return null;
   for (const password of passwords) {
     const keys = new Keys(Buffer.from(password, 'utf8'));
@@ -55,6 +62,7 @@ export function tryPasswords(data: Buffer, check: number, passwords: readonly st
     if (last !== check) continue;
     const plain = Buffer.allocUnsafe(data.length - 12);
     for (let i = 12; i < data.length; i++) plain[i - 12] = keys.decrypt(data[i]!);
+    if (!verify(plain)) continue;
     return { plain, password };
   }
   return null;
