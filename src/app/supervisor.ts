@@ -25,7 +25,7 @@ import { type ControlHandlers, ControlServer, type ProcessStatus, type ReloadRep
 import { probeAll } from './health.ts';
 import { startRetention } from '../logs/retention.ts';
 import { portHolder } from './port-holder.ts';
-import { startDigestSchedule } from '../quarantine/digest-run.ts';
+import { startDigestSchedule } from './digest-run.ts';
 import { version } from './version.ts';
 
 export const PID_FILE = 'smtpwall.pid';

@@ -3,7 +3,7 @@
  * (id, when, sender, subject, threat) and how to ask for a release — the end-user view
  * MailScanner and Proxmox Mail Gateway admins know. Built here (pure); `smtpwall quarantine
  * digest` prints or sends them, and a gateway with `quarantine.digest.every` sends them on a
- * schedule (app/digest-schedule.ts).
+ * schedule (app/digest-run.ts).
  */
 
 import { randomBytes } from 'node:crypto';

@@ -1,7 +1,7 @@
 /** `smtpwall quarantine digest [--since WHEN] [--send]`: print or send the per-recipient digests. */
 
 import type { LoadedConfig } from '../../policy/load-config.ts';
-import { digestsSince, sendDigests } from '../../quarantine/digest-run.ts';
+import { digestsSince, sendDigests } from '../../app/digest-run.ts';
 import type { QuarantineStore } from '../../quarantine/store.ts';
 
 export async function runDigest(cfg: LoadedConfig, store: QuarantineStore, opts: { since?: string; send: boolean }, out: (s: string) => boolean): Promise<number> {

@@ -10,7 +10,7 @@
  *   delete ID       remove the entry (its content goes when no other entry shares it)
  */
 
-import { deliver } from '../../quarantine/deliver.ts';
+import { deliver } from '../../app/deliver.ts';
 import { SqliteLogStore } from '../../logs/sqlite-store.ts';
 import type { LoadedConfig } from '../../policy/load-config.ts';
 import { QuarantineStore } from '../../quarantine/store.ts';

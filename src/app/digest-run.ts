@@ -1,6 +1,6 @@
 /**
  * Sending quarantine digests: the entries held since a time, one mail per recipient, each
- * delivered through a listener's receiving server (quarantine/deliver.ts). Used by `smtpwall
+ * delivered through a listener's receiving server (app/deliver.ts). Used by `smtpwall
  * quarantine digest --send` and by the gateway's schedule (`quarantine.digest.every`), which
  * remembers in DATA-DIR/quarantine-digest.json which entries were reported.
  */
@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import type { LogFn } from '../logs/process-log.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
 import { deliver } from './deliver.ts';
-import { buildDigests, type DigestMail } from './digest.ts';
-import { QuarantineStore } from './store.ts';
+import { buildDigests, type DigestMail } from '../quarantine/digest.ts';
+import { QuarantineStore } from '../quarantine/store.ts';
 
 export interface DigestSent {
   readonly recipient: string;
