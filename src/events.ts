@@ -20,6 +20,7 @@ export const ANOMALIES = {
   MIME_READINGS_EXCEEDED: 'a part or message with more readings than the limit: the rest not inspected',
   BASE64_INVALID: 'base64 with characters outside the alphabet or bad padding',
   MIME_MESSAGE_PARTIAL: 'a message/partial fragment (RFC 2046 §5.2.2): the whole message cannot be inspected',
+  MIME_EXTERNAL_BODY: 'a message/external-body part (RFC 2046 §5.2.3): its content lives elsewhere (a URL, an FTP site, a local file) and is fetched by the reader, not carried: recorded with the reference',
   HTML_SMUGGLING: 'a page or script carries an executable, archive or disk image as a data: URI or an encoded string (HTML smuggling)',
   ARCHIVE_ENCRYPTED: 'an encrypted archive or archive member: its content cannot be inspected',
   ARCHIVE_DECRYPTED: 'an encrypted archive member opened with a password found in the message, and inspected',

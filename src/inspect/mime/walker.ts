@@ -350,6 +350,7 @@ export class MimeWalker {
       ...(this.#root.outerLayers > 0 ? { outerLayers: this.#root.outerLayers } : {}),
     };
     if (type === 'message/partial' && !spec.asLeaf) this.#event('MIME_MESSAGE_PARTIAL', path, spec.params.get('id')?.slice(0, 100));
+    if (type === 'message/external-body' && !spec.asLeaf) this.#event('MIME_EXTERNAL_BODY', path, externalReference(spec.params));
     if (type.startsWith('multipart/') && !spec.asLeaf && !spec.decodeFirst) {
       if (reading.encoding !== null && DECODED.has(reading.encoding) && !detached) {
         // RFC 2046 §6.4 forbids encoding a multipart; some clients decode it anyway. Both.
@@ -451,4 +452,20 @@ function looksLikeHeader(content: Buffer, haveField: boolean): boolean {
 
 function newSharedCounts(): SharedCounts {
   return { parts: 1, depthEventRaised: false, partsEventRaised: false, readings: 0, readingsEventRaised: false };
+}
+
+/**
+ * Where a message/external-body points (RFC 2046 §5.2.3, RFC 2017 URL): what a reader would
+ * fetch, for the record — `URL https://…`, `anon-ftp ftp.example.org/pub/x.exe`, `local-file …`.
+ */
+function externalReference(params: ReadonlyMap<string, string>): string {
+  const access = (params.get('access-type') ?? '?').toLowerCase();
+  const p = (k: string): string => params.get(k) ?? '';
+  const where =
+    access === 'url' ? p('url').replace(/\s+/g, '')
+      : access === 'anon-ftp' || access === 'ftp' || access === 'tftp' ? [p('site'), p('directory'), p('name')].filter(Boolean).join('/')
+        : access === 'local-file' ? [p('site'), p('name')].filter(Boolean).join(':')
+          : access === 'mail-server' ? p('server')
+            : '';
+  return `${access}${where ? ` ${where}` : ''}`.slice(0, 300);
 }
