@@ -232,6 +232,14 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
     for (let i = 0; i < 6; i++) await t.sendMail({ envelope: { from: 'a@example.org', to: ['b@example.com'] }, raw: 'Subject: w\r\n\r\nx\r\n' });
     assert.equal(up.messages.length, 6);
+    // The supervisor answers status and reload for its workers (asked over the cluster channel).
+    const status = await cli(['status', '-c', cfgFile]);
+    assert.equal(status.code, 0, status.stdout + status.stderr);
+    assert.match(status.stdout, new RegExp(`running, pid ${child.pid}, `));
+    assert.match(status.stdout, /^ {2}sessions now: \d+ in 2 workers \(pid \d+: \d+, pid \d+: \d+\)$/m);
+    const reload = await cli(['reload', '-c', cfgFile]);
+    assert.equal(reload.code, 0, reload.stdout + reload.stderr);
+    assert.match(reload.stdout, /reloaded \(2 workers\)/);
     assert.equal(child.exitCode, null, `the supervisor is still running: ${gw.out}`);
     process.kill(child.pid!, 'SIGTERM');
     assert.equal(await exitOf(child), 0, gw.out);
