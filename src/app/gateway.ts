@@ -193,7 +193,7 @@ export class Gateway {
         ...(l.mode === 'tproxy' ? { listenFd: () => transparentListenFd(listen.host, listen.port), refuseSelf: false } : {}),
         hostname: this.#cfg.hostname,
         log: this.log,
-        session: (upstream): SessionContext => ({
+        session: (upstream, stressed): SessionContext => ({
           listener: l.name,
           direction: l.direction,
           forwarding: l.forwarding,
@@ -221,6 +221,7 @@ export class Gateway {
           debugPeer: this.#debugPeer,
           vrfy: l.vrfy,
           connectAsClient: l.mode === 'tproxy',
+          stressed,
         }),
       });
       const bound = await listener.listen();

@@ -29,7 +29,8 @@ export interface ListenerOptions {
   readonly implicitTls: { readonly cert: Buffer; readonly key: Buffer } | null;
   /** Where this connection's upstream is (fixed, or its original destination); throws if unknown. */
   readonly upstreamFor: (socket: Socket) => { host: string; port: number };
-  readonly session: (upstream: { host: string; port: number }) => SessionContext; // per connection
+  /** Per connection; `stressed` tells the session whether its listener is in stress mode now. */
+  readonly session: (upstream: { host: string; port: number }, stressed: () => boolean) => SessionContext;
   readonly hostname: string;
   readonly log: LogFn;
   /** TPROXY: the listening socket, made by the addon (else Node binds host:port itself). */
@@ -54,6 +55,8 @@ export class Listener {
   /** Sessions closed to make room that have not ended yet: they no longer count. */
   readonly #evicting = new Set<Session>();
   #stressed = false;
+  /** One function for every session (not a closure per connection). */
+  readonly #isStressed = (): boolean => this.#stressed;
   #sweep: NodeJS.Timeout | null = null;
   #evictedInStress = 0;
 
@@ -145,7 +148,7 @@ export class Listener {
       this.#refuse(socket, 'session limit in total', REPLY.tooManyConnections(this.opts.hostname, 'in total'));
       return;
     }
-    const ctx = { ...this.opts.session(upstream), stressed: () => this.#stressed };
+    const ctx = this.opts.session(upstream, this.#isStressed);
     this.#perClient.set(client, count + 1);
     this.#sockets.add(socket);
     // The client's connection counts against the limits while it is open; the session may

@@ -102,7 +102,12 @@ export class Session {
         // Under stress (listener.ts) an idle client gets the short timeout, as Postfix's smtpd does.
         const idle = this.#ctx.stressed?.() ? timeouts['stress-client-idle'] : timeouts['client-idle'];
         this.#waitingSince = Date.now();
-        const r = await this.#client.reader.readLine(limits['max-command-line'], idle).finally(() => (this.#waitingSince = null));
+        let r: Awaited<ReturnType<ClientLeg['reader']['readLine']>>;
+        try {
+          r = await this.#client.reader.readLine(limits['max-command-line'], idle);
+        } finally {
+          this.#waitingSince = null; // no extra promise per command (a .finally() would make one)
+        }
         if (r.kind === 'eof') break;
         if (this.#transcript) this.#transcript('client>', r.kind === 'line' ? transcribed(r.line) : `(${r.kind} line)`);
         if (r.kind === 'bad' || r.kind === 'overflow') {

@@ -23,7 +23,7 @@ import { QuarantineStore } from '../../src/quarantine/store.ts';
 import { lnk } from '../helpers/analysis-fixtures.ts';
 import { zip } from '../helpers/archives.ts';
 import { EICAR_MESSAGES } from '../helpers/messages.ts';
-import { outputMatches } from '../helpers/peers.ts';
+import { outputMatches, startUpstream } from '../helpers/peers.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/smtpwall.js');
 const PKG = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
@@ -167,20 +167,9 @@ describe('smtpwall scan, analyze, policy test, quarantine digest', () => {
   });
 
   it('quarantine digest: one summary mail per recipient, printed or sent through the upstream', async () => {
-    const received: Array<{ to: string[]; data: Buffer }> = [];
-    const server = new SMTPServer({
-      authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'], logger: false,
-      onData(stream, session, cb) {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => {
-          received.push({ to: session.envelope.rcptTo.map((r) => r.address), data: Buffer.concat(chunks) });
-          cb();
-        });
-      },
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const port = (server.server.address() as { port: number }).port;
+    const up = await startUpstream();
+    const received = up.messages;
+    const port = up.port;
     try {
       const data = join(dir, 'qdata');
       const cfg = join(dir, 'digest.yaml');
@@ -208,7 +197,7 @@ describe('smtpwall scan, analyze, policy test, quarantine digest', () => {
       assert.match(mail.text ?? '', /subject: Rechnung für Sie/, 'UTF-8 subject intact');
       assert.match(mail.text ?? '', /write to helpdesk@corp\.example and quote its id/);
     } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await up.close();
     }
   });
 });
@@ -216,20 +205,9 @@ describe('smtpwall scan, analyze, policy test, quarantine digest', () => {
 describe('scheduled quarantine digests', { timeout: 120_000 }, () => {
   it('a gateway with quarantine.digest.every sends each recipient the list of what was held for them, once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'smtpwall-digest-'));
-    const got: Array<{ to: string[]; data: Buffer }> = [];
-    const server = new SMTPServer({
-      authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'], logger: false,
-      onData(stream, session, cb) {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => {
-          got.push({ to: session.envelope.rcptTo.map((r) => r.address), data: Buffer.concat(chunks) });
-          cb();
-        });
-      },
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const upPort = (server.server.address() as { port: number }).port;
+    const up = await startUpstream();
+    const got = up.messages;
+    const upPort = up.port;
     const cfg = join(dir, 'q.yaml');
     writeFileSync(cfg, `data-dir: ./data\nlisteners:\n  - { name: inbound, listen: "127.0.0.1:0", upstream: "127.0.0.1:${upPort}" }\nprofiles: { antivirus: { q: { action: block, quarantine: true } } }\nrules: [{ name: all, profiles: { antivirus: q } }]\nquarantine: { digest: { every: 500ms, from: quarantine@corp.example } }\n`);
     const child = spawn(process.execPath, [BIN, 'start', '-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -255,7 +233,7 @@ describe('scheduled quarantine digests', { timeout: 120_000 }, () => {
     } finally {
       process.kill(child.pid!, 'SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await up.close();
     }
   });
 });
