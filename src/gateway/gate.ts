@@ -20,7 +20,6 @@ import type { IncomingMessage } from './incoming.ts';
 import type { Journal } from './journal.ts';
 import type { Transaction } from './transaction.ts';
 import type { UpstreamLeg } from './upstream-leg.ts';
-import { headerFacts } from './transaction-log.ts';
 
 export interface GateContext {
   readonly sessionId: string;
@@ -139,7 +138,7 @@ export class Gate {
     if (!store || !bytes) return;
     try {
       if (msg.copyError) throw new Error('the copy of the message could not be written');
-      const { subject } = headerFacts(msg.head);
+      const { subject } = msg.headerFacts;
       await store.put(
         {
           id: tx.id, time: new Date().toISOString(), listener: this.ctx.listener, client: this.client.label,

@@ -15,7 +15,7 @@ import type { Decision } from '../policy/decide.ts';
 import type { RetroAlerts } from './retro-alerts.ts';
 import type { VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
 import type { IncomingMessage } from './incoming.ts';
-import { headerFacts, type Outcome, type SessionFacts, threatRecord, trafficRecord, type TransactionFacts } from './transaction-log.ts';
+import { type Outcome, type SessionFacts, threatRecord, trafficRecord, type TransactionFacts } from './transaction-log.ts';
 
 export interface JournalContext {
   readonly logs: LogStore;
@@ -57,7 +57,7 @@ export class Journal {
       events: (result?.events ?? []).map((e) => e.name),
     }, [...logged].map((f) => f.threat));
     for (const f of logged) this.#safe(() => this.ctx.logs.addThreat(threatRecord(this.session, tx, d, f)));
-    const { messageId } = headerFacts(rx.head);
+    const { messageId } = rx.headerFacts;
     const delivered = upstreamReply.startsWith('2');
     const verdicts = this.ctx.verdicts;
     if (verdicts && result && result.files.length > 0) {

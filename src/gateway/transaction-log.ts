@@ -29,13 +29,18 @@ export interface TransactionFacts {
 /** What the received message adds, if there was one. */
 export interface MessageFacts {
   readonly size: number;
-  readonly head: Buffer;
+  readonly headerFacts: HeaderFacts;
+}
+
+export interface HeaderFacts {
+  readonly messageId: string;
+  readonly subject: string;
 }
 
 export type Outcome = Pick<TrafficRecord, 'rule' | 'profile' | 'action' | 'reason' | 'upstreamReply' | 'clientReply' | 'events'>;
 
 export function trafficRecord(s: SessionFacts, helo: string, tx: TransactionFacts, msg: MessageFacts | null, outcome: Outcome): TrafficRecord {
-  const headers = msg ? headerFacts(msg.head) : { messageId: '', subject: '' };
+  const headers = msg ? msg.headerFacts : NO_HEADERS;
   return {
     time: new Date().toISOString(),
     sessionId: s.sessionId,
@@ -102,8 +107,10 @@ export function findingFields(f: Finding): Pick<
   };
 }
 
+const NO_HEADERS: HeaderFacts = { messageId: '', subject: '' };
+
 /** Message-ID and Subject for a record: decoded (inspect/mime/header-text.ts) and clipped. */
-export function headerFacts(head: Buffer): { messageId: string; subject: string } {
+export function headerFacts(head: Buffer): HeaderFacts {
   const f = messageHeaderFacts(head);
   return { messageId: clip(f.messageId), subject: clip(f.subject) };
 }

@@ -130,6 +130,15 @@ class AnalysisScan implements EngineScan {
 
   write(chunk: Buffer): void {
     if (this.#chunks === null) return;
+    // A first piece long enough to decide on is judged before any copy: most files (text,
+    // media) are never kept, and a small message's one part should not be copied for nothing.
+    if (!this.#decided && this.#bytes === 0 && chunk.length >= PEEK && !this.yara) {
+      this.#decided = true;
+      if (!mayBeAnalyzed(chunk.subarray(0, PEEK))) {
+        this.#chunks = null;
+        return;
+      }
+    }
     this.#chunks.push(Buffer.from(chunk));
     this.#bytes += chunk.length;
     if (this.#bytes > MAX_BYTES) this.#chunks = null;
