@@ -125,6 +125,27 @@ export async function startPostfix(opts: {
 }
 
 /** Poll `check` until it returns a value, or fail after `ms` with `what` and context. */
+/**
+ * Every smtpd session of a receiving Postfix has ended — a `disconnect from` for every
+ * `connect from` — and none by a timeout in DATA (smtpd logs one only after minutes, so a
+ * gateway that left a connection hanging shows as a count that never matches).
+ */
+export async function everySessionEnded(receiver: PostfixInstance, context: () => string): Promise<{ connects: number; disconnects: number }> {
+  const counts = await waitFor(
+    'every receiving smtpd session to end',
+    () => {
+      const log = receiver.log();
+      const connects = (log.match(/smtpd\[\d+\]: connect from/g) ?? []).length;
+      const disconnects = (log.match(/smtpd\[\d+\]: disconnect from/g) ?? []).length;
+      return connects > 0 && connects === disconnects ? { connects, disconnects } : null;
+    },
+    15_000,
+    context,
+  );
+  if (/timeout after (DATA|END-OF-MESSAGE)/.test(receiver.log())) throw new Error(`a receiving session timed out in DATA\n${context()}`);
+  return counts;
+}
+
 export async function waitFor<T>(what: string, check: () => T | null | undefined | false, ms = 20_000, context = (): string => ''): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {

@@ -19,7 +19,7 @@ import { EICAR } from '../../src/inspect/engines/signatures.ts';
 import { silentLogger } from '../../src/logs/process-log.ts';
 import { parseConfig } from '../../src/policy/load-config.ts';
 import { makeCert } from '../helpers/certs.ts';
-import { freePort, type PostfixInstance, postfixUnavailable, startPostfix, waitFor } from '../../lab/postfix-instance.ts';
+import { everySessionEnded, freePort, type PostfixInstance, postfixUnavailable, startPostfix, waitFor } from '../../lab/postfix-instance.ts';
 
 const MODES = { saf: 'store-and-forward', ct: 'cut-through' } as const;
 const ACTIONS = ['block', 'reset-both', 'reject'] as const;
@@ -173,20 +173,7 @@ listeners:
   });
 
   it('the receiving Postfix is never left holding a connection', async () => {
-    // Every smtpd session the gateways opened has ended (a disconnect for every connect),
-    // promptly: smtpd would only log a timeout disconnect after minutes.
-    const counts = await waitFor(
-      'every receiving smtpd session to end',
-      () => {
-        const log = receiver.log();
-        const connects = (log.match(/smtpd\[\d+\]: connect from/g) ?? []).length;
-        const disconnects = (log.match(/smtpd\[\d+\]: disconnect from/g) ?? []).length;
-        return connects > 0 && connects === disconnects ? { connects, disconnects } : null;
-      },
-      15_000,
-      context,
-    );
+    const counts = await everySessionEnded(receiver, context);
     assert.ok(counts.connects >= 6);
-    assert.doesNotMatch(receiver.log(), /timeout after (DATA|END-OF-MESSAGE)/);
   });
 });

@@ -18,7 +18,7 @@ import { EICAR } from '../../src/inspect/engines/signatures.ts';
 import { silentLogger } from '../../src/logs/process-log.ts';
 import { parseConfig } from '../../src/policy/load-config.ts';
 import { type SendmailInstance, sendmailUnavailable, startSendmail } from '../../lab/sendmail-instance.ts';
-import { freePort, type PostfixInstance, postfixUnavailable, startPostfix, waitFor } from '../../lab/postfix-instance.ts';
+import { everySessionEnded, freePort, type PostfixInstance, postfixUnavailable, startPostfix, waitFor } from '../../lab/postfix-instance.ts';
 
 const MODES = { saf: 'store-and-forward', ct: 'cut-through' } as const;
 const ACTIONS = ['block', 'reject', 'reset-both'] as const;
@@ -102,4 +102,14 @@ describe('Sendmail → smtpwall → Postfix', { skip: skip ?? false, timeout: 12
       });
     }
   }
+
+  it('the receiving Postfix completed no stopped message and is left holding no connection', async () => {
+    // 12 messages through 6 gateways: every smtpd session the gateways opened has ended.
+    const counts = await everySessionEnded(receiver, () => receiver.log());
+    assert.ok(counts.connects >= 6, `${counts.connects} sessions`);
+    // Completed messages are the six clean ones: a stopped message never reached the queue
+    // manager (cleanup may log a message-id of an aborted one: it reads data as it comes).
+    const completed = (receiver.log().match(/postfix\/qmgr\[\d+\]: \w+: from=/g) ?? []).length;
+    assert.equal(completed, 6, receiver.log());
+  });
 });
