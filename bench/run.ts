@@ -11,6 +11,9 @@
  *   smtpwall-saf-2w   the same with `workers: 2` (CPU and RSS summed over the workers)
  *   smtpwall-saf-reuse the same with `upstream-reuse: true` (idle upstream sessions reused)
  *   smtpwall-ct       through smtpwall, cut-through, built-in engine
+ *   saf-no-log, saf-no-inspect, saf-bare
+ *                     smtpwall-saf with logging, inspection, or both switched off
+ *                     (SMTPWALL_BENCH_OFF, app/bench-switches.ts; 10 KB only): what each costs
  *   smtpwall-clamd    through smtpwall, store-and-forward, built-in engine + clamd
  *   clamsmtp          through ClamSMTP + the same clamd
  *
@@ -54,6 +57,13 @@ const MESSAGES: Record<number, number> = QUICK ? { 10_000: 1000 } : { 10_000: 10
 /** ClamSMTP is an order of magnitude slower: it gets a fifth of the messages (rates stay comparable). */
 const SLOW_PATHS: Record<string, number> = { clamsmtp: 5 };
 
+/** Store-and-forward with stages of the mail path switched off (SMTPWALL_BENCH_OFF). */
+const LADDER_STAGES = [
+  ['saf-no-log', 'records,maillog'],
+  ['saf-no-inspect', 'inspect'],
+  ['saf-bare', 'inspect,records,maillog'],
+] as const;
+
 const have = (bin: string): boolean => existsSync(bin);
 const work = mkdtempSync(join(tmpdir(), 'smtpwall-bench-'));
 const children: ChildProcess[] = [];
@@ -80,8 +90,8 @@ async function waitPort(port: number, ms = 30_000): Promise<void> {
   }
 }
 
-function start(cmd: string, args: string[], opts: { cwd?: string } = {}): ChildProcess {
-  const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: opts.cwd ?? ROOT });
+function start(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env });
   let err = '';
   c.stderr!.on('data', (d) => (err += d));
   c.on('exit', (code) => {
@@ -168,7 +178,8 @@ async function main(): Promise<void> {
   const sinkPort = await freePort();
   start('/usr/sbin/smtp-sink', ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000']);
   await waitPort(sinkPort);
-  const paths: Array<{ name: string; port: number; pid: number | null }> = [{ name: 'direct', port: sinkPort, pid: null }];
+  /** smallOnly: measured with 10 KB messages only (the ladder's stage rows). */
+  const paths: Array<{ name: string; port: number; pid: number | null; smallOnly?: boolean }> = [{ name: 'direct', port: sinkPort, pid: null }];
 
   if (have('/usr/sbin/haproxy')) {
     const port = await freePort();
@@ -240,6 +251,16 @@ async function main(): Promise<void> {
     await waitPort(port);
     paths.push({ name, port, pid: c.pid ?? null });
   }
+  // The ladder's stage rows: store-and-forward with stages switched off one by one
+  // (app/bench-switches.ts), so the README can say what each costs per message.
+  for (const [name, off] of LADDER_STAGES) {
+    const port = await freePort();
+    const cfg = join(work, `${name}.yaml`);
+    writeFileSync(cfg, `data-dir: ${JSON.stringify(join(work, name))}\nlisteners:\n  - name: bench\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sinkPort}\n    forwarding: store-and-forward\nlimits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n`);
+    const c = start(process.execPath, [join(ROOT, 'bin/smtpwall.js'), 'start', '-c', cfg], { env: { ...process.env, SMTPWALL_BENCH_OFF: off } });
+    await waitPort(port);
+    paths.push({ name, port, pid: c.pid ?? null, smallOnly: true });
+  }
 
   if (clamdSocket && have('/usr/sbin/clamsmtpd')) {
     const port = await freePort();
@@ -265,6 +286,7 @@ async function main(): Promise<void> {
   for (const size of SIZES) {
     for (const sessions of SESSIONS) {
       for (const p of paths) {
+        if (p.smallOnly && size > 10_000) continue;
         const r = measure(p.name, p.port, size, sessions, p.pid);
         results.push(r);
         process.stdout.write(`  ${p.name.padEnd(15)} ${String(size / 1000).padStart(5)} KB × ${String(sessions).padStart(2)} sessions: ${r.msgsPerSec.toFixed(0).padStart(6)} msg/s\n`);
@@ -272,6 +294,7 @@ async function main(): Promise<void> {
     }
   }
   report(results);
+  stageCosts(results);
   if (LADDER) {
     targets(results, [], null, null);
     write(results, []);
@@ -358,6 +381,24 @@ async function memoryGateway(limits = { maxSessions: 3000, perClient: 3000 }): P
       await new Promise<void>((r) => sink.close(() => r()));
     },
   };
+}
+
+/** What each stage of the mail path costs per message: the ladder's rows side by side. */
+function stageCosts(results: Result[]): void {
+  for (const sessions of SESSIONS) {
+    const cpu = (path: string): number | null => results.find((x) => x.path === path && x.size === 10_000 && x.sessions === sessions)?.cpuPer1000 ?? null;
+    const full = cpu('smtpwall-saf');
+    const relay = cpu('node-smtp');
+    if (full === null) continue;
+    const rows: Array<[string, number | null]> = [
+      ['logging (log database, maillog line)', ((a) => (a === null ? null : full - a))(cpu('saf-no-log'))],
+      ['inspection and analysis', ((a) => (a === null ? null : full - a))(cpu('saf-no-inspect'))],
+      ['the rest of smtpwall over the minimal Node SMTP relay', ((a) => (a === null || relay === null ? null : a - relay))(cpu('saf-bare'))],
+      ['the minimal Node SMTP relay itself', relay],
+    ];
+    process.stdout.write(`\nCPU ms per 10 KB message, store-and-forward, ${sessions} sessions: ${full.toFixed(2)}\n`);
+    for (const [what, ms] of rows) process.stdout.write(`  ${ms === null ? '   -' : ms.toFixed(2).padStart(5)}  ${what}\n`);
+  }
 }
 
 /** The issue's targets, as ratios measured in this run: MET or MISSED, never hidden. */

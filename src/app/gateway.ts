@@ -9,6 +9,7 @@ import { RetroAlerts } from '../gateway/retro-alerts.ts';
 import { SqliteVerdictStore, type VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
 import type { Inspector } from '../inspect/inspector.ts';
+import { type BenchStage, benchOff, NO_INSPECTION, NO_RECORDS } from './bench-switches.ts';
 import type { FileInfo } from '../inspect/types.ts';
 import type { LogStore } from '../logs/records.ts';
 import { ResilientLogStore } from '../logs/resilient-store.ts';
@@ -56,6 +57,8 @@ export class Gateway {
   readonly #customEngines: boolean;
   readonly #verdicts: VerdictStore | null;
   #inspector: Inspector;
+  /** Stages the benchmark switched off (SMTPWALL_BENCH_OFF; empty in production). */
+  readonly #benchOff: ReadonlySet<BenchStage> = benchOff();
   #policy: Policy;
   /** `debug-peers`, compiled (null: none listed); replaced on reload. */
   #debugPeer: ((address: string) => boolean) | null;
@@ -68,7 +71,9 @@ export class Gateway {
   constructor(cfg: LoadedConfig, private readonly log: LogFn, opts: { store?: LogStore; engines?: readonly Engine[] } = {}) {
     this.#cfg = cfg;
     const db = cfg['log-database'];
-    this.#local = new ResilientLogStore(opts.store ?? new SqliteLogStore(cfg.dataDirAbs, { lockWaitMs: db['lock-wait'], maxBytes: db['max-size'] }), db.buffer, log);
+    if (this.#benchOff.size) log('warn', 'SMTPWALL_BENCH_OFF is set: stages of the mail path are switched off for a benchmark', { off: [...this.#benchOff].join(',') });
+    const store = this.#benchOff.has('records') ? NO_RECORDS : opts.store;
+    this.#local = new ResilientLogStore(store ?? new SqliteLogStore(cfg.dataDirAbs, { lockWaitMs: db['lock-wait'], maxBytes: db['max-size'] }), db.buffer, log);
     const local = this.#local;
     if (cfg['log-forwarding'].length > 0) {
       const fwd = new ForwardingLogStore(local, cfg['log-forwarding']);
@@ -202,7 +207,7 @@ export class Gateway {
           hostname: this.#cfg.hostname,
           limits: this.#cfg.limits,
           timeouts: this.#cfg.timeouts,
-          inspector: this.#inspector,
+          inspector: this.#benchOff.has('inspect') ? NO_INSPECTION : this.#inspector,
           policy: this.#policy,
           logs: this.#store,
           spoolDir: join(this.#cfg.dataDirAbs, 'spool'),

@@ -7,7 +7,7 @@
  * the framing still runs to the terminator so the reply comes where a strict server gives it.
  */
 
-import type { MessageScan } from '../inspect/inspector.ts';
+import type { StreamScan } from '../inspect/inspector.ts';
 import { type DataAnomaly, DataReader } from '../smtp/data-reader.ts';
 import type { Spool } from './spool.ts';
 import { headerFacts, type HeaderFacts } from './transaction-log.ts';
@@ -36,7 +36,7 @@ export class IncomingMessage {
   copyError: Error | null = null;
 
   constructor(
-    readonly scan: MessageScan,
+    readonly scan: StreamScan,
     private readonly sink: (wire: Buffer) => Promise<void>,
     private readonly maxBytes: number,
     maxLineBytes: number,

@@ -5,7 +5,7 @@
 
 import type { RetroAlerts } from './retro-alerts.ts';
 import type { VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
-import type { Inspector } from '../inspect/inspector.ts';
+import type { StreamScan } from '../inspect/inspector.ts';
 import type { FileInfo } from '../inspect/types.ts';
 import type { LogStore } from '../logs/records.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
@@ -27,7 +27,7 @@ export interface SessionContext {
   readonly hostname: string;
   readonly limits: Limits;
   readonly timeouts: Timeouts;
-  readonly inspector: Inspector;
+  readonly inspector: { begin(): StreamScan };
   readonly policy: Policy;
   readonly logs: LogStore;
   readonly spoolDir: string;

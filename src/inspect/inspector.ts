@@ -91,7 +91,13 @@ const MAX_TEXT_FOR_PASSWORDS = 64 * 1024;
 /** Transfer encodings that count as a layer of encoding (multi-encoding file blocking). */
 const ENCODED = new Set(['base64', 'quoted-printable', 'x-gzip64', 'gzip64', 'x-base64']);
 
-export class MessageScan {
+/** A message's scan as the gateway uses it: bytes in as they arrive, the result at the end. */
+export interface StreamScan {
+  write(chunk: Buffer): void;
+  end(deadlineMs: number): Promise<ScanResult>;
+}
+
+export class MessageScan implements StreamScan {
   readonly #set: ObjectSet;
   readonly #raw: ObjectScan;
   readonly #walker: MimeWalker;

@@ -7,6 +7,7 @@
  * replaces them one by one (app/supervisor.ts).
  */
 
+import { benchOff } from '../../app/bench-switches.ts';
 import { runGateway } from '../../app/supervisor.ts';
 import { createLogger } from '../../logs/process-log.ts';
 import { command, CONFIG_HELP, CONFIG_OPTION, configPath } from '../command.ts';
@@ -21,6 +22,7 @@ export const startCommand = command({
   notes: ['Exit status: 0 stopped by a signal, 2 the configuration or a listening address cannot be used.'],
   async run({ values }) {
     const file = configPath(values.config);
-    return runGateway(loadConfigFile(file), file, createLogger());
+    // SMTPWALL_BENCH_OFF=maillog (app/bench-switches.ts): the benchmark measures the log's cost.
+    return runGateway(loadConfigFile(file), file, createLogger({ quiet: benchOff().has('maillog') }));
   },
 });

@@ -5,7 +5,7 @@
  * reset (the server discards the message) and replaced before the next command.
  */
 
-import type { MessageScan } from '../../inspect/inspector.ts';
+import type { StreamScan } from '../../inspect/inspector.ts';
 import type { Limits } from '../../policy/config-schema.ts';
 import { IncomingMessage } from '../incoming.ts';
 import { Spool } from '../spool.ts';
@@ -29,7 +29,7 @@ export class CutThrough implements ForwardingStrategy {
     return go.code === 354 ? { go: true, reply: go } : { go: false, reply: go };
   }
 
-  incoming(scan: MessageScan, keepCopy: () => boolean): IncomingMessage {
+  incoming(scan: StreamScan, keepCopy: () => boolean): IncomingMessage {
     const { limits, upstream } = this;
     // The bytes go upstream as they come; a quarantining rule needs its own copy of them.
     const copy = keepCopy() ? new Spool(this.spoolDir, limits['spool-memory']) : null;

@@ -5,7 +5,7 @@
  * write (one system call, one segment).
  */
 
-import type { MessageScan } from '../../inspect/inspector.ts';
+import type { StreamScan } from '../../inspect/inspector.ts';
 import type { Limits } from '../../policy/config-schema.ts';
 import { IncomingMessage } from '../incoming.ts';
 import { Spool } from '../spool.ts';
@@ -30,7 +30,7 @@ export class StoreAndForward implements ForwardingStrategy {
     return GO;
   }
 
-  incoming(scan: MessageScan, _keepCopy: () => boolean): IncomingMessage {
+  incoming(scan: StreamScan, _keepCopy: () => boolean): IncomingMessage {
     // The spool is the copy a quarantining rule keeps: nothing else is needed.
     const spool = new Spool(this.spoolDir, this.limits['spool-memory']);
     return new IncomingMessage(scan, (wire) => spool.write(wire), this.limits['max-message-size'], this.limits['max-line-length'], spool);

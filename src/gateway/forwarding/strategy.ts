@@ -9,7 +9,7 @@
  *     the terminator is held, so abandoning it is a reset (it must never complete).
  */
 
-import type { MessageScan } from '../../inspect/inspector.ts';
+import type { StreamScan } from '../../inspect/inspector.ts';
 import type { Reply } from '../../smtp/reply.ts';
 import type { Forwarding } from '../enforce.ts';
 import type { IncomingMessage } from '../incoming.ts';
@@ -29,7 +29,7 @@ export interface ForwardingStrategy {
   /** Before the client sends the message (DATA, or the first BDAT chunk). */
   open(): Promise<OpenResult>;
   /** The message on its way in, with this mode's sink; `keepCopy`: a quarantining rule applies. */
-  incoming(scan: MessageScan, keepCopy: () => boolean): IncomingMessage;
+  incoming(scan: StreamScan, keepCopy: () => boolean): IncomingMessage;
   /** The gate opened: the upstream gets what it has not seen yet and the terminator. */
   deliver(msg: IncomingMessage): Promise<DeliverResult>;
   /** A message that will never pass the gate (the client's session goes on, or ends). */
