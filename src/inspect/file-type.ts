@@ -13,6 +13,7 @@
  */
 
 import { fileTypeFromBuffer } from 'file-type';
+import { decodedHead, textEncodingOf } from './decode/transcode.ts';
 
 /** Bytes of a file's start kept for identification (ISO 9660's marker is at 32 KiB + 1). */
 export const SNIFF_BYTES = 36 * 1024;
@@ -47,6 +48,14 @@ export async function identify(head: Buffer, tail: Buffer, whole: Buffer | null 
   if (head.length === 0) return { type: 'empty', flags: [] };
   const own = identifyBinary(head, tail, whole);
   if (own) return own;
+  // Text in UTF-16/32 (a byte-order mark, or a NUL after every ASCII letter): typed by what it
+  // says, as Windows reads it (a UTF-16 .vbs or .hta runs), not as the audio or binary data
+  // its first bytes resemble (FF FE is also an MPEG audio frame header).
+  const wide = textEncodingOf(head, null);
+  if (wide !== null && wide !== 'utf-7') {
+    const text = decodedHead(head, wide);
+    if (isTextLike(text)) return { type: identifyText(text), flags: [] };
+  }
   if (!isTextLike(head)) {
     const lib = await fileTypeFromBuffer(whole ?? head.subarray(0, LIBRARY_BYTES)).catch(() => undefined);
     if (lib) return { type: lib.ext, flags: /m$/.test(lib.ext) && OOXML_MACRO.has(lib.ext) ? ['macros'] : [] };

@@ -37,6 +37,7 @@ import { passwordCandidates } from './archive/zipcrypto.ts';
 import type { Engine, EngineScan } from './engines/engine.ts';
 import { fileFlags } from './file-flags.ts';
 import { type Identity, identify, SNIFF_BYTES, TAIL_BYTES } from './file-type.ts';
+import { TextTranscoder } from './decode/transcode.ts';
 import { innerObjects } from './inner-objects.ts';
 import { DEFAULT_MIME_LIMITS, type LeafInfo, type LeafSink, type MimeLimits, MimeWalker } from './mime/walker.ts';
 import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type ScanError, type ScanResult } from './types.ts';
@@ -188,6 +189,11 @@ class ObjectSet {
    */
   openObject(leaf: LeafInfo, depth: number, layers: number): LeafSink {
     const o = this.open(leaf, depth, true, layers);
+    // Text in UTF-16/32 or UTF-7: its decoded text is an object of its own, read like any text.
+    const transcoder = new TextTranscoder(leaf.charset ?? null, (encoding) => {
+      o.textEncoding = encoding;
+      return this.openObject({ path: `${leaf.path}/(text)`, name: null, contentType: null, encoding: null, mimeDepth: leaf.mimeDepth ?? 0 }, depth, layers + 1);
+    });
     const inner = innerObjects(
       leaf,
       (info, how) =>
@@ -195,13 +201,27 @@ class ObjectSet {
       this.mime,
       (e) => this.events.push(e),
     );
-    if (inner === null) return o;
+    if (inner === null) {
+      return {
+        write: (chunk) => {
+          o.write(chunk);
+          transcoder.write(chunk);
+        },
+        end: () => {
+          o.end();
+          transcoder.end();
+        },
+      };
+    }
     return {
       write: (chunk) => {
         o.write(chunk);
+        transcoder.write(chunk);
         inner.write(chunk);
       },
       end: () => {
+        // The decoded text ends first: the object's own verdicts then know it was decoded.
+        transcoder.end();
         o.end();
         inner.end();
       },
@@ -278,6 +298,8 @@ class ObjectScan implements LeafSink {
   #keptBytes = 0;
   #decided = false;
   containerTooLarge = false;
+  /** Its text was decoded from UTF-16/32 or UTF-7 into `PATH/(text)` (decode/transcode.ts). */
+  textEncoding: string | null = null;
   #digests: { sha256: string; md5: string } | null = null;
   info: FileInfo | null = null;
   #result: Promise<Finding[]> | null = null;
@@ -400,6 +422,7 @@ class ObjectScan implements LeafSink {
       sha256: this.#digests!.sha256,
       md5: this.#digests!.md5,
       encoding: this.leaf.encoding,
+      ...(this.textEncoding ? { textEncoding: this.textEncoding } : {}),
     };
     this.info = info;
     this.#head = [];

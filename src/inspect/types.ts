@@ -38,6 +38,11 @@ export interface FileInfo {
   readonly md5: string;
   /** Content-Transfer-Encoding the bytes were decoded from. */
   readonly encoding: string | null;
+  /**
+   * Its text is in UTF-16, UTF-32 or UTF-7 and was decoded into the object `PATH/(text)`
+   * (decode/transcode.ts), where data filtering counts it (not twice).
+   */
+  readonly textEncoding?: string;
 }
 
 /**

@@ -185,6 +185,7 @@ class Reporter {
           })),
           files: r.files.map((f) => ({
             path: f.path, name: f.name, declaredType: f.declaredType, detectedType: f.detectedType, flags: f.flags, size: f.size, sha256: f.sha256,
+            ...(f.textEncoding ? { textEncoding: f.textEncoding } : {}),
           })),
           events: r.events,
         })}\n`,
@@ -203,7 +204,8 @@ class Reporter {
       lines.push(...readingLines(r));
       for (const f of r.files) {
         const flags = f.flags.length ? ` [${f.flags.join(', ')}]` : '';
-        lines.push(`  ${f.path}${f.name && !f.path.endsWith(f.name) ? ` (${f.name})` : ''}: ${f.detectedType}${flags}, ${f.size} bytes, sha256 ${f.sha256}`);
+        const text = f.textEncoding ? `, text in ${f.textEncoding} (decoded: ${f.path}/(text))` : '';
+        lines.push(`  ${f.path}${f.name && !f.path.endsWith(f.name) ? ` (${f.name})` : ''}: ${f.detectedType}${flags}${text}, ${f.size} bytes, sha256 ${f.sha256}`);
       }
     }
     // One line per entry: names from the message cannot break a line or drive the terminal.

@@ -186,6 +186,8 @@ class DlpScan implements EngineScan {
     // A PDF's or an XML file's text is a member of its own, `(text)` (text/pdf-text.ts,
     // xml-text.ts), counted there; counting the markup too would count a value twice.
     if (TEXT_EXTRACTED.has(file.detectedType)) return [];
+    // Text decoded from UTF-16/32 or UTF-7 is counted in its `(text)` object (decode/transcode.ts).
+    if (file.textEncoding) return [];
     const out: Finding[] = [];
     this.patterns.forEach((p, i) => {
       const count = this.#counts[i]!;

@@ -25,6 +25,8 @@ export interface LeafInfo {
   readonly otherNames?: readonly string[];
   /** MIME nesting depth of the part (a message found inside it nests one deeper). */
   readonly mimeDepth?: number;
+  /** The declared charset parameter, lower-cased (text in UTF-16/UTF-7 is decoded: decode/transcode.ts). */
+  readonly charset?: string;
 }
 
 export interface WalkerHandlers {

@@ -340,6 +340,7 @@ export class MimeWalker {
     // encoded words decoded; the byte-for-byte Latin-1 reading stays among the other names.
     const shown = spec.names.map(headerText);
     const names = [...new Set([...shown, ...spec.names.map(decodeEncodedWords)])];
+    const charset = spec.params.get('charset')?.trim().toLowerCase();
     const info: LeafInfo = {
       path,
       contentType: reading.declared ? type : null,
@@ -348,6 +349,7 @@ export class MimeWalker {
       encoding: reading.encoding,
       mimeDepth: depth,
       ...(this.#root.outerLayers > 0 ? { outerLayers: this.#root.outerLayers } : {}),
+      ...(charset ? { charset } : {}),
     };
     if (type === 'message/partial' && !spec.asLeaf) this.#event('MIME_MESSAGE_PARTIAL', path, spec.params.get('id')?.slice(0, 100));
     if (type === 'message/external-body' && !spec.asLeaf) this.#event('MIME_EXTERNAL_BODY', path, externalReference(spec.params));
