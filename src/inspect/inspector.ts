@@ -25,7 +25,7 @@ import {
   type ArchiveLimits,
   type ContainerReaders,
   DEFAULT_ARCHIVE_LIMITS,
-  givesText,
+  tooLargeMatters,
   inflateInto,
   looksLikeContainer,
   type MemberSink,
@@ -232,7 +232,7 @@ class ObjectSet {
     for (let i = 0; i < this.objects.length; i++) {
       const o = this.objects[i]!;
       const whole = o.takeContainer();
-      if (o.containerTooLarge && !givesText(o.head)) this.event('ARCHIVE_TOO_LARGE', o.path, `limit ${this.limits.maxContainerBytes} bytes`);
+      if (o.containerTooLarge && tooLargeMatters(o.head, o.tail)) this.event('ARCHIVE_TOO_LARGE', o.path, `limit ${this.limits.maxContainerBytes} bytes`);
       if (whole === null) continue;
       const id = await identify(o.head, o.tail, whole);
       o.settle(await this.#unpack(o, id, whole));

@@ -24,6 +24,7 @@ import { inspectRar } from './rar.ts';
 import { inspectSevenZip } from './sevenzip.ts';
 import { unpackTar } from './tar.ts';
 import { unpackTnef } from './tnef.ts';
+import { unpackExecutable } from './sfx.ts';
 import { unpackZip } from './zip.ts';
 import { sevenZipFormat, viaSevenZip } from './via-seven-zip.ts';
 
@@ -54,6 +55,7 @@ export const CONTAINER_TYPES: ReadonlySet<string> = new Set([
 export function looksLikeContainer(head: Buffer): boolean {
   return (
     head.indexOf('PK\x03\x04', 0, 'latin1') !== -1 || // zip, also behind a prefix (self-extractors, junk)
+    (head[0] === 0x4d && head[1] === 0x5a) || // a program: maybe a self-extractor (sfx.ts)
     head.indexOf('PK\x05\x06', 0, 'latin1') === 0 ||
     (head[0] === 0x1f && head[1] === 0x8b) ||
     head.indexOf('ustar', 257, 'latin1') === 257 ||
@@ -69,12 +71,27 @@ export function looksLikeContainer(head: Buffer): boolean {
 }
 
 /**
+ * Whether a container too large to keep is worth an ARCHIVE_TOO_LARGE: not for text kept for
+ * its text (PDF, XML), and not for a program that shows no sign of an archive (a zip signature
+ * in its first bytes or a zip's end record in its last): programs are kept only in case they
+ * are self-extractors, and a large one that is not must not become "unscannable".
+ */
+export function tooLargeMatters(head: Buffer, tail: Buffer): boolean {
+  if (givesText(head)) return false;
+  if (head[0] === 0x4d && head[1] === 0x5a) return head.indexOf('PK\x03\x04', 0, 'latin1') !== -1 || tail.indexOf('PK\x05\x06', 0, 'latin1') !== -1;
+  return true;
+}
+
+/**
  * A PDF (readers accept junk before its header) or an XML file: kept to extract its text, not
  * an archive, so being too large to keep is no archive-limit verdict.
  */
 export function givesText(head: Buffer): boolean {
   return head.subarray(0, 1024).indexOf('%PDF-', 0, 'latin1') !== -1 || /^(?:\ufeff)?\s*<\?xml\b/.test(head.toString('utf8', 0, 64));
 }
+
+/** Windows programs, kept whole (within the archive budget) to look for an appended archive. */
+const PROGRAMS: ReadonlySet<string> = new Set(['exe', 'dll']);
 
 /** Readers configured at run time (7z through 7-Zip), by container type; they win over the built-in ones. */
 export type ContainerReaders = Readonly<Partial<Record<string, ContainerReader>>>;
@@ -104,6 +121,8 @@ const READERS: Readonly<Record<string, ContainerReader>> = {
  */
 export function readerFor(type: string, bytes: Buffer, extra: ContainerReaders = {}): ContainerReader | null {
   if (CONTAINER_TYPES.has(type)) return extra[type] ?? READERS[type] ?? unpackZip;
+  // A program may be a self-extractor: a zip, 7z or RAR after the stub, at any offset (sfx.ts).
+  if (PROGRAMS.has(type)) return unpackExecutable(extra);
   // Formats 7-Zip opens (via-seven-zip.ts): never typed and passed without a word.
   if (sevenZipFormat(bytes)) return extra[VIA_SEVEN_ZIP] ?? viaSevenZip(null);
   return bytes.indexOf('PK\x03\x04', 0, 'latin1') !== -1 ? unpackZip : null;
