@@ -15,10 +15,11 @@
 
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { inspectRar, rarEncrypted } from './rar.ts';
 import { extractMembers, type Member, runLimited } from './seven-zip-tool.ts';
-import type { ContainerReader, UnpackContext, UnpackOutcome } from './types.ts';
+import { cleanMemberName, type ContainerReader, type UnpackContext, type UnpackOutcome } from './types.ts';
+import type { SevenZipUnpacker } from './via-seven-zip.ts';
 
 /** Bytes of listing read from bsdtar. */
 const MAX_LISTING = 8 * 1024 * 1024;
@@ -73,6 +74,53 @@ export class BsdtarTool {
       rmSync(dir, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * A compressed stream 7-Zip cannot read (lzip, lz4) decompressed by libarchive's `bsdcat`
+ * (beside bsdtar in libarchive-tools), in the same bounded process as bsdtar: its output is
+ * one member, named like the file without its compression suffix (`report.tar.lz` →
+ * `report.tar`, which the tar reader then opens), through the message's archive budget.
+ */
+export class BsdcatStreams implements SevenZipUnpacker {
+  constructor(private readonly tool: BsdtarTool) {}
+
+  static of(tool: BsdtarTool | null): BsdcatStreams | null {
+    if (!tool) return null;
+    try {
+      accessSync(join(dirname(tool.binary), 'bsdcat'), constants.X_OK);
+    } catch {
+      return null;
+    }
+    return new BsdcatStreams(tool);
+  }
+
+  async unpack(bytes: Buffer, ctx: UnpackContext, format: { name: string; ext: string }): Promise<UnpackOutcome> {
+    const t = this.tool;
+    mkdirSync(t.workDir, { recursive: true, mode: 0o700 });
+    const dir = mkdtempSync(join(t.workDir, 'stream-'));
+    const file = join(dir, `stream.${format.ext}`);
+    try {
+      writeFileSync(file, bytes, { mode: 0o600 });
+      const sink = ctx.member(cleanMemberName(streamMemberName(ctx.name, format)));
+      if (sink === null) return {};
+      let within = true;
+      const r = await runLimited(join(dirname(t.binary), 'bsdcat'), [], t.memoryBytes, t.timeoutMs, (c) => (within = ctx.copy(sink, c)) && !ctx.stopped, file);
+      sink.end();
+      if (within && (r.code !== 0 || r.timedOut)) ctx.event('ARCHIVE_CORRUPT', `${format.name}: bsdcat ${r.timedOut ? 'timed out' : `failed${r.stderr ? `: ${r.stderr}` : ''}`}`);
+      return {};
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** `a.tar.lz` → `a.tar`, `a.tlz` → `a.tar`, `a.lz` → `a`; a name without the suffix: `(lzip)`. */
+export function streamMemberName(name: string | null, format: { name: string; ext: string }): string {
+  const lower = name?.toLowerCase() ?? '';
+  if (name && lower.endsWith(`.t${format.ext}`)) return `${name.slice(0, -(format.ext.length + 2))}.tar`;
+  if (name && lower.endsWith(`.${format.ext}`) && lower.length > format.ext.length + 1) return name.slice(0, -(format.ext.length + 1));
+  return `(${format.name})`;
 }
 
 /**

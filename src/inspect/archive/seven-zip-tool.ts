@@ -20,7 +20,7 @@ import { accessSync, constants, createReadStream, mkdirSync, mkdtempSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspectSevenZip } from './sevenzip.ts';
-import { viaSevenZip } from './via-seven-zip.ts';
+import { type SevenZipUnpacker, viaSevenZip } from './via-seven-zip.ts';
 import type { ContainerReader, UnpackContext, UnpackOutcome } from './types.ts';
 import { cleanMemberName } from './types.ts';
 
@@ -189,8 +189,8 @@ export function zipBySevenZipReader(tool: SevenZipTool | null): ContainerReader 
 }
 
 /** The reader of the formats via-seven-zip.ts recognises (7-Zip, or ARCHIVE_UNSUPPORTED without it). */
-export function otherFormatsReader(tool: SevenZipTool | null): ContainerReader {
-  return viaSevenZip(tool);
+export function otherFormatsReader(tool: SevenZipTool | null, streams: SevenZipUnpacker | null = null): ContainerReader {
+  return viaSevenZip(tool, streams);
 }
 
 /**

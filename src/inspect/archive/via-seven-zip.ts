@@ -22,7 +22,7 @@ export function sevenZipFormat(head: Buffer): { readonly name: string; readonly 
   if (at([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return { name: 'xz', ext: 'xz' };
   if (at('BZh') && head[3]! >= 0x31 && head[3]! <= 0x39) return { name: 'bzip2', ext: 'bz2' };
   if (at([0x28, 0xb5, 0x2f, 0xfd])) return { name: 'zstd', ext: 'zst' };
-  // lzip and lz4: recognised; 7-Zip (Debian's 7zz) has no handler for them.
+  // lzip and lz4: 7-Zip (Debian's 7zz) has no handler for them; libarchive's bsdcat has.
   if (at('LZIP')) return { name: 'lzip', ext: 'lz', unreadable: true };
   if (at([0x04, 0x22, 0x4d, 0x18])) return { name: 'lz4', ext: 'lz4', unreadable: true };
   if (at([0x1f, 0x9d])) return { name: 'compress', ext: 'Z' };
@@ -62,13 +62,17 @@ export interface SevenZipUnpacker {
   unpack(bytes: Buffer, ctx: Parameters<ContainerReader>[1], format: { name: string; ext: string }): ReturnType<ContainerReader>;
 }
 
-/** The reader for every format above: 7-Zip when it is there, recognition and the event when not. */
-export function viaSevenZip(tool: SevenZipUnpacker | null): ContainerReader {
+/**
+ * The reader for every format above: 7-Zip when it is there, recognition and the event when
+ * not; the compressors 7-Zip lacks (lzip, lz4) through `streams` (libarchive's bsdcat).
+ */
+export function viaSevenZip(tool: SevenZipUnpacker | null, streams: SevenZipUnpacker | null = null): ContainerReader {
   return async (bytes, ctx) => {
     const format = sevenZipFormat(bytes);
     if (!format) return {};
     if (format.unreadable) {
-      ctx.event('ARCHIVE_UNSUPPORTED', `${format.name}: recognised, not unpacked (no installed reader opens it)`);
+      if (streams) return streams.unpack(bytes, ctx, format);
+      ctx.event('ARCHIVE_UNSUPPORTED', `${format.name}: recognised, not unpacked (bsdcat, from libarchive-tools, is not installed)`);
       return {};
     }
     if (!tool) {

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { BsdcatStreams, BsdtarTool } from '../../../src/inspect/archive/bsdtar-tool.ts';
 import { otherFormatsReader, SevenZipTool, sevenZipReader } from '../../../src/inspect/archive/seven-zip-tool.ts';
 import { VIA_SEVEN_ZIP } from '../../../src/inspect/archive/unpack.ts';
 import { sevenZipFormat } from '../../../src/inspect/archive/via-seven-zip.ts';
@@ -20,6 +21,7 @@ import { Inspector } from '../../../src/inspect/inspector.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'smtpwall-via7z-'));
 const tool = SevenZipTool.find('auto', 20_000, join(dir, 'work'));
+const streams = BsdcatStreams.of(BsdtarTool.find('auto', 20_000, join(dir, 'bsdtar-work')));
 const have = (bin: string): boolean => ['/usr/bin', '/bin', '/usr/sbin'].some((d) => existsSync(join(d, bin)));
 const sh = (cmd: string, cwd = dir): void => void execFileSync('/bin/sh', ['-c', cmd], { cwd, stdio: 'ignore' });
 
@@ -68,10 +70,31 @@ describe('containers 7-Zip would open, without it', () => {
     const r = await inspector(false).scanBuffer(packed('xz-no7z', 'xz -c FILE > out', 'out'), false, 30_000, 'a.xz');
     assert.ok(r.events.some((e) => e.name === 'ARCHIVE_UNSUPPORTED' && /xz: .*7-Zip/.test(e.detail ?? '')), JSON.stringify(r.events));
   });
-  it('lz4 (no installed reader): ARCHIVE_UNSUPPORTED', { skip: have('lz4') ? false : 'lz4 is not installed' }, async () => {
+  it('lz4 without bsdcat: ARCHIVE_UNSUPPORTED', { skip: have('lz4') ? false : 'lz4 is not installed' }, async () => {
     const r = await inspector(true).scanBuffer(packed('lz4', 'lz4 -q -c FILE > out', 'out'), false, 30_000, 'a.lz4');
-    assert.ok(r.events.some((e) => e.name === 'ARCHIVE_UNSUPPORTED' && /lz4/.test(e.detail ?? '')), JSON.stringify(r.events));
+    assert.ok(r.events.some((e) => e.name === 'ARCHIVE_UNSUPPORTED' && /lz4: .*bsdcat/.test(e.detail ?? '')), JSON.stringify(r.events));
   });
+});
+
+describe('the compressors 7-Zip lacks, through libarchive\'s bsdcat', { skip: streams ? false : 'bsdcat is not installed (apt-get install libarchive-tools)' }, () => {
+  const withStreams = new Inspector({ engines: [new SignatureEngine()], readers: { '7z': sevenZipReader(tool), [VIA_SEVEN_ZIP]: otherFormatsReader(tool, streams) } });
+  // format, tool that writes it, command, the member path under the file's name
+  const STREAMS: ReadonlyArray<readonly [string, string, string, string]> = [
+    ['lz', 'lzip', 'lzip -k -c FILE > out', 'a'],
+    ['tar.lz', 'lzip', 'tar cf t.tar FILE && lzip -c t.tar > out', 'a.tar/eicar.com'],
+    ['lz4', 'lz4', 'lz4 -q -c FILE > out', 'a'],
+    ['tar.lz4', 'lz4', 'tar cf t.tar FILE && lz4 -q -c t.tar > out', 'a.tar/eicar.com'],
+  ];
+  for (const [ext, bin, cmd, inner] of STREAMS) {
+    it(`${ext}: decompressed, what is inside found; a clean one gives no event`, { skip: have(bin) ? false : `${bin} is not installed` }, async () => {
+      const r = await withStreams.scanBuffer(packed(`s-${ext}`, cmd, 'out'), false, 30_000, `a.${ext}`);
+      const f = r.findings.find((x) => x.threat === 'EICAR-Test-File');
+      assert.equal(f?.file.path, `a.${ext}/${inner}`, `${JSON.stringify(r.files.map((x) => x.path))} ${JSON.stringify(r.events)}`);
+      const clean = await withStreams.scanBuffer(packed(`s-${ext}`, cmd, 'out', true), false, 30_000, `c.${ext}`);
+      assert.deepEqual(clean.findings, []);
+      assert.deepEqual(clean.events, []);
+    });
+  }
 });
 
 describe('recognising the formats by their magic bytes', () => {
