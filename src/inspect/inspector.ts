@@ -26,6 +26,7 @@ import {
   type ContainerReaders,
   DEFAULT_ARCHIVE_LIMITS,
   tooLargeMatters,
+  zipReadingToo,
   inflateInto,
   looksLikeContainer,
   type MemberSink,
@@ -267,11 +268,12 @@ class ObjectSet {
         sink.write(data);
         return true;
       },
-      inflate: (kind, packed, sink) => inflateInto(kind, packed, sink, budget, where),
+      inflate: (kind, packed, sink, used) => inflateInto(kind, packed, sink, budget, where, used),
       passwords: () => this.passwords(),
       zipBySevenZip: this.readers[ZIP_BY_SEVEN_ZIP],
     };
     const outcome = await reader(bytes, ctx);
+    await zipReadingToo(id.type, reader, bytes, ctx);
     return outcome.type ? { type: outcome.type, flags: id.flags } : id;
   }
 }

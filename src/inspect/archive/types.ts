@@ -42,8 +42,12 @@ export interface UnpackContext {
   event(name: AnomalyName, detail?: string): void;
   /** Pass stored bytes to a member, within the budget. False: a limit stopped it. */
   copy(sink: MemberSink, bytes: Buffer): boolean;
-  /** Inflate a deflate (`raw`) or gzip stream into a member, within the budget. */
-  inflate(kind: 'raw' | 'gzip', packed: Buffer, sink: MemberSink): Promise<'ok' | 'limit' | 'corrupt'>;
+  /**
+   * Inflate a deflate (`raw`) or gzip stream into a member, within the budget. A raw stream
+   * ends where its deflate data ends (what follows is not read); `used.consumed` then says
+   * how many input bytes it took.
+   */
+  inflate(kind: 'raw' | 'gzip', packed: Buffer, sink: MemberSink, used?: { consumed: number }): Promise<'ok' | 'limit' | 'corrupt'>;
   /** Whether a limit has stopped all unpacking for this message. */
   readonly stopped: boolean;
   /** Passwords to try on encrypted members: words from the message's text. */

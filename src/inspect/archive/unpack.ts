@@ -128,6 +128,19 @@ export function readerFor(type: string, bytes: Buffer, extra: ContainerReaders =
   return bytes.indexOf('PK\x03\x04', 0, 'latin1') !== -1 ? unpackZip : null;
 }
 
+/**
+ * A second reading of a container that is not a zip: a complete zip whose end record closes
+ * it (a zip appended to a tar, a gzip, a RAR, a 7z, a PDF — a polyglot) is what unzip,
+ * Python's zipfile and Windows' Explorer open, since they look for the end record from the
+ * end; so its members are read too, beside what the container's own reader found.
+ */
+export async function zipReadingToo(type: string, reader: ContainerReader, bytes: Buffer, ctx: UnpackContext): Promise<void> {
+  if (reader === unpackZip || PROGRAMS.has(type) || ctx.stopped) return;
+  const from = Math.max(0, bytes.length - 22 - 0xffff);
+  if (bytes.lastIndexOf('PK\x05\x06', bytes.length - 22, 'latin1') < from) return;
+  await unpackZip(bytes, Object.create(ctx, { embedded: { value: true } }) as UnpackContext);
+}
+
 /** The key of ContainerReaders for the formats opened through 7-Zip. */
 export const VIA_SEVEN_ZIP = 'via-7-zip';
 /** The key of ContainerReaders for zip members in methods only 7-Zip decodes. */
@@ -209,12 +222,17 @@ export async function inflateInto(
   sink: MemberSink,
   budget: ArchiveBudget,
   where: string,
+  used?: { consumed: number },
 ): Promise<'ok' | 'limit' | 'corrupt'> {
   if (packed.length <= SYNC_INFLATE_MAX) {
     const cap = budget.allowance(packed.length);
     let out: Buffer;
     try {
-      out = (kind === 'raw' ? inflateRawSync : gunzipSync)(packed, { maxOutputLength: cap + 1 });
+      if (kind === 'raw') {
+        const r = inflateRawSync(packed, { maxOutputLength: cap + 1, info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+        out = r.buffer;
+        if (used) used.consumed = r.engine.bytesWritten;
+      } else out = gunzipSync(packed, { maxOutputLength: cap + 1 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
         budget.bytes(cap + 1, cap + 1, packed.length, where); // raises the limit that was hit
@@ -226,7 +244,7 @@ export async function inflateInto(
     sink.write(out);
     return 'ok';
   }
-  return inflateStreaming(kind, packed, sink, budget, where);
+  return inflateStreaming(kind, packed, sink, budget, where, used);
 }
 
 function inflateStreaming(
@@ -235,6 +253,7 @@ function inflateStreaming(
   sink: MemberSink,
   budget: ArchiveBudget,
   where: string,
+  used?: { consumed: number },
 ): Promise<'ok' | 'limit' | 'corrupt'> {
   const z: InflateRaw | Gunzip = kind === 'raw' ? createInflateRaw() : createGunzip();
   return new Promise((resolve) => {
@@ -253,7 +272,10 @@ function inflateStreaming(
       if (!budget.bytes(chunk.length, out, packed.length, where)) return finish('limit');
       sink.write(chunk);
     });
-    z.on('end', () => finish('ok'));
+    z.on('end', () => {
+      if (used) used.consumed = z.bytesWritten;
+      finish('ok');
+    });
     z.on('error', () => finish('corrupt'));
     z.end(packed);
   });

@@ -288,9 +288,11 @@ function walkLocalHeaders(b: Buffer): Entry[] {
     const extraLen = b.readUInt16LE(p + 28);
     const start = p + 30 + nameLen + extraLen;
     const sized = (flags & 8) === 0 && packed !== 0 && packed !== 0xffffffff;
-    // A member of known size is skipped whole (a stored inner zip holds local headers too).
-    const next = b.indexOf('PK\x03\x04', sized ? start + packed : Math.max(start, p + 4), 'latin1');
-    if (!sized) packed = (next === -1 ? b.length : next) - start;
+    // A member of known size is skipped whole (a stored inner zip holds local headers too);
+    // one of unknown size ends at its data descriptor, or at the next record.
+    const end = sized ? start + packed : unsizedEnd(b, Math.max(start, p + 4));
+    if (!sized) packed = end - start;
+    const next = b.indexOf('PK\x03\x04', end, 'latin1');
     entries.push({
       name: decodeName(b.subarray(p + 30, p + 30 + nameLen), flags), flags, method, packedSize: Math.max(0, packed), localOffset: p,
       crc: b.readUInt32LE(p + 14), modTime: b.readUInt16LE(p + 10),
@@ -298,6 +300,27 @@ function walkLocalHeaders(b: Buffer): Entry[] {
     p = next;
   }
   return entries;
+}
+
+/**
+ * Where the data of a member without sizes in its local header ends (bit 3: sizes in a data
+ * descriptor after the data), as streaming readers find it: at a descriptor whose compressed
+ * size is the distance from the data's start (`PK\7\8`, zip64's too), else at the next local
+ * header, central directory or end record — less a descriptor without signature just before.
+ */
+function unsizedEnd(b: Buffer, start: number): number {
+  let n = 0;
+  for (let q = b.indexOf('PK\x07\x08', start, 'latin1'); q !== -1 && n < 10_000; q = b.indexOf('PK\x07\x08', q + 1, 'latin1'), n++) {
+    if (q + 16 <= b.length && b.readUInt32LE(q + 8) === q - start) return q;
+    if (q + 24 <= b.length && Number(b.readBigUInt64LE(q + 8)) === q - start) return q;
+  }
+  let end = b.length;
+  for (const sig of ['PK\x03\x04', 'PK\x01\x02', 'PK\x05\x06']) {
+    const at = b.indexOf(sig, start, 'latin1');
+    if (at !== -1 && at < end) end = at;
+  }
+  if (end - 12 >= start && b.readUInt32LE(end - 8) === end - 12 - start) return end - 12;
+  return end;
 }
 
 /** UTF-8 when general purpose bit 11 says so; otherwise CP437 in theory, latin1 as read. */
