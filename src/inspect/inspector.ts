@@ -253,6 +253,9 @@ class ObjectSet {
     }
     this.#budget.start();
     const budget = this.#budget;
+    let by = 'smtpwall';
+    let members = 0;
+    const eventsBefore = this.events.length;
     const ctx: UnpackContext = {
       where,
       name: o.name,
@@ -260,8 +263,12 @@ class ObjectSet {
       get stopped() {
         return budget.stopped;
       },
-      member: (name) =>
-        budget.file(where) ? this.openObject({ path: `${where}/${name}`, name, contentType: null, encoding: null }, o.depth + 1, o.layers + 1) : null,
+      member: (name) => {
+        if (!budget.file(where)) return null;
+        members++;
+        return this.openObject({ path: `${where}/${name}`, name, contentType: null, encoding: null }, o.depth + 1, o.layers + 1);
+      },
+      openedBy: (how) => void (by = how),
       event: (name, detail) => this.event(name, where, detail),
       copy: (sink: MemberSink, data: Buffer) => {
         if (!budget.bytes(data.length, data.length, data.length, where)) return false;
@@ -273,7 +280,10 @@ class ObjectSet {
       zipBySevenZip: this.readers[ZIP_BY_SEVEN_ZIP],
     };
     const outcome = await reader(bytes, ctx);
+    const beforeZip = members;
     await zipReadingToo(id.type, reader, bytes, ctx);
+    const unsupported = this.events.slice(eventsBefore).some((e) => e.name === 'ARCHIVE_UNSUPPORTED' && e.where === where);
+    o.openedBy = `${beforeZip === 0 && unsupported ? 'recognised only' : by}${members > beforeZip ? ' + zip reading' : ''}`;
     return outcome.type ? { type: outcome.type, flags: id.flags } : id;
   }
 }
@@ -302,6 +312,8 @@ class ObjectScan implements LeafSink {
   containerTooLarge = false;
   /** Its text was decoded from UTF-16/32 or UTF-7 into `PATH/(text)` (decode/transcode.ts). */
   textEncoding: string | null = null;
+  /** A container: what opened it (FileInfo.openedBy). */
+  openedBy: string | null = null;
   #digests: { sha256: string; md5: string } | null = null;
   info: FileInfo | null = null;
   #result: Promise<Finding[]> | null = null;
@@ -425,6 +437,7 @@ class ObjectScan implements LeafSink {
       md5: this.#digests!.md5,
       encoding: this.leaf.encoding,
       ...(this.textEncoding ? { textEncoding: this.textEncoding } : {}),
+      ...(this.openedBy ? { openedBy: this.openedBy } : {}),
     };
     this.info = info;
     this.#head = [];

@@ -43,6 +43,12 @@ export interface FileInfo {
    * (decode/transcode.ts), where data filtering counts it (not twice).
    */
   readonly textEncoding?: string;
+  /**
+   * A container: what opened it — `smtpwall` (a built-in reader), `7-Zip (7zz)`, `bsdtar
+   * (libarchive)`, `bsdcat (libarchive)`, `recognised only` (nothing could: an event says why)
+   * — and `+ zip reading` when a zip closing it was read too.
+   */
+  readonly openedBy?: string;
 }
 
 /**

@@ -186,6 +186,7 @@ class Reporter {
           files: r.files.map((f) => ({
             path: f.path, name: f.name, declaredType: f.declaredType, detectedType: f.detectedType, flags: f.flags, size: f.size, sha256: f.sha256,
             ...(f.textEncoding ? { textEncoding: f.textEncoding } : {}),
+            ...(f.openedBy ? { openedBy: f.openedBy } : {}),
           })),
           events: r.events,
         })}\n`,
@@ -205,7 +206,8 @@ class Reporter {
       for (const f of r.files) {
         const flags = f.flags.length ? ` [${f.flags.join(', ')}]` : '';
         const text = f.textEncoding ? `, text in ${f.textEncoding} (decoded: ${f.path}/(text))` : '';
-        lines.push(`  ${f.path}${f.name && !f.path.endsWith(f.name) ? ` (${f.name})` : ''}: ${f.detectedType}${flags}${text}, ${f.size} bytes, sha256 ${f.sha256}`);
+        const opened = f.openedBy ? `, opened by ${f.openedBy}` : '';
+        lines.push(`  ${f.path}${f.name && !f.path.endsWith(f.name) ? ` (${f.name})` : ''}: ${f.detectedType}${flags}${text}${opened}, ${f.size} bytes, sha256 ${f.sha256}`);
       }
     }
     // One line per entry: names from the message cannot break a line or drive the terminal.

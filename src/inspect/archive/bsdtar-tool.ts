@@ -47,6 +47,7 @@ export class BsdtarTool {
 
   async unpack(bytes: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
     if (rarEncrypted(bytes)) return inspectRar(bytes, ctx); // ARCHIVE_ENCRYPTED, as without bsdtar
+    ctx.openedBy?.('bsdtar (libarchive)');
     mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
     const dir = mkdtempSync(join(this.workDir, 'rar-'));
     const file = join(dir, 'archive.rar');
@@ -96,6 +97,7 @@ export class BsdcatStreams implements SevenZipUnpacker {
   }
 
   async unpack(bytes: Buffer, ctx: UnpackContext, format: { name: string; ext: string }): Promise<UnpackOutcome> {
+    ctx.openedBy?.('bsdcat (libarchive)');
     const t = this.tool;
     mkdirSync(t.workDir, { recursive: true, mode: 0o700 });
     const dir = mkdtempSync(join(t.workDir, 'stream-'));

@@ -80,6 +80,7 @@ export class SevenZipTool {
    * context's members, at most MAX_CONCURRENT at once.
    */
   async unpack(bytes: Buffer, ctx: UnpackContext, format: { readonly name: string; readonly ext: string } = SEVEN_Z): Promise<UnpackOutcome> {
+    ctx.openedBy?.(format.name === 'zip' ? 'smtpwall, members in other methods through 7-Zip (7zz)' : '7-Zip (7zz)');
     if (this.#running >= MAX_CONCURRENT) await new Promise<void>((r) => this.#waiting.push(r));
     this.#running++;
     try {

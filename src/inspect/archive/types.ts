@@ -50,6 +50,11 @@ export interface UnpackContext {
   inflate(kind: 'raw' | 'gzip', packed: Buffer, sink: MemberSink, used?: { consumed: number }): Promise<'ok' | 'limit' | 'corrupt'>;
   /** Whether a limit has stopped all unpacking for this message. */
   readonly stopped: boolean;
+  /**
+   * Say what opened the container, for `scan -v` and `--json` (`openedBy`): the tools call it
+   * (7-Zip, bsdtar, bsdcat); a built-in reader need not ("smtpwall").
+   */
+  openedBy?(how: string): void;
   /** Passwords to try on encrypted members: words from the message's text. */
   passwords(): readonly string[];
   /**
