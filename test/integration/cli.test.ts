@@ -116,7 +116,7 @@ describe('smtpwall command line', { timeout: 300_000 }, () => {
     const enc = await cli(['scan', '-v', join(dir, 'locked.zip')]);
     assert.equal(enc.code, 1);
     assert.match(enc.stdout, /locked\.zip: SUSPICIOUS ARCHIVE_ENCRYPTED at .*locked\.zip \(x\.exe\)/);
-    assert.match(enc.stdout, /^ {2}.*locked\.zip: encrypted-zip, \d+ bytes, sha256 [0-9a-f]{64}$/m);
+    assert.match(enc.stdout, /^ {2}.*locked\.zip: encrypted-zip, opened by smtpwall, \d+ bytes, sha256 [0-9a-f]{64}$/m);
   });
 
   it('policy test: rule, files, verdicts, action and reply; exit 1 for a block, 0 for allow', async () => {
