@@ -15,7 +15,7 @@
 import type { AnomalyEvent } from '../events.ts';
 import { BinHexExtractor } from './decode/binhex.ts';
 import { signedContent } from './decode/cms.ts';
-import { dearmor, literalData } from './decode/openpgp.ts';
+import { dearmor, literalData, looksLikePackets } from './decode/openpgp.ts';
 import { UuExtractor } from './decode/uuencode.ts';
 import { SmuggledObjectExtractor } from './decode/smuggled.ts';
 import { YencExtractor } from './decode/yenc.ts';
@@ -66,7 +66,7 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
     const openPgp = (name: string | null): LeafSink => open({ path: `${path}/pgp${++n}`, name, contentType: null, encoding: 'openpgp', mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding');
     const binary = /\.(gpg|pgp)$/i.test(info.name ?? '') || /^application\/pgp/i.test(info.contentType ?? '');
     const use = (whole: Buffer): void => openPgpLiterals(whole, openPgp);
-    sinks.push(binary ? new WholeObject(MAX_WRAPPER_BYTES, use) : new ArmoredPgp(use));
+    sinks.push(binary ? new WholeObject(MAX_WRAPPER_BYTES, use) : new ArmoredPgp(use, true));
   }
   // S/MIME opaque signed data: the signed entity inside is a message to walk (no key needed).
   if (/^application\/(x-)?pkcs7-mime$/.test(info.contentType ?? '') || /\.p7m$/i.test(info.name ?? '')) {
@@ -151,11 +151,20 @@ class ArmoredPgp implements LeafSink {
   #whole: WholeObject | null = null;
   #done = false;
 
-  constructor(private readonly use: (whole: Buffer) => void) {}
+  constructor(
+    private readonly use: (whole: Buffer) => void,
+    /** Also take binary packets at the very start (looksLikePackets), whatever the name. */
+    private readonly sniffBinary = false,
+  ) {}
 
   write(chunk: Buffer): void {
     if (this.#whole) return this.#whole.write(chunk);
     if (this.#done) return;
+    if (this.sniffBinary && this.#seen === 0 && this.#tail.length === 0 && chunk.length > 0 && (chunk[0]! & 0x80) !== 0 && looksLikePackets(chunk)) {
+      this.#whole = new WholeObject(MAX_WRAPPER_BYTES, this.use);
+      this.#whole.write(chunk);
+      return;
+    }
     // In the chunk, or straddling it and the previous one (a small join: no copy of the chunk).
     let at = chunk.indexOf(ARMOR);
     let from: Buffer = chunk;
@@ -187,7 +196,8 @@ function openPgpLiterals(whole: Buffer, open: (name: string | null) => LeafSink)
   const packets = dearmor(whole);
   if (!packets) return;
   for (const lit of literalData(packets)) {
-    const sink = open(lit.name);
+    // A BZip2 stream of packets: an object of its own, decompressed as a bzip2 file (7-Zip).
+    const sink = open(lit.bzip2 ? '(bzip2 packets)' : lit.name);
     sink.write(lit.data);
     sink.end();
   }

@@ -4,7 +4,10 @@
  * signature (`gpg --sign`: signed, not encrypted). Armored (`-----BEGIN PGP MESSAGE-----`) or
  * binary. The literal data is a file a user's mail client shows or saves: it is taken out,
  * named by the packet's file name. Encrypted messages (tags 1, 3, 18) are not readable and
- * are left alone; BZip2 compression is not decoded here.
+ * are left alone. A BZip2-compressed packet (gpg --compress-algo bzip2) is not decoded here
+ * (Node has no bzip2): its stream is handed on as an object of its own (`bzip2: true`), which
+ * 7-Zip decompresses like any bzip2 file; the packets that come out are recognised as binary
+ * OpenPGP by their first bytes (looksLikePackets) and read again.
  */
 
 import { inflateRawSync, inflateSync } from 'node:zlib';
@@ -15,6 +18,23 @@ const MAX_DEPTH = 8;
 export interface LiteralData {
   readonly name: string | null;
   readonly data: Buffer;
+  /** The bytes are a BZip2 stream of packets, not the file (see above). */
+  readonly bzip2?: boolean;
+}
+
+/**
+ * Whether bytes start like a binary OpenPGP message that needs no key: a literal data packet
+ * (with a known data format), a compressed data packet (a known algorithm) or a one-pass
+ * signature (version 3). Used for objects with no .gpg name or PGP type (what 7-Zip gives
+ * back from a BZip2-compressed packet, a renamed attachment).
+ */
+export function looksLikePackets(head: Buffer): boolean {
+  const h = header(head, 0);
+  if (!h || h.body.length === 0) return false;
+  if (h.tag === 11) return h.body.length >= 6 && 'btul1m'.includes(String.fromCharCode(h.body[0]!));
+  if (h.tag === 8) return h.body[0]! <= 3;
+  if (h.tag === 4) return h.body[0] === 3;
+  return false;
 }
 
 /** The binary message inside an ASCII armor, or the bytes themselves when they are binary packets. */
@@ -44,6 +64,7 @@ export function literalData(b: Buffer, depth = 0): LiteralData[] {
     } else if (h.tag === 8 && body.length >= 1) {
       const algo = body[0]!;
       try {
+        if (algo === 3) out.push({ name: null, data: body.subarray(1), bzip2: true });
         const inflated = algo === 1 ? inflateRawSync(body.subarray(1), { maxOutputLength: MAX_OUTPUT }) : algo === 2 ? inflateSync(body.subarray(1), { maxOutputLength: MAX_OUTPUT }) : null;
         if (inflated) out.push(...literalData(inflated, depth + 1));
       } catch {

@@ -1,6 +1,6 @@
 /**
  * OpenPGP messages that need no key, written by gpg in the test: a literal packet
- * (`--store`), compressed (`-z 6`, ZIP and ZLIB), armored or binary, inline in a text body or
+ * (`--store`), compressed (`-z 6`, ZIP, ZLIB, and BZip2 through 7-Zip), armored or binary, inline in a text body or
  * as a .gpg attachment. The file inside is taken out under its name and scanned; plain text
  * that mentions PGP is left alone.
  */
@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
+import { buildInspector } from '../../../src/app/assemble.ts';
 import { Inspector } from '../../../src/inspect/inspector.ts';
+import { parseConfig } from '../../../src/policy/load-config.ts';
 
 const inspector = new Inspector({ engines: [new SignatureEngine()] });
 const dir = mkdtempSync(join(tmpdir(), 'smtpwall-pgp-'));
@@ -49,6 +51,17 @@ describe('OpenPGP messages without encryption', { skip: existsSync('/usr/bin/gpg
       s.write(body.subarray(cut));
       const r = await s.end(20_000);
       assert.ok(r.findings.some((x) => x.threat === 'EICAR-Test-File' && x.file.path.endsWith('/pgp1')), `split at ${cut}`);
+    }
+  });
+
+  it('compressed BZip2, binary, renamed: 7-Zip decompresses it, the packets inside are read, the file found', { skip: existsSync('/usr/bin/7zz') ? false : '7zz is not installed' }, async () => {
+    const pgp = gpg(['--store', '-z', '6', '--compress-algo', 'bzip2']);
+    const gateway = buildInspector(parseConfig(`data-dir: ${JSON.stringify(join(dir, 'data'))}\nlisteners: [{ name: t, listen: "127.0.0.1:0", upstream: "127.0.0.1:25" }]\n`), [new SignatureEngine()]);
+    // Named like anything but a PGP file: the packets are recognised by their first bytes.
+    for (const name of ['tool.com.gpg', 'attachment.bin']) {
+      const r = await gateway.scanBuffer(pgp, false, 20_000, name);
+      const f = r.findings.find((x) => x.threat === 'EICAR-Test-File');
+      assert.equal(f?.file.name, 'tool.com', `${name}: ${JSON.stringify(r.files.map((x) => x.path))}`);
     }
   });
 
