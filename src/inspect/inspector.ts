@@ -230,8 +230,16 @@ class ObjectSet {
   }
 
   async finish(): Promise<ScanResult> {
+    const volumes = this.#joinVolumes();
     for (let i = 0; i < this.objects.length; i++) {
       const o = this.objects[i]!;
+      if (volumes.has(o)) {
+        // A volume read as part of its joined archive: not unpacked alone (cut, it would only
+        // be "corrupt"); typed and judged as the file it is.
+        const piece = o.takeContainer();
+        if (piece) o.settle(await identify(o.head, o.tail, piece));
+        continue;
+      }
       const whole = o.takeContainer();
       if (o.containerTooLarge && tooLargeMatters(o.head, o.tail)) this.event('ARCHIVE_TOO_LARGE', o.path, `limit ${this.limits.maxContainerBytes} bytes`);
       if (whole === null) continue;
@@ -240,6 +248,37 @@ class ObjectSet {
     }
     const results = await Promise.all(this.objects.map((o) => o.result()));
     return { findings: dedupe(results.flat()), files: this.objects.map((o) => o.info!), events: this.events, errors: this.errors };
+  }
+
+  /**
+   * Split archives (7-Zip's and HJSplit's `name.001`, `name.002`, …): volumes of one name
+   * among the message's objects at one level, numbered from 001 without a gap, are joined
+   * in order into an object of their own, `FIRST/(joined)`, named `name` — what 7-Zip opens
+   * when the user opens the first volume. Returns the volumes that were joined.
+   */
+  #joinVolumes(): Set<ObjectScan> {
+    const groups = new Map<string, Array<{ o: ObjectScan; n: number }>>();
+    for (const o of this.objects) {
+      const v = volumeOf(o.name);
+      if (v === null || !o.isKept) continue;
+      const key = `${o.depth}\0${o.path.slice(0, o.path.lastIndexOf('/'))}\0${v.base}`;
+      (groups.get(key) ?? groups.set(key, []).get(key)!).push({ o, n: v.n });
+    }
+    const joined = new Set<ObjectScan>();
+    for (const parts of groups.values()) {
+      parts.sort((a, b) => a.n - b.n);
+      if (parts.length < 2 || parts.some((p, i) => p.n !== i + 1)) continue;
+      const first = parts[0]!.o;
+      const base = volumeOf(first.name)!.base;
+      const bytes = parts.map((p) => p.o.keptBytes());
+      if (bytes.some((b) => b === null)) continue;
+      const sink = this.openObject({ path: `${first.path}/(joined)`, name: base, contentType: null, encoding: null }, first.depth, first.layers);
+      for (const b of bytes) sink.write(b!);
+      sink.end();
+      this.event('ARCHIVE_VOLUMES_JOINED', first.path, `${parts.length} volumes of ${base}`);
+      for (const p of parts) joined.add(p.o);
+    }
+    return joined;
   }
 
   /** Unpack one container; returns its identity, refined by what unpacking found. */
@@ -286,6 +325,12 @@ class ObjectSet {
     o.openedBy = `${beforeZip === 0 && unsupported ? 'recognised only' : by}${members > beforeZip ? ' + zip reading' : ''}`;
     return outcome.type ? { type: outcome.type, flags: id.flags } : id;
   }
+}
+
+/** `invoice.zip.003` → { base: 'invoice.zip', n: 3 }; null for other names. */
+function volumeOf(name: string | null): { base: string; n: number } | null {
+  const m = name === null ? null : /^(.+)\.(\d{3})$/.exec(name);
+  return m ? { base: m[1]!, n: Number(m[2]) } : null;
 }
 
 /** Bytes of containers kept in memory, shared by the objects of one message. */
@@ -378,7 +423,9 @@ class ObjectScan implements LeafSink {
   #decide(): void {
     this.#decided = true;
     if (this.#keep === null) return;
-    if (!looksLikeContainer(this.head)) return this.#release();
+    // A volume of a split archive (`x.zip.001`, `x.002`…) is kept whatever its first bytes:
+    // only the first volume starts like an archive.
+    if (!looksLikeContainer(this.head) && volumeOf(this.leaf.name) === null) return this.#release();
     // Its head is part of what is kept: thousands of small nested containers count too.
     if (this.kept!.bytes + this.#headBytes > this.kept!.limit) {
       this.#release();
@@ -405,6 +452,16 @@ class ObjectScan implements LeafSink {
       this.#result = new Promise<Identity>((resolve) => (this.#settleContainer = resolve)).then((id) => this.#verdicts(id));
     }
     this.#result.catch(() => undefined); // observed in result(); never an unhandled rejection
+  }
+
+  /** Whether its bytes are kept (a container, or a volume of a split archive). */
+  get isKept(): boolean {
+    return this.#keep !== null;
+  }
+
+  /** The kept bytes, without giving them up (the volumes of a split archive, to join them). */
+  keptBytes(): Buffer | null {
+    return this.#keep === null ? null : Buffer.concat([...this.#head, ...this.#keep]);
   }
 
   /** The container's bytes, once, for unpacking (null if it is not kept as one). */
