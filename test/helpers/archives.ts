@@ -179,6 +179,36 @@ export function tnef(attachments: readonly { name: string; data: Buffer }[]): Bu
   return Buffer.concat(out);
 }
 
+/**
+ * A TNEF whose one attachment lives only in its MAPI properties (attAttachment:
+ * PR_ATTACH_LONG_FILENAME in UTF-16, PR_ATTACH_DATA_BIN), as Outlook writes some.
+ */
+export function tnefMapiOnly(name: string, data: Buffer): Buffer {
+  const attr = (level: number, id: number, body: Buffer): Buffer => {
+    const h = Buffer.alloc(9);
+    h[0] = level;
+    h.writeUInt32LE(id, 1);
+    h.writeUInt32LE(body.length, 5);
+    let s = 0;
+    for (const x of body) s = (s + x) & 0xffff;
+    const sum = Buffer.alloc(2);
+    sum.writeUInt16LE(s);
+    return Buffer.concat([h, body, sum]);
+  };
+  const prop = (type: number, id: number, value: Buffer): Buffer => {
+    const head = Buffer.alloc(12);
+    head.writeUInt16LE(type, 0);
+    head.writeUInt16LE(id, 2);
+    head.writeUInt32LE(1, 4);
+    head.writeUInt32LE(value.length, 8);
+    return Buffer.concat([head, value, Buffer.alloc((4 - (value.length % 4)) % 4)]);
+  };
+  const count = Buffer.alloc(4);
+  count.writeUInt32LE(2);
+  const props = Buffer.concat([count, prop(0x001f, 0x3707, Buffer.from(`${name}\0`, 'utf16le')), prop(0x0102, 0x3701, data)]);
+  return Buffer.concat([Buffer.from([0x78, 0x9f, 0x3e, 0x22, 0x01, 0x00]), attr(1, 0x00089006, Buffer.from([1, 0, 1, 0])), attr(2, 0x00069002, Buffer.alloc(14)), attr(2, 0x00069005, props)]);
+}
+
 /** A RAR 4 archive head with one file header, its "encrypted" flag as asked. */
 export function rar4(encrypted: boolean): Buffer {
   const sig = Buffer.from('Rar!\x1a\x07\x00', 'latin1');

@@ -181,12 +181,15 @@ export function decompressRtf(b: Buffer): Buffer | null {
   const ring = Buffer.alloc(4096);
   RTF_PREBUF.copy(ring);
   let w = RTF_PREBUF.length;
-  const out = Buffer.alloc(rawSize);
+  // At most 17 bytes come out of every 2 in (a reference), so a header that claims more than
+  // that gets no buffer of the size it claims.
+  const out = Buffer.alloc(Math.min(rawSize, 9 * b.length + 64));
   let o = 0;
   let p = 16;
-  while (p < b.length && o < rawSize) {
+  const limit = out.length;
+  while (p < b.length && o < limit) {
     const control = b[p++]!;
-    for (let bit = 0; bit < 8 && o < rawSize; bit++) {
+    for (let bit = 0; bit < 8 && o < limit; bit++) {
       if ((control & (1 << bit)) === 0) {
         if (p >= b.length) return out.subarray(0, o);
         const c = b[p++]!;
@@ -201,7 +204,7 @@ export function decompressRtf(b: Buffer): Buffer | null {
       const offset = ref >> 4;
       if (offset === w) return out.subarray(0, o);
       const length = (ref & 15) + 2;
-      for (let k = 0; k < length && o < rawSize; k++) {
+      for (let k = 0; k < length && o < limit; k++) {
         const c = ring[(offset + k) & 4095]!;
         out[o++] = c;
         ring[w] = c;

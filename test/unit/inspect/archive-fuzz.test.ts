@@ -14,7 +14,7 @@ import { DEFAULT_ARCHIVE_LIMITS } from '../../../src/inspect/archive/unpack.ts';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import { Inspector } from '../../../src/inspect/inspector.ts';
 import type { ScanResult } from '../../../src/inspect/types.ts';
-import { gzip, isoImage, rar4, rar5, sevenZip, tar, tnef, zip } from '../../helpers/archives.ts';
+import { gzip, isoImage, rar4, rar5, rar5Stored, sevenZip, tar, tnef, tnefMapiOnly, zip } from '../../helpers/archives.ts';
 import { randomChunks } from '../../helpers/chunking.ts';
 
 const inspector = new Inspector({ engines: [new SignatureEngine()], archives: { ...DEFAULT_ARCHIVE_LIMITS, maxTimeMs: 2000 } });
@@ -38,6 +38,9 @@ const SEEDS: readonly Buffer[] = [
   tar([{ name: 'a', data: Buffer.from('tar member') }, { name: `${'long/'.repeat(30)}b`, data: EICAR }]),
   gzip(tar([{ name: 't', data: Buffer.from('tgz') }]), 'x.tar'),
   tnef([{ name: 'a.doc', data: Buffer.from('doc') }, { name: 'e.com', data: EICAR }]),
+  tnefMapiOnly('mapi.com', EICAR),
+  Buffer.concat([Buffer.from('MZ'), Buffer.alloc(5000, 0x90), rar5Stored([{ name: 'sfx.com', data: EICAR }]), zip([{ name: 'z.com', data: EICAR }])]),
+  Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`utf-16 text ${EICAR.toString('latin1')}`, 'utf16le')]),
   rar4(true),
   rar5(false),
   sevenZip(true),
