@@ -34,6 +34,7 @@ export function sevenZipFormat(head: Buffer): { readonly name: string; readonly 
   if (at([0xed, 0xab, 0xee, 0xdb])) return { name: 'rpm', ext: 'rpm' };
   if (at('MSWIM\0\0\0')) return { name: 'wim', ext: 'wim' };
   if (at('xar!')) return { name: 'xar', ext: 'xar' };
+  if (lzmaAlone(head)) return { name: 'lzma', ext: 'lzma' };
   if (at('vhdxfile')) return { name: 'vhdx', ext: 'vhdx' };
   if (at('conectix')) return { name: 'vhd', ext: 'vhd' };
   // Disk and file-system images a user's unpacker (7-Zip, The Unarchiver) opens.
@@ -55,6 +56,22 @@ export function sevenZipFormat(head: Buffer): { readonly name: string; readonly 
     return { name: 'img', ext: 'img' };
   }
   return null;
+}
+
+/**
+ * An `.lzma` stream (LZMA "alone", `xz --format=lzma`, `lzma`): no magic number, a 13-byte
+ * header — the properties byte (lc/lp/pb, < 225; 0x5D by every common writer), a dictionary
+ * size (a power of two, or 2^n + 2^(n-1), 4 KiB to 1.5 GiB) and the size (unknown: all ones,
+ * or below 2^48). Checked this strictly so that text starting with `]` is not taken for one.
+ */
+function lzmaAlone(h: Buffer): boolean {
+  if (h.length < 13 || h[0] !== 0x5d) return false;
+  const dict = h.readUInt32LE(1);
+  const log = Math.log2(dict);
+  if (dict < 4096 || dict > 0x60000000 || !(Number.isInteger(log) || Number.isInteger(Math.log2(dict / 3) + 1))) return false;
+  const low = h.readUInt32LE(5);
+  const high = h.readUInt32LE(9);
+  return (low === 0xffffffff && high === 0xffffffff) || high < 0x10000;
 }
 
 /** The tool's side of the contract: unpack these bytes as this format. */

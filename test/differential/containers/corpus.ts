@@ -120,16 +120,17 @@ const RECIPES: ReadonlyArray<Recipe> = [
   },
   // A single-stream compressor, alone (the first member) or around a tar of all members.
   (files, next, work) => {
-    const tools = ['gzip', 'xz', 'bzip2', 'zstd', 'lz4', 'lzip'].filter((t) => TOOLS[t]);
+    const tools = ['gzip', 'xz', 'lzma', 'bzip2', 'zstd', 'lz4', 'lzip'].filter((t) => TOOLS[t === 'lzma' ? 'xz' : t]);
     if (tools.length === 0 || !TOOLS.tar) return null;
     const tool = pick(next, tools);
-    const ext = { gzip: 'gz', xz: 'xz', bzip2: 'bz2', zstd: 'zst', lz4: 'lz4', lzip: 'lz' }[tool]!;
+    const ext = { gzip: 'gz', xz: 'xz', lzma: 'lzma', bzip2: 'bz2', zstd: 'zst', lz4: 'lz4', lzip: 'lz' }[tool]!;
     const root = onDisk(work, files);
     const withTar = next() < 0.5;
     const input = join(work, withTar ? 'all.tar' : 'one');
     if (withTar) execFileSync('tar', ['cf', input, '-C', root, '.']);
     else writeFileSync(input, files[0]!.data);
-    const bytes = execFileSync('sh', ['-c', `${tool} -c < "$0"`, input], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const command = tool === 'lzma' ? 'xz --format=lzma' : tool;
+    const bytes = execFileSync('sh', ['-c', `${command} -c < "$0"`, input], { stdio: ['ignore', 'pipe', 'ignore'] });
     return { bytes, recipe: `${tool}${withTar ? ' of a tar' : ''}`, ext: withTar ? `tar.${ext}` : ext };
   },
   // RAR 5 (stored, written to the specification: RAR's own tool is not free) and ISO 9660.

@@ -44,6 +44,7 @@ const FORMATS: ReadonlyArray<readonly [string, string, string, string]> = [
   ['xz', 'xz', 'xz -k -c FILE > out', 'out'],
   ['tar.xz', 'xz', 'tar cf t.tar FILE && xz -c t.tar > out', 'out'],
   ['bzip2', 'bzip2', 'bzip2 -c FILE > out', 'out'],
+  ['lzma', 'xz', 'xz --format=lzma -c FILE > out', 'out'],
   ['zstd', 'zstd', 'zstd -q -c FILE > out', 'out'],
   ['cpio', 'cpio', 'echo FILE | cpio -o -H newc > out 2>/dev/null', 'out'],
   ['ar', 'ar', 'ar rc out FILE', 'out'],
