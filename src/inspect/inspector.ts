@@ -240,6 +240,10 @@ class ObjectSet {
         if (piece) o.settle(await identify(o.head, o.tail, piece));
         continue;
       }
+      const appended = o.takeAppended();
+      // A zip appended to a file that is no container: read if complete (embedded mode).
+      if (appended !== null && !this.#budget.stopped) await this.#unpack(o, { type: 'appended', flags: [] }, appended);
+      if (o.appendedTooLarge && o.tail.indexOf('PK\x05\x06', 0, 'latin1') !== -1) this.event('ARCHIVE_TOO_LARGE', o.path, `a zip appended to it, past the limit of ${this.limits.maxContainerBytes} bytes`);
       const whole = o.takeContainer();
       if (o.containerTooLarge && tooLargeMatters(o.head, o.tail)) this.event('ARCHIVE_TOO_LARGE', o.path, `limit ${this.limits.maxContainerBytes} bytes`);
       if (whole === null) continue;
@@ -327,6 +331,8 @@ class ObjectSet {
   }
 }
 
+const ZIP_LOCAL = Buffer.from('PK\x03\x04', 'latin1');
+
 /** `invoice.zip.003` → { base: 'invoice.zip', n: 3 }; null for other names. */
 function volumeOf(name: string | null): { base: string; n: number } | null {
   const m = name === null ? null : /^(.+)\.(\d{3})$/.exec(name);
@@ -355,6 +361,15 @@ class ObjectScan implements LeafSink {
   #keptBytes = 0;
   #decided = false;
   containerTooLarge = false;
+  /**
+   * A file that is no container (an image, a program, a PDF past its first bytes) with a zip
+   * local header later in it: from that header on its bytes are kept (within the message's
+   * container budget), because a zip appended to a file is what unzip, Python's zipfile and
+   * Java open (a "GIFAR"). Read at the end if a complete zip is there (ObjectSet.finish).
+   */
+  #appended: Buffer[] | null = null;
+  #appendedBytes = 0;
+  appendedTooLarge = false;
   /** Its text was decoded from UTF-16/32 or UTF-7 into `PATH/(text)` (decode/transcode.ts). */
   textEncoding: string | null = null;
   /** A container: what opened it (FileInfo.openedBy). */
@@ -406,6 +421,7 @@ class ObjectScan implements LeafSink {
       rest = chunk.subarray(piece.length);
     }
     if (!this.#decided && this.#headBytes >= SNIFF_BYTES) this.#decide();
+    if (this.#keep === null && this.kept !== null && rest.length > 0 && !this.appendedTooLarge) this.#watchForZip(rest);
     if (this.#keep !== null && rest.length > 0) {
       if (this.kept!.bytes + rest.length > this.kept!.limit) {
         this.#release();
@@ -418,6 +434,46 @@ class ObjectScan implements LeafSink {
     }
     this.#tail = chunk.length >= TAIL_BYTES ? Buffer.from(chunk.subarray(chunk.length - TAIL_BYTES)) : Buffer.concat([this.#tail, chunk]).subarray(-TAIL_BYTES);
     for (const s of this.#scans) s.write(chunk);
+  }
+
+  /** Keep bytes from a zip local header on, once one appears (the seam of two chunks included). */
+  #watchForZip(rest: Buffer): void {
+    let from = -1;
+    if (this.#appended === null) {
+      from = rest.indexOf(ZIP_LOCAL);
+      if (from === -1 && this.#tail.length >= 3) {
+        const seam = Buffer.concat([this.#tail.subarray(-3), rest.subarray(0, 3)]);
+        const s = seam.indexOf(ZIP_LOCAL);
+        if (s !== -1) {
+          this.#appended = [Buffer.from(seam.subarray(s, 3))];
+          this.#appendedBytes = 3 - s;
+          from = 0;
+        }
+      }
+      if (from === -1) return;
+      this.#appended ??= [];
+    } else from = 0;
+    const piece = rest.subarray(from);
+    if (this.kept!.bytes + piece.length > this.kept!.limit) {
+      this.kept!.bytes -= this.#appendedBytes;
+      this.#appended = null;
+      this.#appendedBytes = 0;
+      this.appendedTooLarge = true;
+      return;
+    }
+    this.#appended.push(Buffer.from(piece));
+    this.#appendedBytes += piece.length;
+    this.kept!.bytes += piece.length;
+  }
+
+  /** The bytes from a zip local header on (see #appended), once; null if none were seen. */
+  takeAppended(): Buffer | null {
+    const a = this.#appended;
+    this.#appended = null;
+    if (a === null) return null;
+    this.kept!.bytes -= this.#appendedBytes;
+    this.#appendedBytes = 0;
+    return Buffer.concat(a);
   }
 
   #decide(): void {

@@ -40,8 +40,10 @@ export async function unpackZip(bytes: Buffer, ctx: UnpackContext): Promise<Unpa
   const entries = central ?? walkLocalHeaders(bytes);
   if (central === null) ctx.event('ARCHIVE_CORRUPT', 'no central directory; local headers walked');
   // Where readers disagree (Explorer and 7-Zip read the central directory, streaming readers
-  // and some unpackers the local headers), every reading is inspected.
-  if (central !== null && !ctx.embedded) entries.push(...otherReadings(bytes, central, ctx));
+  // and some unpackers the local headers), every reading is inspected. Inside another file
+  // (a program, an image) only local headers that look like a real entry count: a stub or an
+  // image may hold the four bytes `PK\3\4` by chance.
+  if (central !== null) entries.push(...otherReadings(bytes, central, ctx, ctx.embedded));
   let encrypted = false;
   // AES key derivation is deliberately slow (PBKDF2): the candidates are tried on the first
   // AES member only; later members get the password that opened it, or none (an archive of a
@@ -109,7 +111,7 @@ const DISCARD: MemberSink = { write() {}, end() {} };
  * local header gives another method or size (each read the local way too, as `name~local`).
  * A zip in the end-of-central-directory comment or after the archive is a member `(appended)`.
  */
-function otherReadings(b: Buffer, central: readonly Entry[], ctx: UnpackContext): Entry[] {
+function otherReadings(b: Buffer, central: readonly Entry[], ctx: UnpackContext, strict = false): Entry[] {
   const out: Entry[] = [];
   const byOffset = new Map(central.map((e) => [e.localOffset, e]));
   const ranges = central.map((e) => [e.localOffset, e.localOffset + 30 + e.packedSize] as const);
@@ -118,6 +120,7 @@ function otherReadings(b: Buffer, central: readonly Entry[], ctx: UnpackContext)
     const c = byOffset.get(l.localOffset);
     if (c === undefined) {
       if (inside(l.localOffset)) continue; // a stored member's own contents (a zip in a zip)
+      if (strict && !plausibleLocal(b, l.localOffset)) continue;
       ctx.event('ARCHIVE_AMBIGUOUS', `zip: ${cleanMemberName(l.name)} has a local header and no central directory entry`);
       out.push(l);
       continue;
@@ -220,8 +223,12 @@ function readCentralDirectory(b: Buffer): Entry[] | null {
     }
   }
   // Offsets are relative to the archive's start; a prefix (an SFX stub, junk) shifts them all.
-  const shift = cdEnd - cdSize - cdOffset;
-  let p = cdOffset + Math.max(0, shift);
+  // A negative shift — offsets counted from the start of a file these bytes were cut from (a
+  // zip appended to an image, read from its first local header on) — counts only when the
+  // central directory is really there.
+  const measured = cdEnd - cdSize - cdOffset;
+  const shift = measured >= 0 || (cdOffset + measured >= 0 && cdOffset + measured + 4 <= b.length && b.readUInt32LE(cdOffset + measured) === CENTRAL) ? measured : 0;
+  let p = cdOffset + shift;
   const entries: Entry[] = [];
   while (p + 46 <= b.length && b.readUInt32LE(p) === CENTRAL && entries.length < count + 1) {
     const flags = b.readUInt16LE(p + 8);
@@ -247,7 +254,10 @@ function readCentralDirectory(b: Buffer): Entry[] | null {
       }
       q += 4 + len;
     }
-    entries.push({ name, flags, method, packedSize: packed, localOffset: local + Math.max(0, shift), crc: b.readUInt32LE(p + 16), modTime: b.readUInt16LE(p + 12) });
+    // (A member said to start before these bytes is outside them: b.length, never negative,
+    // which memberData reads as "raw bytes from an offset".)
+    const at = local + shift >= 0 ? local + shift : b.length;
+    entries.push({ name, flags, method, packedSize: packed, localOffset: at, crc: b.readUInt32LE(p + 16), modTime: b.readUInt16LE(p + 12) });
     p += 46 + nameLen + extraLen + commentLen;
   }
   return entries.length > 0 || count === 0 ? entries : null;
@@ -321,6 +331,20 @@ function unsizedEnd(b: Buffer, start: number): number {
   }
   if (end - 12 >= start && b.readUInt32LE(end - 8) === end - 12 - start) return end - 12;
   return end;
+}
+
+/** Methods real writers use (stored, deflate, deflate64, bzip2, lzma, zstd, xz, ppmd, AES). */
+const KNOWN_METHODS: ReadonlySet<number> = new Set([0, 8, 9, 12, 14, 93, 95, 98, 99]);
+
+/** A local header that a writer made, not four chance bytes: a known method and version, a printable name. */
+function plausibleLocal(b: Buffer, p: number): boolean {
+  if (p + 30 > b.length) return false;
+  const version = b.readUInt16LE(p + 4) & 0xff;
+  const nameLen = b.readUInt16LE(p + 26);
+  if (version > 63 || !KNOWN_METHODS.has(b.readUInt16LE(p + 8)) || nameLen === 0 || nameLen > 1024 || p + 30 + nameLen > b.length) return false;
+  const name = b.subarray(p + 30, p + 30 + nameLen);
+  for (const c of name) if (c < 0x20 || c === 0x7f) return false;
+  return true;
 }
 
 /** UTF-8 when general purpose bit 11 says so; otherwise CP437 in theory, latin1 as read. */

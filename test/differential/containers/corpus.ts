@@ -146,6 +146,20 @@ const RECIPES: ReadonlyArray<Recipe> = [
     const bytes = execFileSync('sh', ['-c', 'find . -type f | cpio -o -H newc 2>/dev/null'], { cwd: root });
     return { bytes, recipe: 'cpio newc', ext: 'cpio' };
   },
+  // A polyglot: an image-like file of 40–200 KB (past what the inspector sniffs) with a zip
+  // appended by Python's zipfile (offsets from the file's start, as `zip -A` writes them).
+  (files, next, work) => {
+    if (!TOOLS.python3) return null;
+    const size = 40_000 + Math.floor(next() * 160_000);
+    const image = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) image[i] = Math.floor(next() * 256);
+    image.set([0xff, 0xd8, 0xff, 0xe0], 0);
+    const out = join(work, 'poly.jpg');
+    writeFileSync(out, image);
+    const spec = files.map((f) => [f.name, f.data.toString('hex'), 8]);
+    execFileSync('python3', ['-c', PY_ZIP.replace("'w'", "'a'"), out, JSON.stringify(spec)]);
+    return { bytes: readFileSync(out), recipe: `image of ${size} bytes + zip appended by python`, ext: 'jpg' };
+  },
   // The test's own zips, for what no tool writes on purpose.
   (files, next) => {
     const entries = files.map((f) => ({ name: f.name, data: f.data, method: pick(next, ['stored', 'deflate'] as const), descriptor: next() < 0.3 }));

@@ -90,3 +90,28 @@ describe('self-extracting executables', () => {
     assert.ok(withZip.events.some((e) => e.name === 'ARCHIVE_TOO_LARGE'), JSON.stringify(withZip.events));
   });
 });
+
+describe('a zip appended to a file that is no container (a "GIFAR")', () => {
+  /** A JPEG-like file: its markers, then 200 KB of entropy-coded-looking bytes. */
+  const jpeg = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10]), Buffer.from('JFIF\0', 'latin1'), stub(200_000).subarray(2), Buffer.from([0xff, 0xd9])]);
+
+  it('past the sniffed head: unzip and Python open it as a zip, so its members are read', async () => {
+    const file = join(dir, 'pic.jpg');
+    writeFileSync(file, jpeg);
+    execFileSync('python3', ['-c', `import zipfile,sys; z = zipfile.ZipFile(sys.argv[1], 'a'); z.writestr('run.com', sys.stdin.buffer.read()); z.close()`, file], { input: EICAR });
+    const bytes = readFileSync(file);
+    // The reference: Python reads the member back from the polyglot.
+    const back = execFileSync('python3', ['-c', `import zipfile,sys; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('run.com'))`, file]);
+    assert.ok(back.equals(EICAR));
+    const r = await inspector.scanBuffer(bytes, false, 30_000, 'pic.jpg');
+    assert.ok(r.findings.some((f) => f.threat === 'EICAR-Test-File' && f.file.path === 'pic.jpg/run.com'), JSON.stringify([r.files.map((f) => f.path), r.events]));
+  });
+
+  it('a zip signature inside a file without a zip behind it is nothing', async () => {
+    const b = Buffer.from(jpeg);
+    b.write('PK\x03\x04', 100_000, 'latin1');
+    const r = await inspector.scanBuffer(b, false, 30_000, 'pic.jpg');
+    assert.deepEqual(r.events, []);
+    assert.deepEqual(r.files.map((f) => f.path), ['pic.jpg']);
+  });
+});
