@@ -24,6 +24,7 @@ import { inspectRar } from './rar.ts';
 import { inspectSevenZip } from './sevenzip.ts';
 import { unpackTar } from './tar.ts';
 import { unpackTnef } from './tnef.ts';
+import { AR_MAGIC, unpackAr } from './ar.ts';
 import { unpackExecutable } from './sfx.ts';
 import { unpackZip } from './zip.ts';
 import { sevenZipFormat, viaSevenZip } from './via-seven-zip.ts';
@@ -123,6 +124,8 @@ export function readerFor(type: string, bytes: Buffer, extra: ContainerReaders =
   if (CONTAINER_TYPES.has(type)) return extra[type] ?? READERS[type] ?? unpackZip;
   // A program may be a self-extractor: a zip, 7z or RAR after the stub, at any offset (sfx.ts).
   if (PROGRAMS.has(type)) return unpackExecutable(extra);
+  // ar and .deb natively (7-Zip shows a .deb as its data.tar only: ar.ts).
+  if (bytes.subarray(0, AR_MAGIC.length).equals(AR_MAGIC)) return unpackAr;
   // Formats 7-Zip opens (via-seven-zip.ts): never typed and passed without a word.
   if (sevenZipFormat(bytes)) return extra[VIA_SEVEN_ZIP] ?? viaSevenZip(null);
   return bytes.indexOf('PK\x03\x04', 0, 'latin1') !== -1 ? unpackZip : null;

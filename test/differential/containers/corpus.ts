@@ -34,7 +34,7 @@ function rng(seed: number): () => number {
 }
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-const TOOLS = Object.fromEntries(['7zz', 'python3', 'gzip', 'xz', 'bzip2', 'zstd', 'lz4', 'lzip', 'tar', 'cpio'].map((t) => [t, has(t)])) as Record<string, boolean>;
+const TOOLS = Object.fromEntries(['7zz', 'python3', 'gzip', 'xz', 'bzip2', 'zstd', 'lz4', 'lzip', 'tar', 'cpio', 'gcab', 'arj', 'lha', 'genisoimage', 'mkfs.fat', 'mcopy', 'dpkg-deb'].map((t) => [t, has(t)])) as Record<string, boolean>;
 
 const NAMES = ['a.txt', 'invoice.exe', 'docs/readme.md', 'deep/er/still/file.bin', 'Résumé.pdf', 'данные.dat', 'x', 'setup.msi', 'report 2026.docx'];
 
@@ -138,6 +138,34 @@ const RECIPES: ReadonlyArray<Recipe> = [
     if (next() < 0.5) return { bytes: rar5Stored(files.map((f) => ({ name: f.name, data: f.data }))), recipe: 'own rar5, stored', ext: 'rar' };
     const flat = files.map((f, i) => ({ name: `F${i}.BIN`, data: f.data }));
     return { bytes: isoImage(flat, { joliet: next() < 0.5 }), recipe: 'own iso9660', ext: 'iso' };
+  },
+  // The other archivers of the class, each by its own tool: CAB (gcab), ARJ, LHA (jlha-utils),
+  // ISO 9660 with Rock Ridge and Joliet (genisoimage), a FAT image (mkfs.fat + mtools), a .deb.
+  (files, next, work) => {
+    const root = onDisk(work, files);
+    const out = join(work, 'out.bin');
+    const flat = (): string[] => files.map((f) => f.name);
+    const makers: Array<readonly [string, boolean | undefined, () => void]> = [
+      ['cab', TOOLS.gcab, () => void execFileSync('gcab', ['-c', ...(next() < 0.5 ? ['-z'] : []), out, ...flat()], { cwd: root, stdio: 'ignore' })],
+      ['arj', TOOLS.arj, () => void execFileSync('arj', ['a', '-r', '-y', join(work, 'out.arj'), ...flat()], { cwd: root, stdio: 'ignore' })],
+      ['lzh', TOOLS.lha, () => void execFileSync('lha', ['a', join(work, 'out.lzh'), ...flat()], { cwd: root, stdio: 'ignore' })],
+      ['iso', TOOLS.genisoimage, () => void execFileSync('genisoimage', ['-quiet', '-R', '-J', '-o', out, '.'], { cwd: root, stdio: 'ignore' })],
+      ['img', TOOLS['mkfs.fat'] && TOOLS.mcopy, () => {
+        execFileSync('mkfs.fat', ['-C', out, '2048'], { stdio: 'ignore' });
+        for (const f of files) execFileSync('mcopy', ['-i', out, '-s', f.name.split('/')[0]!, '::'], { cwd: root, stdio: 'ignore' });
+      }],
+      ['deb', TOOLS['dpkg-deb'], () => {
+        mkdirSync(join(root, 'DEBIAN'), { recursive: true });
+        writeFileSync(join(root, 'DEBIAN', 'control'), 'Package: x\nVersion: 1\nArchitecture: all\nMaintainer: t <t@x>\nDescription: t\n');
+        execFileSync('dpkg-deb', ['-Zxz', '--root-owner-group', '-b', root, out], { stdio: 'ignore' });
+      }],
+    ];
+    const usable = makers.filter((m) => m[1]);
+    if (usable.length === 0) return null;
+    const [ext, , make] = pick(next, usable);
+    make();
+    const file = ext === 'arj' ? join(work, 'out.arj') : ext === 'lzh' ? join(work, 'out.lzh') : out;
+    return { bytes: readFileSync(file), recipe: `${ext} by its own tool`, ext };
   },
   // cpio (newc), written by GNU cpio.
   (files, _next, work) => {
