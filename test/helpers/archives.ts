@@ -160,18 +160,21 @@ export function gzip(data: Buffer, name?: string): Buffer {
 }
 
 /** winmail.dat with the given attachments (MS-OXTNEF attributes; checksums as Outlook writes them). */
+/** One TNEF attribute: level, id, length, data, and the 16-bit sum of the data. */
+export function tnefAttribute(level: number, id: number, data: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h[0] = level;
+  h.writeUInt32LE(id, 1);
+  h.writeUInt32LE(data.length, 5);
+  const sum = Buffer.alloc(2);
+  let s = 0;
+  for (const x of data) s = (s + x) & 0xffff;
+  sum.writeUInt16LE(s);
+  return Buffer.concat([h, data, sum]);
+}
+
 export function tnef(attachments: readonly { name: string; data: Buffer }[]): Buffer {
-  const attr = (level: number, id: number, data: Buffer): Buffer => {
-    const h = Buffer.alloc(9);
-    h[0] = level;
-    h.writeUInt32LE(id, 1);
-    h.writeUInt32LE(data.length, 5);
-    const sum = Buffer.alloc(2);
-    let s = 0;
-    for (const x of data) s = (s + x) & 0xffff;
-    sum.writeUInt16LE(s);
-    return Buffer.concat([h, data, sum]);
-  };
+  const attr = tnefAttribute;
   const out = [Buffer.from([0x78, 0x9f, 0x3e, 0x22, 0x01, 0x00]), attr(1, 0x00089006, Buffer.from([1, 0, 1, 0]))];
   for (const a of attachments) {
     out.push(attr(2, 0x00069002, Buffer.alloc(14)), attr(2, 0x00018010, Buffer.from(`${a.name}\0`, 'latin1')), attr(2, 0x0006800f, a.data));
@@ -184,17 +187,7 @@ export function tnef(attachments: readonly { name: string; data: Buffer }[]): Bu
  * PR_ATTACH_LONG_FILENAME in UTF-16, PR_ATTACH_DATA_BIN), as Outlook writes some.
  */
 export function tnefMapiOnly(name: string, data: Buffer): Buffer {
-  const attr = (level: number, id: number, body: Buffer): Buffer => {
-    const h = Buffer.alloc(9);
-    h[0] = level;
-    h.writeUInt32LE(id, 1);
-    h.writeUInt32LE(body.length, 5);
-    let s = 0;
-    for (const x of body) s = (s + x) & 0xffff;
-    const sum = Buffer.alloc(2);
-    sum.writeUInt16LE(s);
-    return Buffer.concat([h, body, sum]);
-  };
+  const attr = tnefAttribute;
   const prop = (type: number, id: number, value: Buffer): Buffer => {
     const head = Buffer.alloc(12);
     head.writeUInt16LE(type, 0);

@@ -13,18 +13,12 @@ import { after, describe, it } from 'node:test';
 import { buildInspector } from '../../../src/app/assemble.ts';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import { parseConfig } from '../../../src/policy/load-config.ts';
+import { hasCommand } from '../../helpers/tools.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'smtpwall-ar-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const inspector = buildInspector(parseConfig(`data-dir: ${JSON.stringify(join(dir, 'data'))}\nlisteners: [{ name: t, listen: "127.0.0.1:0", upstream: "127.0.0.1:25" }]\n`), [new SignatureEngine()]);
-const have = (bin: string): boolean => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
+const have = hasCommand;
 
 describe('ar and .deb, natively', () => {
   it('a .deb whose postinst carries the payload: found in control.tar (7-Zip would show data.tar only)', { skip: have('dpkg-deb') && have('7zz') ? false : 'dpkg-deb or 7zz is not installed' }, async () => {

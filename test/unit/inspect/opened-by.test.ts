@@ -14,19 +14,13 @@ import { buildInspector } from '../../../src/app/assemble.ts';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import { Inspector } from '../../../src/inspect/inspector.ts';
 import { parseConfig } from '../../../src/policy/load-config.ts';
+import { hasCommand } from '../../helpers/tools.ts';
 import { rar5Stored, tar, zip } from '../../helpers/archives.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'smtpwall-openedby-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const gateway = buildInspector(parseConfig(`data-dir: ${JSON.stringify(join(dir, 'data'))}\nlisteners: [{ name: t, listen: "127.0.0.1:0", upstream: "127.0.0.1:25" }]\n`), [new SignatureEngine()]);
-const have = (bin: string): boolean => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
+const have = hasCommand;
 const openedBy = async (inspector: Inspector, bytes: Buffer, name: string): Promise<string | undefined> =>
   (await inspector.scanBuffer(bytes, false, 30_000, name)).files.find((f) => f.path === name)?.openedBy;
 

@@ -17,31 +17,16 @@ import { after, describe, it } from 'node:test';
 import { decompressRtf, mapiProperties } from '../../../src/inspect/archive/tnef.ts';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import { Inspector } from '../../../src/inspect/inspector.ts';
+import { tnefAttribute } from '../../helpers/archives.ts';
+import { hasCommand } from '../../helpers/tools.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'smtpwall-tnef-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const inspector = new Inspector({ engines: [new SignatureEngine()] });
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const haveTnef = ((): boolean => {
-  try {
-    execFileSync('sh', ['-c', 'command -v tnef'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const haveTnef = hasCommand('tnef');
 
-function attr(level: number, id: number, data: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h[0] = level;
-  h.writeUInt32LE(id, 1);
-  h.writeUInt32LE(data.length, 5);
-  let s = 0;
-  for (const x of data) s = (s + x) & 0xffff;
-  const sum = Buffer.alloc(2);
-  sum.writeUInt16LE(s);
-  return Buffer.concat([h, data, sum]);
-}
+const attr = tnefAttribute;
 
 const pad4 = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc((4 - (b.length % 4)) % 4)]);
 const u32 = (n: number): Buffer => {
