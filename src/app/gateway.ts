@@ -15,6 +15,7 @@ import type { LogStore } from '../logs/records.ts';
 import { ResilientLogStore } from '../logs/resilient-store.ts';
 import { ForwardingLogStore } from '../logs/forward.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
+import { CaptureStore } from '../logs/capture-store.ts';
 import { QuarantineStore } from '../quarantine/store.ts';
 import { parseHostPort } from '../policy/config-schema.ts';
 import { Policy } from '../policy/decide.ts';
@@ -137,6 +138,16 @@ export class Gateway {
 
   #quarantineStore: QuarantineStore | null = null;
 
+  /** What a new session captures (`capture:` as last reloaded); null: nothing. */
+  #captureFor(): SessionContext['capture'] {
+    const c = this.#cfg.capture;
+    if (c.when === 'off' || this.#benchOff.has('records')) return null;
+    this.#captures ??= new CaptureStore(this.#cfg.dataDirAbs, { lockWaitMs: this.#cfg['log-database']['lock-wait'] });
+    return { when: c.when, maxBytes: c['max-bytes'], store: this.#captures };
+  }
+
+  #captures: CaptureStore | null = null;
+
   /** Every listener's running sessions. */
   sessions(): Array<SessionSnapshot & { listener: string }> {
     return this.#listeners.flatMap((l) => l.sessions().map((s) => ({ ...s, listener: l.name })));
@@ -227,6 +238,7 @@ export class Gateway {
           vrfy: l.vrfy,
           connectAsClient: l.mode === 'tproxy',
           stressed,
+          capture: this.#captureFor(),
         }),
       });
       const bound = await listener.listen();
@@ -300,6 +312,7 @@ export class Gateway {
     await Promise.all(this.#engines.map((e) => e.close?.()));
     if (this.#forwardTimer) clearInterval(this.#forwardTimer);
     this.#verdicts?.close();
+    this.#captures?.close();
     this.#store.close();
   }
 }

@@ -82,7 +82,7 @@ export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): P
   }
   probeInBackground(cfg, log);
   const stopDigests = cluster.isWorker ? () => {} : startDigestSchedule(cfg, log);
-  const stopRetention = cluster.isWorker ? () => {} : startRetention(cfg.dataDirAbs, () => gateway.config['log-database'].retention, log);
+  const stopRetention = cluster.isWorker ? () => {} : startRetention(cfg.dataDirAbs, () => gateway.config['log-database'].retention, log, () => gateway.config.capture.retention);
   await untilSignal((signal) => log('info', 'stopping', { signal, grace: `${cfg.timeouts['shutdown-grace']}ms` }));
   process.off('SIGHUP', onHup);
   process.off('SIGUSR2', onUsr2);
@@ -193,7 +193,7 @@ async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<n
   });
   probeInBackground(cfg, log);
   const stopDigests = startDigestSchedule(cfg, log);
-  const stopRetention = startRetention(cfg.dataDirAbs, () => current['log-database'].retention, log);
+  const stopRetention = startRetention(cfg.dataDirAbs, () => current['log-database'].retention, log, () => current.capture.retention);
   await untilSignal((signal) => log('info', 'stopping workers', { signal }));
   stopDigests();
   stopRetention();

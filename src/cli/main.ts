@@ -9,6 +9,8 @@
 import { version } from '../app/version.ts';
 import { type Command, usageOf, UsageError } from './command.ts';
 import { analyzeCommand, verdictsCommand } from './commands/analyze.ts';
+import { adminCommand } from './commands/admin.ts';
+import { captureCommand } from './commands/capture.ts';
 import { configCommand } from './commands/config.ts';
 import { demoCommand } from './commands/demo.ts';
 import { logsCommand } from './commands/logs.ts';
@@ -20,8 +22,8 @@ import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 
 const COMMANDS: readonly Command[] = [
-  startCommand, reloadCommand, restartCommand, statusCommand, logsCommand, quarantineCommand,
-  scanCommand, analyzeCommand, verdictsCommand, policyCommand, configCommand, demoCommand,
+  startCommand, reloadCommand, restartCommand, statusCommand, logsCommand, captureCommand, quarantineCommand,
+  scanCommand, analyzeCommand, verdictsCommand, policyCommand, configCommand, adminCommand, demoCommand,
 ];
 
 function topUsage(): string {

@@ -11,6 +11,7 @@ import { censorText, formatReply, type Reply } from '../smtp/reply.ts';
 import { ClientReader } from './client-reader.ts';
 import { resetConnection } from './reset.ts';
 import type { Transcript } from './transcript.ts';
+import type { SessionCapture } from './capture.ts';
 
 /** Longest wait between a final reply and the reset that follows it (see flushedAndRead). */
 const RESET_LINGER_MS = 200;
@@ -29,8 +30,9 @@ export class ClientLeg {
   readonly label: string;
   readonly address: string;
 
-  constructor(socket: Socket) {
+  constructor(socket: Socket, private readonly capture: SessionCapture | null = null) {
     this.#socket = socket;
+    capture?.tap(socket, 'client');
     this.address = socket.remoteAddress ?? '';
     this.label = `${socket.remoteAddress}:${socket.remotePort}`;
     this.#tls = socket instanceof TLSSocket;
@@ -58,6 +60,7 @@ export class ClientLeg {
   adopt(secure: TLSSocket): void {
     this.#tcp = this.#socket;
     this.#socket = secure;
+    this.capture?.tap(secure, 'client');
     this.#reader = new ClientReader(secure, () => this.flush());
     this.#tls = true;
   }

@@ -11,6 +11,7 @@ import { describeError } from '../errors.ts';
 import { type FileInfo, type Finding, RAW_MESSAGE_PATH, type ScanResult } from '../inspect/types.ts';
 import { maillogFields, outcomeOf } from '../logs/maillog.ts';
 import type { LogStore } from '../logs/records.ts';
+import type { SessionCapture } from './capture.ts';
 import type { Decision } from '../policy/decide.ts';
 import type { RetroAlerts } from './retro-alerts.ts';
 import type { VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
@@ -34,6 +35,8 @@ export class Journal {
     private readonly session: SessionFacts,
     /** The client's HELO/EHLO name as it is when a record is written. */
     private readonly helo: () => string,
+    /** The session's packet capture: kept when a threat record is written (`capture.when`). */
+    private readonly capture: SessionCapture | null = null,
   ) {}
 
   /** A transaction's traffic record (every end: delivered, stopped, refused, failed, vanished). */
@@ -57,6 +60,7 @@ export class Journal {
       events: (result?.events ?? []).map((e) => e.name),
     }, [...logged].map((f) => f.threat));
     for (const f of logged) this.#safe(() => this.ctx.logs.addThreat(threatRecord(this.session, tx, d, f)));
+    if (logged.size > 0 && this.capture) this.capture.threat = true;
     const { messageId } = rx.headerFacts;
     const delivered = upstreamReply.startsWith('2');
     const verdicts = this.ctx.verdicts;

@@ -6,9 +6,11 @@
 
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { noteReset } from './capture.ts';
 
 export function resetConnection(socket: Socket, tcp?: Socket): void {
   if (socket.destroyed) return;
+  noteReset(socket);
   if (!(socket instanceof TLSSocket)) {
     socket.resetAndDestroy();
     return;

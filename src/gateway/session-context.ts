@@ -8,6 +8,7 @@ import type { VerdictStore } from '../inspect/engines/analysis/verdict-store.ts'
 import type { StreamScan } from '../inspect/inspector.ts';
 import type { FileInfo } from '../inspect/types.ts';
 import type { LogStore } from '../logs/records.ts';
+import type { CaptureStore } from '../logs/capture-store.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
 import type { Policy } from '../policy/decide.ts';
 import type { TransactionFacts } from '../policy/rules.ts';
@@ -58,6 +59,8 @@ export interface SessionContext {
   readonly vrfy?: 'relay' | 'refuse';
   /** Whether the session's listener is in stress mode now (short idle timeout, one bad command). */
   readonly stressed?: (() => boolean) | null;
+  /** `capture:`: which sessions' packet captures are kept, how much of each, and where. */
+  readonly capture?: { readonly when: 'threats' | 'all'; readonly maxBytes: number; readonly store: CaptureStore } | null;
   /** `debug-peers`: whether a client or upstream address gets a transcript in the process log. */
   readonly debugPeer?: ((address: string) => boolean) | null;
 }

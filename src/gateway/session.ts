@@ -35,6 +35,7 @@ import { newTransaction, receiveChunk, receiveData, startBdat, type Transaction 
 import { UpstreamLeg } from './upstream-leg.ts';
 import { connectAsClient } from './original-dst.ts';
 import { maskAuth, type Transcript, transcript } from './transcript.ts';
+import { SessionCapture } from './capture.ts';
 
 
 export class Session {
@@ -58,10 +59,13 @@ export class Session {
   #receiving: IncomingMessage | null = null;
   #badCommands = 0;
   readonly #transcript: Transcript | null;
+  /** Both legs' bytes, kept when the session has a threat (or every session: capture.when all). */
+  readonly #capture: SessionCapture | null;
 
   constructor(socket: Socket, ctx: SessionContext) {
     this.#ctx = ctx;
-    this.#client = new ClientLeg(socket);
+    this.#capture = ctx.capture ? new SessionCapture(ctx.capture.maxBytes) : null;
+    this.#client = new ClientLeg(socket, this.#capture);
     this.#trusted = ctx.isTrusted(this.#client.address);
     const { upstreamHost: host, upstreamPort: port, limits, spoolDir } = ctx;
     const clientPassthrough = ctx.clientTls.mode === 'passthrough';
@@ -72,11 +76,11 @@ export class Session {
     this.#client.transcript = debug;
     this.#transcript = debug;
     const openSocket = ctx.connectAsClient ? () => connectAsClient(this.#client.address, host, port) : undefined;
-    this.#upstream = new UpstreamLeg({ host, port, timeouts: ctx.timeouts, tls: ctx.upstreamTls, clientPassthrough, log: ctx.log, sessionId: this.id, reuse, client, transcript: debug, openSocket });
+    this.#upstream = new UpstreamLeg({ host, port, timeouts: ctx.timeouts, tls: ctx.upstreamTls, clientPassthrough, log: ctx.log, sessionId: this.id, reuse, client, transcript: debug, openSocket, capture: this.#capture });
     // The forwarding mode is chosen here, once: no other line of the session asks for it.
     this.#forwarding = ctx.forwarding === 'cut-through' ? new CutThrough(this.#upstream, limits, spoolDir) : new StoreAndForward(this.#upstream, limits, spoolDir);
     const facts = { sessionId: this.id, listener: ctx.listener, client: this.#client.label, server: this.#upstream.target, forwarding: ctx.forwarding };
-    this.#journal = new Journal(ctx, facts, () => this.#helo);
+    this.#journal = new Journal(ctx, facts, () => this.#helo, this.#capture);
     this.#gate = new Gate({ ...ctx, sessionId: this.id }, this.#client, this.#upstream, this.#forwarding, this.#journal, (tx) => this.#facts(tx));
   }
 
@@ -126,6 +130,18 @@ export class Session {
       this.#client.flush();
       this.#client.end();
       await this.#upstream.close();
+      this.#keepCapture();
+    }
+  }
+
+  /** The capture goes to the store when it is wanted; a failure to store it is logged, not fatal. */
+  #keepCapture(): void {
+    const want = this.#ctx.capture;
+    if (!want || !this.#capture || (want.when === 'threats' && !this.#capture.threat)) return;
+    try {
+      want.store.put(this.id, this.#ctx.listener, this.#capture.snapshot());
+    } catch (err) {
+      this.#ctx.log('error', 'packet capture could not be stored', { session: this.id, error: (err as Error).message });
     }
   }
 

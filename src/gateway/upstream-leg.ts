@@ -17,6 +17,7 @@ import type { UpstreamTls } from './tls.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
 import { Upstream } from './upstream.ts';
 import { maskAuth, type Transcript } from './transcript.ts';
+import type { SessionCapture } from './capture.ts';
 
 export type ReplyClass = 2 | 3 | 4 | 5;
 /** `rset`: keep the connection, end the transaction; `reset`: TCP RST; `quit`: RSET, QUIT, close. */
@@ -33,6 +34,8 @@ export interface UpstreamLegOptions {
   readonly openSocket?: () => Socket;
   /** The session's debug transcript (`debug-peers`); absent for every other session. */
   readonly transcript?: Transcript | null;
+  /** The session's packet capture (`capture:`), if any. */
+  readonly capture?: SessionCapture | null;
   readonly host: string;
   readonly port: number;
   readonly timeouts: Timeouts;
@@ -100,7 +103,7 @@ export class UpstreamLeg {
       this.#hello = parked.helloLine;
       return parked.greeting;
     }
-    const { upstream, greeting } = await Upstream.connect(this.o.host, this.o.port, this.o.timeouts['upstream-connect'], this.o.openSocket);
+    const { upstream, greeting } = await Upstream.connect(this.o.host, this.o.port, this.o.timeouts['upstream-connect'], this.o.openSocket, this.o.capture);
     this.#up = this.#watch(upstream);
     this.o.transcript?.('upstream>', replyToString(greeting));
     this.#greeting = greeting;
@@ -194,7 +197,7 @@ export class UpstreamLeg {
   }
 
   async #reconnect(): Promise<void> {
-    const { upstream, greeting } = await Upstream.connect(this.o.host, this.o.port, this.o.timeouts['upstream-connect'], this.o.openSocket);
+    const { upstream, greeting } = await Upstream.connect(this.o.host, this.o.port, this.o.timeouts['upstream-connect'], this.o.openSocket, this.o.capture);
     if (greeting.code !== 220) {
       upstream.reset();
       throw new UpstreamLostError(`reconnect greeting ${greeting.code}`);
@@ -251,6 +254,7 @@ export class UpstreamLeg {
   /** A connection of this session: under `debug-peers` its replies go to the transcript. */
   #watch(up: Upstream): Upstream {
     up.transcript = this.o.transcript ?? null;
+    if (this.o.capture) up.capture = this.o.capture;
     return up;
   }
 
@@ -384,6 +388,7 @@ export class UpstreamLeg {
     if (!this.#reusable || this.#up !== up) return false;
     this.#up = null;
     up.transcript = null; // the next session's, if it is debugged
+    up.capture = null;
     reuse.pool.put({ upstream: up, greeting: this.#greeting, ehlo: this.#ehlo, helloLine: this.#hello });
     return true;
   }

@@ -14,6 +14,7 @@ import { UpstreamConnectError, UpstreamLostError, UpstreamProtocolError } from '
 import { formatReply, type Reply, ReplyParser, ReplyProtocolError } from '../smtp/reply.ts';
 import type { Transcript } from './transcript.ts';
 import { resetConnection } from './reset.ts';
+import { type LegRole, type SessionCapture, untap } from './capture.ts';
 
 const CLOSED_BY_UPSTREAM = new UpstreamLostError('connection closed by upstream');
 
@@ -94,6 +95,7 @@ export class Upstream {
     }
     this.#socket = secure;
     this.#tls = true;
+    this.#capture?.tap(secure, 'upstream');
     this.#attach(secure);
     return { injected };
   }
@@ -110,7 +112,7 @@ export class Upstream {
    * Connect and read the greeting; both within `timeoutMs`. `open` makes the socket another
    * way (TPROXY: from the client's own address, original-dst.ts).
    */
-  static async connect(host: string, port: number, timeoutMs: number, open?: () => Socket): Promise<{ upstream: Upstream; greeting: Reply }> {
+  static async connect(host: string, port: number, timeoutMs: number, open?: () => Socket, capture?: SessionCapture | null): Promise<{ upstream: Upstream; greeting: Reply }> {
     const target = `${host}:${port}`;
     let socket: Socket;
     try {
@@ -129,6 +131,7 @@ export class Upstream {
       clearTimeout(timer);
     }
     const upstream = new Upstream(socket, target);
+    if (capture) upstream.capture = capture; // before the greeting: it is part of the conversation
     try {
       const greeting = await upstream.reply(timeoutMs);
       return { upstream, greeting };
@@ -155,6 +158,15 @@ export class Upstream {
 
   /** Set for a session under `debug-peers`: every reply and command goes to it. */
   transcript: Transcript | null = null;
+
+  #capture: SessionCapture | null = null;
+
+  /** The session whose packet capture this connection reports to (null: parked, nobody's). */
+  set capture(c: SessionCapture | null) {
+    this.#capture = c;
+    if (c) c.tap(this.#socket, 'upstream' satisfies LegRole);
+    else untap(this.#socket);
+  }
 
   /** The next reply, within `timeoutMs`. */
   async reply(timeoutMs: number): Promise<Reply> {

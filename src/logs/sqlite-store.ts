@@ -72,6 +72,17 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX sightings_sha256 ON sightings(sha256, time);`,
   // 5: retention deletes sightings by age (logs/retention.ts).
   `CREATE INDEX sightings_time ON sightings(time);`,
+  // 6: packet captures of sessions with a threat (logs/capture-store.ts): the events as JSON,
+  //    their bytes as one blob.
+  `CREATE TABLE captures (
+     id INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE, time TEXT NOT NULL, listener TEXT NOT NULL,
+     meta TEXT NOT NULL, data BLOB NOT NULL);
+   CREATE INDEX captures_time ON captures(time);`,
+  // 7: audit records: every admin action (release, delete, verdict, reload, login failures).
+  `CREATE TABLE audit (
+     id INTEGER PRIMARY KEY, time TEXT NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
+     target TEXT NOT NULL, detail TEXT NOT NULL, client TEXT NOT NULL);
+   CREATE INDEX audit_time ON audit(time);`,
 ];
 
 export class SqliteLogStore implements LogStore {
@@ -86,20 +97,7 @@ export class SqliteLogStore implements LogStore {
    * @param opts.maxBytes the database grows no further (SQLite max_page_count); 0: no limit
    */
   constructor(dataDir: string, opts: { readonly?: boolean; lockWaitMs?: number; maxBytes?: number } = {}) {
-    if (!opts.readonly) mkdirSync(dataDir, { recursive: true, mode: 0o750 });
-    const file = join(dataDir, 'logs.sqlite');
-    this.#db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
-    if (!opts.readonly) {
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma('synchronous = NORMAL');
-      this.#db.pragma('busy_timeout = 2000'); // a migration by another process may take a moment
-      migrate(this.#db);
-      this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.lockWaitMs ?? 2000))}`);
-      if (opts.maxBytes) {
-        const page = this.#db.pragma('page_size', { simple: true }) as number;
-        this.#db.pragma(`max_page_count = ${Math.max(1, Math.ceil(opts.maxBytes / page))}`);
-      }
-    }
+    this.#db = openLogDatabase(dataDir, opts);
     this.#insertTraffic = this.#db.prepare(
       `INSERT INTO traffic (time, session_id, transaction_id, listener, client, server, helo, mail_from, rcpt_to,
          size, message_id, subject, forwarding, rule, profile, action, reason, upstream_reply, client_reply,
@@ -245,6 +243,27 @@ export class SqliteLogStore implements LogStore {
   close(): void {
     this.#db.close();
   }
+}
+
+/**
+ * Open DATA-DIR/logs.sqlite the way every store of it does: WAL (readers never block the
+ * gateway's writes), migrated to the current schema unless read-only.
+ */
+export function openLogDatabase(dataDir: string, opts: { readonly?: boolean; lockWaitMs?: number; maxBytes?: number } = {}): Database.Database {
+  if (!opts.readonly) mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+  const db = new Database(join(dataDir, 'logs.sqlite'), { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+  if (!opts.readonly) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 2000'); // a migration by another process may take a moment
+    migrate(db);
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.lockWaitMs ?? 2000))}`);
+    if (opts.maxBytes) {
+      const page = db.pragma('page_size', { simple: true }) as number;
+      db.pragma(`max_page_count = ${Math.max(1, Math.ceil(opts.maxBytes / page))}`);
+    }
+  }
+  return db;
 }
 
 /** Bring a database to the current schema (each step in a transaction); shared by every store. */

@@ -422,6 +422,41 @@ export const configSchema = z.strictObject({
     .array(cidr)
     .default([])
     .describe("client or upstream addresses/CIDRs whose sessions are transcribed in the process log, every command and reply (AUTH masked, no message data), like Postfix's debug_peer_list"),
+  capture: z
+    .strictObject({
+      when: z.enum(['threats', 'all', 'off']).default('threats').describe('keep the packet capture of sessions with a threat record (threats), of every session (all), or none (off)'),
+      'max-bytes': size('1MiB', 'payload kept per session, both legs together; past it only commands and replies are kept and the rest is a gap'),
+      retention: duration('30d', 'captures older than this are deleted'),
+    })
+    .prefault({})
+    .describe('packet captures of both legs (smtpwall capture show|export, GET /api/v1/transactions/ID/capture.pcap)'),
+  admin: z
+    .strictObject({
+      listen: z
+        .union([z.literal('off'), hostPort])
+        .default('off')
+        .describe('address:port of the admin plane: HTTP API, web console and /metrics (off: none)'),
+      tls: z
+        .strictObject({ cert: z.string().describe('PEM certificate file'), key: z.string().describe('PEM private key file') })
+        .optional()
+        .describe('serve HTTPS instead of HTTP'),
+      users: z
+        .array(
+          z.strictObject({
+            name: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, { message: 'letters, digits, . _ @ - only' }).describe('login name, named in audit records'),
+            'password-hash': z.string().regex(/^scrypt\$/, { message: 'expected the output of "smtpwall admin hash-password"' }).optional().describe('from smtpwall admin hash-password'),
+            'token-hash': z.string().regex(/^scrypt\$/, { message: 'expected the output of "smtpwall admin hash-password"' }).optional().describe('a bearer token for scripts, hashed the same way'),
+            role: z.enum(['admin', 'viewer']).default('viewer').describe('admin changes things (release, delete, verdicts, reload); viewer only reads'),
+          }),
+        )
+        .default([])
+        .describe('who may use the admin plane'),
+      'metrics-auth': z.boolean().default(true).describe('/metrics needs a configured user (any role) like the API; false: open to anyone who reaches the address'),
+      'session-idle': duration('30m', 'a console login ends after this long without a request'),
+    })
+    .prefault({})
+    .refine((a) => a.listen === 'off' || a.users.length > 0, { message: 'admin.listen needs at least one user in admin.users' })
+    .describe('the admin plane (README "Admin plane")'),
   timeouts: z
     .strictObject({
       'client-idle': duration('5m', 'waiting for the next command (the whole line) or for more message data'),
