@@ -142,7 +142,14 @@ export class Gateway {
   #captureFor(): SessionContext['capture'] {
     const c = this.#cfg.capture;
     if (c.when === 'off' || this.#benchOff.has('records')) return null;
-    this.#captures ??= new CaptureStore(this.#cfg.dataDirAbs, { lockWaitMs: this.#cfg['log-database']['lock-wait'] });
+    try {
+      this.#captures ??= new CaptureStore(this.#cfg.dataDirAbs, { lockWaitMs: this.#cfg['log-database']['lock-wait'] });
+    } catch (err) {
+      // The log database cannot be opened now (locked, full, unreadable): this session goes
+      // uncaptured, mail flows, and the next session tries again.
+      this.log('error', 'packet capture store could not be opened: this session is not captured', { error: (err as Error).message });
+      return null;
+    }
     return { when: c.when, maxBytes: c['max-bytes'], store: this.#captures };
   }
 

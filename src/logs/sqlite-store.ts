@@ -272,6 +272,9 @@ export function migrate(db: Database.Database): void {
   if (version() > MIGRATIONS.length) {
     throw new Error(`logs database schema version ${version()} is newer than this smtpwall (${MIGRATIONS.length})`);
   }
+  // Current already (the usual case): no write lock, so a store opened while another process
+  // holds the database (a backup, a long query) opens at once instead of failing busy.
+  if (version() === MIGRATIONS.length) return;
   // Each step re-reads the version under a write lock: several processes (workers, the CLI)
   // may open the database at once, and only one of them may apply a step.
   for (let v = 0; v < MIGRATIONS.length; v++) {
