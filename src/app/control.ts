@@ -6,6 +6,7 @@
  * still work for service managers; they do the same, with the answer only in the log.
  */
 
+import type { MetricsSnapshot, MetricsView } from '../admin/metrics.ts';
 import { chmodSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -26,6 +27,9 @@ export interface ProcessStatus {
   readonly started: string;
   readonly sessions: number;
   readonly listeners: readonly ListenerStatus[];
+  /** What /metrics shows, counted by this process. */
+  readonly metrics: MetricsSnapshot;
+  readonly process: MetricsView['processes'][number];
 }
 
 export interface StatusReport {

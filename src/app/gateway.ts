@@ -4,6 +4,7 @@
  * configured listener. Owns their lifecycle (start, reload of policy, graceful stop).
  */
 
+import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { RetroAlerts } from '../gateway/retro-alerts.ts';
 import { SqliteVerdictStore, type VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
@@ -16,6 +17,7 @@ import { ResilientLogStore } from '../logs/resilient-store.ts';
 import { ForwardingLogStore } from '../logs/forward.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
 import { CaptureStore } from '../logs/capture-store.ts';
+import { CountingLogStore, GatewayMetrics, processFigures } from '../admin/metrics.ts';
 import { QuarantineStore } from '../quarantine/store.ts';
 import { parseHostPort } from '../policy/config-schema.ts';
 import { Policy } from '../policy/decide.ts';
@@ -64,6 +66,8 @@ export class Gateway {
   /** `debug-peers`, compiled (null: none listed); replaced on reload. */
   #debugPeer: ((address: string) => boolean) | null;
   readonly running: RunningListener[] = [];
+  /** What /metrics counts: every record logged through #store. */
+  readonly metrics = new GatewayMetrics();
 
   /**
    * @param opts.store a log store other than the SQLite file in the data directory
@@ -78,10 +82,10 @@ export class Gateway {
     const local = this.#local;
     if (cfg['log-forwarding'].length > 0) {
       const fwd = new ForwardingLogStore(local, cfg['log-forwarding']);
-      this.#store = fwd;
+      this.#store = new CountingLogStore(fwd, this.metrics);
       this.#reportForwarding(fwd);
     } else {
-      this.#store = local;
+      this.#store = new CountingLogStore(local, this.metrics);
     }
     this.#customEngines = opts.engines !== undefined;
     this.#verdicts = cfg.engines.analysis.enabled ? new SqliteVerdictStore(cfg.dataDirAbs, { lockWaitMs: cfg['log-database']['lock-wait'] }) : null;
@@ -176,7 +180,14 @@ export class Gateway {
       const r = this.running[i]!;
       return { name: l.name, address: `${r.host}:${r.port}`, upstream: r.upstream, sessions: l.sessions().length };
     });
-    return { pid: process.pid, started: this.#started, sessions: listeners.reduce((n, l) => n + l.sessions, 0), listeners };
+    return {
+      pid: process.pid,
+      started: this.#started,
+      sessions: listeners.reduce((n, l) => n + l.sessions, 0),
+      listeners,
+      metrics: this.metrics.snapshot(),
+      process: processFigures(cluster.isWorker ? 'worker' : 'gateway'),
+    };
   }
 
   readonly #started = new Date().toISOString();

@@ -23,6 +23,7 @@ import { type LoadedConfig, loadConfigFile } from '../policy/load-config.ts';
 import { Gateway } from './gateway.ts';
 import { type ControlHandlers, ControlServer, type ProcessStatus, type ReloadReport, type RestartReport, type StatusReport } from './control.ts';
 import { probeAll } from './health.ts';
+import { type AdminServer, openAdmin } from '../admin/server.ts';
 import { startRetention } from '../logs/retention.ts';
 import { portHolder } from './port-holder.ts';
 import { startDigestSchedule } from './digest-run.ts';
@@ -69,6 +70,7 @@ export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): P
   const onUsr2 = (): void => log('warn', NO_ROLLING_RESTART);
   process.on('SIGHUP', onHup);
   let control: ControlServer | null = null;
+  let admin: AdminServer | null = null;
   if (cluster.isWorker) {
     process.on('message', (m: unknown) => void answerSupervisor(m, gateway, file, log));
   } else {
@@ -79,6 +81,12 @@ export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): P
       reload: () => reload(gateway, file, log),
       restart: async () => ({ applied: false, replaced: 0, error: NO_ROLLING_RESTART }),
     });
+    admin = await openAdmin({
+      role: 'gateway',
+      status: async () => statusReport(gateway.config, started, [gateway.status()]),
+      reload: () => reload(gateway, file, log),
+      config: () => gateway.config,
+    }, log);
   }
   probeInBackground(cfg, log);
   const stopDigests = cluster.isWorker ? () => {} : startDigestSchedule(cfg, log);
@@ -89,6 +97,7 @@ export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): P
   stopDigests();
   stopRetention();
   await control?.close();
+  await admin?.close();
   await gateway.stop();
   removePid();
   log('info', 'smtpwall stopped');
@@ -176,21 +185,28 @@ async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<n
   process.on('SIGHUP', onHup);
   const started = Date.now();
   const live = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead() && !starting.has(w) && !retiring.has(w));
+  const workerReload = async (): Promise<ReloadReport> => {
+    const reports = await Promise.all(live().map((w) => askWorker<ReloadReport>(w, 'reload')));
+    const refused = reports.find((r) => !r.applied);
+    if (!refused) current = loadConfigFile(file);
+    return {
+      applied: reports.length > 0 && !refused,
+      needsRestart: [...new Set(reports.flatMap((r) => r.needsRestart))],
+      workers: reports.length,
+      ...(refused ? { error: refused.error } : reports.length === 0 ? { error: 'no worker is running' } : {}),
+    };
+  };
   const control = await openControl(cfg, log, {
     status: async () => statusReport(cfg, started, await Promise.all(live().map((w) => askWorker<ProcessStatus>(w, 'status')))),
-    reload: async () => {
-      const reports = await Promise.all(live().map((w) => askWorker<ReloadReport>(w, 'reload')));
-      const refused = reports.find((r) => !r.applied);
-      if (!refused) current = loadConfigFile(file);
-      return {
-        applied: reports.length > 0 && !refused,
-        needsRestart: [...new Set(reports.flatMap((r) => r.needsRestart))],
-        workers: reports.length,
-        ...(refused ? { error: refused.error } : reports.length === 0 ? { error: 'no worker is running' } : {}),
-      };
-    },
+    reload: workerReload,
     restart: onUsr2,
   });
+  const admin = await openAdmin({
+    role: 'supervisor',
+    status: async () => statusReport(current, started, await Promise.all(live().map((w) => askWorker<ProcessStatus>(w, 'status')))),
+    reload: workerReload,
+    config: () => current,
+  }, log);
   probeInBackground(cfg, log);
   const stopDigests = startDigestSchedule(cfg, log);
   const stopRetention = startRetention(cfg.dataDirAbs, () => current['log-database'].retention, log, () => current.capture.retention);
@@ -200,6 +216,7 @@ async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<n
   process.off('SIGHUP', onHup);
   process.off('SIGUSR2', onUsr2Signal);
   await control?.close();
+  await admin?.close();
   removePid();
   stopping = true;
   const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);

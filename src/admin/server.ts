@@ -1,0 +1,311 @@
+/**
+ * The admin plane's HTTP server (`admin.listen`): the JSON API under /api/v1, /healthz and
+ * /metrics. Hono: a small router made for exactly this (typed context, middleware, no
+ * dependencies of its own), served by @hono/node-server on Node's own http/https server.
+ *
+ * It runs where the control socket runs: in the single gateway process, or in the supervisor
+ * when `workers` > 1 (figures then come from every worker over IPC and are summed). Reads go
+ * to the log database through its own read-only handle (SQLite WAL: never blocking the
+ * gateway's writes), each bounded by `limit` ≤ 1000, so no request holds the event loop for
+ * long. Every state change needs the admin role and is an audit record naming the user.
+ */
+
+import { createServer as createHttps } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Hono, type Context } from 'hono';
+import { createAdaptorServer, type HttpBindings } from '@hono/node-server';
+import { type LogQuery, openLogDatabase, SqliteLogStore } from '../logs/sqlite-store.ts';
+import { CaptureStore } from '../logs/capture-store.ts';
+import type { LoadedConfig } from '../policy/load-config.ts';
+import { parseConfig } from '../policy/load-config.ts';
+import { parseHostPort } from '../policy/config-schema.ts';
+import type { LogFn } from '../logs/process-log.ts';
+import type { ReloadReport, StatusReport } from '../app/control.ts';
+import { probeAll, type Probe } from '../app/health.ts';
+import { when } from '../cli/commands/logs.ts';
+import { capturePcap } from './pcap.ts';
+import { captureLines, captureText } from './capture-text.ts';
+import { Authenticator, type Principal } from './auth.ts';
+import { mergeSnapshots, processFigures, renderMetrics } from './metrics.ts';
+
+/** How long a health probe's answer is reused (probes open connections to clamd and the like). */
+const PROBE_CACHE_MS = 10_000;
+const MAX_LIMIT = 1000;
+
+export interface AdminHandlers {
+  status(): Promise<StatusReport>;
+  reload(): Promise<ReloadReport>;
+  /** The configuration in use (as last reloaded). */
+  config(): LoadedConfig;
+  /** `gateway` (one process) or `supervisor`. */
+  readonly role: string;
+}
+
+type Env = { Bindings: HttpBindings; Variables: { principal: Principal } };
+
+/** A client's mistake: 4xx with one clear line of JSON, never a stack. */
+class ApiError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409 | 413,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class AdminServer {
+  readonly #server: ReturnType<typeof createAdaptorServer>;
+  readonly #auth: Authenticator;
+  #logs: SqliteLogStore | null = null;
+  #captures: CaptureStore | null = null;
+  #audit: ReturnType<typeof openLogDatabase> | null = null;
+  #probes: { at: number; probes: Promise<Probe[]> } | null = null;
+  address: { host: string; port: number } | null = null;
+
+  constructor(
+    private readonly handlers: AdminHandlers,
+    private readonly log: LogFn,
+  ) {
+    const cfg = handlers.config();
+    this.#auth = new Authenticator(cfg.admin.users);
+    const app = this.#routes();
+    const tls = cfg.admin.tls;
+    this.#server = tls
+      ? createAdaptorServer({ fetch: app.fetch, createServer: createHttps, serverOptions: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } })
+      : createAdaptorServer({ fetch: app.fetch });
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const { host, port } = parseHostPort(this.handlers.config().admin.listen)!; // the schema checked it
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = this.#server.address() as AddressInfo;
+    this.address = { host: a.address, port: a.port };
+    return this.address;
+  }
+
+  async close(): Promise<void> {
+    const s = this.#server as unknown as { closeAllConnections?: () => void; close: (cb: () => void) => void };
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections?.();
+    });
+    this.#logs?.close();
+    this.#captures?.close();
+    this.#audit?.close();
+  }
+
+  /** After a reload: the new users (and their roles) apply to the next request. */
+  reloaded(): void {
+    this.#auth.setUsers(this.handlers.config().admin.users);
+  }
+
+  get #dataDir(): string {
+    return this.handlers.config().dataDirAbs;
+  }
+
+  #logStore(): SqliteLogStore {
+    if (!existsSync(join(this.#dataDir, 'logs.sqlite'))) throw new ApiError(404, 'no log database yet');
+    return (this.#logs ??= new SqliteLogStore(this.#dataDir, { readonly: true }));
+  }
+
+  #captureStore(): CaptureStore {
+    if (!existsSync(join(this.#dataDir, 'logs.sqlite'))) throw new ApiError(404, 'no log database yet');
+    return (this.#captures ??= new CaptureStore(this.#dataDir, { readonly: true }));
+  }
+
+  #writeAudit(user: string, action: string, target: string, detail: string, client: string): void {
+    this.#audit ??= openLogDatabase(this.#dataDir, { lockWaitMs: this.handlers.config()['log-database']['lock-wait'] });
+    this.#audit.prepare('INSERT INTO audit (time, user, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)').run(new Date().toISOString(), user, action, target, detail, client);
+    this.log('info', 'admin action', { user, action, target, detail, client });
+  }
+
+  #health(): Promise<Probe[]> {
+    const now = Date.now();
+    if (!this.#probes || now - this.#probes.at > PROBE_CACHE_MS) this.#probes = { at: now, probes: probeAll(this.handlers.config()) };
+    return this.#probes.probes;
+  }
+
+  #routes(): Hono<Env> {
+    const app = new Hono<Env>();
+    const client = (c: Context<Env>): string => c.env.incoming.socket.remoteAddress ?? '';
+
+    app.onError((err, c) => {
+      if (err instanceof ApiError) return c.json({ error: err.message }, err.status);
+      this.log('error', 'admin request failed', { path: c.req.path, error: err.message });
+      return c.json({ error: `internal error: ${err.message}` }, 500);
+    });
+    app.notFound((c) => c.json({ error: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404));
+
+    app.get('/healthz', async (c) => {
+      const [status, probes] = await Promise.all([this.handlers.status(), this.#health()]);
+      const down = probes.filter((p) => !p.ok).map((p) => `${p.what}: ${p.detail}`);
+      if (status.workers.length === 0 || status.workers.every((w) => w.listeners.length === 0)) down.unshift('listeners: none open');
+      return c.json({ ok: down.length === 0, down, checks: probes.map((p) => ({ what: p.what, ok: p.ok, detail: p.detail })) }, down.length ? 503 : 200);
+    });
+
+    const authenticate = async (c: Context<Env>, next: () => Promise<void>): Promise<Response | void> => {
+      const r = await this.#auth.check(c.req.header('authorization'), client(c));
+      if (!r.ok) {
+        if (c.req.header('authorization') !== undefined || r.status === 429) {
+          this.log('warn', 'admin login failed', { client: client(c), user: r.user ?? '', reason: r.reason, path: c.req.path });
+        }
+        if (r.retryAfterS) c.header('Retry-After', String(r.retryAfterS));
+        if (r.status === 401) c.header('WWW-Authenticate', 'Basic realm="smtpwall", charset="UTF-8"');
+        return c.json({ error: r.reason }, r.status);
+      }
+      c.set('principal', r.principal);
+      // Reads are for every role; anything that changes state is for admins.
+      if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && r.principal.role !== 'admin') {
+        return c.json({ error: `user "${r.principal.name}" has the viewer role: only an admin may ${c.req.method} ${c.req.path}` }, 403);
+      }
+      await next();
+    };
+    app.use('/api/v1/*', authenticate);
+    app.use('/metrics', async (c, next) => (this.handlers.config().admin['metrics-auth'] ? authenticate(c, next) : next()));
+
+    app.get('/metrics', async (c) => {
+      const status = await this.handlers.status();
+      const sessions: Record<string, number> = {};
+      for (const w of status.workers) for (const l of w.listeners) sessions[l.name] = (sessions[l.name] ?? 0) + l.sessions;
+      const engines = Object.fromEntries((await this.#health()).map((p) => [p.what, p.ok]));
+      const processes = status.workers.map((w) => w.process);
+      if (this.handlers.role === 'supervisor') processes.unshift(processFigures('supervisor'));
+      const body = renderMetrics({ counters: mergeSnapshots(status.workers.map((w) => w.metrics)), sessions, engines, processes });
+      return c.body(body, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+    });
+
+    app.get('/api/v1/status', async (c) => {
+      const { workers, ...rest } = await this.handlers.status();
+      return c.json({ ...rest, workers: workers.map(({ metrics: _m, ...w }) => w) });
+    });
+
+    const listOf = (kind: 'traffic' | 'threats') => (c: Context<Env>) => {
+      const q = logQuery(c.req.query());
+      const store = this.#logStore();
+      const rows = kind === 'traffic' ? store.queryTraffic(q) : store.queryThreats(q);
+      return c.json({ records: rows.map((r) => ({ id: r.id, ...r.record })), cursor: rows.length ? rows.at(-1)!.id : (q.afterId ?? store.lastId(kind)) });
+    };
+    app.get('/api/v1/traffic', listOf('traffic'));
+    app.get('/api/v1/threats', listOf('threats'));
+
+    app.get('/api/v1/threats/:id', (c) => {
+      const id = transactionId(c.req.param('id'));
+      const store = this.#logStore();
+      const threats = store.queryThreats({ id, limit: MAX_LIMIT }).map((r) => ({ id: r.id, ...r.record }));
+      const traffic = store.queryTraffic({ id, limit: MAX_LIMIT }).map((r) => ({ id: r.id, ...r.record }));
+      if (threats.length === 0 && traffic.length === 0) throw new ApiError(404, `no transaction or session ${id} in the log`);
+      return c.json({ id, transactions: traffic, threats, explanation: traffic.map((t) => explain(t, threats)) });
+    });
+
+    const capture = (id: string) => {
+      const got = this.#captureStore().get(transactionId(id));
+      if (!got) throw new ApiError(404, `no packet capture kept for ${id} (capture.when decides which sessions are kept)`);
+      return got;
+    };
+    app.get('/api/v1/transactions/:id/capture.pcap', (c) => {
+      const got = capture(c.req.param('id'));
+      return c.body(new Uint8Array(capturePcap(got)), 200, {
+        'Content-Type': 'application/vnd.tcpdump.pcap',
+        'Content-Disposition': `attachment; filename="smtpwall-${got.sessionId}.pcap"`,
+      });
+    });
+    app.get('/api/v1/transactions/:id/transcript', (c) => {
+      const got = capture(c.req.param('id'));
+      if ((c.req.header('accept') ?? '').includes('application/json')) return c.json({ session: got.sessionId, lines: captureLines(got) });
+      return c.body(captureText(got), 200, { 'Content-Type': 'text/plain; charset=utf-8' });
+    });
+
+    app.get('/api/v1/config', (c) => c.json(mask(JSON.parse(JSON.stringify(this.handlers.config())))));
+
+    app.post('/api/v1/config/check', async (c) => {
+      const text = await c.req.text();
+      if (text.length > 1 << 20) throw new ApiError(413, 'a configuration draft is at most 1 MiB');
+      try {
+        parseConfig(text, 'draft');
+        return c.json({ ok: true, errors: [] });
+      } catch (err) {
+        return c.json({ ok: false, errors: String((err as Error).message).split('\n').filter(Boolean) }, 422);
+      }
+    });
+
+    app.post('/api/v1/reload', async (c) => {
+      const p = c.get('principal');
+      const report = await this.handlers.reload();
+      this.#writeAudit(p.name, 'reload', 'config', report.applied ? 'applied' : `refused: ${report.error ?? ''}`, client(c));
+      if (report.applied) this.reloaded();
+      return c.json(report, report.applied ? 200 : 409);
+    });
+    return app;
+  }
+}
+
+/** Open the admin plane when `admin.listen` says so; one that cannot listen is logged and mail goes on. */
+export async function openAdmin(handlers: AdminHandlers, log: LogFn): Promise<AdminServer | null> {
+  if (handlers.config().admin.listen === 'off') return null;
+  try {
+    const server = new AdminServer(handlers, log);
+    const at = await server.listen();
+    log('info', 'admin plane listening', { address: `${at.host}:${at.port}`, tls: handlers.config().admin.tls ? 'yes' : 'no' });
+    return server;
+  } catch (err) {
+    log('error', 'admin plane could not start; mail is not affected', { listen: handlers.config().admin.listen, error: (err as Error).message });
+    return null;
+  }
+}
+
+/** The query string of /traffic and /threats, checked like `smtpwall logs` checks its flags. */
+export function logQuery(q: Record<string, string>): LogQuery {
+  const known = new Set(['from', 'to', 'client', 'id', 'action', 'rule', 'threat', 'since', 'until', 'limit', 'cursor']);
+  const unknown = Object.keys(q).filter((k) => !known.has(k));
+  if (unknown.length) throw new ApiError(400, `unknown filter ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${[...known].join(', ')})`);
+  const limit = q.limit === undefined ? 50 : Number(q.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new ApiError(400, `limit must be an integer from 1 to ${MAX_LIMIT}, got "${q.limit}"`);
+  const cursor = q.cursor === undefined ? undefined : Number(q.cursor);
+  if (cursor !== undefined && (!Number.isInteger(cursor) || cursor < 0)) throw new ApiError(400, `cursor must be a record id (a non-negative integer), got "${q.cursor}"`);
+  const time = (v: string | undefined, name: string): string | undefined => {
+    if (v === undefined) return undefined;
+    try {
+      return when(v, name);
+    } catch (err) {
+      throw new ApiError(400, (err as Error).message);
+    }
+  };
+  return {
+    limit,
+    from: q.from, to: q.to, client: q.client, id: q.id, action: q.action, rule: q.rule, threat: q.threat,
+    since: time(q.since, 'since'), until: time(q.until, 'until'),
+    ...(cursor !== undefined ? { afterId: cursor } : {}),
+  };
+}
+
+function transactionId(id: string): string {
+  if (!/^[A-Za-z0-9]{1,64}(\.\d{1,6})?$/.test(id)) throw new ApiError(400, `"${id.slice(0, 80)}" is not a transaction id (like 3XXVMZTHNWB44NG4.1) or a session id`);
+  return id;
+}
+
+/** The decision of one transaction in words, from its records. */
+function explain(t: { transactionId: string; action: string; rule: string; profile: string; reason: string; clientReply: string; upstreamReply: string }, threats: ReadonlyArray<Record<string, unknown>>): string {
+  const own = threats.filter((x) => x.transactionId === t.transactionId);
+  const deciding = own.find((x) => x.deciding) ?? own[0];
+  const what = deciding
+    ? `${String(deciding.engine)} found ${String(deciding.threat)}${deciding.signature ? ` (signature ${String(deciding.signature)})` : ''} in ${String(deciding.filePath || deciding.fileName || 'the message')}${deciding.detectedType ? `, a file of type ${String(deciding.detectedType)}` : ''}${deciding.sha256 ? `, SHA-256 ${String(deciding.sha256)}` : ''}`
+    : 'no threat was found';
+  const rule = t.rule ? `security rule "${t.rule}"${t.profile ? ` with profile "${t.profile}"` : ''}` : 'no rule';
+  return `${what}; ${rule} decided ${t.action}${t.reason ? ` (${t.reason})` : ''}. The client was answered "${t.clientReply}"${t.upstreamReply ? `; the upstream said "${t.upstreamReply}"` : ''}.`;
+}
+
+/** The configuration with every secret replaced (password and token hashes, keys' contents, passwords). */
+export function mask(v: unknown, key = ''): unknown {
+  if (/(password|secret|token|hash|passphrase)/i.test(key) && v !== null && typeof v !== 'object') return '********';
+  if (Array.isArray(v)) return v.map((x) => mask(x));
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mask(x, k)]));
+  return v;
+}

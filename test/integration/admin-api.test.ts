@@ -1,0 +1,263 @@
+/**
+ * The admin plane's HTTP API and /metrics, against `smtpwall start` as an admin runs it (one
+ * process, and a supervisor with two workers): who may do what (Basic, bearer, viewer, admin,
+ * failed logins rate-limited), the threat log and a blocked transaction's explanation, capture
+ * and transcript, bad input answered 4xx with JSON, an audited reload, and metrics that rise by
+ * exactly the number of transactions sent, whichever worker served them.
+ */
+
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { hashPassword } from '../../src/admin/passwords.ts';
+import { EICAR_MESSAGES } from '../helpers/messages.ts';
+import { dotStuff, outputMatches, RawClient, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
+import { hasCommand } from '../helpers/tools.ts';
+
+const BIN = join(import.meta.dirname, '../../bin/smtpwall.js');
+const EICAR_MSG = `${dotStuff(EICAR_MESSAGES['base64 attachment']!.toString('latin1'))}.\r\n`;
+const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+const ADMIN = basic('alice', 'alice-secret');
+const VIEWER = basic('victor', 'victor-secret');
+const TOKEN = 'Bearer t0ken-for-scripts';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly smtp: number;
+  readonly admin: string;
+  readonly dataDir: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+async function start(dir: string, upstreamPort: number, workers: number): Promise<Running> {
+  const [smtp, adminPort] = [await freePort(), await freePort()];
+  const dataDir = join(dir, 'data');
+  const file = join(dir, 'gw.yaml');
+  writeFileSync(
+    file,
+    `data-dir: ${JSON.stringify(dataDir)}
+workers: ${workers}
+listeners:
+  - { name: inbound, listen: "127.0.0.1:${smtp}", upstream: "127.0.0.1:${upstreamPort}" }
+profiles:
+  antivirus:
+    av: { action: block }
+rules:
+  - { name: scan-all, profiles: { antivirus: av } }
+capture: { when: threats }
+admin:
+  listen: "127.0.0.1:${adminPort}"
+  users:
+    - { name: alice, password-hash: "${await hashPassword('alice-secret')}", token-hash: "${await hashPassword('t0ken-for-scripts')}", role: admin }
+    - { name: victor, password-hash: "${await hashPassword('victor-secret')}", role: viewer }
+`,
+  );
+  let out = '';
+  const child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  await outputMatches([child.stdout, child.stderr], () => out, /admin plane listening/);
+  await outputMatches([child.stdout, child.stderr], () => out, /listening listener=inbound/, workers);
+  return {
+    child, smtp, admin: `http://127.0.0.1:${adminPort}`, dataDir,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      process.kill(child.pid!, 'SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+async function send(port: number, message: string): Promise<string> {
+  const c = await RawClient.connect(port);
+  await c.begin();
+  c.write(message);
+  const reply = (await c.reply(10_000))!;
+  c.destroy();
+  return reply;
+}
+
+/** A counter's value in a Prometheus text exposition (0 when the series is not there yet). */
+function series(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.slice(name.length + 1)) : 0;
+}
+
+describe('admin API (one process)', () => {
+  let up: UpstreamPeer;
+  let gw: Running;
+  const dir = mkdtempSync(join(tmpdir(), 'smtpwall-admin-'));
+  const get = (path: string, auth?: string, init: RequestInit = {}): Promise<Response> =>
+    fetch(`${gw.admin}${path}`, { ...init, headers: { ...(auth ? { authorization: auth } : {}), ...(init.headers ?? {}) } });
+  before(async () => {
+    up = await startUpstream();
+    gw = await start(dir, up.port, 1);
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('/healthz answers without credentials; /api/v1 and /metrics need them; Basic and bearer work, any role reads', async () => {
+    const h = await get('/healthz');
+    assert.equal(h.status, 200, await h.clone().text());
+    assert.equal(((await h.json()) as { ok: boolean }).ok, true);
+    for (const path of ['/api/v1/status', '/metrics']) {
+      const none = await get(path);
+      assert.equal(none.status, 401);
+      assert.match(none.headers.get('www-authenticate') ?? '', /^Basic /);
+      assert.equal((await get(path, basic('alice', 'wrong'))).status, 401);
+      assert.equal((await get(path, basic('nobody', 'x'))).status, 401);
+      assert.equal((await get(path, 'Digest abc')).status, 401);
+      assert.equal((await get(path, 'Bearer wrong')).status, 401);
+      for (const auth of [ADMIN, VIEWER, TOKEN]) assert.equal((await get(path, auth)).status, 200, `${path} ${auth}`);
+    }
+    const status = (await (await get('/api/v1/status', VIEWER)).json()) as { workers: Array<{ listeners: Array<{ name: string }> }> };
+    assert.equal(status.workers[0]!.listeners[0]!.name, 'inbound');
+  });
+
+  it('a blocked transaction: in the threat log, explained, its capture as pcap and transcript', async () => {
+    const reply = await send(gw.smtp, EICAR_MSG);
+    assert.match(reply, /^541 5\.4\.1 /);
+    const id = /id: ([A-Z0-9]+\.\d+)/.exec(reply)![1]!;
+    let threats: { records: Array<{ transactionId: string; threat: string; action: string }> } = { records: [] };
+    // The record is written in a batch within ~20 ms of the reply; the capture when the session ends.
+    for (let i = 0; i < 200 && !threats.records.length; i++) {
+      threats = (await (await get(`/api/v1/threats?id=${id}`, VIEWER)).json()) as typeof threats;
+      if (!threats.records.length) await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(threats.records[0]!.transactionId, id);
+    assert.match(threats.records[0]!.threat, /EICAR/i);
+    const detail = (await (await get(`/api/v1/threats/${id}`, VIEWER)).json()) as { explanation: string[]; threats: unknown[] };
+    assert.match(detail.explanation[0]!, /EICAR.*security rule "scan-all".*decided block.*541 5\.4\.1/);
+    let pcap: Response = await get(`/api/v1/transactions/${id}/capture.pcap`, VIEWER);
+    for (let i = 0; i < 200 && pcap.status === 404; i++) pcap = await get(`/api/v1/transactions/${id}/capture.pcap`, VIEWER);
+    assert.equal(pcap.status, 200);
+    assert.match(pcap.headers.get('content-disposition') ?? '', /attachment; filename="smtpwall-.*\.pcap"/);
+    const bytes = Buffer.from(await pcap.arrayBuffer());
+    assert.equal(bytes.readUInt32LE(0), 0xa1b2c3d4, 'a classic pcap file');
+    if (hasCommand('tshark')) {
+      const file = join(dir, 'x.pcap');
+      writeFileSync(file, bytes);
+      const text = execFileSync('tshark', ['-n', '-r', file, '-d', `tcp.port==${gw.smtp},smtp`, '-Y', 'smtp.response.code == 541'], { encoding: 'utf8' });
+      assert.match(text, /541/);
+    }
+    const transcript = await (await get(`/api/v1/transactions/${id}/transcript`, VIEWER)).text();
+    assert.match(transcript, />client\s+541 5\.4\.1/);
+  });
+
+  it('bad input gets 4xx with one line of JSON, never 500', async () => {
+    const cases: Array<[string, number, RegExp]> = [
+      ['/api/v1/threats?limit=abc', 400, /limit must be an integer/],
+      ['/api/v1/threats?limit=100000', 400, /limit must be an integer/],
+      ['/api/v1/traffic?color=red', 400, /unknown filter "color"/],
+      ['/api/v1/traffic?since=yesterday-ish', 400, /since: expected a time/],
+      ['/api/v1/traffic?cursor=-4', 400, /cursor must be/],
+      ['/api/v1/threats/..%2F..%2Fetc%2Fpasswd', 400, /not a transaction id/],
+      ['/api/v1/threats/NOSUCHSESSION.1', 404, /no transaction or session/],
+      ['/api/v1/transactions/NOSUCHSESSION.1/capture.pcap', 404, /no packet capture/],
+      ['/api/v1/nothing', 404, /no such endpoint/],
+    ];
+    for (const [path, status, re] of cases) {
+      const r = await get(path, VIEWER);
+      assert.equal(r.status, status, path);
+      assert.match(((await r.json()) as { error: string }).error, re, path);
+    }
+    const draft = await get('/api/v1/config/check', ADMIN, { method: 'POST', body: 'listeners:\n  - { name: x, listen: "nowhere" }\n' });
+    assert.equal(draft.status, 422);
+    assert.match(((await draft.json()) as { errors: string[] }).errors.join('\n'), /draft:2:\d+: .*listen/);
+  });
+
+  it('a viewer changes nothing (403); an admin reloads, and the reload is an audit record naming the user', async () => {
+    const denied = await get('/api/v1/reload', VIEWER, { method: 'POST' });
+    assert.equal(denied.status, 403);
+    assert.match(((await denied.json()) as { error: string }).error, /viewer role/);
+    const ok = await get('/api/v1/reload', ADMIN, { method: 'POST' });
+    assert.equal(ok.status, 200, await ok.clone().text());
+    assert.equal(((await ok.json()) as { applied: boolean }).applied, true);
+    const db = new Database(join(gw.dataDir, 'logs.sqlite'), { readonly: true });
+    const rows = db.prepare('SELECT user, action, detail, client FROM audit').all() as Array<{ user: string; action: string; detail: string; client: string }>;
+    db.close();
+    assert.deepEqual(rows.map((r) => [r.user, r.action, r.detail]), [['alice', 'reload', 'applied']]);
+    assert.match(rows[0]!.client, /127\.0\.0\.1/);
+  });
+
+  it('the effective configuration is shown with every secret masked', async () => {
+    const cfg = (await (await get('/api/v1/config', VIEWER)).json()) as { admin: { users: Array<Record<string, string>> } };
+    assert.equal(cfg.admin.users[0]!['password-hash'], '********');
+    assert.equal(cfg.admin.users[0]!['token-hash'], '********');
+    assert.equal(cfg.admin.users[0]!.name, 'alice');
+  });
+
+  it('/metrics: transactions and threats rise by exactly what was sent', async () => {
+    const text = async (): Promise<string> => (await get('/metrics', VIEWER)).text();
+    const before = await text();
+    const allow = 'smtpwall_transactions_total{listener="inbound",action="allow"}';
+    const block = 'smtpwall_transactions_total{listener="inbound",action="block"}';
+    for (let i = 0; i < 5; i++) assert.match(await send(gw.smtp, `Subject: m${i}\r\n\r\nclean\r\n.\r\n`), /^250 /);
+    assert.match(await send(gw.smtp, EICAR_MSG), /^541 /);
+    let now = await text();
+    for (let i = 0; i < 500 && series(now, block) - series(before, block) < 1; i++) now = await text();
+    assert.equal(series(now, allow) - series(before, allow), 5);
+    assert.equal(series(now, block) - series(before, block), 1);
+    assert.match(now, /^smtpwall_threats_total\{engine="[^"]+",action="block"\} \d+$/m);
+    assert.match(now, /^smtpwall_scan_duration_seconds_count \d+$/m);
+    assert.match(now, /^smtpwall_sessions\{listener="inbound"\} \d+$/m);
+    assert.match(now, /^process_resident_memory_bytes\{pid="\d+",role="gateway"\} \d+$/m);
+    assert.ok(series(now, 'smtpwall_message_bytes_total') > series(before, 'smtpwall_message_bytes_total'));
+  });
+
+  it('failed logins are rate-limited per address (429 with Retry-After) and logged', async () => {
+    let last: Response | null = null;
+    for (let i = 0; i < 12; i++) last = await get('/api/v1/status', basic('mallory', `guess${i}`));
+    assert.equal(last!.status, 429);
+    assert.ok(Number(last!.headers.get('retry-after')) > 0);
+    // Even a right password waits out the window: the address is locked, not the user.
+    assert.equal((await get('/api/v1/status', ADMIN)).status, 429);
+    await outputMatches([gw.child.stdout, gw.child.stderr], gw.output, /admin login failed client=\S+ user=mallory/);
+  });
+});
+
+describe('admin /metrics with two workers', () => {
+  let up: UpstreamPeer;
+  let gw: Running;
+  const dir = mkdtempSync(join(tmpdir(), 'smtpwall-admin2-'));
+  before(async () => {
+    up = await startUpstream();
+    gw = await start(dir, up.port, 2);
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the supervisor sums the workers: the counter rises by exactly N whichever worker served', async () => {
+    const text = async (): Promise<string> => (await fetch(`${gw.admin}/metrics`, { headers: { authorization: VIEWER } })).text();
+    const allow = 'smtpwall_transactions_total{listener="inbound",action="allow"}';
+    const before = await text();
+    const N = 12;
+    await Promise.all(Array.from({ length: N }, (_, i) => send(gw.smtp, `Subject: w${i}\r\n\r\nclean\r\n.\r\n`).then((r) => assert.match(r, /^250 /))));
+    let now = await text();
+    for (let i = 0; i < 500 && series(now, allow) - series(before, allow) < N; i++) now = await text();
+    assert.equal(series(now, allow) - series(before, allow), N);
+    assert.match(now, /role="supervisor"/);
+    assert.equal((now.match(/^process_resident_memory_bytes\{pid="\d+",role="worker"\}/gm) ?? []).length, 2);
+  });
+});
