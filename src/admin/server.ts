@@ -28,6 +28,10 @@ import { when } from '../cli/commands/logs.ts';
 import { capturePcap } from './pcap.ts';
 import { captureLines, captureText } from './capture-text.ts';
 import { Authenticator, type Principal } from './auth.ts';
+import { MimeWalker } from '../inspect/mime/walker.ts';
+import { escapeUnsafe } from '../logs/escape.ts';
+import { type QuarantineEntry, QuarantineError, QuarantineStore, unstuff } from '../quarantine/store.ts';
+import { releaseQuarantined } from '../quarantine/release.ts';
 import { mergeSnapshots, processFigures, renderMetrics } from './metrics.ts';
 
 /** How long a health probe's answer is reused (probes open connections to clamd and the like). */
@@ -127,6 +131,11 @@ export class AdminServer {
     this.log('info', 'admin action', { user, action, target, detail, client });
   }
 
+  #quarantine(): QuarantineStore {
+    const cfg = this.handlers.config();
+    return new QuarantineStore(cfg.dataDirAbs, { maxAgeMs: cfg.quarantine['max-age'], maxBytes: cfg.quarantine['max-size'] });
+  }
+
   #health(): Promise<Probe[]> {
     const now = Date.now();
     if (!this.#probes || now - this.#probes.at > PROBE_CACHE_MS) this.#probes = { at: now, probes: probeAll(this.handlers.config()) };
@@ -223,6 +232,37 @@ export class AdminServer {
       return c.body(captureText(got), 200, { 'Content-Type': 'text/plain; charset=utf-8' });
     });
 
+    app.get('/api/v1/quarantine', async (c) => c.json({ entries: await this.#quarantine().list() }));
+
+    app.get('/api/v1/quarantine/:id', async (c) => {
+      const q = this.#quarantine();
+      const entry = await quarantined(q, c.req.param('id'));
+      // The message is described, never rendered: header lines as text, the MIME tree as data.
+      return c.json({ entry, ...describeMessage(unstuff(await q.content(entry))) });
+    });
+
+    app.post('/api/v1/quarantine/:id/release', async (c) => {
+      const p = c.get('principal');
+      const body = (await c.req.json().catch(() => ({}))) as { to?: unknown; again?: unknown };
+      const to = body.to === undefined ? [] : Array.isArray(body.to) && body.to.every((x) => typeof x === 'string' && /^[^\s<>@]+@[^\s<>@]+$/.test(x)) ? (body.to as string[]) : null;
+      if (to === null) throw new ApiError(400, '"to" must be a list of addresses (local@domain)');
+      const q = this.#quarantine();
+      const entry = await quarantined(q, c.req.param('id'));
+      const r = await releaseQuarantined(this.handlers.config(), q, entry.id, { to, again: body.again === true }).catch(asApiError);
+      this.#writeAudit(p.name, 'release', entry.id, `${r.outcome} to ${r.to.join(', ')}: ${r.reply}`, client(c));
+      const status = r.outcome === 'released' ? 200 : r.outcome === 'already' ? 409 : 502;
+      return c.json({ outcome: r.outcome, id: entry.id, to: r.to, reply: r.reply, via: r.via }, status);
+    });
+
+    app.delete('/api/v1/quarantine/:id', async (c) => {
+      const p = c.get('principal');
+      const q = this.#quarantine();
+      const entry = await quarantined(q, c.req.param('id'));
+      await q.delete(entry.id).catch(asApiError);
+      this.#writeAudit(p.name, 'delete', entry.id, `quarantined ${entry.time} (${entry.threat})`, client(c));
+      return c.json({ deleted: entry.id });
+    });
+
     app.get('/api/v1/config', (c) => c.json(mask(JSON.parse(JSON.stringify(this.handlers.config())))));
 
     app.post('/api/v1/config/check', async (c) => {
@@ -259,6 +299,36 @@ export async function openAdmin(handlers: AdminHandlers, log: LogFn): Promise<Ad
     log('error', 'admin plane could not start; mail is not affected', { listen: handlers.config().admin.listen, error: (err as Error).message });
     return null;
   }
+}
+
+async function quarantined(q: QuarantineStore, id: string): Promise<QuarantineEntry> {
+  return q.get(id).catch(asApiError);
+}
+
+/** A store's refusal (no such entry, not an id, being released) is the client's 4xx. */
+function asApiError(err: unknown): never {
+  if (err instanceof QuarantineError) throw new ApiError(/^no quarantined/.test(err.message) ? 404 : /being released/.test(err.message) ? 409 : 400, err.message);
+  throw err;
+}
+
+/** Header lines (as text) and the MIME structure of a message: what an admin inspects before a release. */
+export function describeMessage(message: Buffer): { headers: string[]; parts: Array<{ path: string; contentType: string | null; name: string | null; encoding: string | null; size: number }>; events: string[] } {
+  const end = message.indexOf('\r\n\r\n');
+  const head = message.subarray(0, end < 0 ? Math.min(message.length, 64 * 1024) : end).toString('latin1');
+  const headers = head.split(/\r\n(?![ \t])/).map((h) => escapeUnsafe(h.replace(/\r\n[ \t]+/g, ' ')));
+  const parts: Array<{ path: string; contentType: string | null; name: string | null; encoding: string | null; size: number }> = [];
+  const events: string[] = [];
+  const walker = new MimeWalker({
+    onLeaf(info) {
+      const part = { path: info.path, contentType: info.contentType, name: info.name === null ? null : escapeUnsafe(info.name), encoding: info.encoding, size: 0 };
+      parts.push(part);
+      return { write: (b: Buffer) => void (part.size += b.length), end() {} };
+    },
+    onEvent: (e) => void events.push(e.name),
+  });
+  walker.write(message);
+  walker.end();
+  return { headers, parts, events: [...new Set(events)] };
 }
 
 /** The query string of /traffic and /threats, checked like `smtpwall logs` checks its flags. */

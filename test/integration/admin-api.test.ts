@@ -55,7 +55,7 @@ listeners:
   - { name: inbound, listen: "127.0.0.1:${smtp}", upstream: "127.0.0.1:${upstreamPort}" }
 profiles:
   antivirus:
-    av: { action: block }
+    av: { action: block, quarantine: true }
 rules:
   - { name: scan-all, profiles: { antivirus: av } }
 capture: { when: threats }
@@ -196,6 +196,34 @@ describe('admin API (one process)', () => {
     db.close();
     assert.deepEqual(rows.map((r) => [r.user, r.action, r.detail]), [['alice', 'reload', 'applied']]);
     assert.match(rows[0]!.client, /127\.0\.0\.1/);
+  });
+
+  it('quarantine: listed, inspected (headers and MIME structure, never rendered), released by an admin once, deleted; a viewer can do neither', async () => {
+    const reply = await send(gw.smtp, EICAR_MSG);
+    const id = /id: ([A-Z0-9]+\.\d+)/.exec(reply)![1]!;
+    const list = (await (await get('/api/v1/quarantine', VIEWER)).json()) as { entries: Array<{ id: string }> };
+    assert.ok(list.entries.some((e) => e.id === id), JSON.stringify(list));
+    const shown = (await (await get(`/api/v1/quarantine/${id}`, VIEWER)).json()) as { headers: string[]; parts: Array<{ name: string | null; size: number }> };
+    assert.ok(shown.headers.some((h) => /^Subject: /i.test(h)), JSON.stringify(shown.headers));
+    assert.ok(shown.parts.some((p) => p.name !== null && p.size === 68), JSON.stringify(shown.parts));
+    assert.equal((await get(`/api/v1/quarantine/${id}/release`, VIEWER, { method: 'POST' })).status, 403);
+    assert.equal((await get(`/api/v1/quarantine/${id}`, VIEWER, { method: 'DELETE' })).status, 403);
+    const before = up.messages.length;
+    const released = await get(`/api/v1/quarantine/${id}/release`, ADMIN, { method: 'POST', body: JSON.stringify({ to: ['security@example.com'] }), headers: { 'content-type': 'application/json' } });
+    assert.equal(released.status, 200, await released.clone().text());
+    assert.equal(up.messages.length, before + 1, 'delivered upstream when the API answered');
+    assert.deepEqual(up.messages.at(-1)!.to, ['security@example.com']);
+    const again = await get(`/api/v1/quarantine/${id}/release`, ADMIN, { method: 'POST' });
+    assert.equal(again.status, 409, 'released once; again only when asked');
+    assert.equal(up.messages.length, before + 1);
+    assert.equal((await get(`/api/v1/quarantine/${id}/release`, ADMIN, { method: 'POST', body: '{"to": "not a list"}' })).status, 400);
+    assert.equal((await get(`/api/v1/quarantine/${id}`, ADMIN, { method: 'DELETE' })).status, 200);
+    assert.equal((await get(`/api/v1/quarantine/${id}`, VIEWER)).status, 404);
+    assert.equal((await get('/api/v1/quarantine/not-an-id', VIEWER)).status, 400);
+    const db = new Database(join(gw.dataDir, 'logs.sqlite'), { readonly: true });
+    const rows = db.prepare("SELECT user, action, target FROM audit WHERE action != 'reload' ORDER BY id").all() as Array<{ user: string; action: string; target: string }>;
+    db.close();
+    assert.deepEqual(rows.map((r) => [r.user, r.action, r.target]), [['alice', 'release', id], ['alice', 'release', id], ['alice', 'delete', id]]);
   });
 
   it('the effective configuration is shown with every secret masked', async () => {

@@ -10,10 +10,9 @@
  *   delete ID       remove the entry (its content goes when no other entry shares it)
  */
 
-import { deliver } from '../../app/deliver.ts';
-import { SqliteLogStore } from '../../logs/sqlite-store.ts';
 import type { LoadedConfig } from '../../policy/load-config.ts';
 import { QuarantineStore } from '../../quarantine/store.ts';
+import { releaseQuarantined } from '../../quarantine/release.ts';
 import { command, CONFIG_HELP, CONFIG_OPTION, loadConfig, UsageError } from '../command.ts';
 import { printTable } from '../table.ts';
 import { when } from './logs.ts';
@@ -99,39 +98,14 @@ function need(id: string | undefined): string {
   return id;
 }
 
-/**
- * To the receiving server of the entry's listener as configured now (the address the gateway
- * used then may have changed); a built-in mailbox is written directly. Exactly once: a release
- * holds the entry's lock while it sends, and a message released before is not sent again
- * without `again` (the command says when and to whom it went).
- */
+/** Says what happened in one line; exit 0 only when the message was sent now. */
 async function release(cfg: LoadedConfig, store: QuarantineStore, id: string, opts: { to: string[]; again: boolean }, out: (s: string) => boolean): Promise<number> {
-  const unlock = await store.lockRelease(id);
-  try {
-    const e = await store.get(id);
-    if (e.released && !opts.again) {
-      out(`NOT released ${e.id}: already released ${e.released.time} to ${(e.released.to ?? e.rcptTo).join(', ')} (${e.released.reply}); --again sends it once more`);
-      return 1;
-    }
-    const rcptTo = opts.to.length ? opts.to : [...e.rcptTo];
-    const r = await deliver(cfg, e.listener, e.upstream, e.mailFrom, rcptTo, await store.content(e));
-    const ok = r.ok;
-    if (ok) await store.markReleased(e, r.reply, rcptTo);
-    const logs = new SqliteLogStore(cfg.dataDirAbs);
-    try {
-      logs.addTraffic({
-        time: new Date().toISOString(), sessionId: e.id.split('.')[0]!, transactionId: `${e.id}.release`, listener: e.listener,
-        client: 'quarantine', server: r.server, helo: cfg.hostname, mailFrom: e.mailFrom, rcptTo,
-        size: e.size, messageId: '', subject: e.subject, forwarding: 'quarantine-release', rule: e.rule, profile: '',
-        action: ok ? 'release' : 'release-failed', reason: `released from quarantine (was ${e.action}: ${e.reason})${opts.to.length ? `, to ${rcptTo.join(', ')} instead of ${e.rcptTo.join(', ')}` : ''}`,
-        upstreamReply: r.reply, clientReply: '', durationMs: 0, events: [],
-      });
-    } finally {
-      logs.close();
-    }
-    out(`${ok ? 'released' : 'NOT released'} ${e.id} to ${rcptTo.join(', ')} via ${r.upstream}: ${r.reply}`);
-    return ok ? 0 : 1;
-  } finally {
-    await unlock();
+  const r = await releaseQuarantined(cfg, store, id, opts);
+  if (r.outcome === 'already') {
+    const was = r.entry.released!;
+    out(`NOT released ${r.entry.id}: already released ${was.time} to ${r.to.join(', ')} (${was.reply}); --again sends it once more`);
+    return 1;
   }
+  out(`${r.outcome === 'released' ? 'released' : 'NOT released'} ${r.entry.id} to ${r.to.join(', ')} via ${r.via}: ${r.reply}`);
+  return r.outcome === 'released' ? 0 : 1;
 }
