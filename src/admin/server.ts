@@ -32,6 +32,8 @@ import { MimeWalker } from '../inspect/mime/walker.ts';
 import { escapeUnsafe } from '../logs/escape.ts';
 import { type QuarantineEntry, QuarantineError, QuarantineStore, unstuff } from '../quarantine/store.ts';
 import { releaseQuarantined } from '../quarantine/release.ts';
+import { SqliteVerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
+import type { VerdictClass } from '../inspect/engines/analysis/types.ts';
 import { mergeSnapshots, processFigures, renderMetrics } from './metrics.ts';
 
 /** How long a health probe's answer is reused (probes open connections to clamd and the like). */
@@ -104,6 +106,7 @@ export class AdminServer {
     this.#logs?.close();
     this.#captures?.close();
     this.#audit?.close();
+    this.#verdicts?.close();
   }
 
   /** After a reload: the new users (and their roles) apply to the next request. */
@@ -129,6 +132,13 @@ export class AdminServer {
     this.#audit ??= openLogDatabase(this.#dataDir, { lockWaitMs: this.handlers.config()['log-database']['lock-wait'] });
     this.#audit.prepare('INSERT INTO audit (time, user, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)').run(new Date().toISOString(), user, action, target, detail, client);
     this.log('info', 'admin action', { user, action, target, detail, client });
+  }
+
+  #verdicts: SqliteVerdictStore | null = null;
+
+  /** Verdicts live in logs.sqlite too; one writable handle, opened on first use. */
+  #verdictStore(): SqliteVerdictStore {
+    return (this.#verdicts ??= new SqliteVerdictStore(this.#dataDir, { lockWaitMs: this.handlers.config()['log-database']['lock-wait'] }));
   }
 
   #quarantine(): QuarantineStore {
@@ -263,6 +273,32 @@ export class AdminServer {
       return c.json({ deleted: entry.id });
     });
 
+    app.get('/api/v1/verdicts', (c) => {
+      const limit = c.req.query('limit') === undefined ? 100 : Number(c.req.query('limit'));
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new ApiError(400, `limit must be an integer from 1 to ${MAX_LIMIT}`);
+      return c.json({ verdicts: this.#verdictStore().list(limit) });
+    });
+
+    app.get('/api/v1/verdicts/:sha256', (c) => {
+      const sha = sha256Of(c.req.param('sha256'));
+      const store = this.#verdictStore();
+      const verdict = store.get(sha);
+      const sightings = store.sightings(sha, 100);
+      if (!verdict && sightings.length === 0) throw new ApiError(404, `no verdict and no sighting of ${sha}`);
+      return c.json({ sha256: sha, verdict, sightings });
+    });
+
+    app.put('/api/v1/verdicts/:sha256', async (c) => {
+      const p = c.get('principal');
+      const sha = sha256Of(c.req.param('sha256'));
+      const body = (await c.req.json().catch(() => null)) as { verdict?: unknown; reason?: unknown } | null;
+      if (!body || typeof body.verdict !== 'string' || !VERDICTS.includes(body.verdict as VerdictClass)) throw new ApiError(400, `body must be {"verdict": ${VERDICTS.map((v) => `"${v}"`).join(' | ')}, "reason": "why"}`);
+      if (typeof body.reason !== 'string' || body.reason.trim() === '' || body.reason.length > 500) throw new ApiError(400, '"reason" must say why (1 to 500 characters)');
+      this.#verdictStore().override(sha, body.verdict as VerdictClass, `${body.reason} (by ${p.name})`);
+      this.#writeAudit(p.name, 'verdict', sha, `${body.verdict}: ${body.reason}`, client(c));
+      return c.json({ sha256: sha, verdict: this.#verdictStore().get(sha) });
+    });
+
     app.get('/api/v1/config', (c) => c.json(mask(JSON.parse(JSON.stringify(this.handlers.config())))));
 
     app.post('/api/v1/config/check', async (c) => {
@@ -354,6 +390,13 @@ export function logQuery(q: Record<string, string>): LogQuery {
     since: time(q.since, 'since'), until: time(q.until, 'until'),
     ...(cursor !== undefined ? { afterId: cursor } : {}),
   };
+}
+
+const VERDICTS: readonly VerdictClass[] = ['benign', 'grayware', 'phishing', 'malicious'];
+
+function sha256Of(v: string): string {
+  if (!/^[0-9a-fA-F]{64}$/.test(v)) throw new ApiError(400, `"${v.slice(0, 80)}" is not a SHA-256 (64 hex digits)`);
+  return v.toLowerCase();
 }
 
 function transactionId(id: string): string {

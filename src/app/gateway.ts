@@ -79,13 +79,15 @@ export class Gateway {
     if (this.#benchOff.size) log('warn', 'SMTPWALL_BENCH_OFF is set: stages of the mail path are switched off for a benchmark', { off: [...this.#benchOff].join(',') });
     const store = this.#benchOff.has('records') ? NO_RECORDS : opts.store;
     this.#local = new ResilientLogStore(store ?? new SqliteLogStore(cfg.dataDirAbs, { lockWaitMs: db['lock-wait'], maxBytes: db['max-size'] }), db.buffer, log);
-    const local = this.#local;
+    // Counted where every record passes, under any forwarders (`gateway.logs` stays the
+    // forwarding store, whose stats the caller may read).
+    const local = new CountingLogStore(this.#local, this.metrics);
     if (cfg['log-forwarding'].length > 0) {
       const fwd = new ForwardingLogStore(local, cfg['log-forwarding']);
-      this.#store = new CountingLogStore(fwd, this.metrics);
+      this.#store = fwd;
       this.#reportForwarding(fwd);
     } else {
-      this.#store = new CountingLogStore(local, this.metrics);
+      this.#store = local;
     }
     this.#customEngines = opts.engines !== undefined;
     this.#verdicts = cfg.engines.analysis.enabled ? new SqliteVerdictStore(cfg.dataDirAbs, { lockWaitMs: cfg['log-database']['lock-wait'] }) : null;

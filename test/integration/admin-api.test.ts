@@ -221,9 +221,30 @@ describe('admin API (one process)', () => {
     assert.equal((await get(`/api/v1/quarantine/${id}`, VIEWER)).status, 404);
     assert.equal((await get('/api/v1/quarantine/not-an-id', VIEWER)).status, 400);
     const db = new Database(join(gw.dataDir, 'logs.sqlite'), { readonly: true });
-    const rows = db.prepare("SELECT user, action, target FROM audit WHERE action != 'reload' ORDER BY id").all() as Array<{ user: string; action: string; target: string }>;
+    const rows = db.prepare("SELECT user, action, target FROM audit WHERE action IN ('release', 'delete') ORDER BY id").all() as Array<{ user: string; action: string; target: string }>;
     db.close();
     assert.deepEqual(rows.map((r) => [r.user, r.action, r.target]), [['alice', 'release', id], ['alice', 'release', id], ['alice', 'delete', id]]);
+  });
+
+  it('verdicts: set by an admin (audited), shown to a viewer, refused with a clear 4xx when malformed', async () => {
+    const sha = 'ab'.repeat(32);
+    const put = (auth: string, body: string): Promise<Response> => get(`/api/v1/verdicts/${sha}`, auth, { method: 'PUT', body, headers: { 'content-type': 'application/json' } });
+    assert.equal((await put(VIEWER, '{"verdict":"malicious","reason":"x"}')).status, 403);
+    assert.equal((await put(ADMIN, '{"verdict":"evil","reason":"x"}')).status, 400);
+    assert.equal((await put(ADMIN, '{"verdict":"malicious"}')).status, 400);
+    assert.equal((await put(ADMIN, 'not json')).status, 400);
+    assert.equal((await get('/api/v1/verdicts/xyz', VIEWER)).status, 400);
+    assert.equal((await get(`/api/v1/verdicts/${sha}`, VIEWER)).status, 404);
+    const ok = await put(ADMIN, '{"verdict":"malicious","reason":"seen in a campaign"}');
+    assert.equal(ok.status, 200, await ok.clone().text());
+    const shown = (await (await get(`/api/v1/verdicts/${sha.toUpperCase()}`, VIEWER)).json()) as { verdict: { verdict: string; source: string } };
+    assert.equal(shown.verdict.verdict, 'malicious');
+    const list = (await (await get('/api/v1/verdicts', VIEWER)).json()) as { verdicts: Array<{ sha256: string }> };
+    assert.ok(list.verdicts.some((v) => v.sha256 === sha));
+    const db = new Database(join(gw.dataDir, 'logs.sqlite'), { readonly: true });
+    const row = db.prepare("SELECT user, target, detail FROM audit WHERE action = 'verdict'").get() as { user: string; target: string; detail: string };
+    db.close();
+    assert.deepEqual(row, { user: 'alice', target: sha, detail: 'malicious: seen in a campaign' });
   });
 
   it('the effective configuration is shown with every secret masked', async () => {
