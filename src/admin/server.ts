@@ -175,6 +175,8 @@ export class AdminServer {
       if (!r.ok) {
         if (c.req.header('authorization') !== undefined || r.status === 429) {
           this.log('warn', 'admin login failed', { client: client(c), user: r.user ?? '', reason: r.reason, path: c.req.path });
+          // Bounded by the rate limit: at most FAIL_LIMIT rows per address and window.
+          if (r.status === 401) this.#writeAudit(r.user ?? '', 'login-failed', c.req.path, r.reason, client(c));
         }
         if (r.retryAfterS) c.header('Retry-After', String(r.retryAfterS));
         if (r.status === 401) c.header('WWW-Authenticate', 'Basic realm="smtpwall", charset="UTF-8"');

@@ -192,7 +192,7 @@ describe('admin API (one process)', () => {
     assert.equal(ok.status, 200, await ok.clone().text());
     assert.equal(((await ok.json()) as { applied: boolean }).applied, true);
     const db = new Database(join(gw.dataDir, 'logs.sqlite'), { readonly: true });
-    const rows = db.prepare('SELECT user, action, detail, client FROM audit').all() as Array<{ user: string; action: string; detail: string; client: string }>;
+    const rows = db.prepare("SELECT user, action, detail, client FROM audit WHERE action = 'reload'").all() as Array<{ user: string; action: string; detail: string; client: string }>;
     db.close();
     assert.deepEqual(rows.map((r) => [r.user, r.action, r.detail]), [['alice', 'reload', 'applied']]);
     assert.match(rows[0]!.client, /127\.0\.0\.1/);
@@ -280,6 +280,10 @@ describe('admin API (one process)', () => {
     // Even a right password waits out the window: the address is locked, not the user.
     assert.equal((await get('/api/v1/status', ADMIN)).status, 429);
     await outputMatches([gw.child.stdout, gw.child.stderr], gw.output, /admin login failed client=\S+ user=mallory/);
+    const db = new Database(join(gw.dataDir, 'logs.sqlite'), { readonly: true });
+    const failed = db.prepare("SELECT count(*) AS n FROM audit WHERE action = 'login-failed' AND user = 'mallory'").get() as { n: number };
+    db.close();
+    assert.equal(failed.n, 10, 'each checked failure is an audit row; those refused by the limit are not checked');
   });
 });
 
