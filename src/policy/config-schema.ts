@@ -435,7 +435,7 @@ export const configSchema = z.strictObject({
       listen: z
         .union([z.literal('off'), hostPort])
         .default('off')
-        .describe('address:port of the admin plane: HTTP API, web console and /metrics (off: none)'),
+        .describe('address:port of the admin plane: HTTP API and /metrics (off: none)'),
       tls: z
         .strictObject({ cert: z.string().describe('PEM certificate file'), key: z.string().describe('PEM private key file') })
         .optional()
