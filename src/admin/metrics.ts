@@ -43,9 +43,8 @@ export class GatewayMetrics {
     let i = DURATION_BUCKETS.findIndex((b) => s <= b);
     if (i < 0) i = DURATION_BUCKETS.length;
     this.#buckets[i]!++;
-    // The upstream refused or failed: a 4xx/5xx final reply from it, or none at all for a
-    // transaction the gateway meant to deliver.
-    if (/^[45]\d\d/.test(r.upstreamReply) || (r.upstreamReply === '' && /upstream/i.test(r.reason))) bump(this.#upstreamErrors, r.listener);
+    // The upstream's final reply was a 4xx or 5xx (the record's own field; no guessing from text).
+    if (/^[45]\d\d/.test(r.upstreamReply)) bump(this.#upstreamErrors, r.listener);
   }
 
   threat(r: ThreatRecord): void {
@@ -165,7 +164,7 @@ export function renderMetrics(v: MetricsView): string {
   for (const [l, n] of pairs(v.counters.transactions, ['listener', 'action'])) out.push(`smtpwall_transactions_total{${l}} ${n}`);
   family('smtpwall_threats_total', 'counter', 'Threat findings logged, by engine and action.');
   for (const [l, n] of pairs(v.counters.threats, ['engine', 'action'])) out.push(`smtpwall_threats_total{${l}} ${n}`);
-  family('smtpwall_upstream_errors_total', 'counter', 'Transactions the upstream refused or failed, by listener.');
+  family('smtpwall_upstream_errors_total', 'counter', 'Transactions whose final upstream reply was 4xx or 5xx, by listener.');
   for (const [k, n] of Object.entries(v.counters.upstreamErrors).sort()) out.push(`smtpwall_upstream_errors_total{listener="${label(k)}"} ${n}`);
   family('smtpwall_message_bytes_total', 'counter', 'Message bytes received (as on the wire).');
   out.push(`smtpwall_message_bytes_total ${v.counters.messageBytes}`);

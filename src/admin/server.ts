@@ -14,6 +14,7 @@ import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Statement } from 'better-sqlite3';
 import { Hono, type Context } from 'hono';
 import { createAdaptorServer, type HttpBindings } from '@hono/node-server';
 import { type LogQuery, openLogDatabase, SqliteLogStore } from '../logs/sqlite-store.ts';
@@ -24,7 +25,7 @@ import { parseHostPort } from '../policy/config-schema.ts';
 import type { LogFn } from '../logs/process-log.ts';
 import type { ReloadReport, StatusReport } from '../app/control.ts';
 import { probeAll, type Probe } from '../app/health.ts';
-import { when } from '../cli/commands/logs.ts';
+import { parseWhen } from '../policy/units.ts';
 import { capturePcap } from './pcap.ts';
 import { captureLines, captureText } from './capture-text.ts';
 import { Authenticator, type Principal } from './auth.ts';
@@ -66,7 +67,7 @@ export class AdminServer {
   readonly #auth: Authenticator;
   #logs: SqliteLogStore | null = null;
   #captures: CaptureStore | null = null;
-  #audit: ReturnType<typeof openLogDatabase> | null = null;
+  #audit: Statement | null = null;
   #probes: { at: number; probes: Promise<Probe[]> } | null = null;
   address: { host: string; port: number } | null = null;
 
@@ -105,7 +106,7 @@ export class AdminServer {
     });
     this.#logs?.close();
     this.#captures?.close();
-    this.#audit?.close();
+    this.#audit?.database.close();
     this.#verdicts?.close();
   }
 
@@ -129,8 +130,9 @@ export class AdminServer {
   }
 
   #writeAudit(user: string, action: string, target: string, detail: string, client: string): void {
-    this.#audit ??= openLogDatabase(this.#dataDir, { lockWaitMs: this.handlers.config()['log-database']['lock-wait'] });
-    this.#audit.prepare('INSERT INTO audit (time, user, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)').run(new Date().toISOString(), user, action, target, detail, client);
+    this.#audit ??= openLogDatabase(this.#dataDir, { lockWaitMs: this.handlers.config()['log-database']['lock-wait'] })
+      .prepare('INSERT INTO audit (time, user, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)');
+    this.#audit.run(new Date().toISOString(), user, action, target, detail, client);
     this.log('info', 'admin action', { user, action, target, detail, client });
   }
 
@@ -380,11 +382,9 @@ export function logQuery(q: Record<string, string>): LogQuery {
   if (cursor !== undefined && (!Number.isInteger(cursor) || cursor < 0)) throw new ApiError(400, `cursor must be a record id (a non-negative integer), got "${q.cursor}"`);
   const time = (v: string | undefined, name: string): string | undefined => {
     if (v === undefined) return undefined;
-    try {
-      return when(v, name);
-    } catch (err) {
-      throw new ApiError(400, (err as Error).message);
-    }
+    const t = parseWhen(v);
+    if (t === null) throw new ApiError(400, `${name}: expected a time (2026-12-01T10:00) or a duration ago (2h), got "${v.slice(0, 80)}"`);
+    return t;
   };
   return {
     limit,

@@ -27,3 +27,11 @@ export function parseDuration(v: string | number): number | null {
   const unit = DURATION_UNITS[m[2]!.toLowerCase()];
   return unit === undefined ? null : Math.round(Number(m[1]) * unit);
 }
+
+/** `2h`, `90m`, `7d` ago; or a date/time (local time unless it says Z or an offset): ISO 8601 UTC, or null. */
+export function parseWhen(v: string, now = Date.now()): string | null {
+  const ago = parseDuration(v);
+  if (ago !== null && /[a-z]$/i.test(v.trim())) return new Date(now - ago).toISOString();
+  const t = Date.parse(/^\d{4}-\d\d-\d\d$/.test(v) ? `${v}T00:00` : v);
+  return Number.isNaN(t) ? null : new Date(t).toISOString();
+}

@@ -43,7 +43,7 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function start(dir: string, upstreamPort: number, workers: number): Promise<Running> {
+async function start(dir: string, upstreamPort: number, workers: number, extra = ''): Promise<Running> {
   const [smtp, adminPort] = [await freePort(), await freePort()];
   const dataDir = join(dir, 'data');
   const file = join(dir, 'gw.yaml');
@@ -64,7 +64,7 @@ admin:
   users:
     - { name: alice, password-hash: "${await hashPassword('alice-secret')}", token-hash: "${await hashPassword('t0ken-for-scripts')}", role: admin }
     - { name: victor, password-hash: "${await hashPassword('victor-secret')}", role: viewer }
-`,
+${extra}`,
   );
   let out = '';
   const child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -312,5 +312,31 @@ describe('admin /metrics with two workers', () => {
     assert.equal(series(now, allow) - series(before, allow), N);
     assert.match(now, /role="supervisor"/);
     assert.equal((now.match(/^process_resident_memory_bytes\{pid="\d+",role="worker"\}/gm) ?? []).length, 2);
+  });
+});
+
+describe('admin /healthz and engine_up with an engine down', () => {
+  let up: UpstreamPeer;
+  let gw: Running;
+  const dir = mkdtempSync(join(tmpdir(), 'smtpwall-admin3-'));
+  before(async () => {
+    up = await startUpstream();
+    gw = await start(dir, up.port, 1, `engines: { clamd: { address: "127.0.0.1:${await freePort()}" } }\n`);
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('503 naming clamd, and smtpwall_engine_up 0 for it (1 for the stores that are up)', async () => {
+    const h = await fetch(`${gw.admin}/healthz`);
+    assert.equal(h.status, 503);
+    const body = (await h.json()) as { ok: boolean; down: string[] };
+    assert.equal(body.ok, false);
+    assert.ok(body.down.some((d) => /^clamd /.test(d)), JSON.stringify(body.down));
+    const text = await (await fetch(`${gw.admin}/metrics`, { headers: { authorization: VIEWER } })).text();
+    assert.match(text, /^smtpwall_engine_up\{engine="clamd [^"]+"\} 0$/m);
+    assert.match(text, /^smtpwall_engine_up\{engine="data-dir[^"]*"\} 1$/m);
   });
 });

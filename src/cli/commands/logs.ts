@@ -12,7 +12,7 @@ import type { ThreatRecord, TrafficRecord } from '../../logs/records.ts';
 import { maillogFields, outcomeOf } from '../../logs/maillog.ts';
 import { escapeLogValue } from '../../logs/process-log.ts';
 import { safeJson } from '../../logs/escape.ts';
-import { parseDuration } from '../../policy/units.ts';
+import { parseWhen } from '../../policy/units.ts';
 import { decodeEncodedWords } from '../../inspect/mime/headers.ts';
 import { command, CONFIG_HELP, CONFIG_OPTION, loadConfig, UsageError } from '../command.ts';
 import { printTable } from '../table.ts';
@@ -101,13 +101,11 @@ function read(store: SqliteLogStore, kind: 'threats' | 'traffic', q: LogQuery): 
   return kind === 'threats' ? store.queryThreats(q) : store.queryTraffic(q);
 }
 
-/** `2h`, `90m`, `7d` ago; or a date/time (local time unless it says Z or an offset). */
+/** `parseWhen` for a command-line flag: a bad value is the user's one-line mistake. */
 export function when(v: string, flag: string, now = Date.now()): string {
-  const ago = parseDuration(v);
-  if (ago !== null && /[a-z]$/i.test(v.trim())) return new Date(now - ago).toISOString();
-  const t = Date.parse(/^\d{4}-\d\d-\d\d$/.test(v) ? `${v}T00:00` : v);
-  if (Number.isNaN(t)) throw new UsageError(`${flag}: expected a time (2026-12-01T10:00) or a duration ago (2h), got "${v}"`);
-  return new Date(t).toISOString();
+  const t = parseWhen(v, now);
+  if (t === null) throw new UsageError(`${flag}: expected a time (2026-12-01T10:00) or a duration ago (2h), got "${v}"`);
+  return t;
 }
 
 function printJson(_kind: string, records: ReadonlyArray<TrafficRecord | ThreatRecord>): void {
