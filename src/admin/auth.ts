@@ -20,7 +20,7 @@ export interface AdminUser {
 export interface Principal {
   readonly name: string;
   readonly role: 'admin' | 'viewer';
-  readonly via: 'basic' | 'bearer';
+  readonly via: 'basic' | 'bearer' | 'cookie';
 }
 
 export const FAIL_LIMIT = 10;

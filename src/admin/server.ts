@@ -36,10 +36,15 @@ import { releaseQuarantined } from '../quarantine/release.ts';
 import { SqliteVerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
 import type { VerdictClass } from '../inspect/engines/analysis/types.ts';
 import { mergeSnapshots, processFigures, renderMetrics } from './metrics.ts';
+import { ConsoleSessions, MAX_AGE_MS, SESSION_COOKIE } from './console-sessions.ts';
+import { consoleAssets, CONTENT_SECURITY_POLICY } from './console-assets.ts';
+import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 
 /** How long a health probe's answer is reused (probes open connections to clamd and the like). */
 const PROBE_CACHE_MS = 10_000;
 const MAX_LIMIT = 1000;
+/** How long a dashboard figure is reused: consoles poll it, the log only changes so fast. */
+const STATS_CACHE_MS = 2_000;
 
 export interface AdminHandlers {
   status(): Promise<StatusReport>;
@@ -65,6 +70,8 @@ class ApiError extends Error {
 export class AdminServer {
   readonly #server: ReturnType<typeof createAdaptorServer>;
   readonly #auth: Authenticator;
+  readonly #sessions = new ConsoleSessions();
+  #stats = new Map<string, { at: number; body: unknown }>();
   #logs: SqliteLogStore | null = null;
   #captures: CaptureStore | null = null;
   #audit: Statement | null = null;
@@ -113,6 +120,7 @@ export class AdminServer {
   /** After a reload: the new users (and their roles) apply to the next request. */
   reloaded(): void {
     this.#auth.setUsers(this.handlers.config().admin.users);
+    this.#sessions.retain(this.handlers.config().admin.users);
   }
 
   get #dataDir(): string {
@@ -172,7 +180,42 @@ export class AdminServer {
       return c.json({ ok: down.length === 0, down, checks: probes.map((p) => ({ what: p.what, ok: p.ok, detail: p.detail })) }, down.length ? 503 : 200);
     });
 
+    // Every answer: no framing, no sniffing, no referrer; the console's pages also get the CSP.
+    app.use('*', async (c, next) => {
+      await next();
+      c.header('X-Content-Type-Options', 'nosniff');
+      c.header('X-Frame-Options', 'DENY');
+      c.header('Referrer-Policy', 'no-referrer');
+      c.header('Cache-Control', 'no-store');
+      c.header('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+    });
+
+    const assets = consoleAssets();
+    for (const [path, asset] of assets) {
+      app.get(path, (c) => c.body(new Uint8Array(asset.body), 200, { 'Content-Type': asset.type }));
+    }
+
+    const secure = this.handlers.config().admin.tls !== undefined;
+    const isLogin = (c: Context<Env>) => c.req.path === '/api/v1/session' && c.req.method === 'POST';
+
     const authenticate = async (c: Context<Env>, next: () => Promise<void>): Promise<Response | void> => {
+      if (isLogin(c)) return next();
+      const cookie = c.req.header('authorization') === undefined ? getCookie(c, SESSION_COOKIE) : undefined;
+      if (cookie !== undefined) {
+        const session = this.#sessions.get(cookie);
+        if (!session) return c.json({ error: 'the console session has ended: log in again' }, 401);
+        const changes = c.req.method !== 'GET' && c.req.method !== 'HEAD';
+        // The cookie comes with any request the browser makes; the token only with the console's own.
+        if (changes && !(c.req.path === '/api/v1/session' && c.req.method === 'DELETE') && !ConsoleSessions.csrfMatches(session, c.req.header('x-csrf-token'))) {
+          this.log('warn', 'admin request refused: no valid CSRF token', { client: client(c), user: session.principal.name, path: c.req.path });
+          return c.json({ error: 'a change made with the console\'s cookie needs its X-CSRF-Token header' }, 403);
+        }
+        if (changes && session.principal.role !== 'admin') {
+          return c.json({ error: `user "${session.principal.name}" has the viewer role: only an admin may ${c.req.method} ${c.req.path}` }, 403);
+        }
+        c.set('principal', session.principal);
+        return next();
+      }
       const r = await this.#auth.check(c.req.header('authorization'), client(c));
       if (!r.ok) {
         if (c.req.header('authorization') !== undefined || r.status === 429) {
@@ -181,7 +224,8 @@ export class AdminServer {
           if (r.status === 401) this.#writeAudit(r.user ?? '', 'login-failed', c.req.path, r.reason, client(c));
         }
         if (r.retryAfterS) c.header('Retry-After', String(r.retryAfterS));
-        if (r.status === 401) c.header('WWW-Authenticate', 'Basic realm="smtpwall", charset="UTF-8"');
+        // The console asks by its own form; a challenge would make the browser pop its dialog.
+        if (r.status === 401 && c.req.header('x-smtpwall-console') === undefined) c.header('WWW-Authenticate', 'Basic realm="smtpwall", charset="UTF-8"');
         return c.json({ error: r.reason }, r.status);
       }
       c.set('principal', r.principal);
@@ -203,6 +247,53 @@ export class AdminServer {
       if (this.handlers.role === 'supervisor') processes.unshift(processFigures('supervisor'));
       const body = renderMetrics({ counters: mergeSnapshots(status.workers.map((w) => w.metrics)), sessions, engines, processes });
       return c.body(body, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+    });
+
+    // The console's login: user and password checked (and rate-limited) exactly as Basic is.
+    app.post('/api/v1/session', async (c) => {
+      const body = (await c.req.json().catch(() => null)) as { user?: unknown; password?: unknown } | null;
+      if (!body || typeof body.user !== 'string' || typeof body.password !== 'string' || body.user.length > 200 || body.password.length > 1000) {
+        throw new ApiError(400, 'body must be {"user": "name", "password": "secret"}');
+      }
+      const r = await this.#auth.check(`Basic ${Buffer.from(`${body.user}:${body.password}`).toString('base64')}`, client(c));
+      if (!r.ok) {
+        this.log('warn', 'admin login failed', { client: client(c), user: body.user, reason: r.reason, path: c.req.path });
+        if (r.status === 401) this.#writeAudit(body.user, 'login-failed', 'console', r.reason, client(c));
+        if (r.retryAfterS) c.header('Retry-After', String(r.retryAfterS));
+        return c.json({ error: r.reason }, r.status);
+      }
+      const { id, csrf } = this.#sessions.create(r.principal);
+      setCookie(c, SESSION_COOKIE, id, { httpOnly: true, sameSite: 'Strict', path: '/', secure, maxAge: MAX_AGE_MS / 1000 });
+      this.log('info', 'admin console login', { user: r.principal.name, role: r.principal.role, client: client(c) });
+      return c.json({ user: r.principal.name, role: r.principal.role, csrf });
+    });
+    app.get('/api/v1/session', (c) => {
+      const p = c.get('principal');
+      const session = p.via === 'cookie' ? this.#sessions.get(getCookie(c, SESSION_COOKIE)) : null;
+      return c.json({ user: p.name, role: p.role, via: p.via, ...(session ? { csrf: session.csrf } : {}) });
+    });
+    app.delete('/api/v1/session', (c) => {
+      this.#sessions.delete(getCookie(c, SESSION_COOKIE));
+      deleteCookie(c, SESSION_COOKIE, { path: '/', secure });
+      return c.json({ loggedOut: true });
+    });
+
+    // The dashboard's figures; the same answer is reused for a few seconds (many consoles, one query).
+    app.get('/api/v1/stats', (c) => {
+      const range = c.req.query('range') ?? 'hour';
+      if (range !== 'hour' && range !== 'day') throw new ApiError(400, `range must be "hour" or "day", got "${range.slice(0, 40)}"`);
+      const cached = this.#stats.get(range);
+      if (cached && Date.now() - cached.at < STATS_CACHE_MS) return c.json(cached.body);
+      const now = Date.now();
+      const span = range === 'hour' ? 3600_000 : 86_400_000;
+      const bucketMs = range === 'hour' ? 60_000 : 600_000;
+      const since = new Date(Math.floor((now - span) / bucketMs) * bucketMs + bucketMs).toISOString();
+      const stats = existsSync(join(this.#dataDir, 'logs.sqlite'))
+        ? this.#logStore().statsSince(since, range === 'hour' ? 16 : 15)
+        : { traffic: [], threats: [], topThreats: [], topSenders: [], topRecipients: [] };
+      const body = { range, since, bucketSeconds: bucketMs / 1000, now: new Date(now).toISOString(), ...stats };
+      this.#stats.set(range, { at: now, body });
+      return c.json(body);
     });
 
     app.get('/api/v1/status', async (c) => {

@@ -31,6 +31,14 @@ export interface LogQuery {
   readonly limit: number;
 }
 
+export interface LogStats {
+  readonly traffic: ReadonlyArray<{ bucket: string; action: string; n: number }>;
+  readonly threats: ReadonlyArray<{ bucket: string; n: number }>;
+  readonly topThreats: ReadonlyArray<{ key: string; n: number }>;
+  readonly topSenders: ReadonlyArray<{ key: string; n: number }>;
+  readonly topRecipients: ReadonlyArray<{ key: string; n: number }>;
+}
+
 /** Each entry upgrades the schema by one version; never edit a released entry, append. */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE traffic (
@@ -233,6 +241,24 @@ export class SqliteLogStore implements LogStore {
     const t = this.#db.prepare(`SELECT count(*) AS n, sum(action NOT IN ('allow', 'alert')) AS stopped FROM traffic WHERE time >= ?`).get(since) as { n: number; stopped: number | null };
     const x = this.#db.prepare(`SELECT count(*) AS n FROM threats WHERE time >= ?`).get(since) as { n: number };
     return { messages: t.n, stopped: t.stopped ?? 0, threats: x.n };
+  }
+
+  /**
+   * What the console's dashboard draws: transactions per time bucket by action, threat records
+   * per bucket, and the top threats, blocked senders and blocked recipients, all since `since`.
+   * A bucket is a prefix of the ISO 8601 time (16 characters: a minute; 15: ten minutes), so
+   * SQLite groups on the indexed column with no date arithmetic.
+   */
+  statsSince(since: string, bucketChars: 15 | 16, top = 10): LogStats {
+    const db = this.#db;
+    const stopped = `action NOT IN ('allow', 'alert')`;
+    return {
+      traffic: db.prepare(`SELECT substr(time, 1, ${bucketChars}) AS bucket, action, count(*) AS n FROM traffic WHERE time >= ? GROUP BY bucket, action ORDER BY bucket`).all(since) as LogStats['traffic'],
+      threats: db.prepare(`SELECT substr(time, 1, ${bucketChars}) AS bucket, count(*) AS n FROM threats WHERE time >= ? GROUP BY bucket ORDER BY bucket`).all(since) as LogStats['threats'],
+      topThreats: db.prepare(`SELECT threat AS key, count(*) AS n FROM threats WHERE time >= ? GROUP BY threat ORDER BY n DESC, key LIMIT ?`).all(since, top) as LogStats['topThreats'],
+      topSenders: db.prepare(`SELECT mail_from AS key, count(*) AS n FROM traffic WHERE time >= ? AND ${stopped} GROUP BY mail_from ORDER BY n DESC, key LIMIT ?`).all(since, top) as LogStats['topSenders'],
+      topRecipients: db.prepare(`SELECT r.value AS key, count(*) AS n FROM traffic, json_each(traffic.rcpt_to) AS r WHERE time >= ? AND ${stopped} GROUP BY r.value ORDER BY n DESC, key LIMIT ?`).all(since, top) as LogStats['topRecipients'],
+    };
   }
 
   /** The highest row id of a table (0 when empty): where `--follow` starts. */

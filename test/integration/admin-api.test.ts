@@ -272,6 +272,57 @@ describe('admin API (one process)', () => {
     assert.ok(series(now, 'smtpwall_message_bytes_total') > series(before, 'smtpwall_message_bytes_total'));
   });
 
+  it('the console: its page with a strict CSP, a cookie login (HttpOnly, SameSite=Strict), CSRF refused without the token, dashboard figures', async () => {
+    const page = await get('/');
+    assert.equal(page.status, 200);
+    const csp = page.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    const html = await page.text();
+    assert.doesNotMatch(html, /<script>(?!<)/, 'no inline script');
+    assert.doesNotMatch(html, /style=/, 'no inline style');
+    assert.equal((await get('/console/app.js')).headers.get('content-type'), 'text/javascript; charset=utf-8');
+
+    assert.equal((await get('/api/v1/session', undefined, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"alice"}' })).status, 400);
+    const wrong = await get('/api/v1/session', undefined, { method: 'POST', headers: { 'content-type': 'application/json', 'x-smtpwall-console': '1' }, body: JSON.stringify({ user: 'alice', password: 'nope' }) });
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.headers.get('www-authenticate'), null, 'the console gets no Basic challenge (no browser dialog)');
+    const login = await get('/api/v1/session', undefined, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice', password: 'alice-secret' }) });
+    assert.equal(login.status, 200);
+    const setCookie = login.headers.get('set-cookie') ?? '';
+    assert.match(setCookie, /^smtpwall_session=[\w-]{40,};/);
+    assert.match(setCookie, /HttpOnly/);
+    assert.match(setCookie, /SameSite=Strict/);
+    const { csrf, role } = (await login.json()) as { csrf: string; role: string };
+    assert.equal(role, 'admin');
+    const cookie = setCookie.split(';')[0]!;
+    const who = await get('/api/v1/session', undefined, { headers: { cookie } });
+    assert.deepEqual(await who.json(), { user: 'alice', role: 'admin', via: 'cookie', csrf });
+
+    // A state change by cookie without the token (what a forged cross-site form sends): refused.
+    const forged = await get('/api/v1/reload', undefined, { method: 'POST', headers: { cookie } });
+    assert.equal(forged.status, 403);
+    assert.match(((await forged.json()) as { error: string }).error, /X-CSRF-Token/);
+    assert.equal((await get('/api/v1/reload', undefined, { method: 'POST', headers: { cookie, 'x-csrf-token': 'x'.repeat(csrf.length) } })).status, 403);
+    assert.equal((await get('/api/v1/reload', undefined, { method: 'POST', headers: { cookie, 'x-csrf-token': csrf } })).status, 200);
+
+    const stats = (await (await get('/api/v1/stats?range=hour', undefined, { headers: { cookie } })).json()) as { bucketSeconds: number; traffic: Array<{ action: string; n: number }>; topThreats: Array<{ key: string }> };
+    assert.equal(stats.bucketSeconds, 60);
+    assert.ok(stats.traffic.some((r) => r.action === 'block'), 'the EICAR sent above is in the figures');
+    assert.ok(stats.topThreats.some((t) => /eicar/i.test(t.key)));
+    assert.equal((await get('/api/v1/stats?range=week', ADMIN)).status, 400);
+
+    // A viewer's cookie with a valid token still changes nothing.
+    const vlogin = await get('/api/v1/session', undefined, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'victor', password: 'victor-secret' }) });
+    const vcookie = (vlogin.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const vcsrf = ((await vlogin.json()) as { csrf: string }).csrf;
+    assert.equal((await get('/api/v1/reload', undefined, { method: 'POST', headers: { cookie: vcookie, 'x-csrf-token': vcsrf } })).status, 403);
+
+    // Logged out: the cookie is worth nothing.
+    assert.equal((await get('/api/v1/session', undefined, { method: 'DELETE', headers: { cookie } })).status, 200);
+    assert.equal((await get('/api/v1/status', undefined, { headers: { cookie } })).status, 401);
+  });
+
   it('failed logins are rate-limited per address (429 with Retry-After) and logged', async () => {
     let last: Response | null = null;
     for (let i = 0; i < 12; i++) last = await get('/api/v1/status', basic('mallory', `guess${i}`));
