@@ -195,11 +195,17 @@ export class AdminServer {
       app.get(path, (c) => c.body(new Uint8Array(asset.body), 200, { 'Content-Type': asset.type }));
     }
 
+    app.get('/favicon.ico', (c) => c.body(null, 204));
+
     const secure = this.handlers.config().admin.tls !== undefined;
     const isLogin = (c: Context<Env>) => c.req.path === '/api/v1/session' && c.req.method === 'POST';
 
     const authenticate = async (c: Context<Env>, next: () => Promise<void>): Promise<Response | void> => {
       if (isLogin(c)) return next();
+      // The console's first question (am I logged in?) is answered, not refused: no 401 noise.
+      if (c.req.path === '/api/v1/session' && c.req.method === 'GET' && c.req.header('authorization') === undefined && !this.#sessions.get(getCookie(c, SESSION_COOKIE))) {
+        return c.json({ user: null });
+      }
       const cookie = c.req.header('authorization') === undefined ? getCookie(c, SESSION_COOKIE) : undefined;
       if (cookie !== undefined) {
         const session = this.#sessions.get(cookie);

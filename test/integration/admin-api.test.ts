@@ -7,90 +7,15 @@
  */
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { hashPassword } from '../../src/admin/passwords.ts';
-import { EICAR_MESSAGES } from '../helpers/messages.ts';
-import { dotStuff, outputMatches, RawClient, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
+import { ADMIN, basic, EICAR_MSG, freePort, type Running, send, startAdminGateway, TOKEN, VIEWER } from '../helpers/admin-gateway.ts';
+import { outputMatches, startUpstream, type UpstreamPeer } from '../helpers/peers.ts';
 import { hasCommand } from '../helpers/tools.ts';
-
-const BIN = join(import.meta.dirname, '../../bin/smtpwall.js');
-const EICAR_MSG = `${dotStuff(EICAR_MESSAGES['base64 attachment']!.toString('latin1'))}.\r\n`;
-const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-const ADMIN = basic('alice', 'alice-secret');
-const VIEWER = basic('victor', 'victor-secret');
-const TOKEN = 'Bearer t0ken-for-scripts';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-interface Running {
-  readonly child: ChildProcess;
-  readonly smtp: number;
-  readonly admin: string;
-  readonly dataDir: string;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-async function start(dir: string, upstreamPort: number, workers: number, extra = ''): Promise<Running> {
-  const [smtp, adminPort] = [await freePort(), await freePort()];
-  const dataDir = join(dir, 'data');
-  const file = join(dir, 'gw.yaml');
-  writeFileSync(
-    file,
-    `data-dir: ${JSON.stringify(dataDir)}
-workers: ${workers}
-listeners:
-  - { name: inbound, listen: "127.0.0.1:${smtp}", upstream: "127.0.0.1:${upstreamPort}" }
-profiles:
-  antivirus:
-    av: { action: block, quarantine: true }
-rules:
-  - { name: scan-all, profiles: { antivirus: av } }
-capture: { when: threats }
-admin:
-  listen: "127.0.0.1:${adminPort}"
-  users:
-    - { name: alice, password-hash: "${await hashPassword('alice-secret')}", token-hash: "${await hashPassword('t0ken-for-scripts')}", role: admin }
-    - { name: victor, password-hash: "${await hashPassword('victor-secret')}", role: viewer }
-${extra}`,
-  );
-  let out = '';
-  const child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  await outputMatches([child.stdout, child.stderr], () => out, /admin plane listening/);
-  await outputMatches([child.stdout, child.stderr], () => out, /listening listener=inbound/, workers);
-  return {
-    child, smtp, admin: `http://127.0.0.1:${adminPort}`, dataDir,
-    output: () => out,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      process.kill(child.pid!, 'SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
-}
-
-async function send(port: number, message: string): Promise<string> {
-  const c = await RawClient.connect(port);
-  await c.begin();
-  c.write(message);
-  const reply = (await c.reply(10_000))!;
-  c.destroy();
-  return reply;
-}
 
 /** A counter's value in a Prometheus text exposition (0 when the series is not there yet). */
 function series(text: string, name: string): number {
@@ -106,7 +31,7 @@ describe('admin API (one process)', () => {
     fetch(`${gw.admin}${path}`, { ...init, headers: { ...(auth ? { authorization: auth } : {}), ...(init.headers ?? {}) } });
   before(async () => {
     up = await startUpstream();
-    gw = await start(dir, up.port, 1);
+    gw = await startAdminGateway(dir, up.port, 1);
   });
   after(async () => {
     await gw?.stop();
@@ -344,7 +269,7 @@ describe('admin /metrics with two workers', () => {
   const dir = mkdtempSync(join(tmpdir(), 'smtpwall-admin2-'));
   before(async () => {
     up = await startUpstream();
-    gw = await start(dir, up.port, 2);
+    gw = await startAdminGateway(dir, up.port, 2);
   });
   after(async () => {
     await gw?.stop();
@@ -372,7 +297,7 @@ describe('admin /healthz and engine_up with an engine down', () => {
   const dir = mkdtempSync(join(tmpdir(), 'smtpwall-admin3-'));
   before(async () => {
     up = await startUpstream();
-    gw = await start(dir, up.port, 1, `engines: { clamd: { address: "127.0.0.1:${await freePort()}" } }\n`);
+    gw = await startAdminGateway(dir, up.port, 1, `engines: { clamd: { address: "127.0.0.1:${await freePort()}" } }\n`);
   });
   after(async () => {
     await gw?.stop();

@@ -115,7 +115,7 @@ const isAdmin = () => state.role === 'admin';
 
 // --- routing and polling -------------------------------------------------------------------
 
-const VIEWS = { dashboard, threats: (a) => logView('threats', a), traffic: (a) => logView('traffic', a), details, quarantine, message, verdicts, config };
+const VIEWS = { dashboard, threats: (a, m) => logView('threats', a, m), traffic: (a, m) => logView('traffic', a, m), details, quarantine, message, verdicts, config };
 
 function stopPolling() {
   if (state.timer) clearInterval(state.timer);
@@ -269,7 +269,7 @@ function drawStats(s, { cards, trafficChart, threatChart, legend, tops }) {
   const per = s.bucketSeconds === 60 ? 'per minute' : 'per 10 minutes';
   trafficChart.replaceChildren(stackedBars(buckets, ordered, { label, title: `messages ${per} by action` }));
   threatChart.replaceChildren(stackedBars(buckets, new Map([['threats', threats]]), { label, title: `threat records ${per}` }));
-  legend.replaceChildren(...[...ordered.keys()].map((a) => h('span', { class: `l-${a}` }, a)), h('span', { class: 'muted' }, `(${per}, UTC)`));
+  legend.replaceChildren(...[...ordered.keys()].map((a) => h('span', { class: `l-${a}` }, a)), h('em', { class: 'muted' }, `(${per}, UTC)`));
   const card = (id, figure, text) => h('div', { class: 'card', id }, h('div', { class: 'figure' }, String(figure)), h('div', { class: 'label' }, text));
   const range = s.range === 'hour' ? 'last hour' : 'last day';
   cards.replaceChildren(card('card-messages', total, `messages, ${range}`), card('card-stopped', stopped, `stopped, ${range}`), card('card-threats', threatTotal, `threat records, ${range}`));
@@ -373,16 +373,21 @@ async function details([id], main) {
   const pcap = h('a', { href: `/api/v1/transactions/${encodeURIComponent(session)}/capture.pcap`, download: `smtpwall-${session}.pcap`, id: 'download-pcap' }, 'Download the packet capture (pcap)');
   const transcript = h('div', { id: 'transcript' }, h('p', { class: 'muted' }, 'loading the capture…'));
   main.append(h('h2', {}, 'Capture'), h('div', { class: 'toolbar' }, pcap, h('span', { class: 'muted' }, 'both legs, opens in Wireshark: Follow TCP stream')), transcript);
-  try {
-    const c = await api(`/api/v1/transactions/${encodeURIComponent(session)}/transcript`, { accept: 'application/json' });
-    const cls = (l) => (l.marker ? 'l-marker' : l.dir === 'client>' ? 'l-client-in' : l.dir === '>client' ? 'l-client-out' : l.dir === 'upstream>' ? 'l-upstream-in' : 'l-upstream-out');
-    transcript.replaceChildren(h('pre', {}, c.lines.map((l) => h('span', { class: cls(l) }, `${(l.time || '').slice(11, 23).padEnd(12)} #${l.conn} ${l.dir.padEnd(9)} ${l.text}\n`))));
-  } catch (err) {
-    if (err.status === 404) {
-      pcap.remove();
+  // The capture is kept when the session ends, which can be a moment after its records: ask
+  // again on the poll until it is there (or say why there is none).
+  pcap.hidden = true;
+  await poll(async () => {
+    try {
+      const c = await api(`/api/v1/transactions/${encodeURIComponent(session)}/transcript`, { accept: 'application/json' });
+      const cls = (l) => (l.marker ? 'l-marker' : l.dir === 'client>' ? 'l-client-in' : l.dir === '>client' ? 'l-client-out' : l.dir === 'upstream>' ? 'l-upstream-in' : 'l-upstream-out');
+      transcript.replaceChildren(h('pre', {}, c.lines.map((l) => h('span', { class: cls(l) }, `${(l.time || '').slice(11, 23).padEnd(12)} #${l.conn} ${l.dir.padEnd(9)} ${l.text}\n`))));
+      pcap.hidden = false;
+      stopPolling();
+    } catch (err) {
+      if (err.status !== 404) throw err;
       transcript.replaceChildren(h('p', { class: 'muted' }, err.message));
-    } else throw err;
-  }
+    }
+  });
 }
 
 // --- quarantine ----------------------------------------------------------------------------
@@ -546,5 +551,8 @@ async function config(_args, main) {
 // --- start ---------------------------------------------------------------------------------
 
 fetch('/api/v1/session', { headers: { 'X-Smtpwall-Console': '1' }, credentials: 'same-origin' })
-  .then(async (res) => (res.ok ? showShell(await res.json()) : showLogin()))
+  .then(async (res) => {
+    const s = res.ok ? await res.json() : null;
+    return s && s.user ? showShell(s) : showLogin();
+  })
   .catch(() => showLogin('The gateway cannot be reached.'));

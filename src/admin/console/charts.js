@@ -28,7 +28,8 @@ function niceMax(v) {
 export function stackedBars(buckets, series, { label, title }) {
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title });
   const totals = buckets.map((b) => [...series.values()].reduce((n, m) => n + (m.get(b) ?? 0), 0));
-  const max = niceMax(Math.max(0, ...totals));
+  // At least 2, so the middle grid line is a whole number of messages.
+  const max = Math.max(2, niceMax(Math.max(0, ...totals)));
   const plotW = W - PAD.left - PAD.right;
   const plotH = H - PAD.top - PAD.bottom;
   const bw = plotW / Math.max(1, buckets.length);
