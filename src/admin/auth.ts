@@ -7,13 +7,15 @@
  * ends, without a password check (so a guesser cannot burn the gateway's CPU either).
  */
 
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { verifyPassword } from './passwords.ts';
 
 export interface AdminUser {
   readonly name: string;
   readonly 'password-hash'?: string | undefined;
   readonly 'token-hash'?: string | undefined;
+  /** The password read from admin.users[].password-file (first-password.ts). */
+  readonly password?: string | undefined;
   readonly role: 'admin' | 'viewer';
 }
 
@@ -70,7 +72,9 @@ export class Authenticator {
       const name = decoded.slice(0, colon);
       const user = this.users.find((u) => u.name === name);
       const hash = user?.['password-hash'];
-      if (!user || !hash || !(await verifyPassword(decoded.slice(colon + 1), hash))) return { reason: 'wrong user name or password', user: name };
+      const given = decoded.slice(colon + 1);
+      const ok = !user ? false : hash ? await verifyPassword(given, hash) : user.password !== undefined && samePassword(given, user.password);
+      if (!user || !ok) return { reason: 'wrong user name or password', user: name };
       return { name: user.name, role: user.role, via: 'basic' };
     }
     if (/^bearer$/i.test(scheme ?? '')) {
@@ -82,4 +86,9 @@ export class Authenticator {
     }
     return { reason: `unsupported authorization scheme "${(scheme ?? '').slice(0, 20)}"` };
   }
+}
+
+/** Equal in constant time (over digests, so lengths do not show either). */
+function samePassword(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }

@@ -6,7 +6,7 @@
  * refused. Basic and bearer requests carry no cookie and need no token.
  *
  * Sessions live in the admin process's memory: a restart logs everyone out, which is the safe
- * direction. Idle ones end after IDLE_MS, every one after MAX_AGE_MS; at most MAX_SESSIONS are
+ * direction. Idle ones end after admin.session-idle, every one after MAX_AGE_MS; at most MAX_SESSIONS are
  * kept (the oldest is dropped first), so a flood of logins cannot grow the process.
  */
 
@@ -28,6 +28,9 @@ interface ConsoleSession {
 export class ConsoleSessions {
   readonly #sessions = new Map<string, ConsoleSession>();
 
+  /** `idleMs`: admin.session-idle. */
+  constructor(private readonly idleMs = IDLE_MS) {}
+
   create(principal: Principal, now = Date.now()): { id: string; csrf: string } {
     if (this.#sessions.size >= MAX_SESSIONS) this.#sessions.delete(this.#sessions.keys().next().value!);
     const id = randomBytes(32).toString('base64url');
@@ -41,7 +44,7 @@ export class ConsoleSessions {
     if (!id) return null;
     const s = this.#sessions.get(id);
     if (!s) return null;
-    if (now - s.seen > IDLE_MS || now - s.created > MAX_AGE_MS) {
+    if (now - s.seen > this.idleMs || now - s.created > MAX_AGE_MS) {
       this.#sessions.delete(id);
       return null;
     }

@@ -36,6 +36,7 @@ import { releaseQuarantined } from '../quarantine/release.ts';
 import { SqliteVerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
 import type { VerdictClass } from '../inspect/engines/analysis/types.ts';
 import { mergeSnapshots, processFigures, renderMetrics } from './metrics.ts';
+import { resolveUsers } from './first-password.ts';
 import { ConsoleSessions, MAX_AGE_MS, SESSION_COOKIE } from './console-sessions.ts';
 import { consoleAssets, CONTENT_SECURITY_POLICY } from './console-assets.ts';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
@@ -70,7 +71,7 @@ class ApiError extends Error {
 export class AdminServer {
   readonly #server: ReturnType<typeof createAdaptorServer>;
   readonly #auth: Authenticator;
-  readonly #sessions = new ConsoleSessions();
+  readonly #sessions: ConsoleSessions;
   #stats = new Map<string, { at: number; body: unknown }>();
   #logs: SqliteLogStore | null = null;
   #captures: CaptureStore | null = null;
@@ -83,7 +84,8 @@ export class AdminServer {
     private readonly log: LogFn,
   ) {
     const cfg = handlers.config();
-    this.#auth = new Authenticator(cfg.admin.users);
+    this.#auth = new Authenticator(resolveUsers(cfg.admin.users, cfg.dataDirAbs, log));
+    this.#sessions = new ConsoleSessions(cfg.admin['session-idle']);
     const app = this.#routes();
     const tls = cfg.admin.tls;
     this.#server = tls
@@ -119,7 +121,13 @@ export class AdminServer {
 
   /** After a reload: the new users (and their roles) apply to the next request. */
   reloaded(): void {
-    this.#auth.setUsers(this.handlers.config().admin.users);
+    const cfg = this.handlers.config();
+    try {
+      this.#auth.setUsers(resolveUsers(cfg.admin.users, cfg.dataDirAbs, this.log));
+    } catch (err) {
+      this.log('error', 'admin plane: the new user list cannot be used; the previous one stays', { error: (err as Error).message });
+      return;
+    }
     this.#sessions.retain(this.handlers.config().admin.users);
   }
 

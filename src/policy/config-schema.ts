@@ -446,6 +446,10 @@ export const configSchema = z.strictObject({
             name: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, { message: 'letters, digits, . _ @ - only' }).describe('login name, named in audit records'),
             'password-hash': z.string().regex(/^scrypt\$/, { message: 'expected the output of "smtpwall admin hash-password"' }).optional().describe('from smtpwall admin hash-password'),
             'token-hash': z.string().regex(/^scrypt\$/, { message: 'expected the output of "smtpwall admin hash-password"' }).optional().describe('a bearer token for scripts, hashed the same way'),
+            'password-file': z
+              .string()
+              .optional()
+              .describe('instead of password-hash: a file (relative to data-dir) whose first line is the password; written with a random one (mode 0600) at start when missing, so a first login needs no hash'),
             role: z.enum(['admin', 'viewer']).default('viewer').describe('admin changes things (release, delete, verdicts, reload); viewer only reads'),
           }),
         )
@@ -456,6 +460,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .refine((a) => a.listen === 'off' || a.users.length > 0, { message: 'admin.listen needs at least one user in admin.users' })
+    .refine((a) => a.users.every((u) => !(u['password-hash'] && u['password-file'])), { message: 'a user has either password-hash or password-file, not both' })
     .describe('the admin plane (README "Admin plane")'),
   timeouts: z
     .strictObject({
