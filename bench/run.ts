@@ -31,7 +31,9 @@
  * `--chart`: also draw docs/bench.svg (the README's picture) from this run. `--analysis`: the
  * analyzers' files/s and p99 per type only (also part of a full run). `--flood`: a sender's
  * wait for the greeting during a flood of 1,000 idle connections, beside the wait without one
- * (bench/flood.ts; also part of a full run).
+ * (bench/flood.ts; also part of a full run). `--admin`: throughput with the console and /metrics
+ * polled every 100 ms beside the same gateway unpolled (bench/admin-load.ts; also part of a full
+ * and a --quick run).
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -44,6 +46,7 @@ import { renderChart } from './chart.ts';
 import { benchNdbLines, type InspectResult, runInspectBench } from './inspect.ts';
 import { bigMessagesRss, idleSessionsRss, type LatencyResult, measureLatency } from './latency.ts';
 import { type FloodResult, floodBench } from './flood.ts';
+import { type AdminLoadResult, adminLoadBench } from './admin-load.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const LADDER = process.argv.includes('--ladder');
@@ -90,8 +93,8 @@ async function waitPort(port: number, ms = 30_000): Promise<void> {
   }
 }
 
-function start(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
-  const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env });
+function start(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdout?: boolean } = {}): ChildProcess {
+  const c = spawn(cmd, args, { stdio: ['ignore', opts.stdout ? 'pipe' : 'ignore', 'pipe'], cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env });
   let err = '';
   c.stderr!.on('data', (d) => (err += d));
   c.on('exit', (code) => {
@@ -224,6 +227,10 @@ async function main(): Promise<void> {
     write([], [], { flood: await floodRun() });
     return;
   }
+  if (process.argv.includes('--admin')) {
+    write([], [], { admin: await adminRun(sinkPort) });
+    return;
+  }
   if (INSPECT_ONLY) {
     write([], await runInspectBench(clamdSocket, 3));
     return;
@@ -308,19 +315,34 @@ async function main(): Promise<void> {
     const direct = latency[0]!;
     process.stdout.write(`  ${p.name.padEnd(15)} p50 ${l.p50.toFixed(2).padStart(6)} ms  p99 ${l.p99.toFixed(2).padStart(6)} ms  added p99 ${(l.p99 - direct.p99).toFixed(2).padStart(6)} ms\n`);
   }
+  const admin = await adminRun(sinkPort);
   const { idle, big } = await memoryBench();
   const flood = await floodRun();
   const inspection = await runInspectBench(clamdSocket, QUICK ? 1 : 3);
   const analysis = await runAnalysisBench(QUICK ? 100 : 500);
   const hold = await runHoldLatencyBench(QUICK ? 100 : 300);
   targets(results, latency, idle, big);
-  write(results, inspection, { latency, idle, big, flood, analysis, hold });
+  write(results, inspection, { latency, idle, big, flood, analysis, hold, admin });
 }
 
 /**
  * Memory: a store-and-forward gateway of its own, in front of smtp-server (smtp-sink cannot
  * hold 1,000 connections: it is select()-based), so only the gateway's own cost is measured.
  */
+/** The admin plane's cost to the mail (bench/admin-load.ts), printed beside its in-run baseline. */
+async function adminRun(sinkPort: number): Promise<AdminLoadResult> {
+  const r = await adminLoadBench({
+    root: ROOT, work, sinkPort, freePort, waitPort, start, stop,
+    rate: (port) => measure('smtpwall-admin', port, 10_000, 10, null, 1000).msgsPerSec,
+  });
+  process.stdout.write(
+    `\nadmin plane, 10 KB × 10 sessions, store-and-forward, ${r.rounds} interleaved rounds (medians):\n` +
+      `  quiet                                ${r.quietMsgsPerSec.toFixed(0).padStart(6)} msg/s\n` +
+      `  console + /metrics polled every 100 ms ${r.polledMsgsPerSec.toFixed(0).padStart(6)} msg/s  (${r.changePct >= 0 ? '+' : ''}${r.changePct.toFixed(1)} %, ${r.requests} requests, ${r.failedRequests} failed)\n`,
+  );
+  return r;
+}
+
 /** The greeting wait of a real sender during a flood of 1,000 idle connections (stress mode). */
 async function floodRun(): Promise<FloodResult> {
   const mem = await memoryGateway({ maxSessions: 200, perClient: 20 });
