@@ -206,6 +206,8 @@ export class AdminServer {
     app.get('/favicon.ico', (c) => c.body(null, 204));
 
     const secure = this.handlers.config().admin.tls !== undefined;
+    // A POST that changes nothing (a draft is checked, not installed): open to viewers too.
+    const readsOnly = (c: Context<Env>) => c.req.path === '/api/v1/config/check' && c.req.method === 'POST';
     const isLogin = (c: Context<Env>) => c.req.path === '/api/v1/session' && c.req.method === 'POST';
 
     const authenticate = async (c: Context<Env>, next: () => Promise<void>): Promise<Response | void> => {
@@ -224,7 +226,7 @@ export class AdminServer {
           this.log('warn', 'admin request refused: no valid CSRF token', { client: client(c), user: session.principal.name, path: c.req.path });
           return c.json({ error: 'a change made with the console\'s cookie needs its X-CSRF-Token header' }, 403);
         }
-        if (changes && session.principal.role !== 'admin') {
+        if (changes && session.principal.role !== 'admin' && !readsOnly(c)) {
           return c.json({ error: `user "${session.principal.name}" has the viewer role: only an admin may ${c.req.method} ${c.req.path}` }, 403);
         }
         c.set('principal', session.principal);
@@ -244,7 +246,7 @@ export class AdminServer {
       }
       c.set('principal', r.principal);
       // Reads are for every role; anything that changes state is for admins.
-      if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && r.principal.role !== 'admin') {
+      if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && r.principal.role !== 'admin' && !readsOnly(c)) {
         return c.json({ error: `user "${r.principal.name}" has the viewer role: only an admin may ${c.req.method} ${c.req.path}` }, 403);
       }
       await next();

@@ -126,6 +126,11 @@ describe('admin console in Chromium', { skip: existsSync(CHROMIUM) ? false : `no
     await page.waitForSelector('#config-effective', { timeout: UI_MS });
     assert.equal(await page.locator('#config-reload').count(), 0);
     assert.doesNotMatch((await page.textContent('#config-effective')) ?? '', /scrypt\$/, 'hashes are masked');
+    // Checking a draft changes nothing: a viewer may, and sees the error with its line.
+    await page.fill('#config-draft', 'listeners:\n  - { name: x, listen: "nowhere" }\n');
+    await page.click('#config-check');
+    await page.waitForSelector('#config-check-result li', { timeout: UI_MS });
+    assert.match((await page.textContent('#config-check-result')) ?? '', /draft:\d+/);
     await page.goto(`${gw.admin}/#/verdicts/${'a'.repeat(64)}`);
     await page.waitForSelector('#verdict-detail', { timeout: UI_MS });
     assert.equal(await page.locator('#verdict-set').count(), 0);

@@ -107,6 +107,8 @@ describe('admin API (one process)', () => {
     const draft = await get('/api/v1/config/check', ADMIN, { method: 'POST', body: 'listeners:\n  - { name: x, listen: "nowhere" }\n' });
     assert.equal(draft.status, 422);
     assert.match(((await draft.json()) as { errors: string[] }).errors.join('\n'), /draft:2:\d+: .*listen/);
+    // Checking a draft installs nothing: a viewer may.
+    assert.equal((await get('/api/v1/config/check', VIEWER, { method: 'POST', body: 'listeners: []\n' })).status, 422);
   });
 
   it('a viewer changes nothing (403); an admin reloads, and the reload is an audit record naming the user', async () => {
