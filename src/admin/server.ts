@@ -37,6 +37,7 @@ import { SqliteVerdictStore } from '../inspect/engines/analysis/verdict-store.ts
 import type { VerdictClass } from '../inspect/engines/analysis/types.ts';
 import { mergeSnapshots, processFigures, renderMetrics } from './metrics.ts';
 import { resolveUsers } from './first-password.ts';
+import { StatsReader } from './stats-reader.ts';
 import { ConsoleSessions, MAX_AGE_MS, SESSION_COOKIE } from './console-sessions.ts';
 import { consoleAssets, CONTENT_SECURITY_POLICY } from './console-assets.ts';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
@@ -72,7 +73,8 @@ export class AdminServer {
   readonly #server: ReturnType<typeof createAdaptorServer>;
   readonly #auth: Authenticator;
   readonly #sessions: ConsoleSessions;
-  #stats = new Map<string, { at: number; body: unknown }>();
+  readonly #stats = new Map<string, { at: number; body: Promise<unknown> }>();
+  #statsReader: StatsReader | null = null;
   #logs: SqliteLogStore | null = null;
   #captures: CaptureStore | null = null;
   #audit: Statement | null = null;
@@ -117,6 +119,7 @@ export class AdminServer {
     this.#captures?.close();
     this.#audit?.database.close();
     this.#verdicts?.close();
+    await this.#statsReader?.close();
   }
 
   /** After a reload: the new users (and their roles) apply to the next request. */
@@ -295,21 +298,24 @@ export class AdminServer {
     });
 
     // The dashboard's figures; the same answer is reused for a few seconds (many consoles, one query).
-    app.get('/api/v1/stats', (c) => {
+    app.get('/api/v1/stats', async (c) => {
       const range = c.req.query('range') ?? 'hour';
       if (range !== 'hour' && range !== 'day') throw new ApiError(400, `range must be "hour" or "day", got "${range.slice(0, 40)}"`);
       const cached = this.#stats.get(range);
-      if (cached && Date.now() - cached.at < STATS_CACHE_MS) return c.json(cached.body);
+      if (cached && Date.now() - cached.at < STATS_CACHE_MS) return c.json(await cached.body);
       const now = Date.now();
       const span = range === 'hour' ? 3600_000 : 86_400_000;
       const bucketMs = range === 'hour' ? 60_000 : 600_000;
       const since = new Date(Math.floor((now - span) / bucketMs) * bucketMs + bucketMs).toISOString();
-      const stats = existsSync(join(this.#dataDir, 'logs.sqlite'))
-        ? this.#logStore().statsSince(since, range === 'hour' ? 16 : 15)
-        : { traffic: [], threats: [], topThreats: [], topSenders: [], topRecipients: [] };
-      const body = { range, since, bucketSeconds: bucketMs / 1000, now: new Date(now).toISOString(), ...stats };
+      // On the query thread: a day's GROUP BY must not hold the sessions' event loop.
+      const body = (existsSync(join(this.#dataDir, 'logs.sqlite'))
+        ? (this.#statsReader ??= new StatsReader(this.#dataDir)).query(since, range === 'hour' ? 16 : 15)
+        : Promise.resolve({ traffic: [], threats: [], topThreats: [], topSenders: [], topRecipients: [] })
+      ).then((stats) => ({ range, since, bucketSeconds: bucketMs / 1000, now: new Date(now).toISOString(), ...stats }));
+      // Concurrent consoles share one question in flight; a failed one is not kept.
       this.#stats.set(range, { at: now, body });
-      return c.json(body);
+      body.catch(() => this.#stats.delete(range));
+      return c.json(await body);
     });
 
     app.get('/api/v1/status', async (c) => {

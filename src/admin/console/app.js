@@ -222,21 +222,27 @@ async function dashboard(_args, main) {
 
   let cursor = null;
   let healthAt = 0;
-  async function tick() {
-    const s = await api(`/api/v1/stats?range=${range}`);
-    drawStats(s, { cards, trafficChart, threatChart, legend, tops });
+  // Three independent questions: one that fails (the log database not there yet) must not
+  // hold back the others.
+  const figures = async () => drawStats(await api(`/api/v1/stats?range=${range}`), { cards, trafficChart, threatChart, legend, tops });
+  const latest = async () => {
     // New threat records since the last look: on top, highlighted.
-    const q = cursor === null ? '/api/v1/threats?limit=15' : `/api/v1/threats?cursor=${cursor}&limit=100`;
-    const t = await api(q);
+    const t = await api(cursor === null ? '/api/v1/threats?limit=15' : `/api/v1/threats?cursor=${cursor}&limit=100`);
     for (const r of t.records) recent.add(r, { top: true, fresh: cursor !== null });
     while (recent.tbody.children.length > 15) recent.tbody.lastChild.remove();
     cursor = t.cursor;
-    if (Date.now() - healthAt > 10_000) {
-      healthAt = Date.now();
-      const res = await api('/healthz', { raw: true });
-      const health = await res.json();
-      engines.replaceChildren(...health.checks.map((c) => h('span', { class: `engine ${c.ok ? 'up' : 'down'}`, title: c.detail }, c.what)), ...(health.down.some((d) => d.startsWith('listeners')) ? [h('span', { class: 'engine down' }, 'listeners')] : []));
-    }
+  };
+  const health = async () => {
+    if (Date.now() - healthAt < 10_000) return;
+    healthAt = Date.now();
+    const hz = await (await api('/healthz', { raw: true })).json();
+    engines.replaceChildren(...hz.checks.map((c) => h('span', { class: `engine ${c.ok ? 'up' : 'down'}`, title: c.detail }, c.what)), ...(hz.down.some((d) => d.startsWith('listeners')) ? [h('span', { class: 'engine down' }, 'listeners')] : []));
+  };
+  async function tick() {
+    const results = await Promise.allSettled([figures(), latest(), health()]);
+    const failure = results.find((r) => r.status === 'rejected');
+    if (failure) throw failure.reason;
+    if ($('notice').className === 'error') notice(''); // the trouble of an earlier look is over
     $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
   }
   await poll(tick);
