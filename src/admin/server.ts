@@ -28,7 +28,7 @@ import { probeAll, type Probe } from '../app/health.ts';
 import { parseWhen } from '../policy/units.ts';
 import { capturePcap } from './pcap.ts';
 import { captureLines, captureText } from './capture-text.ts';
-import { Authenticator, type Principal } from './auth.ts';
+import { type AuthResult, Authenticator, type Principal } from './auth.ts';
 import { MimeWalker } from '../inspect/mime/walker.ts';
 import { escapeUnsafe } from '../logs/escape.ts';
 import { type QuarantineEntry, QuarantineError, QuarantineStore, unstuff } from '../quarantine/store.ts';
@@ -213,44 +213,50 @@ export class AdminServer {
     const readsOnly = (c: Context<Env>) => c.req.path === '/api/v1/config/check' && c.req.method === 'POST';
     const isLogin = (c: Context<Env>) => c.req.path === '/api/v1/session' && c.req.method === 'POST';
 
+    const changes = (c: Context<Env>) => c.req.method !== 'GET' && c.req.method !== 'HEAD' && !readsOnly(c);
+    const isSessionProbe = (c: Context<Env>) => c.req.path === '/api/v1/session' && c.req.method === 'GET';
+
+    /** A refused login (Basic, bearer or the console's form): logged, audited, answered. */
+    const refused = (c: Context<Env>, r: Extract<AuthResult, { ok: false }>, user: string | undefined, what: string): Response => {
+      this.log('warn', 'admin login failed', { client: client(c), user: user ?? '', reason: r.reason, path: c.req.path });
+      // Bounded by the rate limit: at most FAIL_LIMIT rows per address and window.
+      if (r.status === 401) this.#writeAudit(user ?? '', 'login-failed', what, r.reason, client(c));
+      if (r.retryAfterS) c.header('Retry-After', String(r.retryAfterS));
+      return c.json({ error: r.reason }, r.status);
+    };
+
+    /** Who asks: by the console's cookie (with its CSRF token for a change) or by Authorization. */
+    const principalOf = async (c: Context<Env>): Promise<Principal | Response> => {
+      const authorization = c.req.header('authorization');
+      if (authorization === undefined && getCookie(c, SESSION_COOKIE) !== undefined) {
+        const session = this.#sessions.get(getCookie(c, SESSION_COOKIE));
+        // The console's first question (am I logged in?) is answered, not refused.
+        if (!session) return isSessionProbe(c) ? c.json({ user: null }) : c.json({ error: 'the console session has ended: log in again' }, 401);
+        // The cookie comes with any request the browser makes; the token only with the console's own.
+        const logout = c.req.path === '/api/v1/session' && c.req.method === 'DELETE';
+        if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && !logout && !ConsoleSessions.csrfMatches(session, c.req.header('x-csrf-token'))) {
+          this.log('warn', 'admin request refused: no valid CSRF token', { client: client(c), user: session.principal.name, path: c.req.path });
+          return c.json({ error: "a change made with the console's cookie needs its X-CSRF-Token header" }, 403);
+        }
+        return session.principal;
+      }
+      if (authorization === undefined && isSessionProbe(c)) return c.json({ user: null });
+      const r = await this.#auth.check(authorization, client(c));
+      if (r.ok) return r.principal;
+      // The console asks by its own form; a challenge would make the browser pop its dialog.
+      if (r.status === 401 && c.req.header('x-smtpwall-console') === undefined) c.header('WWW-Authenticate', 'Basic realm="smtpwall", charset="UTF-8"');
+      if (authorization === undefined && r.status === 401) return c.json({ error: r.reason }, 401); // no credentials: no failure to count
+      return refused(c, r, r.user, c.req.path);
+    };
+
     const authenticate = async (c: Context<Env>, next: () => Promise<void>): Promise<Response | void> => {
       if (isLogin(c)) return next();
-      // The console's first question (am I logged in?) is answered, not refused: no 401 noise.
-      if (c.req.path === '/api/v1/session' && c.req.method === 'GET' && c.req.header('authorization') === undefined && !this.#sessions.get(getCookie(c, SESSION_COOKIE))) {
-        return c.json({ user: null });
-      }
-      const cookie = c.req.header('authorization') === undefined ? getCookie(c, SESSION_COOKIE) : undefined;
-      if (cookie !== undefined) {
-        const session = this.#sessions.get(cookie);
-        if (!session) return c.json({ error: 'the console session has ended: log in again' }, 401);
-        const changes = c.req.method !== 'GET' && c.req.method !== 'HEAD';
-        // The cookie comes with any request the browser makes; the token only with the console's own.
-        if (changes && !(c.req.path === '/api/v1/session' && c.req.method === 'DELETE') && !ConsoleSessions.csrfMatches(session, c.req.header('x-csrf-token'))) {
-          this.log('warn', 'admin request refused: no valid CSRF token', { client: client(c), user: session.principal.name, path: c.req.path });
-          return c.json({ error: 'a change made with the console\'s cookie needs its X-CSRF-Token header' }, 403);
-        }
-        if (changes && session.principal.role !== 'admin' && !readsOnly(c)) {
-          return c.json({ error: `user "${session.principal.name}" has the viewer role: only an admin may ${c.req.method} ${c.req.path}` }, 403);
-        }
-        c.set('principal', session.principal);
-        return next();
-      }
-      const r = await this.#auth.check(c.req.header('authorization'), client(c));
-      if (!r.ok) {
-        if (c.req.header('authorization') !== undefined || r.status === 429) {
-          this.log('warn', 'admin login failed', { client: client(c), user: r.user ?? '', reason: r.reason, path: c.req.path });
-          // Bounded by the rate limit: at most FAIL_LIMIT rows per address and window.
-          if (r.status === 401) this.#writeAudit(r.user ?? '', 'login-failed', c.req.path, r.reason, client(c));
-        }
-        if (r.retryAfterS) c.header('Retry-After', String(r.retryAfterS));
-        // The console asks by its own form; a challenge would make the browser pop its dialog.
-        if (r.status === 401 && c.req.header('x-smtpwall-console') === undefined) c.header('WWW-Authenticate', 'Basic realm="smtpwall", charset="UTF-8"');
-        return c.json({ error: r.reason }, r.status);
-      }
-      c.set('principal', r.principal);
+      const p = await principalOf(c);
+      if (p instanceof Response) return p;
+      c.set('principal', p);
       // Reads are for every role; anything that changes state is for admins.
-      if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && r.principal.role !== 'admin' && !readsOnly(c)) {
-        return c.json({ error: `user "${r.principal.name}" has the viewer role: only an admin may ${c.req.method} ${c.req.path}` }, 403);
+      if (changes(c) && p.role !== 'admin') {
+        return c.json({ error: `user "${p.name}" has the viewer role: only an admin may ${c.req.method} ${c.req.path}` }, 403);
       }
       await next();
     };
@@ -275,12 +281,7 @@ export class AdminServer {
         throw new ApiError(400, 'body must be {"user": "name", "password": "secret"}');
       }
       const r = await this.#auth.check(`Basic ${Buffer.from(`${body.user}:${body.password}`).toString('base64')}`, client(c));
-      if (!r.ok) {
-        this.log('warn', 'admin login failed', { client: client(c), user: body.user, reason: r.reason, path: c.req.path });
-        if (r.status === 401) this.#writeAudit(body.user, 'login-failed', 'console', r.reason, client(c));
-        if (r.retryAfterS) c.header('Retry-After', String(r.retryAfterS));
-        return c.json({ error: r.reason }, r.status);
-      }
+      if (!r.ok) return refused(c, r, body.user, 'console');
       const { id, csrf } = this.#sessions.create(r.principal);
       setCookie(c, SESSION_COOKIE, id, { httpOnly: true, sameSite: 'Strict', path: '/', secure, maxAge: MAX_AGE_MS / 1000 });
       this.log('info', 'admin console login', { user: r.principal.name, role: r.principal.role, client: client(c) });
