@@ -17,8 +17,10 @@ import { join } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import { Hono, type Context } from 'hono';
 import { createAdaptorServer, type HttpBindings } from '@hono/node-server';
-import { type LogQuery, openLogDatabase, SqliteLogStore } from '../logs/sqlite-store.ts';
-import { CaptureStore } from '../logs/capture-store.ts';
+import { type LogQuery, openLogDatabase, SqliteLogReader, SqliteLogStore } from '../logs/sqlite-store.ts';
+import type { LogReader } from '../logs/log-query.ts';
+import { type CaptureSink, CaptureStore } from '../logs/capture-store.ts';
+import type { SharedStore } from '../shared-store/shared-store.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
 import { parseConfig } from '../policy/load-config.ts';
 import { parseHostPort } from '../policy/config-schema.ts';
@@ -31,9 +33,9 @@ import { captureLines, captureText } from './capture-text.ts';
 import { type AuthResult, Authenticator, type Principal } from './auth.ts';
 import { MimeWalker } from '../inspect/mime/walker.ts';
 import { escapeUnsafe } from '../logs/escape.ts';
-import { type QuarantineEntry, QuarantineError, QuarantineStore, unstuff } from '../quarantine/store.ts';
+import { type Quarantine, type QuarantineEntry, QuarantineError, QuarantineStore, unstuff } from '../quarantine/store.ts';
 import { releaseQuarantined } from '../quarantine/release.ts';
-import { SqliteVerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
+import { SqliteVerdictStore, type VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
 import type { VerdictClass } from '../inspect/engines/analysis/types.ts';
 import { mergeSnapshots, processFigures, renderMetrics } from './metrics.ts';
 import { resolveUsers } from './first-password.ts';
@@ -55,6 +57,8 @@ export interface AdminHandlers {
   config(): LoadedConfig;
   /** `gateway` (one process) or `supervisor`. */
   readonly role: string;
+  /** The shared store (`store:`): logs, captures, verdicts, quarantine and audit are read and written there. */
+  readonly shared?: SharedStore | null;
 }
 
 type Env = { Bindings: HttpBindings; Variables: { principal: Principal } };
@@ -75,7 +79,7 @@ export class AdminServer {
   readonly #sessions: ConsoleSessions;
   readonly #stats = new Map<string, { at: number; body: Promise<unknown> }>();
   #statsReader: StatsReader | null = null;
-  #logs: SqliteLogStore | null = null;
+  #logs: SqliteLogReader | null = null;
   #captures: CaptureStore | null = null;
   #audit: Statement | null = null;
   #probes: { at: number; probes: Promise<Probe[]> } | null = null;
@@ -115,7 +119,7 @@ export class AdminServer {
       s.close(() => resolve());
       s.closeAllConnections?.();
     });
-    this.#logs?.close();
+    await this.#logs?.close();
     this.#captures?.close();
     this.#audit?.database.close();
     this.#verdicts?.close();
@@ -138,31 +142,44 @@ export class AdminServer {
     return this.handlers.config().dataDirAbs;
   }
 
-  #logStore(): SqliteLogStore {
-    if (!existsSync(join(this.#dataDir, 'logs.sqlite'))) throw new ApiError(404, 'no log database yet');
-    return (this.#logs ??= new SqliteLogStore(this.#dataDir, { readonly: true }));
+  get #shared(): SharedStore | null {
+    return this.handlers.shared ?? null;
   }
 
-  #captureStore(): CaptureStore {
+  #logStore(): LogReader {
+    if (this.#shared) return this.#shared.reader;
+    if (!existsSync(join(this.#dataDir, 'logs.sqlite'))) throw new ApiError(404, 'no log database yet');
+    return (this.#logs ??= new SqliteLogReader(new SqliteLogStore(this.#dataDir, { readonly: true })));
+  }
+
+  #captureStore(): CaptureSink {
+    if (this.#shared) return this.#shared.captures;
     if (!existsSync(join(this.#dataDir, 'logs.sqlite'))) throw new ApiError(404, 'no log database yet');
     return (this.#captures ??= new CaptureStore(this.#dataDir, { readonly: true }));
   }
 
   #writeAudit(user: string, action: string, target: string, detail: string, client: string): void {
+    if (this.#shared) {
+      this.#shared.audit.add(user, action, target, detail, client);
+      this.log('info', 'admin action', { user, action, target, detail, client });
+      return;
+    }
     this.#audit ??= openLogDatabase(this.#dataDir, { lockWaitMs: this.handlers.config()['log-database']['lock-wait'] })
-      .prepare('INSERT INTO audit (time, user, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)');
-    this.#audit.run(new Date().toISOString(), user, action, target, detail, client);
+      .prepare('INSERT INTO audit (time, user, action, target, detail, client, instance) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.#audit.run(new Date().toISOString(), user, action, target, detail, client, this.handlers.config().instanceName);
     this.log('info', 'admin action', { user, action, target, detail, client });
   }
 
   #verdicts: SqliteVerdictStore | null = null;
 
   /** Verdicts live in logs.sqlite too; one writable handle, opened on first use. */
-  #verdictStore(): SqliteVerdictStore {
+  #verdictStore(): VerdictStore {
+    if (this.#shared) return this.#shared.verdicts;
     return (this.#verdicts ??= new SqliteVerdictStore(this.#dataDir, { lockWaitMs: this.handlers.config()['log-database']['lock-wait'] }));
   }
 
-  #quarantine(): QuarantineStore {
+  #quarantine(): Quarantine {
+    if (this.#shared) return this.#shared.quarantine;
     const cfg = this.handlers.config();
     return new QuarantineStore(cfg.dataDirAbs, { maxAgeMs: cfg.quarantine['max-age'], maxBytes: cfg.quarantine['max-size'] });
   }
@@ -309,7 +326,9 @@ export class AdminServer {
       const bucketMs = range === 'hour' ? 60_000 : 600_000;
       const since = new Date(Math.floor((now - span) / bucketMs) * bucketMs + bucketMs).toISOString();
       // On the query thread: a day's GROUP BY must not hold the sessions' event loop.
-      const body = (existsSync(join(this.#dataDir, 'logs.sqlite'))
+      const body = (this.#shared
+        ? this.#shared.reader.statsSince(since, range === 'hour' ? 16 : 15)
+        : existsSync(join(this.#dataDir, 'logs.sqlite'))
         ? (this.#statsReader ??= new StatsReader(this.#dataDir)).query(since, range === 'hour' ? 16 : 15)
         : Promise.resolve({ traffic: [], threats: [], topThreats: [], topSenders: [], topRecipients: [] })
       ).then((stats) => ({ range, since, bucketSeconds: bucketMs / 1000, now: new Date(now).toISOString(), ...stats }));
@@ -324,38 +343,38 @@ export class AdminServer {
       return c.json({ ...rest, workers: workers.map(({ metrics: _m, ...w }) => w) });
     });
 
-    const listOf = (kind: 'traffic' | 'threats') => (c: Context<Env>) => {
+    const listOf = (kind: 'traffic' | 'threats') => async (c: Context<Env>) => {
       const q = logQuery(c.req.query());
       const store = this.#logStore();
-      const rows = kind === 'traffic' ? store.queryTraffic(q) : store.queryThreats(q);
-      return c.json({ records: rows.map((r) => ({ id: r.id, ...r.record })), cursor: rows.length ? rows.at(-1)!.id : (q.afterId ?? store.lastId(kind)) });
+      const rows: Array<{ id: number; record: object }> = kind === 'traffic' ? await store.queryTraffic(q) : await store.queryThreats(q);
+      return c.json({ records: rows.map((r) => ({ id: r.id, ...r.record })), cursor: rows.length ? rows.at(-1)!.id : (q.afterId ?? (await store.lastId(kind))) });
     };
     app.get('/api/v1/traffic', listOf('traffic'));
     app.get('/api/v1/threats', listOf('threats'));
 
-    app.get('/api/v1/threats/:id', (c) => {
+    app.get('/api/v1/threats/:id', async (c) => {
       const id = transactionId(c.req.param('id'));
       const store = this.#logStore();
-      const threats = store.queryThreats({ id, limit: MAX_LIMIT }).map((r) => ({ id: r.id, ...r.record }));
-      const traffic = store.queryTraffic({ id, limit: MAX_LIMIT }).map((r) => ({ id: r.id, ...r.record }));
+      const threats = (await store.queryThreats({ id, limit: MAX_LIMIT })).map((r) => ({ id: r.id, ...r.record }));
+      const traffic = (await store.queryTraffic({ id, limit: MAX_LIMIT })).map((r) => ({ id: r.id, ...r.record }));
       if (threats.length === 0 && traffic.length === 0) throw new ApiError(404, `no transaction or session ${id} in the log`);
       return c.json({ id, transactions: traffic, threats, explanation: traffic.map((t) => explain(t, threats)) });
     });
 
-    const capture = (id: string) => {
-      const got = this.#captureStore().get(transactionId(id));
+    const capture = async (id: string) => {
+      const got = await this.#captureStore().get(transactionId(id));
       if (!got) throw new ApiError(404, `no packet capture kept for ${id} (capture.when decides which sessions are kept)`);
       return got;
     };
-    app.get('/api/v1/transactions/:id/capture.pcap', (c) => {
-      const got = capture(c.req.param('id'));
+    app.get('/api/v1/transactions/:id/capture.pcap', async (c) => {
+      const got = await capture(c.req.param('id'));
       return c.body(new Uint8Array(capturePcap(got)), 200, {
         'Content-Type': 'application/vnd.tcpdump.pcap',
         'Content-Disposition': `attachment; filename="smtpwall-${got.sessionId}.pcap"`,
       });
     });
-    app.get('/api/v1/transactions/:id/transcript', (c) => {
-      const got = capture(c.req.param('id'));
+    app.get('/api/v1/transactions/:id/transcript', async (c) => {
+      const got = await capture(c.req.param('id'));
       if ((c.req.header('accept') ?? '').includes('application/json')) return c.json({ session: got.sessionId, lines: captureLines(got) });
       return c.body(captureText(got), 200, { 'Content-Type': 'text/plain; charset=utf-8' });
     });
@@ -376,7 +395,7 @@ export class AdminServer {
       if (to === null) throw new ApiError(400, '"to" must be a list of addresses (local@domain)');
       const q = this.#quarantine();
       const entry = await quarantined(q, c.req.param('id'));
-      const r = await releaseQuarantined(this.handlers.config(), q, entry.id, { to, again: body.again === true }).catch(asApiError);
+      const r = await releaseQuarantined(this.handlers.config(), q, entry.id, { to, again: body.again === true, ...(this.#shared ? { logs: this.#shared.logs } : {}) }).catch(asApiError);
       this.#writeAudit(p.name, 'release', entry.id, `${r.outcome} to ${r.to.join(', ')}: ${r.reply}`, client(c));
       const status = r.outcome === 'released' ? 200 : r.outcome === 'already' ? 409 : 502;
       return c.json({ outcome: r.outcome, id: entry.id, to: r.to, reply: r.reply, via: r.via }, status);
@@ -391,17 +410,17 @@ export class AdminServer {
       return c.json({ deleted: entry.id });
     });
 
-    app.get('/api/v1/verdicts', (c) => {
+    app.get('/api/v1/verdicts', async (c) => {
       const limit = c.req.query('limit') === undefined ? 100 : Number(c.req.query('limit'));
       if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new ApiError(400, `limit must be an integer from 1 to ${MAX_LIMIT}`);
-      return c.json({ verdicts: this.#verdictStore().list(limit) });
+      return c.json({ verdicts: await this.#verdictStore().list(limit) });
     });
 
-    app.get('/api/v1/verdicts/:sha256', (c) => {
+    app.get('/api/v1/verdicts/:sha256', async (c) => {
       const sha = sha256Of(c.req.param('sha256'));
       const store = this.#verdictStore();
-      const verdict = store.get(sha);
-      const sightings = store.sightings(sha, 100);
+      const verdict = await store.get(sha);
+      const sightings = await store.sightings(sha, 100);
       if (!verdict && sightings.length === 0) throw new ApiError(404, `no verdict and no sighting of ${sha}`);
       return c.json({ sha256: sha, verdict, sightings });
     });
@@ -412,9 +431,9 @@ export class AdminServer {
       const body = (await c.req.json().catch(() => null)) as { verdict?: unknown; reason?: unknown } | null;
       if (!body || typeof body.verdict !== 'string' || !VERDICTS.includes(body.verdict as VerdictClass)) throw new ApiError(400, `body must be {"verdict": ${VERDICTS.map((v) => `"${v}"`).join(' | ')}, "reason": "why"}`);
       if (typeof body.reason !== 'string' || body.reason.trim() === '' || body.reason.length > 500) throw new ApiError(400, '"reason" must say why (1 to 500 characters)');
-      this.#verdictStore().override(sha, body.verdict as VerdictClass, `${body.reason} (by ${p.name})`);
+      await this.#verdictStore().override(sha, body.verdict as VerdictClass, `${body.reason} (by ${p.name})`);
       this.#writeAudit(p.name, 'verdict', sha, `${body.verdict}: ${body.reason}`, client(c));
-      return c.json({ sha256: sha, verdict: this.#verdictStore().get(sha) });
+      return c.json({ sha256: sha, verdict: await this.#verdictStore().get(sha) });
     });
 
     app.get('/api/v1/config', (c) => c.json(mask(JSON.parse(JSON.stringify(this.handlers.config())))));
@@ -455,7 +474,7 @@ export async function openAdmin(handlers: AdminHandlers, log: LogFn): Promise<Ad
   }
 }
 
-async function quarantined(q: QuarantineStore, id: string): Promise<QuarantineEntry> {
+async function quarantined(q: Quarantine, id: string): Promise<QuarantineEntry> {
   return q.get(id).catch(asApiError);
 }
 

@@ -11,7 +11,7 @@ import type { LogFn } from '../logs/process-log.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
 import { deliver } from './deliver.ts';
 import { buildDigests, type DigestMail } from '../quarantine/digest.ts';
-import { QuarantineStore } from '../quarantine/store.ts';
+import { type Quarantine, QuarantineStore } from '../quarantine/store.ts';
 
 export interface DigestSent {
   readonly recipient: string;
@@ -20,7 +20,7 @@ export interface DigestSent {
   readonly reply: string;
 }
 
-export function digestsSince(cfg: LoadedConfig, entries: Awaited<ReturnType<QuarantineStore['list']>>, since: string | undefined): DigestMail[] {
+export function digestsSince(cfg: LoadedConfig, entries: Awaited<ReturnType<Quarantine['list']>>, since: string | undefined): DigestMail[] {
   const d = cfg.quarantine.digest;
   const from = d?.from ?? `postmaster@${cfg.hostname}`;
   return buildDigests(since ? entries.filter((e) => e.time >= since) : entries, {

@@ -16,9 +16,10 @@ import type { LogStore } from '../logs/records.ts';
 import { ResilientLogStore } from '../logs/resilient-store.ts';
 import { ForwardingLogStore } from '../logs/forward.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
-import { CaptureStore } from '../logs/capture-store.ts';
+import { type CaptureSink, CaptureStore } from '../logs/capture-store.ts';
 import { CountingLogStore, GatewayMetrics, processFigures } from '../admin/metrics.ts';
-import { QuarantineStore } from '../quarantine/store.ts';
+import { type Quarantine, QuarantineStore } from '../quarantine/store.ts';
+import type { SharedStore } from '../shared-store/shared-store.ts';
 import { parseHostPort } from '../policy/config-schema.ts';
 import { Policy } from '../policy/decide.ts';
 import { compileAddressList } from '../policy/rules.ts';
@@ -53,8 +54,10 @@ export class Gateway {
   readonly #mailboxes: MailboxServer[] = [];
   readonly #mailboxTargets = new Map<string, { host: string; port: number }>();
   readonly #store: LogStore;
-  /** The local database behind #store, buffering while it cannot be written. */
-  readonly #local: ResilientLogStore;
+  /** The database behind #store (SQLite, or the shared store's writer), buffering while it cannot be written. */
+  readonly #local: LogStore & { readonly healthy: boolean; flush(): void };
+  /** The shared PostgreSQL store (`store:`), when configured; owned (closed) by this gateway. */
+  readonly #shared: SharedStore | null;
   #cfg: LoadedConfig;
   #engines: readonly Engine[];
   readonly #customEngines: boolean;
@@ -72,13 +75,18 @@ export class Gateway {
   /**
    * @param opts.store a log store other than the SQLite file in the data directory
    * @param opts.engines engines other than the ones the config names (embedding, extensions)
+   * @param opts.shared the shared store opened for `store:` (SharedStore.open)
    */
-  constructor(cfg: LoadedConfig, private readonly log: LogFn, opts: { store?: LogStore; engines?: readonly Engine[] } = {}) {
+  constructor(cfg: LoadedConfig, private readonly log: LogFn, opts: { store?: LogStore; engines?: readonly Engine[]; shared?: SharedStore } = {}) {
     this.#cfg = cfg;
+    this.#shared = opts.shared ?? null;
     const db = cfg['log-database'];
     if (this.#benchOff.size) log('warn', 'SMTPWALL_BENCH_OFF is set: stages of the mail path are switched off for a benchmark', { off: [...this.#benchOff].join(',') });
     const store = this.#benchOff.has('records') ? NO_RECORDS : opts.store;
-    this.#local = new ResilientLogStore(store ?? new SqliteLogStore(cfg.dataDirAbs, { lockWaitMs: db['lock-wait'], maxBytes: db['max-size'] }), db.buffer, log);
+    this.#local =
+      !store && this.#shared
+        ? this.#shared.logs
+        : new ResilientLogStore(store ?? new SqliteLogStore(cfg.dataDirAbs, { lockWaitMs: db['lock-wait'], maxBytes: db['max-size'], instance: cfg.instanceName }), db.buffer, log);
     // Counted where every record passes, under any forwarders (`gateway.logs` stays the
     // forwarding store, whose stats the caller may read).
     const local = new CountingLogStore(this.#local, this.metrics);
@@ -90,7 +98,9 @@ export class Gateway {
       this.#store = local;
     }
     this.#customEngines = opts.engines !== undefined;
-    this.#verdicts = cfg.engines.analysis.enabled ? new SqliteVerdictStore(cfg.dataDirAbs, { lockWaitMs: cfg['log-database']['lock-wait'] }) : null;
+    this.#verdicts = !cfg.engines.analysis.enabled
+      ? null
+      : (this.#shared?.verdicts ?? new SqliteVerdictStore(cfg.dataDirAbs, { lockWaitMs: cfg['log-database']['lock-wait'], instance: cfg.instanceName }));
     this.#engines = opts.engines ?? buildEngines(cfg, log, this.#verdicts ?? undefined);
     this.#watchLateVerdicts(this.#engines);
     this.#inspector = buildInspector(cfg, this.#engines);
@@ -134,7 +144,8 @@ export class Gateway {
   }
 
   /** The quarantine store, created when a configuration first asks for it. */
-  get #quarantine(): QuarantineStore {
+  get #quarantine(): Quarantine {
+    if (this.#shared) return this.#shared.quarantine;
     this.#quarantineStore ??= new QuarantineStore(this.#cfg.dataDirAbs, {
       maxAgeMs: this.#cfg.quarantine['max-age'],
       maxBytes: this.#cfg.quarantine['max-size'],
@@ -148,6 +159,7 @@ export class Gateway {
   #captureFor(): SessionContext['capture'] {
     const c = this.#cfg.capture;
     if (c.when === 'off' || this.#benchOff.has('records')) return null;
+    if (this.#shared) return { when: c.when, maxBytes: c['max-bytes'], store: this.#shared.captures };
     try {
       this.#captures ??= new CaptureStore(this.#cfg.dataDirAbs, { lockWaitMs: this.#cfg['log-database']['lock-wait'] });
     } catch (err) {
@@ -159,7 +171,7 @@ export class Gateway {
     return { when: c.when, maxBytes: c['max-bytes'], store: this.#captures };
   }
 
-  #captures: CaptureStore | null = null;
+  #captures: CaptureSink & { close(): void } | null = null;
 
   /** Every listener's running sessions. */
   sessions(): Array<SessionSnapshot & { listener: string }> {
@@ -246,7 +258,7 @@ export class Gateway {
           retro: this.#retro,
           verdicts: this.#verdicts,
           judged: this.#judged(),
-          logsUnavailable: () => this.#cfg['log-database']['on-failure'] === 'tempfail' && !this.#local.healthy,
+          logsUnavailable: () => (this.#cfg.store ?? this.#cfg['log-database'])['on-failure'] === 'tempfail' && !this.#local.healthy,
           clientTls,
           upstreamTls: fixed ? upstreamTls : upstreamTlsFor(l, upstream.host),
           relayAuth: l['relay-auth'],
@@ -310,13 +322,15 @@ export class Gateway {
     for (const name of before.keys()) if (!next.listeners.some((l) => l.name === name)) ignored.push(`listener ${name} (removed)`);
     if (next.dataDirAbs !== this.#cfg.dataDirAbs) ignored.push('data-dir');
     if (next.workers !== this.#cfg.workers) ignored.push('workers');
+    if (JSON.stringify(next.store) !== JSON.stringify(this.#cfg.store)) ignored.push('store');
+    if (next.instanceName !== this.#cfg.instanceName) ignored.push('instance');
     const old = this.#engines;
     this.#engines = engines;
     this.#inspector = inspector;
     this.#policy = policy;
     this.#debugPeer = debugPeers(next);
     // Listener settings stay as started; everything a session reads from the config is new.
-    this.#cfg = { ...next, listeners: this.#cfg.listeners, dataDirAbs: this.#cfg.dataDirAbs, workers: this.#cfg.workers };
+    this.#cfg = { ...next, listeners: this.#cfg.listeners, dataDirAbs: this.#cfg.dataDirAbs, workers: this.#cfg.workers, store: this.#cfg.store, instanceName: this.#cfg.instanceName };
     if (old !== engines) {
       // Engines in use by sessions in progress keep working; pooled idle resources are closed.
       setTimeout(() => void Promise.all(old.map((e) => e.close?.())), this.#cfg.timeouts.scan).unref();
@@ -331,9 +345,15 @@ export class Gateway {
     await Promise.all(this.#mailboxes.map((m) => m.close()));
     await Promise.all(this.#engines.map((e) => e.close?.()));
     if (this.#forwardTimer) clearInterval(this.#forwardTimer);
-    this.#verdicts?.close();
+    if (!this.#shared) await this.#verdicts?.close();
     this.#captures?.close();
     this.#store.close();
+    await this.#shared?.close();
+  }
+
+  /** The shared store, when `store:` is configured (the admin plane of this process reads it). */
+  get shared(): SharedStore | null {
+    return this.#shared;
   }
 }
 

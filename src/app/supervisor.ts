@@ -27,6 +27,8 @@ import { type AdminServer, openAdmin } from '../admin/server.ts';
 import { startRetention } from '../logs/retention.ts';
 import { portHolder } from './port-holder.ts';
 import { startDigestSchedule } from './digest-run.ts';
+import { SharedStore } from '../shared-store/shared-store.ts';
+import { startSharedRetention } from '../shared-store/retention.ts';
 import { version } from './version.ts';
 
 export const PID_FILE = 'smtpwall.pid';
@@ -52,7 +54,9 @@ const READY = { smtpwall: 'ready' } as const;
 export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): Promise<number> {
   if (cfg.workers > 1 && cluster.isPrimary) return supervise(cfg, file, log);
   const owner = cfg.user ? prepareDataDir(cfg) : null;
-  const gateway = new Gateway(cfg, log);
+  // The shared store first: a gateway that must refuse (schema too new, down-at-start: refuse) opens no port.
+  const shared = cfg.store ? await SharedStore.open(cfg, log, { gateway: true }) : undefined;
+  const gateway = new Gateway(cfg, log, shared ? { shared } : {});
   try {
     await gateway.start();
   } catch (err) {
@@ -86,11 +90,12 @@ export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): P
       status: async () => statusReport(gateway.config, started, [gateway.status()]),
       reload: () => reload(gateway, file, log),
       config: () => gateway.config,
+      shared: gateway.shared,
     }, log);
   }
   probeInBackground(cfg, log);
   const stopDigests = cluster.isWorker ? () => {} : startDigestSchedule(cfg, log);
-  const stopRetention = cluster.isWorker ? () => {} : startRetention(cfg.dataDirAbs, () => gateway.config['log-database'].retention, log, () => gateway.config.capture.retention);
+  const stopRetention = cluster.isWorker ? () => {} : shared ? startSharedRetention(shared, () => gateway.config, log) : startRetention(cfg.dataDirAbs, () => gateway.config['log-database'].retention, log, () => gateway.config.capture.retention);
   await untilSignal((signal) => log('info', 'stopping', { signal, grace: `${cfg.timeouts['shutdown-grace']}ms` }));
   process.off('SIGHUP', onHup);
   process.off('SIGUSR2', onUsr2);
@@ -201,15 +206,18 @@ async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<n
     reload: workerReload,
     restart: onUsr2,
   });
+  // The supervisor's own connection to the shared store: its admin plane reads and audits there.
+  const shared = cfg.store ? await SharedStore.open(cfg, log, { gateway: false }) : null;
   const admin = await openAdmin({
     role: 'supervisor',
+    shared,
     status: async () => statusReport(current, started, await Promise.all(live().map((w) => askWorker<ProcessStatus>(w, 'status')))),
     reload: workerReload,
     config: () => current,
   }, log);
   probeInBackground(cfg, log);
   const stopDigests = startDigestSchedule(cfg, log);
-  const stopRetention = startRetention(cfg.dataDirAbs, () => current['log-database'].retention, log, () => current.capture.retention);
+  const stopRetention = shared ? startSharedRetention(shared, () => current, log) : startRetention(cfg.dataDirAbs, () => current['log-database'].retention, log, () => current.capture.retention);
   await untilSignal((signal) => log('info', 'stopping workers', { signal }));
   stopDigests();
   stopRetention();
@@ -221,6 +229,7 @@ async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<n
   stopping = true;
   const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
   await Promise.all(workers.map((w) => stopWorker(w)));
+  await shared?.close();
   log('info', 'smtpwall stopped');
   return 0;
 }

@@ -11,7 +11,7 @@ import type { AnomalyEvent } from '../events.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
 import type { Decision, Policy } from '../policy/decide.ts';
 import type { TransactionFacts } from '../policy/rules.ts';
-import type { QuarantineStore } from '../quarantine/store.ts';
+import type { Quarantine } from '../quarantine/store.ts';
 import { replyToString } from '../smtp/reply.ts';
 import type { ClientLeg } from './client-leg.ts';
 import { carryOut, DATA_ANOMALY_REPLY, enforcementFor, type LocalReply, REPLY, transactionErrorReply } from './enforce.ts';
@@ -28,7 +28,7 @@ export interface GateContext {
   readonly timeouts: Timeouts;
   readonly policy: Policy;
   /** Where blocked/rejected messages are kept when the deciding profile says so. */
-  readonly quarantine?: QuarantineStore | null;
+  readonly quarantine?: Quarantine | null;
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 

@@ -8,11 +8,11 @@ import type { VerdictStore } from '../inspect/engines/analysis/verdict-store.ts'
 import type { StreamScan } from '../inspect/inspector.ts';
 import type { FileInfo } from '../inspect/types.ts';
 import type { LogStore } from '../logs/records.ts';
-import type { CaptureStore } from '../logs/capture-store.ts';
+import type { CaptureSink } from '../logs/capture-store.ts';
 import type { Limits, Timeouts } from '../policy/config-schema.ts';
 import type { Policy } from '../policy/decide.ts';
 import type { TransactionFacts } from '../policy/rules.ts';
-import type { QuarantineStore } from '../quarantine/store.ts';
+import type { Quarantine } from '../quarantine/store.ts';
 import type { Forwarding } from './enforce.ts';
 import type { SessionState } from './commands.ts';
 import type { ClientTls, UpstreamTls } from './tls.ts';
@@ -33,7 +33,7 @@ export interface SessionContext {
   readonly logs: LogStore;
   readonly spoolDir: string;
   /** Where blocked/rejected messages are kept when the deciding profile says so. */
-  readonly quarantine?: QuarantineStore | null;
+  readonly quarantine?: Quarantine | null;
   /** Delivered files whose analysis was still running: for retro-alerts. */
   readonly retro?: RetroAlerts | null;
   /** True while records cannot be written and log-database.on-failure is tempfail. */
@@ -60,7 +60,7 @@ export interface SessionContext {
   /** Whether the session's listener is in stress mode now (short idle timeout, one bad command). */
   readonly stressed?: (() => boolean) | null;
   /** `capture:`: which sessions' packet captures are kept, how much of each, and where. */
-  readonly capture?: { readonly when: 'threats' | 'all'; readonly maxBytes: number; readonly store: CaptureStore } | null;
+  readonly capture?: { readonly when: 'threats' | 'all'; readonly maxBytes: number; readonly store: CaptureSink } | null;
   /** `debug-peers`: whether a client or upstream address gets a transcript in the process log. */
   readonly debugPeer?: ((address: string) => boolean) | null;
 }

@@ -22,7 +22,41 @@ interface Meta {
   readonly events: ReadonlyArray<Omit<CaptureEvent, 'bytes'> & { off?: number; len?: number }>;
 }
 
-export class CaptureStore {
+/** Where sessions put their captures: this SQLite store, or the shared one (shared-store/admin-records.ts). */
+export interface CaptureSink {
+  put(sessionId: string, listener: string, c: CaptureData, time?: string): void;
+  get(id: string): StoredCapture | null | Promise<StoredCapture | null>;
+}
+
+/** A capture as stored: its events as JSON (bytes as offset and length) and the bytes as one blob. */
+export function encodeCapture(c: CaptureData): { meta: string; data: Buffer } {
+  const chunks: Buffer[] = [];
+  let off = 0;
+  const events = c.events.map(({ bytes, ...e }) => {
+    if (!bytes) return e;
+    chunks.push(bytes);
+    off += bytes.length;
+    return { ...e, off: off - bytes.length, len: bytes.length };
+  });
+  const meta: Meta = { connections: c.connections, cutBytes: c.cutBytes, events };
+  return { meta: JSON.stringify(meta), data: Buffer.concat(chunks) };
+}
+
+export function decodeCapture(row: { session_id: string; time: string; listener: string; meta: string | Meta; data: Buffer }): StoredCapture {
+  const meta = (typeof row.meta === 'string' ? JSON.parse(row.meta) : row.meta) as Meta;
+  const events: CaptureEvent[] = meta.events.map(({ off, len, ...e }) =>
+    off === undefined || len === undefined ? e : { ...e, bytes: row.data.subarray(off, off + len) },
+  );
+  return { sessionId: row.session_id, time: row.time, listener: row.listener, connections: meta.connections, cutBytes: meta.cutBytes, events };
+}
+
+/** The session id a capture is found by (from a session or transaction id); null: not one. */
+export function captureSessionId(id: string): string | null {
+  const sessionId = id.split('.')[0]!;
+  return /^[A-Za-z0-9]{1,64}$/.test(sessionId) ? sessionId : null;
+}
+
+export class CaptureStore implements CaptureSink {
   readonly #db: Database.Database;
   readonly #insert: Database.Statement;
   readonly #get: Database.Statement;
@@ -34,29 +68,16 @@ export class CaptureStore {
   }
 
   put(sessionId: string, listener: string, c: CaptureData, time = new Date().toISOString()): void {
-    const chunks: Buffer[] = [];
-    let off = 0;
-    const events = c.events.map(({ bytes, ...e }) => {
-      if (!bytes) return e;
-      chunks.push(bytes);
-      off += bytes.length;
-      return { ...e, off: off - bytes.length, len: bytes.length };
-    });
-    const meta: Meta = { connections: c.connections, cutBytes: c.cutBytes, events };
-    this.#insert.run(sessionId, time, listener, JSON.stringify(meta), Buffer.concat(chunks));
+    const { meta, data } = encodeCapture(c);
+    this.#insert.run(sessionId, time, listener, meta, data);
   }
 
   /** By session id or transaction id (`SESSION.N`); null when none was kept. */
   get(id: string): StoredCapture | null {
-    const sessionId = id.split('.')[0]!;
-    if (!/^[A-Za-z0-9]{1,64}$/.test(sessionId)) return null;
+    const sessionId = captureSessionId(id);
+    if (sessionId === null) return null;
     const row = this.#get.get(sessionId) as { session_id: string; time: string; listener: string; meta: string; data: Buffer } | undefined;
-    if (!row) return null;
-    const meta = JSON.parse(row.meta) as Meta;
-    const events: CaptureEvent[] = meta.events.map(({ off, len, ...e }) =>
-      off === undefined || len === undefined ? e : { ...e, bytes: row.data.subarray(off, off + len) },
-    );
-    return { sessionId: row.session_id, time: row.time, listener: row.listener, connections: meta.connections, cutBytes: meta.cutBytes, events };
+    return row ? decodeCapture(row) : null;
   }
 
   close(): void {

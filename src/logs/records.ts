@@ -25,6 +25,8 @@ export interface TrafficRecord {
   readonly clientReply: string; // what the client was told, or '' (drop/reset)
   readonly durationMs: number;
   readonly events: readonly string[]; // anomaly names
+  /** The gateway instance that wrote it; the store fills it in when a writer leaves it out. */
+  readonly instance?: string;
 }
 
 export interface ThreatRecord {
@@ -55,6 +57,8 @@ export interface ThreatRecord {
   /** Whether this finding decided the action (others were found but did not set it). */
   readonly deciding: boolean;
   readonly direction: string; // client-to-server for SMTP DATA
+  /** The gateway instance that wrote it; the store fills it in when a writer leaves it out. */
+  readonly instance?: string;
 }
 
 /** One record of either kind, for batched writes. */

@@ -8,36 +8,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LogRecord, LogStore, ThreatRecord, TrafficRecord } from './records.ts';
+import { camel, type LogQuery, type LogReader, type LogStats, logSelect, SQLITE, statsQueries } from './log-query.ts';
 
-/** What `smtpwall logs` can ask for; every field is optional except the limit. */
-export interface LogQuery {
-  /** Envelope sender: an address (exact, any case) or a domain (`example.com`, `@example.com`). */
-  readonly from?: string;
-  /** A recipient, the same way. */
-  readonly to?: string;
-  /** The client's address (without port). */
-  readonly client?: string;
-  /** A transaction id or a session id. */
-  readonly id?: string;
-  readonly action?: string;
-  readonly rule?: string;
-  /** Part of a threat name, or a threat id. */
-  readonly threat?: string;
-  /** ISO 8601 times (as stored: UTC), inclusive. */
-  readonly since?: string;
-  readonly until?: string;
-  /** Only rows after this id, in order (following). */
-  readonly afterId?: number;
-  readonly limit: number;
-}
-
-export interface LogStats {
-  readonly traffic: ReadonlyArray<{ bucket: string; action: string; n: number }>;
-  readonly threats: ReadonlyArray<{ bucket: string; n: number }>;
-  readonly topThreats: ReadonlyArray<{ key: string; n: number }>;
-  readonly topSenders: ReadonlyArray<{ key: string; n: number }>;
-  readonly topRecipients: ReadonlyArray<{ key: string; n: number }>;
-}
+export type { LogQuery, LogStats } from './log-query.ts';
 
 /** Each entry upgrades the schema by one version; never edit a released entry, append. */
 export const MIGRATIONS: readonly string[] = [
@@ -91,6 +64,12 @@ export const MIGRATIONS: readonly string[] = [
      id INTEGER PRIMARY KEY, time TEXT NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
      target TEXT NOT NULL, detail TEXT NOT NULL, client TEXT NOT NULL);
    CREATE INDEX audit_time ON audit(time);`,
+  // 8: the gateway instance that wrote each record (`instance:`, default the host name), as
+  //    the shared PostgreSQL store has it; rows of earlier versions have ''.
+  `ALTER TABLE traffic ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+   ALTER TABLE threats ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+   ALTER TABLE audit ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+   ALTER TABLE sightings ADD COLUMN instance TEXT NOT NULL DEFAULT '';`,
 ];
 
 export class SqliteLogStore implements LogStore {
@@ -98,29 +77,32 @@ export class SqliteLogStore implements LogStore {
   readonly #insertTraffic: Database.Statement;
   readonly #insertThreat: Database.Statement;
   readonly #inTransaction: (records: readonly LogRecord[]) => void;
+  readonly #instance: string;
 
   /**
    * @param opts.lockWaitMs longest wait for another process's lock, per write (default 2 s: the
    *   CLI can wait; the gateway sets log-database.lock-wait)
    * @param opts.maxBytes the database grows no further (SQLite max_page_count); 0: no limit
+   * @param opts.instance named on records that do not name their instance
    */
-  constructor(dataDir: string, opts: { readonly?: boolean; lockWaitMs?: number; maxBytes?: number } = {}) {
+  constructor(dataDir: string, opts: { readonly?: boolean; lockWaitMs?: number; maxBytes?: number; instance?: string } = {}) {
     this.#db = openLogDatabase(dataDir, opts);
+    this.#instance = opts.instance ?? '';
     this.#insertTraffic = this.#db.prepare(
       `INSERT INTO traffic (time, session_id, transaction_id, listener, client, server, helo, mail_from, rcpt_to,
          size, message_id, subject, forwarding, rule, profile, action, reason, upstream_reply, client_reply,
-         duration_ms, events)
+         duration_ms, events, instance)
        VALUES (@time, @sessionId, @transactionId, @listener, @client, @server, @helo, @mailFrom, @rcptTo,
          @size, @messageId, @subject, @forwarding, @rule, @profile, @action, @reason, @upstreamReply, @clientReply,
-         @durationMs, @events)`,
+         @durationMs, @events, @instance)`,
     );
     this.#insertThreat = this.#db.prepare(
       `INSERT INTO threats (time, session_id, transaction_id, listener, client, server, mail_from, rcpt_to,
          threat, threat_id, severity, engine, signature, file_name, file_path, declared_type, detected_type,
-         file_flags, sha256, size, rule, profile, action, deciding, direction)
+         file_flags, sha256, size, rule, profile, action, deciding, direction, instance)
        VALUES (@time, @sessionId, @transactionId, @listener, @client, @server, @mailFrom, @rcptTo,
          @threat, @threatId, @severity, @engine, @signature, @fileName, @filePath, @declaredType, @detectedType,
-         @fileFlags, @sha256, @size, @rule, @profile, @action, @deciding, @direction)`,
+         @fileFlags, @sha256, @size, @rule, @profile, @action, @deciding, @direction, @instance)`,
     );
     this.#inTransaction = this.#db.transaction((records: readonly LogRecord[]) => {
       for (const x of records) {
@@ -131,11 +113,11 @@ export class SqliteLogStore implements LogStore {
   }
 
   addTraffic(r: TrafficRecord): void {
-    this.#insertTraffic.run({ ...r, rcptTo: JSON.stringify(r.rcptTo), events: JSON.stringify(r.events) });
+    this.#insertTraffic.run({ ...r, instance: r.instance ?? this.#instance, rcptTo: JSON.stringify(r.rcptTo), events: JSON.stringify(r.events) });
   }
 
   addThreat(r: ThreatRecord): void {
-    this.#insertThreat.run({ ...r, rcptTo: JSON.stringify(r.rcptTo), fileFlags: JSON.stringify(r.fileFlags), deciding: r.deciding ? 1 : 0 });
+    this.#insertThreat.run({ ...r, instance: r.instance ?? this.#instance, rcptTo: JSON.stringify(r.rcptTo), fileFlags: JSON.stringify(r.fileFlags), deciding: r.deciding ? 1 : 0 });
   }
 
   /** One transaction for the lot: a commit per batch, not per record. */
@@ -177,63 +159,9 @@ export class SqliteLogStore implements LogStore {
   }
 
   #query(table: 'traffic' | 'threats', q: LogQuery): Record<string, unknown>[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    const address = (column: string, v: string): string => {
-      // An address matches exactly; `example.com` or `@example.com` matches every address there.
-      const a = v.toLowerCase();
-      if (a.includes('@') && !a.startsWith('@')) {
-        args.push(a);
-        return `lower(${column}) = ?`;
-      }
-      args.push(`%@${a.replace(/^@/, '').replace(/[\\%_]/g, '\\$&')}`);
-      return `lower(${column}) LIKE ? ESCAPE '\\'`;
-    };
-    if (q.from !== undefined) where.push(address('mail_from', q.from));
-    if (q.to !== undefined) where.push(`EXISTS (SELECT 1 FROM json_each(rcpt_to) WHERE ${address('value', q.to)})`);
-    if (q.client !== undefined) {
-      // `client` is address:port ([v6]:port); the filter is the address.
-      where.push(`(client = ? OR client LIKE ? ESCAPE '\\' OR client LIKE ? ESCAPE '\\')`);
-      const esc = q.client.replace(/[\\%_]/g, '\\$&');
-      args.push(q.client, `${esc}:%`, `[${esc}]:%`);
-    }
-    if (q.id !== undefined) {
-      where.push(`(transaction_id = ? OR session_id = ?)`);
-      args.push(q.id, q.id);
-    }
-    if (q.action !== undefined) {
-      where.push('action = ?');
-      args.push(q.action);
-    }
-    if (q.rule !== undefined) {
-      where.push('rule = ?');
-      args.push(q.rule);
-    }
-    if (q.threat !== undefined) {
-      const like = `%${q.threat.replace(/[\\%_]/g, '\\$&')}%`;
-      if (table === 'threats') {
-        where.push(`(threat LIKE ? ESCAPE '\\' OR threat_id = ?)`);
-      } else {
-        where.push(`EXISTS (SELECT 1 FROM threats t WHERE t.transaction_id = traffic.transaction_id AND (t.threat LIKE ? ESCAPE '\\' OR t.threat_id = ?))`);
-      }
-      args.push(like, q.threat);
-    }
-    if (q.since !== undefined) {
-      where.push('time >= ?');
-      args.push(q.since);
-    }
-    if (q.until !== undefined) {
-      where.push('time <= ?');
-      args.push(q.until);
-    }
-    if (q.afterId !== undefined) {
-      where.push('id > ?');
-      args.push(q.afterId);
-    }
-    const sql = `SELECT * FROM ${table}${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`;
-    // Following: everything after the cursor, in order. Otherwise: the newest `limit`, oldest first.
-    if (q.afterId !== undefined) return this.#db.prepare(`${sql} ORDER BY id LIMIT ?`).all(...args, q.limit) as Record<string, unknown>[];
-    return (this.#db.prepare(`${sql} ORDER BY id DESC LIMIT ?`).all(...args, q.limit) as Record<string, unknown>[]).reverse();
+    const { sql, args, reversed } = logSelect(table, q, SQLITE);
+    const rows = this.#db.prepare(sql).all(...args) as Record<string, unknown>[];
+    return reversed ? rows.reverse() : rows;
   }
 
   /** Transactions and threat records since `since` (ISO 8601): for `smtpwall status`. */
@@ -250,15 +178,11 @@ export class SqliteLogStore implements LogStore {
    * SQLite groups on the indexed column with no date arithmetic.
    */
   statsSince(since: string, bucketChars: 15 | 16, top = 10): LogStats {
-    const db = this.#db;
-    const stopped = `action NOT IN ('allow', 'alert')`;
-    return {
-      traffic: db.prepare(`SELECT substr(time, 1, ${bucketChars}) AS bucket, action, count(*) AS n FROM traffic WHERE time >= ? GROUP BY bucket, action ORDER BY bucket`).all(since) as LogStats['traffic'],
-      threats: db.prepare(`SELECT substr(time, 1, ${bucketChars}) AS bucket, count(*) AS n FROM threats WHERE time >= ? GROUP BY bucket ORDER BY bucket`).all(since) as LogStats['threats'],
-      topThreats: db.prepare(`SELECT threat AS key, count(*) AS n FROM threats WHERE time >= ? GROUP BY threat ORDER BY n DESC, key LIMIT ?`).all(since, top) as LogStats['topThreats'],
-      topSenders: db.prepare(`SELECT mail_from AS key, count(*) AS n FROM traffic WHERE time >= ? AND ${stopped} GROUP BY mail_from ORDER BY n DESC, key LIMIT ?`).all(since, top) as LogStats['topSenders'],
-      topRecipients: db.prepare(`SELECT r.value AS key, count(*) AS n FROM traffic, json_each(traffic.rcpt_to) AS r WHERE time >= ? AND ${stopped} GROUP BY r.value ORDER BY n DESC, key LIMIT ?`).all(since, top) as LogStats['topRecipients'],
-    };
+    const q = statsQueries(SQLITE, bucketChars);
+    const all = <T>(sql: string): T => this.#db.prepare(sql).all(since, top) as T;
+    const traffic = this.#db.prepare(q.traffic).all(since) as LogStats['traffic'];
+    const threats = this.#db.prepare(q.threats).all(since) as LogStats['threats'];
+    return { traffic, threats, topThreats: all(q.topThreats), topSenders: all(q.topSenders), topRecipients: all(q.topRecipients) };
   }
 
   /** The highest row id of a table (0 when empty): where `--follow` starts. */
@@ -312,11 +236,25 @@ export function migrate(db: Database.Database): void {
   }
 }
 
-function camel(row: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) {
-    if (k === 'id') continue;
-    out[k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())] = v;
+/** The SQLite log store as a LogReader (the CLI and admin API read either store alike). */
+export class SqliteLogReader implements LogReader {
+  constructor(readonly store: SqliteLogStore) {}
+  async queryTraffic(q: LogQuery) {
+    return this.store.queryTraffic(q);
   }
-  return out;
+  async queryThreats(q: LogQuery) {
+    return this.store.queryThreats(q);
+  }
+  async lastId(table: 'traffic' | 'threats') {
+    return this.store.lastId(table);
+  }
+  async countsSince(since: string) {
+    return this.store.countsSince(since);
+  }
+  async statsSince(since: string, bucketChars: 15 | 16, top?: number) {
+    return this.store.statsSince(since, bucketChars, top);
+  }
+  async close() {
+    this.store.close();
+  }
 }

@@ -399,6 +399,41 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe('the local log database (DATA-DIR/logs.sqlite) and what happens when it cannot be written'),
+  store: z
+    .strictObject({
+      url: z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, { message: 'expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE' })
+        .describe('PostgreSQL shared by every instance: logs, audit, verdicts and sightings, quarantine, captures (a password is better in PGPASSWORD or ~/.pgpass than here)'),
+      pool: int(10, 1, 1000, 'connections per gateway process (each worker has its own pool, plus one that listens for verdicts)'),
+      'statement-timeout': duration('5s', 'longest a statement may run before PostgreSQL cancels it (a write that fails this way is retried like any other failure)'),
+      'connect-timeout': duration('5s', 'longest wait for a new connection'),
+      tls: z
+        .strictObject({
+          mode: z.enum(['off', 'require', 'verify']).default('off').describe('off: plain TCP; require: TLS, any certificate; verify: TLS, the server certificate checked against ca and the host name'),
+          ca: z.string().optional().describe('PEM file of the CA that signed the server certificate (verify)'),
+          cert: z.string().optional().describe('PEM client certificate, for servers that authenticate clients by certificate'),
+          key: z.string().optional().describe('PEM private key of cert'),
+        })
+        .prefault({})
+        .describe('TLS to PostgreSQL'),
+      'on-failure': z
+        .enum(['continue', 'tempfail'])
+        .default('continue')
+        .describe('when records cannot be written: continue (mail flows, records wait in memory, in order) or tempfail (451 for new transactions until every record is written)'),
+      buffer: int(100_000, 0, 10_000_000, 'records kept in memory, in order, while PostgreSQL cannot be written; beyond, they are counted as dropped (and logged)'),
+      'down-at-start': z
+        .enum(['start', 'refuse'])
+        .default('start')
+        .describe('PostgreSQL unreachable when the gateway starts: start anyway (records wait in memory; tried every second) or refuse to start'),
+    })
+    .optional()
+    .describe('the shared store (README "Many gateways, one store"); absent: the embedded SQLite database in data-dir'),
+  instance: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, { message: 'letters, digits, . _ - only (at most 64)' })
+    .optional()
+    .describe("this gateway's name, on every record it writes and shown by smtpwall logs (default: the host name)"),
   'log-forwarding': z
     .array(
       z

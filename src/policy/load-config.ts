@@ -7,6 +7,7 @@
  */
 
 import { readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
@@ -18,6 +19,8 @@ export interface LoadedConfig extends Config {
   readonly source: string;
   /** `data-dir` resolved against the config file's directory. */
   readonly dataDirAbs: string;
+  /** `instance`, or the host name when absent: named on every record this gateway writes. */
+  readonly instanceName: string;
 }
 
 export function loadConfigFile(path: string): LoadedConfig {
@@ -50,6 +53,16 @@ function refuseWorldWritable(path: string, what: string, why: string): void {
   }
 }
 
+/** The host name, as an instance name may be spelled. */
+export function defaultInstanceName(): string {
+  return hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'smtpwall';
+}
+
+function resolveTls(t: NonNullable<Config['store']>['tls'], baseDir: string): NonNullable<Config['store']>['tls'] {
+  const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(baseDir, p));
+  return { mode: t.mode, ca: abs(t.ca), cert: abs(t.cert), key: abs(t.key) };
+}
+
 export function parseConfig(text: string, source = '<inline>'): LoadedConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
@@ -67,6 +80,8 @@ export function parseConfig(text: string, source = '<inline>'): LoadedConfig {
     ...cfg,
     source,
     dataDirAbs: resolve(baseDir, cfg['data-dir']),
+    instanceName: cfg.instance ?? defaultInstanceName(),
+    ...(cfg.store ? { store: { ...cfg.store, tls: resolveTls(cfg.store.tls, baseDir) } } : {}),
     engines: {
       ...cfg.engines,
       analysis: { ...cfg.engines.analysis, yara: cfg.engines.analysis.yara.map((p) => resolve(baseDir, p)) },

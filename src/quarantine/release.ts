@@ -9,7 +9,8 @@
 import { deliver } from '../app/deliver.ts';
 import { SqliteLogStore } from '../logs/sqlite-store.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
-import type { QuarantineEntry, QuarantineStore } from './store.ts';
+import type { LogStore } from '../logs/records.ts';
+import type { Quarantine, QuarantineEntry } from './store.ts';
 
 export interface ReleaseResult {
   /** released: sent now; already: released before (not sent again); refused: the server said no. */
@@ -22,7 +23,11 @@ export interface ReleaseResult {
   readonly via: string;
 }
 
-export async function releaseQuarantined(cfg: LoadedConfig, store: QuarantineStore, id: string, opts: { to: readonly string[]; again: boolean }): Promise<ReleaseResult> {
+/**
+ * @param logs where the release's traffic record goes (the shared store's, when configured);
+ *   absent: the SQLite log database of the data directory, opened for this one record
+ */
+export async function releaseQuarantined(cfg: LoadedConfig, store: Quarantine, id: string, opts: { to: readonly string[]; again: boolean; logs?: LogStore }): Promise<ReleaseResult> {
   const unlock = await store.lockRelease(id);
   try {
     const e = await store.get(id);
@@ -30,7 +35,7 @@ export async function releaseQuarantined(cfg: LoadedConfig, store: QuarantineSto
     const rcptTo = opts.to.length ? [...opts.to] : [...e.rcptTo];
     const r = await deliver(cfg, e.listener, e.upstream, e.mailFrom, rcptTo, await store.content(e));
     if (r.ok) await store.markReleased(e, r.reply, rcptTo);
-    const logs = new SqliteLogStore(cfg.dataDirAbs);
+    const logs = opts.logs ?? new SqliteLogStore(cfg.dataDirAbs, { instance: cfg.instanceName });
     try {
       logs.addTraffic({
         time: new Date().toISOString(), sessionId: e.id.split('.')[0]!, transactionId: `${e.id}.release`, listener: e.listener,
@@ -40,7 +45,7 @@ export async function releaseQuarantined(cfg: LoadedConfig, store: QuarantineSto
         upstreamReply: r.reply, clientReply: '', durationMs: 0, events: [],
       });
     } finally {
-      logs.close();
+      if (!opts.logs) logs.close();
     }
     return { outcome: r.ok ? 'released' : 'refused', entry: e, to: rcptTo, reply: r.reply, via: r.upstream };
   } finally {

@@ -41,12 +41,39 @@ export interface RetentionLimits {
   readonly maxBytes: number;
 }
 
-const ID = /^[A-Z2-7]{16}\.\d+$/;
 
 /** A release lock older than this belongs to a command that died. */
 const RELEASE_LOCK_STALE_MS = 10 * 60_000;
 
-export class QuarantineStore {
+/**
+ * A quarantine: this directory store, or the shared one in PostgreSQL
+ * (shared-store/quarantine.ts) that every instance releases from.
+ */
+export interface Quarantine {
+  put(meta: Omit<QuarantineEntry, 'sha256' | 'size' | 'released'>, wire: AsyncIterable<Buffer>): Promise<QuarantineEntry>;
+  list(): Promise<QuarantineEntry[]>;
+  get(id: string): Promise<QuarantineEntry>;
+  content(entry: QuarantineEntry): Promise<Buffer>;
+  markReleased(entry: QuarantineEntry, reply: string, to?: readonly string[]): Promise<void>;
+  /** Hold an entry while it is released (one release at a time, across processes); returns the unlock. */
+  lockRelease(id: string): Promise<() => Promise<void>>;
+  delete(id: string): Promise<void>;
+  prune(now?: number): Promise<number>;
+}
+
+export const QUARANTINE_ID = /^[A-Z2-7]{16}\.\d+$/;
+const ID = QUARANTINE_ID;
+
+/** The message as the receiving server would have stored it, and its SHA-256 (the content's key). */
+export async function quarantineContent(id: string, wire: AsyncIterable<Buffer>): Promise<{ content: Buffer; sha256: string }> {
+  if (!QUARANTINE_ID.test(id)) throw new Error(`not a transaction id: ${id}`);
+  const chunks: Buffer[] = [];
+  for await (const c of wire) chunks.push(c);
+  const content = unstuff(Buffer.concat(chunks));
+  return { content, sha256: createHash('sha256').update(content).digest('hex') };
+}
+
+export class QuarantineStore implements Quarantine {
   readonly #dir: string;
   readonly #messages: string;
 
@@ -58,11 +85,7 @@ export class QuarantineStore {
 
   /** Keep a message: `wire` is the dot-stuffed DATA stream as received (CRLF lines). */
   async put(meta: Omit<QuarantineEntry, 'sha256' | 'size' | 'released'>, wire: AsyncIterable<Buffer>): Promise<QuarantineEntry> {
-    if (!ID.test(meta.id)) throw new Error(`not a transaction id: ${meta.id}`);
-    const chunks: Buffer[] = [];
-    for await (const c of wire) chunks.push(c);
-    const content = unstuff(Buffer.concat(chunks));
-    const sha256 = createHash('sha256').update(content).digest('hex');
+    const { content, sha256 } = await quarantineContent(meta.id, wire);
     const file = join(this.#messages, `${sha256}.eml`);
     const exists = await stat(file).then(() => true, () => false);
     if (!exists) await atomicWrite(file, content);

@@ -9,7 +9,8 @@
 
 import { readFile } from 'node:fs/promises';
 import { analyze } from '../../inspect/engines/analysis/analyze.ts';
-import { SqliteVerdictStore } from '../../inspect/engines/analysis/verdict-store.ts';
+import { SqliteVerdictStore, type StoredVerdict, type VerdictStore } from '../../inspect/engines/analysis/verdict-store.ts';
+import { withShared } from '../shared.ts';
 import type { VerdictClass } from '../../inspect/engines/analysis/types.ts';
 import { SignatureEngine } from '../../inspect/engines/signatures.ts';
 import { Inspector } from '../../inspect/inspector.ts';
@@ -108,10 +109,14 @@ export const verdictsCommand = command({
 });
 
 async function runVerdicts({ values, positionals }: { values: { config?: string; reason?: string; json: boolean; limit: string }; positionals: string[] }): Promise<number> {
-  const store = new SqliteVerdictStore(loadConfig(values.config).dataDirAbs);
+  const cfg = loadConfig(values.config);
+  return withShared(cfg, (shared) => verdictVerb(shared?.verdicts ?? new SqliteVerdictStore(cfg.dataDirAbs, { instance: cfg.instanceName }), values, positionals, shared !== null));
+}
+
+async function verdictVerb(store: VerdictStore, values: { json: boolean; reason?: string; limit: string }, positionals: string[], shared: boolean): Promise<number> {
   try {
     const [verb, sha256, verdict] = positionals;
-    const show = (v: ReturnType<SqliteVerdictStore['list']>[number]): void => {
+    const show = (v: StoredVerdict): void => {
       if (values.json) process.stdout.write(`${safeJson(v)}\n`);
       else {
         line(`${v.sha256}  ${v.verdict.padEnd(9)} ${String(v.score).padStart(3)}  ${v.source.padEnd(8)} seen ${v.seen}  ${v.fileType} ${v.fileName}`);
@@ -119,15 +124,15 @@ async function runVerdicts({ values, positionals }: { values: { config?: string;
       }
     };
     if (verb === 'list') {
-      for (const v of store.list(Number(values.limit))) show(v);
+      for (const v of await store.list(Number(values.limit))) show(v);
       return 0;
     }
     if (!sha256 || !/^[0-9a-f]{64}$/i.test(sha256)) throw new UsageError('expected a SHA-256 (64 hex digits)');
     if (verb === 'show') {
-      const v = store.get(sha256.toLowerCase());
+      const v = await store.get(sha256.toLowerCase());
       if (!v) throw new Error(`no verdict for ${sha256}`);
       // Where the file went: every message it was in, newest first (who got it, if delivered).
-      const seen = store.sightings(v.sha256, Number(values.limit));
+      const seen = await store.sightings(v.sha256, Number(values.limit));
       if (values.json) {
         process.stdout.write(`${safeJson({ ...v, sightings: seen })}\n`);
         return 0;
@@ -143,12 +148,12 @@ async function runVerdicts({ values, positionals }: { values: { config?: string;
     if (verb === 'set') {
       if (!CLASSES.includes(verdict as VerdictClass)) throw new UsageError(`expected one of ${CLASSES.join(', ')}`);
       if (!values.reason) throw new UsageError('--reason TEXT is required (it is logged with the verdict)');
-      store.override(sha256.toLowerCase(), verdict as VerdictClass, values.reason);
-      process.stdout.write(`${sha256.toLowerCase()}: ${verdict} (manual: ${values.reason})\n`);
+      await store.override(sha256.toLowerCase(), verdict as VerdictClass, values.reason);
+      process.stdout.write(`${sha256.toLowerCase()}: ${verdict} (manual: ${values.reason})${shared ? ' — in the shared store: every instance applies it within a second' : ''}\n`);
       return 0;
     }
     throw new UsageError('expected "verdicts list", "verdicts show SHA256" or "verdicts set SHA256 VERDICT --reason TEXT"');
   } finally {
-    store.close();
+    if (!shared) await store.close();
   }
 }

@@ -2,9 +2,9 @@
 
 import type { LoadedConfig } from '../../policy/load-config.ts';
 import { digestsSince, sendDigests } from '../../app/digest-run.ts';
-import type { QuarantineStore } from '../../quarantine/store.ts';
+import type { Quarantine } from '../../quarantine/store.ts';
 
-export async function runDigest(cfg: LoadedConfig, store: QuarantineStore, opts: { since?: string; send: boolean }, out: (s: string) => boolean): Promise<number> {
+export async function runDigest(cfg: LoadedConfig, store: Quarantine, opts: { since?: string; send: boolean }, out: (s: string) => boolean): Promise<number> {
   const mails = digestsSince(cfg, await store.list(), opts.since);
   if (mails.length === 0) {
     out('no quarantined messages to report');

@@ -7,7 +7,9 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type LogQuery, SqliteLogStore } from '../../logs/sqlite-store.ts';
+import { type LogQuery, SqliteLogReader, SqliteLogStore } from '../../logs/sqlite-store.ts';
+import type { LogReader } from '../../logs/log-query.ts';
+import { withShared } from '../shared.ts';
 import type { ThreatRecord, TrafficRecord } from '../../logs/records.ts';
 import { maillogFields, outcomeOf } from '../../logs/maillog.ts';
 import { escapeLogValue } from '../../logs/process-log.ts';
@@ -36,6 +38,7 @@ export const logsCommand = command({
     action: { type: 'string' },
     rule: { type: 'string' },
     threat: { type: 'string' },
+    instance: { type: 'string' },
     since: { type: 'string' },
     until: { type: 'string' },
   },
@@ -51,6 +54,7 @@ export const logsCommand = command({
     action: ['ACTION', 'allow, alert, block, reject, drop, reset-client, …'],
     rule: ['NAME', 'the security rule that matched'],
     threat: ['TEXT', 'part of a threat name, or a threat id (traffic: transactions with such a threat)'],
+    instance: ['NAME', 'records written by this gateway instance (instance: in its config; with a shared store, every instance\'s are shown)'],
     since: ['WHEN', 'a time (2026-12-01, 2026-12-01T10:00, ISO 8601) or a duration ago (90m, 2h, 7d)'],
     until: ['WHEN', 'the same; records up to then'],
   },
@@ -62,11 +66,12 @@ export const logsCommand = command({
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive integer, got "${values.limit}"`);
     const query: LogQuery = {
       limit,
-      from: values.from, to: values.to, client: values.client, id: values.id, action: values.action, rule: values.rule, threat: values.threat,
+      from: values.from, to: values.to, client: values.client, id: values.id, action: values.action, rule: values.rule, threat: values.threat, instance: values.instance,
       since: values.since === undefined ? undefined : when(values.since, '--since'),
       until: values.until === undefined ? undefined : when(values.until, '--until'),
     };
     const cfg = loadConfig(values.config);
+    if (cfg.store) return withShared(cfg, (shared) => show(shared!.reader, kind, query, values));
     const file = join(cfg.dataDirAbs, 'logs.sqlite');
     if (!existsSync(file)) {
       if (!values.follow) {
@@ -75,29 +80,34 @@ export const logsCommand = command({
       }
       await until(() => existsSync(file));
     }
-    const store = new SqliteLogStore(cfg.dataDirAbs, { readonly: true });
+    const store = new SqliteLogReader(new SqliteLogStore(cfg.dataDirAbs, { readonly: true }));
     try {
-      const rows = read(store, kind, query);
-      const print = values.json ? printJson : values.follow ? printLines : printTableOf;
-      print(kind, rows.map((r) => r.record));
-      if (!values.follow) return 0;
-      let cursor = rows.length ? rows.at(-1)!.id : store.lastId(kind);
-      for (;;) {
-        await sleep(FOLLOW_POLL_MS);
-        const more = read(store, kind, { ...query, afterId: cursor, limit: 1000 });
-        if (more.length === 0) continue;
-        cursor = more.at(-1)!.id;
-        (values.json ? printJson : printLines)(kind, more.map((r) => r.record));
-      }
+      return await show(store, kind, query, values);
     } finally {
-      store.close();
+      await store.close();
     }
   },
 });
 
+/** Print the matching records; following, then every new one until interrupted. */
+async function show(store: LogReader, kind: 'threats' | 'traffic', query: LogQuery, values: { json: boolean; follow: boolean }): Promise<number> {
+  const rows = await read(store, kind, query);
+  const print = values.json ? printJson : values.follow ? printLines : printTableOf;
+  print(kind, rows.map((r) => r.record));
+  if (!values.follow) return 0;
+  let cursor = rows.length ? rows.at(-1)!.id : await store.lastId(kind);
+  for (;;) {
+    await sleep(FOLLOW_POLL_MS);
+    const more = await read(store, kind, { ...query, afterId: cursor, limit: 1000 });
+    if (more.length === 0) continue;
+    cursor = more.at(-1)!.id;
+    (values.json ? printJson : printLines)(kind, more.map((r) => r.record));
+  }
+}
+
 type Row = { id: number; record: TrafficRecord | ThreatRecord };
 
-function read(store: SqliteLogStore, kind: 'threats' | 'traffic', q: LogQuery): Row[] {
+function read(store: LogReader, kind: 'threats' | 'traffic', q: LogQuery): Promise<Row[]> {
   return kind === 'threats' ? store.queryThreats(q) : store.queryTraffic(q);
 }
 
@@ -118,17 +128,17 @@ const text = (s: string): string => (s.includes('=?') ? decodeEncodedWords(s) : 
 function printTableOf(kind: string, records: ReadonlyArray<TrafficRecord | ThreatRecord>): void {
   if (kind === 'threats') {
     printTable(
-      ['time', 'transaction', 'client', 'from', 'threat', 'threat-id', 'engine', 'file', 'type', 'sha256', 'rule', 'action'],
+      ['time', 'instance', 'transaction', 'client', 'from', 'threat', 'threat-id', 'engine', 'file', 'type', 'sha256', 'rule', 'action'],
       (records as ThreatRecord[]).map((r) => [
-        r.time, r.transactionId, r.client, r.mailFrom, r.threat, r.threatId, r.engine,
+        r.time, r.instance || '-', r.transactionId, r.client, r.mailFrom, r.threat, r.threatId, r.engine,
         r.fileName ? `${r.filePath} ${text(r.fileName)}` : r.filePath, r.fileFlags?.length ? `${r.detectedType} [${r.fileFlags.join(',')}]` : r.detectedType, r.sha256.slice(0, 16), r.rule, r.action,
       ]),
     );
   } else {
     printTable(
-      ['time', 'transaction', 'client', 'from', 'to', 'size', 'subject', 'rule', 'action', 'reply'],
+      ['time', 'instance', 'transaction', 'client', 'from', 'to', 'size', 'subject', 'rule', 'action', 'reply'],
       (records as TrafficRecord[]).map((r) => [
-        r.time, r.transactionId, r.client, r.mailFrom, r.rcptTo.join(','), String(r.size), text(r.subject), r.rule, r.action,
+        r.time, r.instance || '-', r.transactionId, r.client, r.mailFrom, r.rcptTo.join(','), String(r.size), text(r.subject), r.rule, r.action,
         r.clientReply || r.upstreamReply,
       ]),
     );

@@ -11,7 +11,9 @@
  */
 
 import type { LoadedConfig } from '../../policy/load-config.ts';
-import { QuarantineStore } from '../../quarantine/store.ts';
+import { type Quarantine, QuarantineStore } from '../../quarantine/store.ts';
+import type { LogStore } from '../../logs/records.ts';
+import { withShared } from '../shared.ts';
 import { releaseQuarantined } from '../../quarantine/release.ts';
 import { command, CONFIG_HELP, CONFIG_OPTION, loadConfig, UsageError } from '../command.ts';
 import { printTable } from '../table.ts';
@@ -52,7 +54,20 @@ export const quarantineCommand = command({
 async function runQuarantine({ values, positionals }: { values: { config?: string; json: boolean; to: string[]; again: boolean; since?: string; send: boolean }; positionals: string[] }): Promise<number> {
   const [verb, id] = positionals;
   const cfg = loadConfig(values.config);
-  const store = new QuarantineStore(cfg.dataDirAbs, { maxAgeMs: cfg.quarantine['max-age'], maxBytes: cfg.quarantine['max-size'] });
+  return withShared(cfg, async (shared) => {
+    const store = shared?.quarantine ?? new QuarantineStore(cfg.dataDirAbs, { maxAgeMs: cfg.quarantine['max-age'], maxBytes: cfg.quarantine['max-size'] });
+    return quarantineVerb(cfg, store, shared?.logs, verb, id, values);
+  });
+}
+
+async function quarantineVerb(
+  cfg: LoadedConfig,
+  store: Quarantine,
+  logs: LogStore | undefined,
+  verb: string | undefined,
+  id: string | undefined,
+  values: { json: boolean; to: string[]; again: boolean; since?: string; send: boolean },
+): Promise<number> {
   // One line per call: what came from the message cannot break the line or drive the terminal.
   const out = (s: string): boolean => process.stdout.write(`${escapeUnsafe(s)}\n`);
   switch (verb) {
@@ -81,7 +96,7 @@ async function runQuarantine({ values, positionals }: { values: { config?: strin
       return 0;
     }
     case 'release':
-      return release(cfg, store, need(id), { to: values.to, again: values.again }, out);
+      return release(cfg, store, need(id), { to: values.to, again: values.again, logs }, out);
     case 'delete':
       await store.delete(need(id));
       out(`deleted ${id}`);
@@ -99,8 +114,8 @@ function need(id: string | undefined): string {
 }
 
 /** Says what happened in one line; exit 0 only when the message was sent now. */
-async function release(cfg: LoadedConfig, store: QuarantineStore, id: string, opts: { to: string[]; again: boolean }, out: (s: string) => boolean): Promise<number> {
-  const r = await releaseQuarantined(cfg, store, id, opts);
+async function release(cfg: LoadedConfig, store: Quarantine, id: string, opts: { to: string[]; again: boolean; logs?: LogStore | undefined }, out: (s: string) => boolean): Promise<number> {
+  const r = await releaseQuarantined(cfg, store, id, { to: opts.to, again: opts.again, ...(opts.logs ? { logs: opts.logs } : {}) });
   if (r.outcome === 'already') {
     const was = r.entry.released!;
     out(`NOT released ${r.entry.id}: already released ${was.time} to ${r.to.join(', ')} (${was.reply}); --again sends it once more`);

@@ -6,6 +6,7 @@
  * Exit 0 running, 1 not running, 2 error.
  */
 
+import { withShared } from '../shared.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRequest, type StatusReport } from '../../app/control.ts';
@@ -32,7 +33,13 @@ export const statusCommand = command({
     }
     const now = Date.now();
     let recent: Record<string, { messages: number; stopped: number; threats: number }> | null = null;
-    if (existsSync(join(cfg.dataDirAbs, 'logs.sqlite'))) {
+    if (cfg.store) {
+      // The shared store counts every instance's records; unreachable, the status says so below (probes).
+      recent = await withShared(cfg, async (shared) => ({
+        'last minute': await shared!.reader.countsSince(new Date(now - 60_000).toISOString()),
+        'last hour': await shared!.reader.countsSince(new Date(now - 3_600_000).toISOString()),
+      })).catch(() => null);
+    } else if (existsSync(join(cfg.dataDirAbs, 'logs.sqlite'))) {
       const store = new SqliteLogStore(cfg.dataDirAbs, { readonly: true });
       try {
         recent = {

@@ -155,8 +155,14 @@ class AnalysisScan implements EngineScan {
     if (!this.#decided) this.#decide();
     const chunks = this.#chunks;
     this.#chunks = null;
+    // An admin's verdict applies to any file, judged type or not, kept for analysis or not.
+    const manual = this.store?.manual(file.sha256) ?? null;
+    if (manual) {
+      this.remember(() => this.store!.seen(file.sha256));
+      return findingFor(file, manual, ' (known, manual)');
+    }
     if (chunks === null || !judged(file, this.yara)) return [];
-    const stored = this.store?.get(file.sha256) ?? null;
+    const stored = (await this.store?.get(file.sha256)) ?? null;
     const bytes = Buffer.concat(chunks);
     const input = { bytes, detectedType: file.detectedType, name: file.name, flags: file.flags };
     const own = analyzersFor(input);

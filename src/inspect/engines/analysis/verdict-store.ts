@@ -47,14 +47,25 @@ export interface Sighting {
 /** Sightings recorded per message at most (an archive of thousands of files). */
 export const MAX_SIGHTINGS_PER_MESSAGE = 100;
 
+/**
+ * A verdict store: the embedded SQLite one (below) or the shared PostgreSQL one
+ * (shared-store/verdicts.ts). Reads may be answered later (a network round trip); writes
+ * never make the caller wait (the shared store queues them in order) except `override`,
+ * whose caller (an admin) is told when it holds.
+ */
 export interface VerdictStore {
-  get(sha256: string): StoredVerdict | null;
+  get(sha256: string): StoredVerdict | null | Promise<StoredVerdict | null>;
+  /**
+   * The manual verdict of a file, answered at once: looked up for every file the inspector
+   * extracts, whatever its type (an admin's verdict applies to a text file too).
+   */
+  manual(sha256: string): StoredVerdict | null;
   /** Record an analysis (never replaces a manual verdict). */
   put(v: { sha256: string; verdict: VerdictClass; score: number; indicators: readonly Indicator[]; analyzers: readonly string[]; fileType: string; fileName: string }): void;
   /** Count a sighting of a known file. */
   seen(sha256: string): void;
-  override(sha256: string, verdict: VerdictClass, reason: string): void;
-  list(limit: number): StoredVerdict[];
+  override(sha256: string, verdict: VerdictClass, reason: string): void | Promise<void>;
+  list(limit: number): StoredVerdict[] | Promise<StoredVerdict[]>;
   /**
    * Record that these files were in one message: those with a verdict, and those `pending`
    * (still in analysis: their verdict comes later), at most MAX_SIGHTINGS_PER_MESSAGE. Files
@@ -62,22 +73,39 @@ export interface VerdictStore {
    */
   sighted(files: ReadonlyArray<{ sha256: string; path: string; pending: boolean }>, s: Omit<Sighting, 'filePath'>): void;
   /** The newest sightings of a file, newest first. */
-  sightings(sha256: string, limit: number): Sighting[];
-  close(): void;
+  sightings(sha256: string, limit: number): Sighting[] | Promise<Sighting[]>;
+  close(): void | Promise<void>;
+}
+
+/** The score a manual verdict carries. */
+export function manualScore(verdict: VerdictClass): number {
+  return verdict === 'malicious' ? 100 : verdict === 'benign' ? 0 : 50;
 }
 
 export class SqliteVerdictStore implements VerdictStore {
   readonly #db: Database.Database;
   #insertSighting: Database.Statement | null = null;
+  readonly #getManual: Database.Statement;
+  readonly #instance: string;
 
-  /** @param opts.lockWaitMs longest wait for another process's lock per write (default 2 s) */
-  constructor(dataDir: string, opts: { lockWaitMs?: number } = {}) {
+  /**
+   * @param opts.lockWaitMs longest wait for another process's lock per write (default 2 s)
+   * @param opts.instance named on the sightings it records
+   */
+  constructor(dataDir: string, opts: { lockWaitMs?: number; instance?: string } = {}) {
+    this.#instance = opts.instance ?? '';
     mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     this.#db = new Database(join(dataDir, 'logs.sqlite'));
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('busy_timeout = 2000'); // a migration by another process may take a moment
     migrate(this.#db);
     this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.lockWaitMs ?? 2000))}`);
+    this.#getManual = this.#db.prepare("SELECT * FROM verdicts WHERE sha256 = ? AND source = 'manual'");
+  }
+
+  manual(sha256: string): StoredVerdict | null {
+    const row = this.#getManual.get(sha256) as Record<string, unknown> | undefined;
+    return row ? toVerdict(row) : null;
   }
 
   get(sha256: string): StoredVerdict | null {
@@ -112,7 +140,7 @@ export class SqliteVerdictStore implements VerdictStore {
          VALUES (@sha256, @verdict, @score, @reasons, '[]', 'manual', '', '', @now, @now, 0)
          ON CONFLICT(sha256) DO UPDATE SET verdict = @verdict, score = @score, reasons = @reasons, source = 'manual'`,
       )
-      .run({ sha256, verdict, score: verdict === 'malicious' ? 100 : verdict === 'benign' ? 0 : 50, reasons: JSON.stringify([`manual: ${reason}`]), now });
+      .run({ sha256, verdict, score: manualScore(verdict), reasons: JSON.stringify([`manual: ${reason}`]), now });
   }
 
   list(limit: number): StoredVerdict[] {
@@ -122,11 +150,11 @@ export class SqliteVerdictStore implements VerdictStore {
   sighted(files: ReadonlyArray<{ sha256: string; path: string; pending: boolean }>, s: Omit<Sighting, 'filePath'>): void {
     if (files.length === 0) return;
     const insert = (this.#insertSighting ??= this.#db.prepare(
-      `INSERT INTO sightings (sha256, time, transaction_id, message_id, mail_from, rcpt_to, file_path, action, delivered)
-       SELECT @sha256, @time, @transactionId, @messageId, @mailFrom, @rcptTo, @filePath, @action, @delivered
+      `INSERT INTO sightings (sha256, time, transaction_id, message_id, mail_from, rcpt_to, file_path, action, delivered, instance)
+       SELECT @sha256, @time, @transactionId, @messageId, @mailFrom, @rcptTo, @filePath, @action, @delivered, @instance
        WHERE @pending = 1 OR EXISTS (SELECT 1 FROM verdicts WHERE sha256 = @sha256)`,
     ));
-    const row = { ...s, rcptTo: JSON.stringify(s.rcptTo), delivered: s.delivered ? 1 : 0 };
+    const row = { ...s, rcptTo: JSON.stringify(s.rcptTo), delivered: s.delivered ? 1 : 0, instance: this.#instance };
     this.#db.transaction(() => {
       for (const f of files.slice(0, MAX_SIGHTINGS_PER_MESSAGE)) insert.run({ ...row, sha256: f.sha256, filePath: f.path, pending: f.pending ? 1 : 0 });
     })();
@@ -151,18 +179,19 @@ export class SqliteVerdictStore implements VerdictStore {
   }
 }
 
-function toVerdict(r: Record<string, unknown>): StoredVerdict {
+export function toVerdict(r: Record<string, unknown>): StoredVerdict {
   return {
     sha256: r.sha256 as string,
     verdict: r.verdict as VerdictClass,
     score: r.score as number,
-    reasons: JSON.parse(r.reasons as string) as string[],
-    analyzers: JSON.parse(r.analyzers as string) as string[],
+    // SQLite keeps the lists as JSON text; PostgreSQL's JSONB arrives parsed.
+    reasons: (typeof r.reasons === 'string' ? JSON.parse(r.reasons) : r.reasons) as string[],
+    analyzers: (typeof r.analyzers === 'string' ? JSON.parse(r.analyzers) : r.analyzers) as string[],
     source: r.source as 'analysis' | 'manual',
     fileType: r.file_type as string,
     fileName: r.file_name as string,
     firstSeen: r.first_seen as string,
     lastSeen: r.last_seen as string,
-    seen: r.seen as number,
+    seen: Number(r.seen),
   };
 }

