@@ -27,8 +27,7 @@ import { type AdminServer, openAdmin } from '../admin/server.ts';
 import { startRetention } from '../logs/retention.ts';
 import { portHolder } from './port-holder.ts';
 import { startDigestSchedule } from './digest-run.ts';
-import { SharedStore } from '../shared-store/shared-store.ts';
-import { startSharedRetention } from '../shared-store/retention.ts';
+import type { SharedStore } from '../shared-store/shared-store.ts';
 import { version } from './version.ts';
 
 export const PID_FILE = 'smtpwall.pid';
@@ -55,7 +54,7 @@ export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): P
   if (cfg.workers > 1 && cluster.isPrimary) return supervise(cfg, file, log);
   const owner = cfg.user ? prepareDataDir(cfg) : null;
   // The shared store first: a gateway that must refuse (schema too new, down-at-start: refuse) opens no port.
-  const shared = cfg.store ? await SharedStore.open(cfg, log, { gateway: true }) : undefined;
+  const shared = cfg.store ? await openShared(cfg, log, true) : undefined;
   const gateway = new Gateway(cfg, log, shared ? { shared } : {});
   try {
     await gateway.start();
@@ -95,7 +94,7 @@ export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): P
   }
   probeInBackground(cfg, log);
   const stopDigests = cluster.isWorker ? () => {} : startDigestSchedule(cfg, log);
-  const stopRetention = cluster.isWorker ? () => {} : shared ? startSharedRetention(shared, () => gateway.config, log) : startRetention(cfg.dataDirAbs, () => gateway.config['log-database'].retention, log, () => gateway.config.capture.retention);
+  const stopRetention = cluster.isWorker ? () => {} : shared ? await sharedRetention(shared, () => gateway.config, log) : startRetention(cfg.dataDirAbs, () => gateway.config['log-database'].retention, log, () => gateway.config.capture.retention);
   await untilSignal((signal) => log('info', 'stopping', { signal, grace: `${cfg.timeouts['shutdown-grace']}ms` }));
   process.off('SIGHUP', onHup);
   process.off('SIGUSR2', onUsr2);
@@ -207,7 +206,7 @@ async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<n
     restart: onUsr2,
   });
   // The supervisor's own connection to the shared store: its admin plane reads and audits there.
-  const shared = cfg.store ? await SharedStore.open(cfg, log, { gateway: false }) : null;
+  const shared = cfg.store ? await openShared(cfg, log, false) : null;
   const admin = await openAdmin({
     role: 'supervisor',
     shared,
@@ -217,7 +216,7 @@ async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<n
   }, log);
   probeInBackground(cfg, log);
   const stopDigests = startDigestSchedule(cfg, log);
-  const stopRetention = shared ? startSharedRetention(shared, () => current, log) : startRetention(cfg.dataDirAbs, () => current['log-database'].retention, log, () => current.capture.retention);
+  const stopRetention = shared ? await sharedRetention(shared, () => current, log) : startRetention(cfg.dataDirAbs, () => current['log-database'].retention, log, () => current.capture.retention);
   await untilSignal((signal) => log('info', 'stopping workers', { signal }));
   stopDigests();
   stopRetention();
@@ -320,6 +319,17 @@ function startError(err: unknown): unknown {
   if (e.code === 'EADDRNOTAVAIL') return new ListenError(`cannot listen on ${address}: no such address on this host`);
   const holder = e.port ? portHolder(e.port) : null;
   return new ListenError(`cannot listen on ${address}: address already in use${holder ? ` by pid ${holder.pid} (${holder.command})` : ''}`);
+}
+
+/** The shared store's modules (and the PostgreSQL driver) are loaded only when `store:` is configured. */
+async function openShared(cfg: LoadedConfig, log: LogFn, gateway: boolean): Promise<SharedStore> {
+  const { SharedStore } = await import('../shared-store/shared-store.ts');
+  return SharedStore.open(cfg, log, { gateway });
+}
+
+async function sharedRetention(shared: SharedStore, cfg: () => LoadedConfig, log: LogFn): Promise<() => void> {
+  const { startSharedRetention } = await import('../shared-store/retention.ts');
+  return startSharedRetention(shared, cfg, log);
 }
 
 export class ListenError extends Error {

@@ -5,7 +5,7 @@
  */
 
 import type { LoadedConfig } from '../policy/load-config.ts';
-import { SharedStore } from '../shared-store/shared-store.ts';
+import type { SharedStore } from '../shared-store/shared-store.ts';
 import type { LogFn } from '../logs/process-log.ts';
 
 const warn: LogFn = (level, msg, fields) => {
@@ -16,6 +16,8 @@ const warn: LogFn = (level, msg, fields) => {
 /** Run `fn` with the shared store when the config names one; null otherwise (the SQLite store applies). */
 export async function withShared<T>(cfg: LoadedConfig, fn: (shared: SharedStore | null) => Promise<T>): Promise<T> {
   if (!cfg.store) return fn(null);
+  // Loaded only here: a command on the embedded store does not pay for the PostgreSQL driver.
+  const { SharedStore } = await import('../shared-store/shared-store.ts');
   const shared = await SharedStore.open(cfg, warn, { gateway: false });
   try {
     return await fn(shared);

@@ -13,7 +13,7 @@
 
 import type pg from 'pg';
 import { type Quarantine, quarantineContent, QUARANTINE_ID, QuarantineError, type QuarantineEntry, type RetentionLimits } from '../quarantine/store.ts';
-import { pgText, type SharedWriter } from './writer.ts';
+import { pgJson, type SharedWriter } from './writer.ts';
 
 /** A release hold older than this belongs to a command that died. */
 const RELEASE_HOLD_STALE = '10 minutes';
@@ -35,7 +35,7 @@ export class PgQuarantine implements Quarantine {
       {
         what: 'quarantine entry',
         text: 'INSERT INTO quarantine (id, instance, time, sha256, size, entry) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING',
-        values: [entry.id, this.instance, entry.time, sha256, entry.size, pgText(JSON.stringify(entry))],
+        values: [entry.id, this.instance, entry.time, sha256, entry.size, pgJson(entry)],
       },
     ];
     if (this.writer) for (const s of statements) this.writer.push({ kind: 'sql', ...s });
@@ -63,7 +63,7 @@ export class PgQuarantine implements Quarantine {
 
   async markReleased(entry: QuarantineEntry, reply: string, to: readonly string[] = entry.rcptTo): Promise<void> {
     entry.released = { time: new Date().toISOString(), reply, to };
-    await this.pool.query('UPDATE quarantine SET released = $2 WHERE id = $1', [entry.id, pgText(JSON.stringify(entry.released))]);
+    await this.pool.query('UPDATE quarantine SET released = $2 WHERE id = $1', [entry.id, pgJson(entry.released)]);
   }
 
   async lockRelease(id: string): Promise<() => Promise<void>> {

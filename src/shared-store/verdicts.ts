@@ -21,7 +21,7 @@ import { describeError } from '../errors.ts';
 import type { LogFn } from '../logs/process-log.ts';
 import { MAX_SIGHTINGS_PER_MESSAGE, manualScore, type Sighting, type StoredVerdict, toVerdict, type VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
 import type { VerdictClass } from '../inspect/engines/analysis/types.ts';
-import { pgText, type SharedWriter } from './writer.ts';
+import { pgJsonList, pgText, type SharedWriter } from './writer.ts';
 
 const CHANNEL = 'smtpwall_verdicts';
 /** While not listening: how often rows changed since the last seen are asked for. */
@@ -189,7 +189,7 @@ export class PgVerdictStore implements VerdictStore {
                score = CASE WHEN verdicts.source = 'manual' THEN verdicts.score ELSE $3 END,
                reasons = CASE WHEN verdicts.source = 'manual' THEN verdicts.reasons ELSE $4 END,
                analyzers = $5`,
-      values: [v.sha256, v.verdict, v.score, pgText(JSON.stringify(reasons)), JSON.stringify(v.analyzers), v.fileType, pgText(v.fileName), now],
+      values: [v.sha256, v.verdict, v.score, pgJsonList(reasons), pgJsonList(v.analyzers), v.fileType, pgText(v.fileName), now],
     });
   }
 
@@ -205,7 +205,7 @@ export class PgVerdictStore implements VerdictStore {
        VALUES ($1, $2, $3, $4, '[]', 'manual', '', '', $5, $5, 0)
        ON CONFLICT (sha256) DO UPDATE SET verdict = $2, score = $3, reasons = $4, source = 'manual'
        RETURNING *`,
-      [sha256, verdict, manualScore(verdict), pgText(JSON.stringify([`manual: ${reason}`])), now],
+      [sha256, verdict, manualScore(verdict), pgJsonList([`manual: ${reason}`]), now],
     );
     if (rows[0]) this.#apply(rows[0]);
   }
@@ -223,7 +223,7 @@ export class PgVerdictStore implements VerdictStore {
                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
                WHERE $12 OR EXISTS (SELECT 1 FROM verdicts WHERE sha256 = $3)
                ON CONFLICT (uid) DO NOTHING`,
-        values: [this.writer.uid(), this.instance, f.sha256, s.time, s.transactionId, pgText(s.messageId), pgText(s.mailFrom), pgText(JSON.stringify(s.rcptTo)), pgText(f.path), s.action, s.delivered, f.pending],
+        values: [this.writer.uid(), this.instance, f.sha256, s.time, s.transactionId, pgText(s.messageId), pgText(s.mailFrom), pgJsonList(s.rcptTo), pgText(f.path), s.action, s.delivered, f.pending],
       });
     }
   }

@@ -55,7 +55,10 @@ export function pgText(s: string): string {
   return s.includes('\0') ? s.replaceAll('\0', '\uFFFD') : s;
 }
 
-const json = (v: unknown): string => pgText(JSON.stringify(v));
+/** A value as JSON for a JSONB column (which holds no \u0000 either: a NUL in a string becomes U+FFFD). */
+export const pgJson = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'string' ? pgText(x) : x));
+export const pgJsonList = (v: readonly string[]): string => pgJson(v);
+const json = pgJsonList;
 
 function trafficRow(uid: string, r: TrafficRecord & { instance: string }): unknown[] {
   return [uid, r.instance, r.time, r.sessionId, r.transactionId, r.listener, r.client, r.server, pgText(r.helo), pgText(r.mailFrom), json(r.rcptTo), r.size,
@@ -71,7 +74,7 @@ function threatRow(uid: string, r: ThreatRecord & { instance: string }): unknown
 /** One multi-row INSERT for a run of records of one table; a uid already there is skipped. */
 function insertRows(table: 'traffic' | 'threats', columns: readonly string[], rows: unknown[][]): { text: string; values: unknown[] } {
   const values: unknown[] = [];
-  const tuples = rows.map((row) => `(${row.map((v) => `$${values.push(v)}`).join(',')})`);
+  const tuples = rows.map((row) => `(${row.map((v) => `$${values.push(typeof v === 'string' ? pgText(v) : v)}`).join(',')})`);
   return { text: `INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')} ON CONFLICT (uid) DO NOTHING`, values };
 }
 
@@ -197,6 +200,12 @@ export class SharedWriter {
   async #write(batch: readonly SharedWrite[]): Promise<void> {
     const client = await this.pool.connect();
     let broken = false;
+    // The server may end the connection while it is out of the pool (pg_terminate_backend,
+    // a restart): then the query in flight fails with it, and the event must not go unheard.
+    const onError = (): void => {
+      broken = true;
+    };
+    client.on('error', onError);
     try {
       if (batch.length > 1) await client.query('BEGIN');
       for (let i = 0; i < batch.length; ) {
@@ -220,6 +229,7 @@ export class SharedWriter {
       if (batch.length > 1) await client.query('ROLLBACK').catch(() => undefined); // gone with the connection: nothing committed
       throw err;
     } finally {
+      client.off('error', onError);
       // A connection that failed is not given back to the pool (it may be half closed).
       client.release(broken ? true : undefined);
     }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { EICAR_MSG, freePort, send } from '../helpers/admin-gateway.ts';
-import { outputMatches, sha256, startUpstream, type UpstreamPeer, until } from '../helpers/peers.ts';
+import { outputMatches, RawClient, sha256, startUpstream, type UpstreamPeer, until } from '../helpers/peers.ts';
 import { type PrivatePostgres, postgresBin, startPostgres } from '../helpers/postgres.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/smtpwall.js');
@@ -156,7 +156,106 @@ describe('shared PostgreSQL store', { skip: postgresBin() ? false : 'PostgreSQL 
     assert.equal(upstream.messages.length - before, 1, 'the quarantined message was delivered once');
     const release = (await cli('logs', 'traffic', '-c', a.config, '--json', '--action', 'release')).stdout.trim().split('\n');
     assert.equal(release.length, 1);
-    assert.equal(JSON.parse(release[0]!).instance, 'gw-b');
+    assert.equal(JSON.parse(release[0]!).instance, r1.code === 0 ? 'gw-b' : 'gw-a', 'the release is recorded by the instance that made it');
     await Promise.all([a.stop(), b.stop()]);
   });
+
+  /** Subjects of the traffic records of `instance`, in the order they were written (row ids). */
+  const subjects = (instance: string): string[] => {
+    const out = pg.psql(`SELECT subject FROM traffic WHERE instance = '${instance}' ORDER BY id`);
+    return out === '' ? [] : out.split('\n');
+  };
+  const message = (subject: string): string => `Subject: ${subject}\r\n\r\nhello\r\n.\r\n`;
+
+  it('PostgreSQL stopped under traffic: mail flows, records wait in order and are written once within 10 s of the restart', async () => {
+    const c = await start('gw-c');
+    assert.match(await send(c.smtp, message('c-0')), /^250 /);
+    await until('the first record', () => subjects('gw-c').length === 1);
+    pg.stop();
+    for (let i = 1; i <= 20; i++) assert.match(await send(c.smtp, message(`c-${i}`)), /^250 /, `message ${i} while PostgreSQL is down`);
+    await outputMatches([c.child.stdout, c.child.stderr], c.output, /shared store cannot be written; records are kept in memory/);
+    assert.equal(c.output().match(/shared store cannot be written/g)!.length, 1, 'the outage is logged once, not per record');
+    pg.start();
+    const restarted = Date.now();
+    await until('every buffered record in PostgreSQL', () => subjects('gw-c').length >= 21, 10_000);
+    assert.ok(Date.now() - restarted < 10_000);
+    await outputMatches([c.child.stdout, c.child.stderr], c.output, /shared store writable again/);
+    assert.deepEqual(subjects('gw-c'), Array.from({ length: 21 }, (_, i) => `c-${i}`), 'in order, none twice, none lost');
+    await c.stop();
+  });
+
+  it('store.on-failure: tempfail answers 451 while records cannot be written, and takes mail again after', async () => {
+    const t = await start('gw-t', ', on-failure: tempfail');
+    pg.stop();
+    assert.match(await send(t.smtp, message('t-0')), /^250 /, 'the first message after the stop: the outage is not known yet');
+    await outputMatches([t.child.stdout, t.child.stderr], t.output, /shared store cannot be written/);
+    assert.match(await mailReply(t.smtp), /^451 /);
+    pg.start();
+    await outputMatches([t.child.stdout, t.child.stderr], t.output, /shared store writable again/);
+    assert.match(await send(t.smtp, message('t-1')), /^250 /);
+    await until('both records', () => subjects('gw-t').length === 2, 10_000);
+    await t.stop();
+  });
+
+  it('connections killed with pg_terminate_backend under traffic: no record lost or written twice', async () => {
+    const k = await start('gw-k');
+    for (let i = 0; i < 60; i++) {
+      assert.match(await send(k.smtp, message(`k-${i}`)), /^250 /);
+      if (i % 10 === 5) pg.psql(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'smtpwall/gw-k'`);
+    }
+    await until('every record', () => subjects('gw-k').length >= 60, 10_000);
+    assert.deepEqual(subjects('gw-k'), Array.from({ length: 60 }, (_, i) => `k-${i}`));
+    await k.stop();
+  });
+
+  it('PostgreSQL down at start: the gateway starts and says so (or refuses, per store.down-at-start)', async () => {
+    pg.stop();
+    try {
+      const refused = await startInstance(dir, 'gw-r', pg.url, upstream.port, ', down-at-start: refuse').then(
+        () => assert.fail('started although down-at-start is refuse'),
+        (err: Error) => err.message,
+      );
+      assert.match(refused, /store\.url: PostgreSQL cannot be used: .*\(store\.down-at-start: refuse\)/);
+      assert.doesNotMatch(refused, /\n\s+at /, 'one clear line, no stack');
+      const d = await start('gw-d');
+      assert.match(d.output(), /shared store \(PostgreSQL\) unreachable at start: starting anyway/);
+      assert.match(await send(d.smtp, message('d-0')), /^250 /);
+      pg.start();
+      await until('the record kept since the start', () => subjects('gw-d').length === 1, 10_000);
+      await d.stop();
+    } finally {
+      try {
+        pg.start();
+      } catch {
+        // already running
+      }
+    }
+  });
+
+  it('a schema newer than the code is refused with a clear message, by the gateway and the CLI', async () => {
+    pg.psql('UPDATE smtpwall_schema SET version = version + 1');
+    try {
+      const refused = await startInstance(dir, 'gw-n', pg.url, upstream.port).then(
+        () => assert.fail('started on a newer schema'),
+        (err: Error) => err.message,
+      );
+      assert.match(refused, /schema is version \d+, newer than this smtpwall knows \(\d+\): upgrade smtpwall/);
+      const logs = await cli('logs', 'traffic', '-c', join(dir, 'gw-n.yaml'));
+      assert.notEqual(logs.code, 0);
+      assert.match(logs.stderr, /newer than this smtpwall knows/);
+      assert.doesNotMatch(logs.stderr, /\n\s+at /);
+    } finally {
+      pg.psql('UPDATE smtpwall_schema SET version = version - 1');
+    }
+  });
 });
+
+/** The reply to MAIL FROM of a new session (then QUIT). */
+async function mailReply(port: number): Promise<string> {
+  const c = await RawClient.connect(port);
+  await c.reply();
+  await c.cmd('EHLO client.example.org');
+  const r = (await c.cmd('MAIL FROM:<sender@example.org>')) ?? '';
+  c.destroy();
+  return r;
+}
