@@ -33,7 +33,9 @@
  * wait for the greeting during a flood of 1,000 idle connections, beside the wait without one
  * (bench/flood.ts; also part of a full run). `--admin`: throughput with the console and /metrics
  * polled every 100 ms beside the same gateway unpolled (bench/admin-load.ts; also part of a full
- * and a --quick run).
+ * and a --quick run). `--shared-store`: two instances on one PostgreSQL beside the same two on
+ * SQLite, and the time from a verdict on one to a block on the other (bench/shared-store.ts;
+ * also part of a full run).
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -47,6 +49,7 @@ import { benchNdbLines, type InspectResult, runInspectBench } from './inspect.ts
 import { bigMessagesRss, idleSessionsRss, type LatencyResult, measureLatency } from './latency.ts';
 import { type FloodResult, floodBench } from './flood.ts';
 import { type AdminLoadResult, adminLoadBench } from './admin-load.ts';
+import { type SharedStoreResult, sharedStoreBench } from './shared-store.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const LADDER = process.argv.includes('--ladder');
@@ -227,6 +230,10 @@ async function main(): Promise<void> {
     write([], [], { flood: await floodRun() });
     return;
   }
+  if (process.argv.includes('--shared-store')) {
+    write([], [], { shared: await sharedRun(sinkPort) });
+    return;
+  }
   if (process.argv.includes('--admin')) {
     write([], [], { admin: await adminRun(sinkPort) });
     return;
@@ -316,13 +323,14 @@ async function main(): Promise<void> {
     process.stdout.write(`  ${p.name.padEnd(15)} p50 ${l.p50.toFixed(2).padStart(6)} ms  p99 ${l.p99.toFixed(2).padStart(6)} ms  added p99 ${(l.p99 - direct.p99).toFixed(2).padStart(6)} ms\n`);
   }
   const admin = await adminRun(sinkPort);
+  const shared = await sharedRun(sinkPort);
   const { idle, big } = await memoryBench();
   const flood = await floodRun();
   const inspection = await runInspectBench(clamdSocket, QUICK ? 1 : 3);
   const analysis = await runAnalysisBench(QUICK ? 100 : 500);
   const hold = await runHoldLatencyBench(QUICK ? 100 : 300);
   targets(results, latency, idle, big);
-  write(results, inspection, { latency, idle, big, flood, analysis, hold, admin });
+  write(results, inspection, { latency, idle, big, flood, analysis, hold, admin, shared });
 }
 
 /**
@@ -339,6 +347,20 @@ async function adminRun(sinkPort: number): Promise<AdminLoadResult> {
     `\nadmin plane, 10 KB × 10 sessions, store-and-forward, ${r.rounds} interleaved rounds (medians):\n` +
       `  quiet                                ${r.quietMsgsPerSec.toFixed(0).padStart(6)} msg/s\n` +
       `  console + /metrics polled every 100 ms ${r.polledMsgsPerSec.toFixed(0).padStart(6)} msg/s  (${r.changePct >= 0 ? '+' : ''}${r.changePct.toFixed(1)} %, ${r.requests} requests, ${r.failedRequests} failed)\n`,
+  );
+  return r;
+}
+
+/** Two instances on one PostgreSQL beside the same two on SQLite (bench/shared-store.ts). */
+async function sharedRun(sinkPort: number): Promise<SharedStoreResult | null> {
+  const r = await sharedStoreBench({ root: ROOT, work, sinkPort, freePort, waitPort, start, stop });
+  if (!r) return null;
+  const ms = [...r.verdictToBlockMs].sort((a, b) => a - b);
+  process.stdout.write(
+    `\nshared store, two instances, 10 KB × 10 sessions each at once, store-and-forward, ${r.rounds} interleaved rounds (medians):\n` +
+      `  each on its own SQLite        ${r.sqliteMsgsPerSec.toFixed(0).padStart(6)} msg/s\n` +
+      `  both on one PostgreSQL        ${r.postgresMsgsPerSec.toFixed(0).padStart(6)} msg/s  (${r.changePct >= 0 ? '+' : ''}${r.changePct.toFixed(1)} %)\n` +
+      `  verdict set on A → B blocks   median ${ms[Math.floor(ms.length / 2)]} ms, max ${ms.at(-1)} ms over ${ms.length} tries (target < 1000 ms)\n`,
   );
   return r;
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { RetroAlerts } from '../gateway/retro-alerts.ts';
 import { SqliteVerdictStore, type VerdictStore } from '../inspect/engines/analysis/verdict-store.ts';
 import type { Engine } from '../inspect/engines/engine.ts';
+import { findingOfStoredVerdict } from '../inspect/engines/analysis/engine.ts';
 import type { Inspector } from '../inspect/inspector.ts';
 import { type BenchStage, benchOff, NO_INSPECTION, NO_RECORDS } from './bench-switches.ts';
 import type { FileInfo } from '../inspect/types.ts';
@@ -103,6 +104,11 @@ export class Gateway {
       : (this.#shared?.verdicts ?? new SqliteVerdictStore(cfg.dataDirAbs, { lockWaitMs: cfg['log-database']['lock-wait'], instance: cfg.instanceName }));
     this.#engines = opts.engines ?? buildEngines(cfg, log, this.#verdicts ?? undefined);
     this.#watchLateVerdicts(this.#engines);
+    // A verdict that turns bad on another instance (or by an admin there) names this
+    // instance's deliveries of the file that were let through while their analysis was pending.
+    this.#shared?.verdicts.onChange((v) => {
+      if (v.verdict === 'malicious' || v.verdict === 'phishing') this.#retro.verdict(v.sha256, findingOfStoredVerdict(v));
+    });
     this.#inspector = buildInspector(cfg, this.#engines);
     this.#policy = new Policy(cfg);
     this.#debugPeer = debugPeers(cfg);

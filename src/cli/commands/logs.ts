@@ -71,7 +71,7 @@ export const logsCommand = command({
       until: values.until === undefined ? undefined : when(values.until, '--until'),
     };
     const cfg = loadConfig(values.config);
-    if (cfg.store) return withShared(cfg, (shared) => show(shared!.reader, kind, query, values));
+    if (cfg.store) return withShared(cfg, (shared) => show(shared!.reader, kind, query, { ...values, instances: true }));
     const file = join(cfg.dataDirAbs, 'logs.sqlite');
     if (!existsSync(file)) {
       if (!values.follow) {
@@ -82,7 +82,7 @@ export const logsCommand = command({
     }
     const store = new SqliteLogReader(new SqliteLogStore(cfg.dataDirAbs, { readonly: true }));
     try {
-      return await show(store, kind, query, values);
+      return await show(store, kind, query, { ...values, instances: false });
     } finally {
       await store.close();
     }
@@ -90,9 +90,10 @@ export const logsCommand = command({
 });
 
 /** Print the matching records; following, then every new one until interrupted. */
-async function show(store: LogReader, kind: 'threats' | 'traffic', query: LogQuery, values: { json: boolean; follow: boolean }): Promise<number> {
+/** @param values.instances the store is shared: the table names the instance of each record */
+async function show(store: LogReader, kind: 'threats' | 'traffic', query: LogQuery, values: { json: boolean; follow: boolean; instances: boolean }): Promise<number> {
   const rows = await read(store, kind, query);
-  const print = values.json ? printJson : values.follow ? printLines : printTableOf;
+  const print = values.json ? printJson : values.follow ? printLines : (k: string, r: ReadonlyArray<TrafficRecord | ThreatRecord>) => printTableOf(k, r, values.instances);
   print(kind, rows.map((r) => r.record));
   if (!values.follow) return 0;
   let cursor = rows.length ? rows.at(-1)!.id : await store.lastId(kind);
@@ -125,22 +126,25 @@ function printJson(_kind: string, records: ReadonlyArray<TrafficRecord | ThreatR
 /** Records written before subjects were decoded may hold encoded words: shown decoded. */
 const text = (s: string): string => (s.includes('=?') ? decodeEncodedWords(s) : s);
 
-function printTableOf(kind: string, records: ReadonlyArray<TrafficRecord | ThreatRecord>): void {
+/** The table; with a shared store, the second column names the instance that wrote each record. */
+function printTableOf(kind: string, records: ReadonlyArray<TrafficRecord | ThreatRecord>, instances: boolean): void {
+  const cols = (names: string[]): string[] => (instances ? [names[0]!, 'instance', ...names.slice(1)] : names);
+  const cells = (r: TrafficRecord | ThreatRecord, rest: string[]): string[] => (instances ? [rest[0]!, r.instance || '-', ...rest.slice(1)] : rest);
   if (kind === 'threats') {
     printTable(
-      ['time', 'instance', 'transaction', 'client', 'from', 'threat', 'threat-id', 'engine', 'file', 'type', 'sha256', 'rule', 'action'],
-      (records as ThreatRecord[]).map((r) => [
-        r.time, r.instance || '-', r.transactionId, r.client, r.mailFrom, r.threat, r.threatId, r.engine,
+      cols(['time', 'transaction', 'client', 'from', 'threat', 'threat-id', 'engine', 'file', 'type', 'sha256', 'rule', 'action']),
+      (records as ThreatRecord[]).map((r) => cells(r, [
+        r.time, r.transactionId, r.client, r.mailFrom, r.threat, r.threatId, r.engine,
         r.fileName ? `${r.filePath} ${text(r.fileName)}` : r.filePath, r.fileFlags?.length ? `${r.detectedType} [${r.fileFlags.join(',')}]` : r.detectedType, r.sha256.slice(0, 16), r.rule, r.action,
-      ]),
+      ])),
     );
   } else {
     printTable(
-      ['time', 'instance', 'transaction', 'client', 'from', 'to', 'size', 'subject', 'rule', 'action', 'reply'],
-      (records as TrafficRecord[]).map((r) => [
-        r.time, r.instance || '-', r.transactionId, r.client, r.mailFrom, r.rcptTo.join(','), String(r.size), text(r.subject), r.rule, r.action,
+      cols(['time', 'transaction', 'client', 'from', 'to', 'size', 'subject', 'rule', 'action', 'reply']),
+      (records as TrafficRecord[]).map((r) => cells(r, [
+        r.time, r.transactionId, r.client, r.mailFrom, r.rcptTo.join(','), String(r.size), text(r.subject), r.rule, r.action,
         r.clientReply || r.upstreamReply,
-      ]),
+      ])),
     );
   }
 }

@@ -17,7 +17,7 @@ import { identifyText, isTextLike } from '../../file-type.ts';
 import { ANALYZED_TYPES, analyze, analyzersFor } from './analyze.ts';
 import { type AnalysisVerdict, verdictOf } from './types.ts';
 import type { AnalysisPool } from './pool.ts';
-import type { VerdictStore } from './verdict-store.ts';
+import type { StoredVerdict, VerdictStore } from './verdict-store.ts';
 import type { YaraRules } from './yara.ts';
 
 const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -197,6 +197,15 @@ class AnalysisScan implements EngineScan {
     const threat = `${PENDING_THREAT_PREFIX}${file.detectedType}`;
     return [{ verdict: 'pending', basis: 'analysis', engine: ANALYSIS_ENGINE, threat, threatId: threatIdFor(ANALYSIS_ENGINE, threat), signature: `analysis not finished within the hold time (${this.holdMs} ms)`, severity: 'medium', file }];
   }
+}
+
+/**
+ * The finding of a verdict learned elsewhere (another instance's analysis, an admin's verdict
+ * there), for a file known only by its hash: for the retro-alerts of this instance's deliveries.
+ */
+export function findingOfStoredVerdict(v: StoredVerdict): Finding | null {
+  const file: FileInfo = { path: '', name: v.fileName || null, declaredType: null, detectedType: v.fileType || 'unknown', flags: [], depth: 0, layers: 0, size: 0, sha256: v.sha256, md5: '', encoding: null };
+  return findingFor(file, v, ` (${v.source} verdict from the shared store)`)[0] ?? null;
 }
 
 /** The finding for a verdict (none for benign). */
