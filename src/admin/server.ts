@@ -506,7 +506,7 @@ export function describeMessage(message: Buffer): { headers: string[]; parts: Ar
 
 /** The query string of /traffic and /threats, checked like `smtpwall logs` checks its flags. */
 export function logQuery(q: Record<string, string>): LogQuery {
-  const known = new Set(['from', 'to', 'client', 'id', 'action', 'rule', 'threat', 'since', 'until', 'limit', 'cursor']);
+  const known = new Set(['from', 'to', 'client', 'id', 'action', 'rule', 'threat', 'instance', 'since', 'until', 'limit', 'cursor']);
   const unknown = Object.keys(q).filter((k) => !known.has(k));
   if (unknown.length) throw new ApiError(400, `unknown filter ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${[...known].join(', ')})`);
   const limit = q.limit === undefined ? 50 : Number(q.limit);
@@ -521,7 +521,7 @@ export function logQuery(q: Record<string, string>): LogQuery {
   };
   return {
     limit,
-    from: q.from, to: q.to, client: q.client, id: q.id, action: q.action, rule: q.rule, threat: q.threat,
+    from: q.from, to: q.to, client: q.client, id: q.id, action: q.action, rule: q.rule, threat: q.threat, instance: q.instance,
     since: time(q.since, 'since'), until: time(q.until, 'until'),
     ...(cursor !== undefined ? { afterId: cursor } : {}),
   };

@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { EICAR_MSG, freePort, send } from '../helpers/admin-gateway.ts';
+import { basic, EICAR_MSG, freePort, send } from '../helpers/admin-gateway.ts';
+import { hashPassword } from '../../src/admin/passwords.ts';
 import { outputMatches, RawClient, sha256, startUpstream, type UpstreamPeer, until } from '../helpers/peers.ts';
 import { type PrivatePostgres, postgresBin, startPostgres } from '../helpers/postgres.ts';
 
@@ -29,7 +30,7 @@ interface Instance {
   stop(): Promise<void>;
 }
 
-async function startInstance(dir: string, name: string, url: string, upstream: number, storeExtra = ''): Promise<Instance> {
+async function startInstance(dir: string, name: string, url: string, upstream: number, storeExtra = '', topExtra = ''): Promise<Instance> {
   const smtp = await freePort();
   const config = join(dir, `${name}.yaml`);
   writeFileSync(
@@ -44,7 +45,8 @@ profiles:
     av: { action: block, quarantine: true }
 rules:
   - { name: scan-all, profiles: { antivirus: av } }
-`,
+capture: { when: threats }
+${topExtra}`,
   );
   let out = '';
   const child = spawn(process.execPath, [BIN, 'start', '-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -99,14 +101,22 @@ describe('shared PostgreSQL store', { skip: postgresBin() ? false : 'PostgreSQL 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const start = async (name: string, extra = ''): Promise<Instance> => {
-    const i = await startInstance(dir, name, pg.url, upstream.port, extra);
+  const start = async (name: string, extra = '', topExtra = ''): Promise<Instance> => {
+    const i = await startInstance(dir, name, pg.url, upstream.port, extra, topExtra);
     running.push(i);
     return i;
   };
 
   it('two instances: one log, a verdict on A blocks on B within a second, A quarantines and B releases once', async () => {
-    const [a, b] = [await start('gw-a'), await start('gw-b')];
+    const adminPort = await freePort();
+    const [a, b] = [
+      await start('gw-a'),
+      await start('gw-b', '', `admin:\n  listen: "127.0.0.1:${adminPort}"\n  users: [{ name: alice, password-hash: "${await hashPassword('alice-secret')}", role: admin }]\n`),
+    ];
+    const api = async (path: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+      const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, { headers: { authorization: basic('alice', 'alice-secret') } });
+      return { status: res.status, body: (res.headers.get('content-type') ?? '').includes('json') ? ((await res.json()) as Record<string, unknown>) : { bytes: (await res.arrayBuffer()).byteLength } };
+    };
     const blocked = await send(a.smtp, EICAR_MSG);
     assert.match(blocked, /^541 5\.4\.1 /);
     const id = /id: ([A-Z2-7]{16}\.\d+)/.exec(blocked)![1]!;
@@ -124,6 +134,18 @@ describe('shared PostgreSQL store', { skip: postgresBin() ? false : 'PostgreSQL 
     assert.equal(JSON.parse(onlyB[0]!).instance, 'gw-b');
     const threats = (await cli('logs', 'threats', '-c', b.config, '--json')).stdout.trim().split('\n').map((l) => JSON.parse(l) as { instance: string; threat: string });
     assert.deepEqual(threats.map((t) => [t.instance, t.threat]), [['gw-a', 'EICAR-Test-File']]);
+
+    // B's admin plane reads the same store: A's threat, filterable by instance, and A's capture.
+    const viaB = await api('/api/v1/threats?instance=gw-a');
+    assert.equal(viaB.status, 200);
+    assert.deepEqual((viaB.body.records as Array<{ instance: string; transactionId: string }>).map((r) => [r.instance, r.transactionId]), [['gw-a', id]]);
+    assert.deepEqual((await api('/api/v1/threats?instance=gw-b')).body.records, []);
+    await until('the capture of A\'s blocked session in PostgreSQL', () => pg.psql(`SELECT count(*) FROM captures WHERE session_id = '${id.split('.')[0]}'`) === '1');
+    const pcap = await api(`/api/v1/transactions/${id}/capture.pcap`);
+    assert.equal(pcap.status, 200);
+    assert.ok((pcap.body.bytes as number) > 100);
+    const stats = await api('/api/v1/stats?range=hour');
+    assert.equal((stats.body.traffic as Array<{ n: number }>).reduce((n, x) => n + x.n, 0), 2);
 
     // A manual verdict set with A's config, for a file no instance has seen, of a type analysis
     // does not judge (text): B blocks it within one second.

@@ -6,7 +6,7 @@ import { stackedBars } from './charts.js';
 
 const POLL_MS = 2000;
 const ACTIONS = ['allow', 'alert', 'block', 'reject', 'drop', 'reset-client', 'reset-server', 'reset-both', 'tempfail', 'quarantine'];
-const FILTERS = ['from', 'to', 'client', 'id', 'action', 'rule', 'threat', 'since', 'until'];
+const FILTERS = ['from', 'to', 'client', 'id', 'action', 'rule', 'threat', 'instance', 'since', 'until'];
 
 const state = { user: null, role: null, csrf: null, timer: null, view: null };
 const $ = (id) => document.getElementById(id);
@@ -311,6 +311,7 @@ function logView(kind, args, main) {
         { title: 'From', cell: (r) => r.mailFrom },
         { title: 'To', cell: (r) => r.rcptTo.join(', ') },
         { title: 'File', cell: (r) => r.filePath || r.fileName, cls: 'mono' },
+        { title: 'Instance', cell: (r) => r.instance || '' },
         { title: 'Id', cell: (r) => r.transactionId, cls: 'mono' },
       ]
     : [
@@ -323,6 +324,7 @@ function logView(kind, args, main) {
         { title: 'Rule', cell: (r) => r.rule },
         { title: 'Client', cell: (r) => r.client, cls: 'mono' },
         { title: 'Reply', cell: (r) => r.clientReply, cls: 'mono' },
+        { title: 'Instance', cell: (r) => r.instance || '' },
         { title: 'Id', cell: (r) => r.transactionId, cls: 'mono' },
       ];
   const t = table(columns, [], { onRow: (r) => (location.hash = `#/details/${encodeURIComponent(r.transactionId)}`), rowClass: (r) => `row-${r.action}`, key: (r) => r.transactionId });
