@@ -48,15 +48,19 @@ const MARKER = 'quarantine-digest.json';
  * DATA-DIR/quarantine-digest.json lists the entries already reported (not a time: an entry
  * stamped just before a run but written just after it must not be skipped).
  */
-export function startDigestSchedule(cfg: LoadedConfig, log: LogFn): () => void {
+/**
+ * @param shared the shared store's quarantine (`store:`): every instance reports the entries it
+ *   quarantined itself, so a recipient gets one digest per entry, not one per instance
+ */
+export function startDigestSchedule(cfg: LoadedConfig, log: LogFn, shared?: Quarantine): () => void {
   const d = cfg.quarantine.digest;
   if (!d) return () => {};
-  const store = new QuarantineStore(cfg.dataDirAbs, { maxAgeMs: cfg.quarantine['max-age'], maxBytes: cfg.quarantine['max-size'] });
+  const store = shared ?? new QuarantineStore(cfg.dataDirAbs, { maxAgeMs: cfg.quarantine['max-age'], maxBytes: cfg.quarantine['max-size'] });
   const marker = join(cfg.dataDirAbs, MARKER);
   let running = false;
   const run = async (): Promise<void> => {
     const reported = new Set(await readFile(marker, 'utf8').then((t) => (JSON.parse(t) as { reported?: string[] }).reported ?? [], () => [] as string[]));
-    const entries = await store.list();
+    const entries = (await store.list()).filter((e) => !shared || e.instance === cfg.instanceName);
     const fresh = entries.filter((e) => !reported.has(e.id));
     if (fresh.length === 0) return;
     const sent = await sendDigests(cfg, digestsSince(cfg, fresh, undefined));

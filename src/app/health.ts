@@ -38,7 +38,28 @@ export async function probeAll(cfg: LoadedConfig, timeoutMs = PROBE_TIMEOUT_MS):
   });
   probes.push(sevenZip(cfg), bsdtar(cfg));
   if (cfg.engines.analysis.enabled && cfg.engines.analysis.yara.length > 0) probes.push(yara(cfg.engines.analysis.yara));
+  if (cfg.store) probes.push(sharedStore(cfg, timeoutMs));
   return (await Promise.all(probes)).filter((p): p is Probe => p !== null);
+}
+
+/** The shared store: connect, the server's version and the schema's (nothing is migrated here). */
+async function sharedStore(cfg: LoadedConfig, timeoutMs: number): Promise<Probe> {
+  const store = cfg.store!;
+  const url = new URL(store.url);
+  const what = `store postgresql://${url.host}${url.pathname}`;
+  const [pg, { clientOptions }] = await Promise.all([import('pg'), import('../shared-store/connection.ts')]);
+  const client = new pg.default.Client({ ...clientOptions(store, cfg.instanceName), connectionTimeoutMillis: Math.min(timeoutMs, store['connect-timeout']) });
+  client.on('error', () => undefined); // a probe: the failure is its answer
+  try {
+    await client.connect();
+    const server = (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
+    const schema = await client.query<{ version: number }>('SELECT version FROM smtpwall_schema').then((r) => `schema ${r.rows[0]?.version ?? 0}`, () => 'no schema yet (created at the first start)');
+    return { what, ok: true, detail: `PostgreSQL ${server}, ${schema}` };
+  } catch (err) {
+    return { what, ok: false, detail: (err as Error).message, fix: 'check store.url (host, port, database, user), that PostgreSQL runs and accepts this host (pg_hba.conf), and store.tls' };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 function writable(dir: string, name: string): Probe {

@@ -93,7 +93,7 @@ export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): P
     }, log);
   }
   probeInBackground(cfg, log);
-  const stopDigests = cluster.isWorker ? () => {} : startDigestSchedule(cfg, log);
+  const stopDigests = cluster.isWorker ? () => {} : startDigestSchedule(cfg, log, shared?.quarantine);
   const stopRetention = cluster.isWorker ? () => {} : shared ? await sharedRetention(shared, () => gateway.config, log) : startRetention(cfg.dataDirAbs, () => gateway.config['log-database'].retention, log, () => gateway.config.capture.retention);
   await untilSignal((signal) => log('info', 'stopping', { signal, grace: `${cfg.timeouts['shutdown-grace']}ms` }));
   process.off('SIGHUP', onHup);
@@ -215,7 +215,7 @@ async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<n
     config: () => current,
   }, log);
   probeInBackground(cfg, log);
-  const stopDigests = startDigestSchedule(cfg, log);
+  const stopDigests = startDigestSchedule(cfg, log, shared?.quarantine);
   const stopRetention = shared ? await sharedRetention(shared, () => current, log) : startRetention(cfg.dataDirAbs, () => current['log-database'].retention, log, () => current.capture.retention);
   await untilSignal((signal) => log('info', 'stopping workers', { signal }));
   stopDigests();

@@ -32,6 +32,8 @@ export interface QuarantineEntry {
   readonly action: string;
   readonly reason: string;
   readonly threat: string;
+  /** The gateway instance that quarantined it (the shared store's entries). */
+  readonly instance?: string;
   /** The last release: when, the server's reply, and to whom (absent in entries of 0.1: the original recipients). */
   released: { readonly time: string; readonly reply: string; readonly to?: readonly string[] } | null;
 }

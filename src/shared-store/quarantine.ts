@@ -29,7 +29,7 @@ export class PgQuarantine implements Quarantine {
 
   async put(meta: Omit<QuarantineEntry, 'sha256' | 'size' | 'released'>, wire: AsyncIterable<Buffer>): Promise<QuarantineEntry> {
     const { content, sha256 } = await quarantineContent(meta.id, wire);
-    const entry: QuarantineEntry = { ...meta, sha256, size: content.length, released: null };
+    const entry: QuarantineEntry = { ...meta, instance: this.instance, sha256, size: content.length, released: null };
     const statements = [
       { what: 'quarantined message', text: 'INSERT INTO quarantine_messages (sha256, content) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING', values: [sha256, content] },
       {

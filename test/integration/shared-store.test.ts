@@ -144,6 +144,12 @@ describe('shared PostgreSQL store', { skip: postgresBin() ? false : 'PostgreSQL 
     const pcap = await api(`/api/v1/transactions/${id}/capture.pcap`);
     assert.equal(pcap.status, 200);
     assert.ok((pcap.body.bytes as number) > 100);
+    // status: the probe of the store, and the last hour's figures counted over both instances.
+    const status = JSON.parse((await cli('status', '-c', a.config, '--json')).stdout) as { probes: Array<{ what: string; ok: boolean; detail: string }>; recent: Record<string, { messages: number }> };
+    const probe = status.probes.find((p) => p.what.startsWith('store postgresql://'));
+    assert.ok(probe?.ok, JSON.stringify(status.probes));
+    assert.match(probe.detail, /^PostgreSQL \d+\.\d+.*, schema \d+$/);
+    assert.equal(status.recent['last hour']!.messages, 2);
     const stats = await api('/api/v1/stats?range=hour');
     assert.equal((stats.body.traffic as Array<{ n: number }>).reduce((n, x) => n + x.n, 0), 2);
 
