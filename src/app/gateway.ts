@@ -36,6 +36,9 @@ import { clientTlsFor, upstreamTlsFor } from '../gateway/tls.ts';
 import type { ProcessStatus } from './control.ts';
 
 
+/** A load balancer's PROXY header comes at once with the connection; a peer that sends none is closed after this. */
+const PROXY_HEADER_TIMEOUT_MS = 5000;
+
 /** How often growing log-forwarding failures are reported. */
 const FORWARD_REPORT_MS = 60_000;
 
@@ -247,7 +250,9 @@ export class Gateway {
         ...(l.mode === 'tproxy' ? { listenFd: () => transparentListenFd(listen.host, listen.port), refuseSelf: false } : {}),
         hostname: this.#cfg.hostname,
         log: this.log,
-        session: (upstream, stressed): SessionContext => ({
+        proxy: l['proxy-protocol'] ? { from: compileAddressList(l['proxy-from']), timeoutMs: PROXY_HEADER_TIMEOUT_MS } : null,
+        session: (upstream, stressed, peer): SessionContext => ({
+          peer,
           listener: l.name,
           direction: l.direction,
           forwarding: l.forwarding,

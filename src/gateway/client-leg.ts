@@ -30,11 +30,12 @@ export class ClientLeg {
   readonly label: string;
   readonly address: string;
 
-  constructor(socket: Socket, private readonly capture: SessionCapture | null = null) {
+  /** @param peer the client a PROXY header named, when a load balancer connected for it */
+  constructor(socket: Socket, private readonly capture: SessionCapture | null = null, peer: { readonly address: string; readonly port: number } | null = null) {
     this.#socket = socket;
     capture?.tap(socket, 'client');
-    this.address = socket.remoteAddress ?? '';
-    this.label = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.address = peer?.address ?? socket.remoteAddress ?? '';
+    this.label = peer ? `${peer.address}:${peer.port}` : `${socket.remoteAddress}:${socket.remotePort}`;
     this.#tls = socket instanceof TLSSocket;
     socket.setNoDelay(true);
     this.#reader = new ClientReader(socket, () => this.flush());

@@ -19,6 +19,7 @@ import type { LogFn } from '../logs/process-log.ts';
 import { formatReply } from '../smtp/reply.ts';
 import { type LocalReply, REPLY } from './enforce.ts';
 import { Session, type SessionContext, type SessionSnapshot } from './session.ts';
+import { type ProxiedPeer, readProxyHeader } from './proxy-header.ts';
 
 export interface ListenerOptions {
   readonly host: string;
@@ -29,8 +30,13 @@ export interface ListenerOptions {
   readonly implicitTls: { readonly cert: Buffer; readonly key: Buffer } | null;
   /** Where this connection's upstream is (fixed, or its original destination); throws if unknown. */
   readonly upstreamFor: (socket: Socket) => { host: string; port: number };
-  /** Per connection; `stressed` tells the session whether its listener is in stress mode now. */
-  readonly session: (upstream: { host: string; port: number }, stressed: () => boolean) => SessionContext;
+  /**
+   * Per connection; `stressed` tells the session whether its listener is in stress mode now;
+   * `peer` is the client a PROXY header named (null: the connection's own peer).
+   */
+  readonly session: (upstream: { host: string; port: number }, stressed: () => boolean, peer: ProxiedPeer | null) => SessionContext;
+  /** `proxy-protocol`: which peers may send the header, and how long it may take. */
+  readonly proxy?: { readonly from: (address: string) => boolean; readonly timeoutMs: number } | null;
   readonly hostname: string;
   readonly log: LogFn;
   /** TPROXY: the listening socket, made by the addon (else Node binds host:port itself). */
@@ -138,7 +144,39 @@ export class Listener {
       this.#refuse(socket, 'connection was not redirected (original destination is the gateway itself)', REPLY.noDestination);
       return;
     }
-    const client = socket.remoteAddress ?? '';
+    if (this.opts.proxy) return this.#acceptProxied(socket, upstream, this.opts.proxy);
+    this.#begin(socket, upstream, null);
+  }
+
+  /**
+   * proxy-protocol: only a listed load balancer may connect, and its connection starts with the
+   * header naming the client; then the session begins as if that client had connected.
+   */
+  #acceptProxied(socket: Socket, upstream: { host: string; port: number }, proxy: NonNullable<ListenerOptions['proxy']>): void {
+    const from = socket.remoteAddress ?? '';
+    if (!proxy.from(from)) {
+      this.opts.log('warn', 'connection refused: not from a load balancer in proxy-from', { listener: this.name, client: from });
+      socket.destroy();
+      return;
+    }
+    // Counted as open from now (a stop closes it), though no session runs yet.
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    readProxyHeader(socket, proxy.timeoutMs).then(
+      (peer) => {
+        if (socket.destroyed) return;
+        this.#begin(socket, upstream, peer);
+        socket.resume();
+      },
+      (err: Error) => {
+        this.opts.log('warn', 'connection closed: no valid PROXY protocol header', { listener: this.name, client: `${from}:${socket.remotePort}`, error: err.message });
+        socket.destroy();
+      },
+    );
+  }
+
+  #begin(socket: Socket, upstream: { host: string; port: number }, peer: ProxiedPeer | null): void {
+    const client = peer?.address ?? socket.remoteAddress ?? '';
     const count = this.#perClient.get(client) ?? 0;
     if (count >= this.opts.maxSessionsPerClient) {
       this.#refuse(socket, 'session limit from your address', REPLY.tooManyConnections(this.opts.hostname, 'from your address'));
@@ -148,7 +186,7 @@ export class Listener {
       this.#refuse(socket, 'session limit in total', REPLY.tooManyConnections(this.opts.hostname, 'in total'));
       return;
     }
-    const ctx = this.opts.session(upstream, this.#isStressed);
+    const ctx = this.opts.session(upstream, this.#isStressed, peer);
     this.#perClient.set(client, count + 1);
     this.#sockets.add(socket);
     // The client's connection counts against the limits while it is open; the session may

@@ -33,6 +33,8 @@ export interface SessionContext {
   readonly logs: LogStore;
   readonly spoolDir: string;
   /** Where blocked/rejected messages are kept when the deciding profile says so. */
+  /** The client a PROXY protocol header named (proxy-protocol listeners); absent: the connection's peer. */
+  readonly peer?: { readonly address: string; readonly port: number } | null;
   readonly quarantine?: Quarantine | null;
   /** Delivered files whose analysis was still running: for retro-alerts. */
   readonly retro?: RetroAlerts | null;

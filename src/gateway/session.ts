@@ -65,7 +65,7 @@ export class Session {
   constructor(socket: Socket, ctx: SessionContext) {
     this.#ctx = ctx;
     this.#capture = ctx.capture ? new SessionCapture(ctx.capture.maxBytes) : null;
-    this.#client = new ClientLeg(socket, this.#capture);
+    this.#client = new ClientLeg(socket, this.#capture, ctx.peer ?? null);
     this.#trusted = ctx.isTrusted(this.#client.address);
     const { upstreamHost: host, upstreamPort: port, limits, spoolDir } = ctx;
     const clientPassthrough = ctx.clientTls.mode === 'passthrough';

@@ -235,6 +235,11 @@ const listener = z.strictObject({
     .describe("VRFY and EXPN: relayed to the upstream (its answer, usually 252), or refused with 502 5.5.1 (like Postfix's disable_vrfy_command); logged either way"),
   'relay-auth': z.boolean().default(true).describe('relay AUTH between client and upstream when the upstream offers it; never logged'),
   'trusted-clients': z.array(cidr).default([]).describe('client addresses/CIDRs allowed to send XCLIENT/XFORWARD'),
+  'proxy-protocol': z
+    .boolean()
+    .default(false)
+    .describe('every connection starts with a PROXY protocol header (v1 or v2: HAProxy send-proxy, send-proxy-v2) naming the real client, which sessions, limits, rules and records then use (relay mode)'),
+  'proxy-from': z.array(cidr).default([]).describe('with proxy-protocol: the load balancers allowed to connect (a connection from any other address is refused)'),
   'upstream-reuse': z
     .boolean()
     .default(false)

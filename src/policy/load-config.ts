@@ -119,6 +119,9 @@ function checkReferences(cfg: Config, root: unknown, lc: LineCounter, source: st
     if (l.mode === 'relay' && !l.upstream) add(['listeners', i], 'relay mode needs upstream (host:port or mailbox:DIR)');
     if (l.mode !== 'relay' && l.upstream) add(['listeners', i, 'upstream'], `${l.mode} mode takes the original destination of each connection; remove upstream`);
     if (l.mode !== 'relay' && l['upstream-reuse']) add(['listeners', i, 'upstream-reuse'], 'transparent mode connects each client to its own destination: upstream sessions cannot be reused');
+    if (l['proxy-protocol'] && l.mode !== 'relay') add(['listeners', i, 'proxy-protocol'], 'transparent mode sees the client itself: no load balancer between');
+    if (l['proxy-protocol'] && l['proxy-from'].length === 0) add(['listeners', i, 'proxy-from'], 'proxy-protocol needs proxy-from: the load balancers\' addresses (anyone else could name any client)');
+    if (l['proxy-protocol'] && l.tls.implicit) add(['listeners', i, 'proxy-protocol'], 'proxy-protocol with implicit TLS is not supported yet (use STARTTLS on the port behind the load balancer)');
     const hasCert = Boolean(l.tls.cert && l.tls.key);
     if (Boolean(l.tls.cert) !== Boolean(l.tls.key)) add(['listeners', i, 'tls'], 'cert and key go together');
     if (l.tls.mode === 'terminate' && !hasCert) add(['listeners', i, 'tls', 'mode'], 'terminate needs cert and key');
