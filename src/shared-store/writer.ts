@@ -34,6 +34,8 @@ export type SharedWrite =
   | { readonly kind: 'sql'; readonly what: string; readonly text: string; readonly values: readonly unknown[] };
 
 const BATCH_MS = 20;
+/** pg_advisory_xact_lock key that puts record inserts in commit order: 'smtp' 'logs'. */
+const RECORD_ORDER_LOCK = [0x736d7470, 0x6c6f6773] as const;
 const BATCH_ITEMS = 500;
 const RETRY_MS = 1000;
 
@@ -206,8 +208,15 @@ export class SharedWriter {
       broken = true;
     };
     client.on('error', onError);
+    // Records are numbered in the order they commit, across instances: a batch with records
+    // holds a transaction-scoped lock while it inserts, so no lower id can commit after a
+    // higher one has been read (`smtpwall logs -f` and the console follow by id and would
+    // skip it). The lock is held for the milliseconds of one batch's inserts.
+    const ordered = batch.some((w) => w.kind !== 'sql');
+    const transaction = batch.length > 1 || ordered;
     try {
-      if (batch.length > 1) await client.query('BEGIN');
+      if (transaction) await client.query('BEGIN');
+      if (ordered) await client.query('SELECT pg_advisory_xact_lock($1, $2)', [...RECORD_ORDER_LOCK]);
       for (let i = 0; i < batch.length; ) {
         const w = batch[i]!;
         if (w.kind === 'sql') {
@@ -223,10 +232,10 @@ export class SharedWriter {
         const q = w.kind === 'traffic' ? insertRows('traffic', TRAFFIC_COLUMNS, rows) : insertRows('threats', THREAT_COLUMNS, rows);
         await client.query(q.text, q.values);
       }
-      if (batch.length > 1) await client.query('COMMIT');
+      if (transaction) await client.query('COMMIT');
     } catch (err) {
       broken = true;
-      if (batch.length > 1) await client.query('ROLLBACK').catch(() => undefined); // gone with the connection: nothing committed
+      if (transaction) await client.query('ROLLBACK').catch(() => undefined); // gone with the connection: nothing committed
       throw err;
     } finally {
       client.off('error', onError);

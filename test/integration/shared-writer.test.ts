@@ -114,4 +114,27 @@ describe('shared store writer', { skip: postgresBin() ? false : 'PostgreSQL is n
     assert.ok(logged.some((l) => /shared store refused a broken statement/.test(l)));
     await w.close(1000);
   });
+
+  it('records are numbered in commit order across writers (a follower by id misses none)', async () => {
+    // Writer A stops before its COMMIT until writer B's batch waits for the order lock: B's
+    // rows then get higher ids than A's and commit after them, never the other way round.
+    const monitor = new pg.Client({ connectionString: server.url });
+    await monitor.connect();
+    const advisory = async (granted: boolean): Promise<number> =>
+      Number((await monitor.query(`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted = $1`, [granted])).rows[0].n);
+    const waitFor = async (what: string, granted: boolean): Promise<void> => {
+      const end = Date.now() + 10_000;
+      while ((await advisory(granted)) === 0) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    };
+    const a = new SharedWriter(faultyPool(pool, (_c, text) => (text === 'COMMIT' ? waitFor('B waiting for the order lock', false) : null)), 1000, log);
+    const b = new SharedWriter(pool, 1000, log);
+    a.push({ kind: 'traffic', uid: a.uid(), r: record('first', 'order') });
+    await waitFor('A inside its transaction, holding the order lock', true);
+    b.push({ kind: 'traffic', uid: b.uid(), r: record('second', 'order') });
+    await Promise.all([a.flush(), b.flush()]);
+    await until('both committed', () => subjects('order').length === 2, 10_000);
+    assert.deepEqual(subjects('order'), ['first', 'second']);
+    await Promise.all([a.close(1000), b.close(1000)]);
+    await monitor.end();
+  });
 });
