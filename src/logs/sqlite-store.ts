@@ -70,6 +70,8 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE threats ADD COLUMN instance TEXT NOT NULL DEFAULT '';
    ALTER TABLE audit ADD COLUMN instance TEXT NOT NULL DEFAULT '';
    ALTER TABLE sightings ADD COLUMN instance TEXT NOT NULL DEFAULT '';`,
+  // 9: the manual verdicts, read once a second by every gateway process (verdict-store.ts).
+  `CREATE INDEX verdicts_manual ON verdicts(source) WHERE source = 'manual';`,
 ];
 
 export class SqliteLogStore implements LogStore {

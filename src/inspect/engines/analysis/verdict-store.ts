@@ -44,6 +44,9 @@ export interface Sighting {
   readonly delivered: boolean;
 }
 
+/** How stale this process's copy of the manual verdicts may be (SQLite store). */
+const MANUAL_REFRESH_MS = 1000;
+
 /** Sightings recorded per message at most (an archive of thousands of files). */
 export const MAX_SIGHTINGS_PER_MESSAGE = 100;
 
@@ -85,8 +88,11 @@ export function manualScore(verdict: VerdictClass): number {
 export class SqliteVerdictStore implements VerdictStore {
   readonly #db: Database.Database;
   #insertSighting: Database.Statement | null = null;
-  readonly #getManual: Database.Statement;
+  readonly #allManual: Database.Statement;
   readonly #instance: string;
+  /** The manual verdicts, read again at most once per MANUAL_REFRESH_MS (not per file). */
+  #manual = new Map<string, StoredVerdict>();
+  #manualRead = 0;
 
   /**
    * @param opts.lockWaitMs longest wait for another process's lock per write (default 2 s)
@@ -100,12 +106,20 @@ export class SqliteVerdictStore implements VerdictStore {
     this.#db.pragma('busy_timeout = 2000'); // a migration by another process may take a moment
     migrate(this.#db);
     this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.lockWaitMs ?? 2000))}`);
-    this.#getManual = this.#db.prepare("SELECT * FROM verdicts WHERE sha256 = ? AND source = 'manual'");
+    this.#allManual = this.#db.prepare("SELECT * FROM verdicts WHERE source = 'manual'");
   }
 
+  /**
+   * Looked up for every file: answered from memory. Another process's `verdicts set` (the
+   * CLI, another worker) is seen within MANUAL_REFRESH_MS; this process's own at once.
+   */
   manual(sha256: string): StoredVerdict | null {
-    const row = this.#getManual.get(sha256) as Record<string, unknown> | undefined;
-    return row ? toVerdict(row) : null;
+    const now = Date.now();
+    if (now - this.#manualRead >= MANUAL_REFRESH_MS) {
+      this.#manualRead = now;
+      this.#manual = new Map((this.#allManual.all() as Record<string, unknown>[]).map((r) => [r.sha256 as string, toVerdict(r)]));
+    }
+    return this.#manual.get(sha256) ?? null;
   }
 
   get(sha256: string): StoredVerdict | null {
@@ -141,6 +155,7 @@ export class SqliteVerdictStore implements VerdictStore {
          ON CONFLICT(sha256) DO UPDATE SET verdict = @verdict, score = @score, reasons = @reasons, source = 'manual'`,
       )
       .run({ sha256, verdict, score: manualScore(verdict), reasons: JSON.stringify([`manual: ${reason}`]), now });
+    this.#manualRead = 0; // this process applies its own verdict at the next file
   }
 
   list(limit: number): StoredVerdict[] {
