@@ -553,6 +553,8 @@ function explain(t: { transactionId: string; action: string; rule: string; profi
 /** The configuration with every secret replaced (password and token hashes, keys' contents, passwords). */
 export function mask(v: unknown, key = ''): unknown {
   if (/(password|secret|token|hash|passphrase)/i.test(key) && v !== null && typeof v !== 'object') return '********';
+  // A database URL may carry its password (postgresql://user:secret@host/db).
+  if (typeof v === 'string' && /^[a-z][a-z0-9+.-]*:\/\/[^/@\s:]*:[^/@\s]*@/i.test(v)) return v.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@\s:]*:)[^/@\s]*@/i, '$1********@');
   if (Array.isArray(v)) return v.map((x) => mask(x));
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mask(x, k)]));
   return v;
