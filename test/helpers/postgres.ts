@@ -6,7 +6,7 @@
  */
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './admin-gateway.ts';
@@ -33,7 +33,8 @@ export function postgresBin(): string | null {
   return versions.length ? join(base, versions[0]!, 'bin') : null;
 }
 
-export async function startPostgres(): Promise<PrivatePostgres> {
+/** @param opts.tls a certificate and key: the server speaks TLS with them (ssl = on) */
+export async function startPostgres(opts: { tls?: { certFile: string; keyFile: string } } = {}): Promise<PrivatePostgres> {
   const bin = postgresBin();
   if (!bin) throw new Error('PostgreSQL is not installed (apt-get install postgresql)');
   const port = await freePort();
@@ -48,8 +49,17 @@ export async function startPostgres(): Promise<PrivatePostgres> {
   };
   const data = join(dir, 'data');
   run('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
-  const start = (): void => void run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-o', opts, '-w', 'start']);
+  let serverOpts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
+  if (opts.tls) {
+    // The server reads its key only when it belongs to it and nobody else may read it.
+    for (const [from, to] of [[opts.tls.certFile, 'server.crt'], [opts.tls.keyFile, 'server.key']] as const) {
+      copyFileSync(from, join(data, to));
+      chmodSync(join(data, to), 0o600);
+      if (owner) chownSync(join(data, to), owner.uid, owner.gid);
+    }
+    serverOpts += ' -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key';
+  }
+  const start = (): void => void run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-o', serverOpts, '-w', 'start']);
   start();
   const psql = (sql: string, db = 'postgres'): string => run('psql', ['-h', dir, '-p', String(port), '-U', 'postgres', '-d', db, '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql]).trim();
   psql('CREATE ROLE smtpwall LOGIN');
