@@ -141,7 +141,7 @@ async function verdictVerb(store: VerdictStore, values: { json: boolean; reason?
       process.stdout.write(seen.length === 0 ? '  no sightings recorded\n' : `  sightings (newest first, up to ${values.limit}):\n`);
       for (const x of seen) {
         line(`    ${x.time}  ${(x.delivered ? 'delivered' : 'not delivered').padEnd(13)} ${x.action.padEnd(6)} tx ${x.transactionId}  ${x.messageId || '(no Message-ID)'}`);
-        line(`      from <${x.mailFrom}> to ${x.rcptTo.map((r) => `<${r}>`).join(', ')}  as ${x.filePath}`);
+        line(`      from <${x.mailFrom}> to ${x.rcptTo.map((r) => `<${r}>`).join(', ')}  as ${x.filePath}${x.instance ? `  on ${x.instance}` : ''}`);
       }
       return 0;
     }

@@ -42,6 +42,8 @@ export interface Sighting {
   readonly action: string;
   /** The receiving server accepted the message: these recipients got the file. */
   readonly delivered: boolean;
+  /** The gateway instance that saw it ('' for sightings recorded before instances were named). */
+  readonly instance?: string;
 }
 
 /** How stale this process's copy of the manual verdicts may be (SQLite store). */
@@ -186,6 +188,7 @@ export class SqliteVerdictStore implements VerdictStore {
       filePath: r.file_path as string,
       action: r.action as string,
       delivered: r.delivered === 1,
+      instance: (r.instance as string | undefined) ?? '',
     }));
   }
 
