@@ -38,6 +38,8 @@ export class PgVerdictStore implements VerdictStore {
   #listening = false;
   #pollTimer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** An outage was reported (once: while PostgreSQL is away, every retry fails alike). */
+  #reported = false;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -74,7 +76,7 @@ export class PgVerdictStore implements VerdictStore {
       if (this.#listener !== client) return;
       this.#listener = null;
       this.#listening = false;
-      if (err) this.log('warn', 'shared store: verdict notifications lost; polling until they are back', { error: describeError(err) });
+      if (err) this.#report('verdict notifications lost; polling until they are back', err);
       client.removeAllListeners('notification');
       void client.end().catch(() => undefined); // already broken
       this.#schedulePoll();
@@ -94,6 +96,8 @@ export class PgVerdictStore implements VerdictStore {
     }
     if (this.#closed) return void client.end();
     this.#listening = true;
+    if (this.#reported) this.log('info', 'shared store: verdict notifications back', {});
+    this.#reported = false;
     // Anything changed before LISTEN took effect (or while away) is read now.
     await this.#catchUp();
   }
@@ -124,9 +128,15 @@ export class PgVerdictStore implements VerdictStore {
         if (rows.length < 1000) return;
       }
     } catch (err) {
-      this.log('warn', 'shared store: verdicts could not be read; trying again', { error: describeError(err) });
+      this.#report('verdicts could not be read; trying again', err);
       if (!this.#listening) this.#schedulePoll();
     }
+  }
+
+  #report(what: string, err: unknown): void {
+    if (this.#reported) return;
+    this.#reported = true;
+    this.log('warn', `shared store: ${what}`, { error: describeError(err) });
   }
 
   async #refresh(sha256: string): Promise<void> {
@@ -135,7 +145,7 @@ export class PgVerdictStore implements VerdictStore {
       if (rows[0]) this.#apply(rows[0]);
     } catch (err) {
       // The next catch-up reads it (it is numbered).
-      this.log('warn', 'shared store: a changed verdict could not be read', { sha256, error: describeError(err) });
+      this.#report(`a changed verdict (${sha256}) could not be read`, err);
       this.#schedulePoll();
     }
   }
