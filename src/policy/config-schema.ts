@@ -410,7 +410,7 @@ export const configSchema = z.strictObject({
         .string()
         .regex(/^postgres(ql)?:\/\//, { message: 'expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE' })
         .describe('PostgreSQL shared by every instance: logs, audit, verdicts and sightings, quarantine, captures (a password is better in PGPASSWORD or ~/.pgpass than here)'),
-      pool: int(10, 1, 1000, 'connections per gateway process (each worker has its own pool, plus one that listens for verdicts)'),
+      pool: int(4, 1, 1000, 'connections per gateway process, at most (each worker has its own pool, plus one that listens for verdicts; writes need one at a time)'),
       'statement-timeout': duration('5s', 'longest a statement may run before PostgreSQL cancels it (a write that fails this way is retried like any other failure)'),
       'connect-timeout': duration('5s', 'longest wait for a new connection'),
       tls: z
