@@ -96,8 +96,9 @@ export function isUnavailable(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   if (typeof e?.code === 'string') {
     // Class 08 (connection exception), 57P01-03 (admin shutdown, crash shutdown, cannot connect now),
-    // 53 (insufficient resources), 40001/40P01 (serialization failure, deadlock): try again.
-    if (/^(08|53|57P0[1-3]|40001|40P01|ECONN|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|EPIPE|EAI_AGAIN)/.test(e.code)) return true;
+    // 57014 (statement timeout: a busy server), 55P03 (lock not available), 53 (insufficient
+    // resources), 40001/40P01 (serialization failure, deadlock): the server, not the row — try again.
+    if (/^(08|53|57P0[1-3]|57014|55P03|40001|40P01|ECONN|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|EPIPE|EAI_AGAIN)/.test(e.code)) return true;
   }
   return /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED|Client has encountered a connection error|not queryable/i.test(e?.message ?? '');
 }

@@ -170,6 +170,10 @@ export class SharedWriter {
         this.#failing = false;
         this.#dropped = 0;
         this.#writtenInOutage = 0;
+      } else if (this.#dropped > 0) {
+        // No outage, but records came faster than PostgreSQL took them and the buffer was full.
+        this.log('error', 'shared store: records dropped, the buffer was full (store.buffer)', { dropped: this.#dropped, buffer: this.bufferLimit });
+        this.#dropped = 0;
       }
     };
     this.#writing = run().finally(() => {

@@ -137,4 +137,18 @@ describe('shared store writer', { skip: postgresBin() ? false : 'PostgreSQL is n
     await Promise.all([a.close(1000), b.close(1000)]);
     await monitor.end();
   });
+
+  it('past store.buffer records are counted as dropped and the loss is logged; the rest are written in order', async () => {
+    const mine: Array<{ msg: string; f: Record<string, unknown> }> = [];
+    const w = new SharedWriter(pool, 5, (_l: string, msg: string, f?: Record<string, unknown>) => void mine.push({ msg, f: f ?? {} }), { ready: false });
+    for (let i = 0; i < 8; i++) w.push({ kind: 'traffic', uid: w.uid(), r: record(`b-${i}`, 'full') });
+    assert.equal(w.healthy, false);
+    w.ready();
+    await until('the buffered five', () => subjects('full').length === 5, 10_000);
+    assert.deepEqual(subjects('full'), ['b-0', 'b-1', 'b-2', 'b-3', 'b-4']);
+    await until('the loss logged', () => mine.some((l) => /records dropped, the buffer was full/.test(l.msg)));
+    assert.equal(mine.find((l) => /records dropped/.test(l.msg))!.f.dropped, 3);
+    assert.equal(w.healthy, true, 'healthy again once the loss is reported');
+    await w.close(1000);
+  });
 });
