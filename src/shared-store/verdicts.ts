@@ -169,10 +169,23 @@ export class PgVerdictStore implements VerdictStore {
     return this.#manual.get(sha256) ?? null;
   }
 
+  /**
+   * A file's verdict. PostgreSQL unreachable: unknown (null, not remembered) — the file is
+   * analysed here, as a new one would be; mail never waits on the store.
+   */
   async get(sha256: string): Promise<StoredVerdict | null> {
     const known = this.#manual.get(sha256) ?? this.#cache.get(sha256);
     if (known !== undefined) return known;
-    const { rows } = await this.pool.query('SELECT * FROM verdicts WHERE sha256 = $1', [sha256]);
+    // A gateway that lost its verdict connection does not wait for the pool's connect timeout
+    // per file (a cut network): the server is away, the file is new to us for now.
+    if (this.listenOptions && !this.#listening) return null;
+    let rows: Record<string, unknown>[];
+    try {
+      rows = (await this.pool.query('SELECT * FROM verdicts WHERE sha256 = $1', [sha256])).rows;
+    } catch (err) {
+      this.#report('verdicts could not be read; files are analysed here meanwhile', err);
+      return null;
+    }
     const v = rows[0] ? toVerdict(rows[0]) : null;
     this.#remember(sha256, v);
     return v;
