@@ -17,6 +17,7 @@ import { basic, EICAR_MSG, freePort, send } from '../helpers/admin-gateway.ts';
 import { hashPassword } from '../../src/admin/passwords.ts';
 import { outputMatches, RawClient, sha256, startUpstream, type UpstreamPeer, until } from '../helpers/peers.ts';
 import { type PrivatePostgres, postgresBin, startPostgres } from '../helpers/postgres.ts';
+import { pdf } from '../helpers/analysis-fixtures.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/smtpwall.js');
 const run = promisify(execFile);
@@ -202,13 +203,15 @@ describe('shared PostgreSQL store', { skip: postgresBin() ? false : 'PostgreSQL 
     pg.stop();
     for (let i = 1; i <= 20; i++) assert.match(await send(c.smtp, message(`c-${i}`)), /^250 /, `message ${i} while PostgreSQL is down`);
     await outputMatches([c.child.stdout, c.child.stderr], c.output, /shared store cannot be written; records are kept in memory/);
+    // A file analysis judges (a PDF) while the verdict store is away: analysed here, delivered.
+    assert.match(await send(c.smtp, withAttachment('c-pdf', pdf(`1 0 obj << /Type /Catalog >> endobj % ${Date.now()}`).toString('latin1'))), /^250 /);
     assert.equal(c.output().match(/shared store cannot be written/g)!.length, 1, 'the outage is logged once, not per record');
     pg.start();
     const restarted = Date.now();
-    await until('every buffered record in PostgreSQL', () => subjects('gw-c').length >= 21, 10_000);
+    await until('every buffered record in PostgreSQL', () => subjects('gw-c').length >= 22, 10_000);
     assert.ok(Date.now() - restarted < 10_000);
     await outputMatches([c.child.stdout, c.child.stderr], c.output, /shared store writable again/);
-    assert.deepEqual(subjects('gw-c'), Array.from({ length: 21 }, (_, i) => `c-${i}`), 'in order, none twice, none lost');
+    assert.deepEqual(subjects('gw-c'), [...Array.from({ length: 21 }, (_, i) => `c-${i}`), 'c-pdf'], 'in order, none twice, none lost');
     await c.stop();
   });
 
