@@ -34,7 +34,7 @@ function rng(seed: number): () => number {
 }
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-const TOOLS = Object.fromEntries(['7zz', 'python3', 'gzip', 'xz', 'bzip2', 'zstd', 'lz4', 'lzip', 'tar', 'cpio', 'gcab', 'arj', 'lha', 'genisoimage', 'mkfs.fat', 'mcopy', 'dpkg-deb'].map((t) => [t, has(t)])) as Record<string, boolean>;
+const TOOLS = Object.fromEntries(['7zz', 'python3', 'gzip', 'xz', 'bzip2', 'zstd', 'lz4', 'lzip', 'tar', 'cpio', 'gcab', 'arj', 'lha', 'genisoimage', 'mkfs.fat', 'mcopy', 'dpkg-deb', 'qpdf'].map((t) => [t, has(t)])) as Record<string, boolean>;
 
 const NAMES = ['a.txt', 'invoice.exe', 'docs/readme.md', 'deep/er/still/file.bin', 'Résumé.pdf', 'данные.dat', 'x', 'setup.msi', 'report 2026.docx'];
 
@@ -218,6 +218,20 @@ const RECIPES: ReadonlyArray<Recipe> = [
       if (first !== -1) bytes.writeUInt16LE(8, first + 10);
     }
     return { bytes, recipe: `own zip: ${trick}`, ext: 'zip' };
+  },
+  // qpdf: a PDF carrying the members as embedded files (attachments), its streams compressed
+  // or not, its objects in object streams or not (pdfdetach is the reference that reads it).
+  (files, next, work) => {
+    if (!TOOLS.qpdf) return null;
+    const root = onDisk(work, files);
+    const base = join(work, 'base.pdf');
+    const out = join(work, 'out.pdf');
+    execFileSync('qpdf', ['--empty', base]);
+    const compress = pick(next, ['y', 'n']);
+    const objects = pick(next, ['generate', 'disable', 'preserve']);
+    const attach = files.flatMap((f) => ['--add-attachment', join(root, f.name), `--key=${f.name}`, '--']);
+    execFileSync('qpdf', [base, out, ...attach, `--compress-streams=${compress}`, `--object-streams=${objects}`], { stdio: 'ignore' });
+    return { bytes: readFileSync(out), recipe: `qpdf attachments, compress-streams=${compress}, object-streams=${objects}`, ext: 'pdf' };
   },
 ];
 

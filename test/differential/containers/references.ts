@@ -1,7 +1,7 @@
 /**
  * The reference extractors of the container oracle, each behind one adapter: given container
  * files, the bytes of every file each extractor gets out of each. None was written here:
- * 7-Zip (`7zz`), libarchive's `bsdtar`, Info-ZIP's `unzip`, `cabextract`, and Python's
+ * 7-Zip (`7zz`), libarchive's `bsdtar`, Info-ZIP's `unzip`, `cabextract`, Poppler's `pdfdetach`, and Python's
  * `zipfile` and `tarfile` (one batch process for all containers). The command-line tools run
  * once per container in a fresh directory; what they leave there is their answer, whatever
  * their exit status (a tool that extracts part of a damaged archive and fails still extracted
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 
-export type ExtractorName = '7zz' | 'bsdtar' | 'unzip' | 'cabextract' | 'python';
+export type ExtractorName = '7zz' | 'bsdtar' | 'unzip' | 'cabextract' | 'pdfdetach' | 'python';
 
 /** Files per extractor, per container (same order as the input). */
 export type Extracted = Map<ExtractorName, Buffer[][]>;
@@ -26,7 +26,7 @@ const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`
 /** The extractors installed here (`.ci/run` installs all of them). */
 export function availableExtractors(): ExtractorName[] {
   const out: ExtractorName[] = [];
-  for (const [name, bin] of [['7zz', '7zz'], ['bsdtar', 'bsdtar'], ['unzip', 'unzip'], ['cabextract', 'cabextract'], ['python', 'python3']] as const) if (has(bin)) out.push(name);
+  for (const [name, bin] of [['7zz', '7zz'], ['bsdtar', 'bsdtar'], ['unzip', 'unzip'], ['cabextract', 'cabextract'], ['pdfdetach', 'pdfdetach'], ['python', 'python3']] as const) if (has(bin)) out.push(name);
   return out;
 }
 
@@ -60,6 +60,8 @@ const COMMANDS: Readonly<Record<Exclude<ExtractorName, 'python'>, readonly [stri
   bsdtar: ['bsdtar', (f, o) => ['-x', '-f', f, '-C', o]],
   unzip: ['unzip', (f, o) => ['-o', '-qq', '-P', 'nopassword', f, '-d', o]],
   cabextract: ['cabextract', (f, o) => ['-q', '-d', o, f]],
+  // Poppler's pdfdetach: every embedded file of a PDF (attachments and file annotations).
+  pdfdetach: ['pdfdetach', (f, o) => ['-saveall', '-o', o, f]],
 };
 
 /** Python's zipfile and tarfile over many containers: one JSON line (hex of each file) per path. */
