@@ -12,6 +12,7 @@
  * later refine a type to `encrypted-zip`, `encrypted-rar`, `encrypted-7z`.
  */
 
+import { isDmg } from './archive/via-seven-zip.ts';
 import { fileTypeFromBuffer } from 'file-type';
 import { decodedHead, textEncodingOf } from './decode/transcode.ts';
 
@@ -78,6 +79,7 @@ function identifyBinary(head: Buffer, tail: Buffer, whole: Buffer | null): Ident
   if (has(head, [0x4c, 0, 0, 0, 0x01, 0x14, 0x02, 0])) return plain('lnk');
   if (has(head, 'vhdxfile')) return plain('vhdx');
   if (has(head, 'conectix') || has(tail, 'conectix', Math.max(0, tail.length - 512))) return plain('vhd');
+  if (isDmg(whole ?? tail)) return plain('dmg');
   if (has(head, 'CD001', 0x8001) || has(head, 'BEA01', 0x8001) || has(head, 'CD001', 0x9001)) return plain('iso');
   const pdfAt = head.subarray(0, 1024).indexOf('%PDF-');
   if (pdfAt !== -1) return plain('pdf');

@@ -16,6 +16,7 @@
  * can be unpacked from their central directory; members stream through zlib.
  */
 
+import { isDmg } from './archive/via-seven-zip.ts';
 import { createHash, type Hash } from 'node:crypto';
 import { describeError, ScanTimeoutError } from '../errors.ts';
 import type { AnomalyEvent, AnomalyName } from '../events.ts';
@@ -246,6 +247,9 @@ class ObjectSet {
       if (o.appendedTooLarge && o.tail.indexOf('PK\x05\x06', 0, 'latin1') !== -1) this.event('ARCHIVE_TOO_LARGE', o.path, `a zip appended to it, past the limit of ${this.limits.maxContainerBytes} bytes`);
       const whole = o.takeContainer();
       if (o.containerTooLarge && tooLargeMatters(o.head, o.tail)) this.event('ARCHIVE_TOO_LARGE', o.path, `limit ${this.limits.maxContainerBytes} bytes`);
+      // A disk image recognised only by its trailer, after its bytes went by (not named .dmg):
+      // never passed as if it had been opened.
+      if (whole === null && !o.containerTooLarge && isDmg(o.tail)) this.event('ARCHIVE_UNSUPPORTED', o.path, 'an Apple disk image (UDIF), recognised by its trailer once its bytes had gone by (it is not named .dmg): not opened');
       if (whole === null) continue;
       const id = await identify(o.head, o.tail, whole);
       o.settle(await this.#unpack(o, id, whole));
@@ -481,7 +485,8 @@ class ObjectScan implements LeafSink {
     if (this.#keep === null) return;
     // A volume of a split archive (`x.zip.001`, `x.002`…) is kept whatever its first bytes:
     // only the first volume starts like an archive.
-    if (!looksLikeContainer(this.head) && volumeOf(this.leaf.name) === null) return this.#release();
+    // An Apple disk image is known only by its trailer: a `.dmg` is kept to be read whole.
+    if (!looksLikeContainer(this.head) && volumeOf(this.leaf.name) === null && !/\.dmg$/i.test(this.leaf.name ?? '')) return this.#release();
     // Its head is part of what is kept: thousands of small nested containers count too.
     if (this.kept!.bytes + this.#headBytes > this.kept!.limit) {
       this.#release();

@@ -19,6 +19,10 @@ export function sevenZipFormat(head: Buffer): { readonly name: string; readonly 
     for (let i = 0; i < s.length; i++) if (head[offset + i] !== (typeof s === 'string' ? s.charCodeAt(i) : s[i])) return false;
     return true;
   };
+  // An Apple disk image (UDIF .dmg): no magic at its start (its first bytes are those of its
+  // first chunk: a file system, zlib, bzip2, LZFSE data), only the 512-byte `koly` trailer at
+  // its end, so it is recognised when the whole file is here (inspector.ts keeps `.dmg` files).
+  if (isDmg(head)) return { name: 'dmg', ext: 'dmg' };
   if (at([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return { name: 'xz', ext: 'xz' };
   if (at('BZh') && head[3]! >= 0x31 && head[3]! <= 0x39) return { name: 'bzip2', ext: 'bz2' };
   if (at([0x28, 0xb5, 0x2f, 0xfd])) return { name: 'zstd', ext: 'zst' };
@@ -56,6 +60,13 @@ export function sevenZipFormat(head: Buffer): { readonly name: string; readonly 
     return { name: 'img', ext: 'img' };
   }
   return null;
+}
+
+/** UDIF: the last 512 bytes are the `koly` trailer (version 4, header size 512). */
+export function isDmg(b: Buffer): boolean {
+  if (b.length < 512) return false;
+  const t = b.length - 512;
+  return b[t] === 0x6b && b[t + 1] === 0x6f && b[t + 2] === 0x6c && b[t + 3] === 0x79 && b.readUInt32BE(t + 8) === 512;
 }
 
 /**
