@@ -9,6 +9,7 @@
  * names, so every extracted file is told apart by its SHA-256.
  */
 
+import { udif } from '../../helpers/dmg.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -140,7 +141,8 @@ const RECIPES: ReadonlyArray<Recipe> = [
     return { bytes: isoImage(flat, { joliet: next() < 0.5 }), recipe: 'own iso9660', ext: 'iso' };
   },
   // The other archivers of the class, each by its own tool: CAB (gcab), ARJ, LHA (jlha-utils),
-  // ISO 9660 with Rock Ridge and Joliet (genisoimage), a FAT image (mkfs.fat + mtools), a .deb.
+  // ISO 9660 with Rock Ridge and Joliet (genisoimage), a FAT image (mkfs.fat + mtools), the
+  // same in a .dmg, a .deb.
   (files, next, work) => {
     const root = onDisk(work, files);
     const out = join(work, 'out.bin');
@@ -153,6 +155,13 @@ const RECIPES: ReadonlyArray<Recipe> = [
       ['img', TOOLS['mkfs.fat'] && TOOLS.mcopy, () => {
         execFileSync('mkfs.fat', ['-C', out, '2048'], { stdio: 'ignore' });
         for (const f of files) execFileSync('mcopy', ['-i', out, '-s', f.name.split('/')[0]!, '::'], { cwd: root, stdio: 'ignore' });
+      }],
+      // An Apple disk image (our own UDIF writer, test/helpers/dmg.ts) around a FAT image.
+      ['dmg', TOOLS['mkfs.fat'] && TOOLS.mcopy, () => {
+        const fat = join(work, 'fat.img');
+        execFileSync('mkfs.fat', ['-C', fat, '2048'], { stdio: 'ignore' });
+        for (const f of files) execFileSync('mcopy', ['-i', fat, '-s', f.name.split('/')[0]!, '::'], { cwd: root, stdio: 'ignore' });
+        writeFileSync(out, udif(readFileSync(fat), next() < 0.5 ? 'raw' : 'zlib'));
       }],
       ['deb', TOOLS['dpkg-deb'], () => {
         mkdirSync(join(root, 'DEBIAN'), { recursive: true });
