@@ -62,11 +62,20 @@ export function sevenZipFormat(head: Buffer): { readonly name: string; readonly 
   return null;
 }
 
-/** UDIF: the last 512 bytes are the `koly` trailer (version 4, header size 512). */
+/** How far before the end a `koly` trailer is looked for (bytes appended after it, as 7-Zip allows). */
+const DMG_TRAILER_SEARCH = 64 * 1024;
+
+/**
+ * UDIF: a 512-byte `koly` trailer (version 4, header size 512) — the last 512 bytes, or a
+ * little before them with bytes appended after it (7-Zip still opens such a file).
+ */
 export function isDmg(b: Buffer): boolean {
   if (b.length < 512) return false;
-  const t = b.length - 512;
-  return b[t] === 0x6b && b[t + 1] === 0x6f && b[t + 2] === 0x6c && b[t + 3] === 0x79 && b.readUInt32BE(t + 8) === 512;
+  const koly = (t: number): boolean => t >= 0 && t + 512 <= b.length && b.readUInt32BE(t + 4) === 4 && b.readUInt32BE(t + 8) === 512;
+  if (b.toString('latin1', b.length - 512, b.length - 508) === 'koly' && koly(b.length - 512)) return true;
+  const from = Math.max(0, b.length - DMG_TRAILER_SEARCH);
+  for (let t = b.lastIndexOf('koly', b.length - 512, 'latin1'); t >= from; t = t > 0 ? b.lastIndexOf('koly', t - 1, 'latin1') : -1) if (koly(t)) return true;
+  return false;
 }
 
 /**
