@@ -1,7 +1,7 @@
 /**
  * The shared store of one process: its pool, its ordered writer, and the logs, verdicts,
  * quarantine, captures and audit records on top of them. A gateway process opens one with
- * `listen: true` (verdicts of other instances arrive by LISTEN/NOTIFY); a CLI command opens one
+ * `gateway: true` (verdicts of other instances arrive by LISTEN/NOTIFY); a CLI command opens one
  * to read or to change one thing, and closes it again.
  *
  * PostgreSQL unreachable at start: `store.down-at-start: refuse` refuses with one clear line;
@@ -10,8 +10,7 @@
  */
 
 import type pg from 'pg';
-import { describeError } from '../errors.ts';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, describeError } from '../errors.ts';
 import type { LogFn } from '../logs/process-log.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
 import { clientOptions, isUnavailable, migrateShared, openPool, SchemaTooNewError, type StoreConfig } from './connection.ts';
