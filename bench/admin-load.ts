@@ -21,7 +21,8 @@ export interface AdminLoadResult {
   readonly rounds: number;
 }
 
-interface Deps {
+/** What bench/run.ts lends the runs that live in their own files. */
+export interface BenchDeps {
   readonly root: string;
   readonly work: string;
   readonly sinkPort: number;
@@ -29,6 +30,9 @@ interface Deps {
   waitPort(port: number): Promise<void>;
   start(cmd: string, args: string[], opts?: { stdout?: boolean }): ChildProcess;
   stop(c: ChildProcess): void;
+}
+
+interface Deps extends BenchDeps {
   /** msg/s of `count` 10 KB messages over 10 sessions through `port`. */
   rate(port: number): number;
 }

@@ -7,6 +7,7 @@
  */
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import type { BenchDeps } from './admin-load.ts';
 import { writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
@@ -23,19 +24,9 @@ export interface SharedStoreResult {
   readonly rounds: number;
 }
 
-interface Deps {
-  readonly root: string;
-  readonly work: string;
-  readonly sinkPort: number;
-  freePort(): Promise<number>;
-  waitPort(port: number): Promise<void>;
-  start(cmd: string, args: string[]): ChildProcess;
-  stop(c: ChildProcess): void;
-}
-
 const MESSAGES = 1000;
 
-export async function sharedStoreBench(d: Deps, rounds = 3): Promise<SharedStoreResult | null> {
+export async function sharedStoreBench(d: BenchDeps, rounds = 3): Promise<SharedStoreResult | null> {
   if (!postgresBin()) {
     process.stdout.write('skipping the shared-store run: PostgreSQL is not installed (apt-get install postgresql)\n');
     return null;

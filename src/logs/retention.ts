@@ -51,19 +51,32 @@ export async function prune(dataDir: string, retentionMs: number, now = Date.now
 
 /** The schedule: a prune soon after start and every hour; `retentionMs` is read each time (reload). */
 export function startRetention(dataDir: string, retention: () => number, log: LogFn, captureRetention: () => number = () => 0): () => void {
-  let running = false;
-  const run = (): void => {
+  return everyHour(() => {
     const retentionMs = retention();
     const captureMs = captureRetention();
-    if (running || (retentionMs <= 0 && captureMs <= 0)) return;
-    running = true;
-    prune(dataDir, retentionMs, Date.now(), PAUSE_MS, captureMs)
-      .then((d) => {
+    if (retentionMs <= 0 && captureMs <= 0) return null;
+    return prune(dataDir, retentionMs, Date.now(), PAUSE_MS, captureMs).then(
+      (d) => {
         const total = Object.values(d).reduce((a, b) => a + b, 0);
         if (total > 0) log('info', 'log records pruned', { retention: `${Math.round(retentionMs / 86_400_000)}d`, ...d });
-      })
-      .catch((err: Error) => log('warn', 'log retention failed; tried again in an hour', { error: err.message }))
-      .finally(() => (running = false));
+      },
+      (err: Error) => log('warn', 'log retention failed; tried again in an hour', { error: err.message }),
+    );
+  });
+}
+
+/**
+ * Run `task` soon after start and then every hour, never two at once (a prune of a big table
+ * may outlast the hour); `task` returns null when there is nothing to do. Returns the stop.
+ */
+export function everyHour(task: () => Promise<void> | null): () => void {
+  let running = false;
+  const run = (): void => {
+    if (running) return;
+    const p = task();
+    if (p === null) return;
+    running = true;
+    void p.finally(() => (running = false));
   };
   const first = setTimeout(run, 1000);
   const timer = setInterval(run, EVERY_MS);

@@ -10,8 +10,8 @@ import type { LogFn } from '../logs/process-log.ts';
 import type { LoadedConfig } from '../policy/load-config.ts';
 import { describeError } from '../errors.ts';
 import type { SharedStore } from './shared-store.ts';
+import { everyHour } from '../logs/retention.ts';
 
-const EVERY_MS = 3_600_000;
 const BATCH = 1000;
 
 export async function pruneShared(shared: SharedStore, cfg: LoadedConfig, now = Date.now()): Promise<Record<string, number>> {
@@ -35,23 +35,12 @@ export async function pruneShared(shared: SharedStore, cfg: LoadedConfig, now = 
 }
 
 export function startSharedRetention(shared: SharedStore, cfg: () => LoadedConfig, log: LogFn): () => void {
-  let running = false;
-  const run = (): void => {
-    if (running) return;
-    running = true;
-    pruneShared(shared, cfg())
-      .then((d) => {
+  return everyHour(() =>
+    pruneShared(shared, cfg()).then(
+      (d) => {
         if (Object.keys(d).length) log('info', 'shared store: old records pruned', d);
-      })
-      .catch((err: unknown) => log('warn', 'shared store: retention failed; tried again in an hour', { error: describeError(err) }))
-      .finally(() => (running = false));
-  };
-  const first = setTimeout(run, 1000);
-  const timer = setInterval(run, EVERY_MS);
-  first.unref();
-  timer.unref();
-  return () => {
-    clearTimeout(first);
-    clearInterval(timer);
-  };
+      },
+      (err: unknown) => log('warn', 'shared store: retention failed; tried again in an hour', { error: describeError(err) }),
+    ),
+  );
 }

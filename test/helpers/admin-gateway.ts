@@ -59,14 +59,31 @@ admin:
     - { name: victor, password-hash: "${await hashPassword('victor-secret')}", role: viewer }
 ${extra}`,
   );
+  const g = await spawnGateway(file, [[/admin plane listening/, 1], [/listening listener=inbound/, workers]]);
+  return { ...g, smtp, admin: `http://127.0.0.1:${adminPort}`, dataDir };
+}
+
+export interface SpawnedGateway {
+  readonly child: ChildProcess;
+  output(): string;
+  /** SIGTERM, and wait for the exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `smtpwall start -c CONFIG` as an admin runs it: resolves once each pattern has appeared in
+ * its output the given number of times; rejects with the output if it exits before.
+ */
+export async function spawnGateway(config: string, ready: ReadonlyArray<readonly [RegExp, number]>): Promise<SpawnedGateway> {
   let out = '';
-  const child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'start', '-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  await outputMatches([child.stdout, child.stderr], () => out, /admin plane listening/);
-  await outputMatches([child.stdout, child.stderr], () => out, /listening listener=inbound/, workers);
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`smtpwall start exited ${code}: ${out}`))));
+  exited.catch(() => undefined); // only a rejection while waiting for readiness matters
+  for (const [re, n] of ready) await Promise.race([outputMatches([child.stdout, child.stderr], () => out, re, n), exited]);
   return {
-    child, smtp, admin: `http://127.0.0.1:${adminPort}`, dataDir,
+    child,
     output: () => out,
     stop: async () => {
       if (child.exitCode !== null) return;

@@ -8,12 +8,12 @@
  */
 
 import { strict as assert } from 'node:assert';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { basic, EICAR_MSG, freePort, send } from '../helpers/admin-gateway.ts';
+import { basic, EICAR_MSG, freePort, send, spawnGateway, type SpawnedGateway } from '../helpers/admin-gateway.ts';
 import { hashPassword } from '../../src/admin/passwords.ts';
 import { outputMatches, RawClient, sha256, startUpstream, type UpstreamPeer, until } from '../helpers/peers.ts';
 import { type PrivatePostgres, postgresBin, startPostgres } from '../helpers/postgres.ts';
@@ -22,13 +22,10 @@ import { pdf } from '../helpers/analysis-fixtures.ts';
 const BIN = join(import.meta.dirname, '../../bin/smtpwall.js');
 const run = promisify(execFile);
 
-interface Instance {
+interface Instance extends SpawnedGateway {
   readonly name: string;
   readonly config: string;
   readonly smtp: number;
-  readonly child: ChildProcess;
-  output(): string;
-  stop(): Promise<void>;
 }
 
 async function startInstance(dir: string, name: string, url: string, upstream: number, storeExtra = '', topExtra = ''): Promise<Instance> {
@@ -49,23 +46,7 @@ rules:
 capture: { when: threats }
 ${topExtra}`,
   );
-  let out = '';
-  const child = spawn(process.execPath, [BIN, 'start', '-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  await Promise.race([
-    outputMatches([child.stdout, child.stderr], () => out, /listening listener=inbound/),
-    new Promise((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited ${code}: ${out}`)))),
-  ]);
-  return {
-    name, config, smtp, child,
-    output: () => out,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      process.kill(child.pid!, 'SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
+  return { name, config, smtp, ...(await spawnGateway(config, [[/listening listener=inbound/, 1]])) };
 }
 
 const cli = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
