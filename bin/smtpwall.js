@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Entry point of the `smtpwall` command. The sources are TypeScript run through tsx's loader
-// (a runtime dependency), so what runs is always what is in src/ — no stale build output.
-import { register } from 'tsx/esm/api';
+// Entry point of the `smtpwall` command. The sources are TypeScript, transpiled by esbuild as
+// they load (src/runtime/typescript.mjs), so what runs is always what is in src/ — no stale
+// build output.
+import { registerTypeScript } from '../src/runtime/typescript.mjs';
 
-register();
+registerTypeScript();
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));
