@@ -24,7 +24,7 @@ export const ANOMALIES = {
   HTML_SMUGGLING: 'a page or script carries an executable, archive or disk image as a data: URI or an encoded string (HTML smuggling)',
   ARCHIVE_ENCRYPTED: 'an encrypted archive or archive member: its content cannot be inspected',
   ARCHIVE_DECRYPTED: 'an encrypted archive member opened with a password found in the message, and inspected',
-  ARCHIVE_VOLUMES_JOINED: 'the volumes of a split archive (name.001, name.002, …) joined as 7-Zip joins them, and the whole inspected',
+  ARCHIVE_VOLUMES_JOINED: 'the volumes of a split archive (name.001, name.002, …; RAR volumes name.part1.rar, … or name.rar, name.r00, …) joined as 7-Zip and WinRAR join them, and the whole inspected',
   ARCHIVE_UNSUPPORTED: 'an archive format or compression method smtpwall does not unpack (rar, 7z, bzip2, …)',
   ARCHIVE_CORRUPT: 'an archive that could not be read to its end (truncated or damaged on purpose)',
   ARCHIVE_AMBIGUOUS: 'an archive that readers read differently (local headers against the central directory, a second archive appended): every reading inspected',

@@ -17,6 +17,7 @@
  */
 
 import { isDmg } from './archive/via-seven-zip.ts';
+import { isRarVolumeChain } from './archive/rar.ts';
 import { createHash, type Hash } from 'node:crypto';
 import { describeError, ScanTimeoutError } from '../errors.ts';
 import type { AnomalyEvent, AnomalyName } from '../events.ts';
@@ -259,17 +260,19 @@ class ObjectSet {
   }
 
   /**
-   * Split archives (7-Zip's and HJSplit's `name.001`, `name.002`, …): volumes of one name
-   * among the message's objects at one level, numbered from 001 without a gap, are joined
-   * in order into an object of their own, `FIRST/(joined)`, named `name` — what 7-Zip opens
-   * when the user opens the first volume. Returns the volumes that were joined.
+   * Split archives (7-Zip's and HJSplit's `name.001`, `name.002`, …) and multi-volume RARs
+   * (`name.part1.rar`, `name.part2.rar`, …, or `name.rar`, `name.r00`, …): volumes of one name
+   * among the message's objects at one level, numbered from the first without a gap, are
+   * joined in order into an object of their own, `FIRST/(joined)`, named `name` (`name.rar`) —
+   * what 7-Zip or WinRAR opens when the user opens the first volume. RAR pieces must be RAR
+   * volumes that say more follow (isRarVolumeChain). Returns the volumes that were joined.
    */
   #joinVolumes(): Set<ObjectScan> {
     const groups = new Map<string, Array<{ o: ObjectScan; n: number }>>();
     for (const o of this.objects) {
       const v = volumeOf(o.name);
       if (v === null || !o.isKept) continue;
-      const key = `${o.depth}\0${o.path.slice(0, o.path.lastIndexOf('/'))}\0${v.base}`;
+      const key = `${o.depth}\0${o.path.slice(0, o.path.lastIndexOf('/'))}\0${v.rar ? v.base.toLowerCase() : v.base}\0${v.rar}`;
       (groups.get(key) ?? groups.set(key, []).get(key)!).push({ o, n: v.n });
     }
     const joined = new Set<ObjectScan>();
@@ -280,6 +283,7 @@ class ObjectSet {
       const base = volumeOf(first.name)!.base;
       const bytes = parts.map((p) => p.o.keptBytes());
       if (bytes.some((b) => b === null)) continue;
+      if (volumeOf(first.name)!.rar && !isRarVolumeChain(bytes as Buffer[])) continue;
       const sink = this.openObject({ path: `${first.path}/(joined)`, name: base, contentType: null, encoding: null }, first.depth, first.layers);
       for (const b of bytes) sink.write(b!);
       sink.end();
@@ -337,10 +341,22 @@ class ObjectSet {
 
 const ZIP_LOCAL = Buffer.from('PK\x03\x04', 'latin1');
 
-/** `invoice.zip.003` → { base: 'invoice.zip', n: 3 }; null for other names. */
-function volumeOf(name: string | null): { base: string; n: number } | null {
-  const m = name === null ? null : /^(.+)\.(\d{3})$/.exec(name);
-  return m ? { base: m[1]!, n: Number(m[2]) } : null;
+/**
+ * A volume's place in a split archive, by its name: `invoice.zip.003` → { base: 'invoice.zip',
+ * n: 3 } (7-Zip, HJSplit: the bytes cut in pieces); RAR's own volumes, `x.part2.rar` → n 2, and
+ * the older `x.rar`, `x.r00`, `x.r01` → n 1, 2, 3, with base `x.rar` (`rar`: each piece must
+ * then be a RAR volume, rar.ts isRarVolumeChain). null for other names.
+ */
+function volumeOf(name: string | null): { base: string; n: number; rar: boolean } | null {
+  if (name === null) return null;
+  let m = /^(.+)\.(\d{3})$/.exec(name);
+  if (m) return { base: m[1]!, n: Number(m[2]), rar: false };
+  m = /^(.+)\.part0*(\d{1,4})\.rar$/i.exec(name);
+  if (m) return { base: `${m[1]!}.rar`, n: Number(m[2]), rar: true };
+  m = /^(.+)\.r(\d\d)$/i.exec(name);
+  if (m) return { base: `${m[1]!}.rar`, n: Number(m[2]) + 2, rar: true };
+  m = /^(.+)\.rar$/i.exec(name);
+  return m ? { base: name, n: 1, rar: true } : null;
 }
 
 /** Bytes of containers kept in memory, shared by the objects of one message. */

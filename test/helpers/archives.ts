@@ -353,3 +353,71 @@ export function rar5Stored(files: ReadonlyArray<{ name: string; data: Buffer }>)
   parts.push(header([5, 0, 0]));
   return Buffer.concat(parts);
 }
+
+/**
+ * One file stored across `count` RAR 5 volumes (`name.part1.rar`, …), written to the format's
+ * specification: every volume has its signature, a main header with the "volume" flag (and
+ * its number after the first), the file header with "continues from/in" flags and this
+ * volume's piece, and an end header saying whether more volumes follow. The data CRC32 (of
+ * the whole file) is in the last volume's header.
+ */
+export function rar5StoredVolumes(name: string, data: Buffer, count: number): Buffer[] {
+  const header = (body: number[]): Buffer => {
+    const rest = Buffer.concat([Buffer.from(vint(body.length)), Buffer.from(body)]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32LE(crc32(rest) >>> 0);
+    return Buffer.concat([crc, rest]);
+  };
+  const nameBytes = Buffer.from(name, 'utf8');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32LE(crc32(data) >>> 0);
+  const per = Math.ceil(data.length / count);
+  return Array.from({ length: count }, (_, v) => {
+    const piece = data.subarray(v * per, (v + 1) * per);
+    const last = v === count - 1;
+    const main = header([1, 0, ...vint(0x0001 | (v > 0 ? 0x0002 : 0)), ...(v > 0 ? vint(v) : [])]);
+    const flags = 0x02 | (v > 0 ? 0x08 : 0) | (last ? 0 : 0x10);
+    const file = header([2, ...vint(flags), ...vint(piece.length), last ? 0x04 : 0, ...vint(data.length), ...vint(0x20), ...(last ? [...crc] : []), 0, 0, ...vint(nameBytes.length), ...nameBytes]);
+    return Buffer.concat([Buffer.from('Rar!\x1a\x07\x01\x00', 'latin1'), main, file, piece, header([5, 0, ...vint(last ? 0 : 1)])]);
+  });
+}
+
+/**
+ * One file stored across `count` RAR 4 volumes (`name.rar`, `name.r00`, …): marker block,
+ * archive header (MHD_VOLUME; MHD_FIRSTVOLUME on the first), a file header with
+ * LHD_SPLIT_BEFORE/AFTER and this volume's piece, and an end block with EARC_NEXT_VOLUME
+ * before the last. As RAR writes it, a piece's header carries the CRC32 of that piece, the
+ * last one that of the whole file. Header CRCs are the low 16 bits of CRC32.
+ */
+export function rar4StoredVolumes(name: string, data: Buffer, count: number): Buffer[] {
+  const block = (type: number, flags: number, body: Buffer): Buffer => {
+    const h = Buffer.alloc(7);
+    h[2] = type;
+    h.writeUInt16LE(flags, 3);
+    h.writeUInt16LE(7 + body.length, 5);
+    const whole = Buffer.concat([h, body]);
+    whole.writeUInt16LE(crc32(whole.subarray(2)) & 0xffff, 0);
+    return whole;
+  };
+  const nameBytes = Buffer.from(name, 'latin1');
+  const per = Math.ceil(data.length / count);
+  return Array.from({ length: count }, (_, v) => {
+    const piece = data.subarray(v * per, (v + 1) * per);
+    const last = v === count - 1;
+    const main = block(0x73, 0x0001 | (v === 0 ? 0x0100 : 0), Buffer.alloc(6));
+    const f = Buffer.alloc(25 + nameBytes.length);
+    f.writeUInt32LE(piece.length, 0); // PACK_SIZE
+    f.writeUInt32LE(data.length, 4); // UNP_SIZE
+    f[8] = 0; // HOST_OS: MS-DOS
+    f.writeUInt32LE(crc32(last ? data : piece) >>> 0, 9);
+    f.writeUInt32LE(0x21, 13); // FTIME (DOS): 1980-01-01
+    f[17] = 20; // UNP_VER 2.0
+    f[18] = 0x30; // METHOD: store
+    f.writeUInt16LE(nameBytes.length, 19);
+    f.writeUInt32LE(0x20, 21); // ATTR
+    nameBytes.copy(f, 25);
+    const file = block(0x74, 0x8000 | (v > 0 ? 0x01 : 0) | (last ? 0 : 0x02), f);
+    const end = block(0x7b, last ? 0 : 0x0001, Buffer.alloc(0));
+    return Buffer.concat([Buffer.from('Rar!\x1a\x07\x00', 'latin1'), main, file, piece, end]);
+  });
+}

@@ -16,7 +16,7 @@
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { inspectRar, rarEncrypted } from './rar.ts';
+import { inspectRar, missingVolumes, rarEncrypted } from './rar.ts';
 import { extractMembers, type Member, runLimited } from './seven-zip-tool.ts';
 import { cleanMemberName, type ContainerReader, type UnpackContext, type UnpackOutcome } from './types.ts';
 import type { SevenZipUnpacker } from './via-seven-zip.ts';
@@ -69,7 +69,12 @@ export class BsdtarTool {
         return /encrypt/i.test(listed.stderr) ? { type: 'encrypted-rar' } : {};
       }
       const members = parseListing(Buffer.concat(out).toString('utf8'));
-      await extractMembers((onStdout) => runLimited(this.binary, ['-xOf', '-'], this.memoryBytes, this.timeoutMs, onStdout, file), members, ctx, 'rar', this.timeoutMs);
+      // A volume without the rest of its set: what it holds is inspected, and the event says
+      // why the member is short (bsdtar's own "truncated" error would say less).
+      const missing = missingVolumes(bytes);
+      if (missing !== null) ctx.event('ARCHIVE_CORRUPT', `rar: ${missing}`);
+      const extractCtx: UnpackContext = missing === null ? ctx : { ...ctx, event: (name, detail) => name !== 'ARCHIVE_CORRUPT' && ctx.event(name, detail), get stopped() { return ctx.stopped; } };
+      await extractMembers((onStdout) => runLimited(this.binary, ['-xOf', '-'], this.memoryBytes, this.timeoutMs, onStdout, file), members, extractCtx, 'rar', this.timeoutMs, 'bsdtar');
       return {};
     } finally {
       rmSync(dir, { recursive: true, force: true });

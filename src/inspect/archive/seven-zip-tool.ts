@@ -204,6 +204,8 @@ members: readonly Member[],
 ctx: UnpackContext,
 f: string,
 timeoutMs: number,
+/** The unpacker, as events name it. */
+tool = '7-Zip',
 ): Promise<void> {
   let i = 0;
   let left = members[0]?.size ?? 0;
@@ -251,8 +253,8 @@ timeoutMs: number,
   if (!stopped && i < members.length) sink?.end(); // output ended early: the member is what arrived
   // A member of unknown size (the last, a compressor's stream) ends where the output ends.
   const short = i < members.length && !(i === members.length - 1 && members[i]!.size === Infinity);
-  if (r.timedOut) ctx.event('ARCHIVE_CORRUPT', `${f}: 7-Zip did not finish within ${timeoutMs} ms`);
-  else if (!stopped && (r.code !== 0 || short)) ctx.event('ARCHIVE_CORRUPT', `${f}: 7-Zip reported an error (exit ${r.code})${r.stderr ? `: ${r.stderr}` : ''}`);
+  if (r.timedOut) ctx.event('ARCHIVE_CORRUPT', `${f}: ${tool} did not finish within ${timeoutMs} ms`);
+  else if (!stopped && (r.code !== 0 || short)) ctx.event('ARCHIVE_CORRUPT', `${f}: ${tool} reported an error (exit ${r.code})${r.stderr ? `: ${r.stderr}` : ''}`);
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The container oracle: for every container of a seeded corpus (corpus.ts: written by the
  * real tools, and by our own writer for the malformed ones), every file that ANY reference
- * extractor gets out of it — 7-Zip, bsdtar, unzip, cabextract, pdfdetach (PDF attachments, in
+ * extractor gets out of it — 7-Zip, bsdtar, unzip, cabextract, unar, pdfdetach (PDF attachments, in
  * PDFs qpdf wrote), Python's zipfile and tarfile
  * (references.ts) — must be among the objects the inspector scanned, by SHA-256. The inspector
  * is the gateway's own (app/assemble.ts: 7-Zip and bsdtar readers as configured by default).
@@ -34,7 +34,7 @@ after(() => rmSync(work, { recursive: true, force: true }));
 
 describe('container differential: reference extractors', () => {
   it('has every reference extractor installed (.ci/run installs them)', () => {
-    const missing = ['7zz', 'bsdtar', 'unzip', 'cabextract', 'pdfdetach', 'python'].filter((x) => !availableExtractors().includes(x as never));
+    const missing = ['7zz', 'bsdtar', 'unzip', 'cabextract', 'pdfdetach', 'unar', 'python'].filter((x) => !availableExtractors().includes(x as never));
     if (missing.length && process.env.CI !== 'true') return void console.log(`# reference extractors missing here: ${missing.join(', ')}`);
     assert.deepEqual(missing, []);
   });

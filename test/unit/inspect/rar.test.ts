@@ -14,7 +14,7 @@ import { describe, it } from 'node:test';
 import { BsdtarTool, parseListing, rarReader } from '../../../src/inspect/archive/bsdtar-tool.ts';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import { Inspector } from '../../../src/inspect/inspector.ts';
-import { rar5, rar5Stored, zip } from '../../helpers/archives.ts';
+import { rar4StoredVolumes, rar5, rar5Stored, zip } from '../../helpers/archives.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'smtpwall-rar-'));
 const tool = BsdtarTool.find('auto', 20_000, join(dir, 'work'));
@@ -71,6 +71,12 @@ describe('RAR without bsdtar', () => {
     const r = await inspector(null).scanBuffer(rar5Stored([{ name: 'x.com', data: EICAR }]), false, 20_000, 'x.rar');
     assert.equal(r.events[0]?.name, 'ARCHIVE_UNSUPPORTED');
     assert.match(r.events[0]?.detail ?? '', /libarchive-tools/);
+  });
+
+  it('a volume of a multi-volume set says so in the event', async () => {
+    const [first] = rar4StoredVolumes('big.exe', Buffer.alloc(3000, 0x41), 2);
+    const r = await inspector(null).scanBuffer(first!, false, 20_000, 'big.rar');
+    assert.match(r.events[0]?.detail ?? '', /a volume of a multi-volume RAR without the volumes after it: big\.exe continues in them/);
   });
 });
 
