@@ -74,6 +74,11 @@ export const MIGRATIONS: readonly string[] = [
   `CREATE INDEX verdicts_manual ON verdicts(source) WHERE source = 'manual';`,
 ];
 
+/** `?, ?, …` for n parameters. */
+function placeholders(n: number): string {
+  return Array.from({ length: n }, () => '?').join(', ');
+}
+
 export class SqliteLogStore implements LogStore {
   readonly #db: Database.Database;
   readonly #insertTraffic: Database.Statement;
@@ -94,17 +99,13 @@ export class SqliteLogStore implements LogStore {
       `INSERT INTO traffic (time, session_id, transaction_id, listener, client, server, helo, mail_from, rcpt_to,
          size, message_id, subject, forwarding, rule, profile, action, reason, upstream_reply, client_reply,
          duration_ms, events, instance)
-       VALUES (@time, @sessionId, @transactionId, @listener, @client, @server, @helo, @mailFrom, @rcptTo,
-         @size, @messageId, @subject, @forwarding, @rule, @profile, @action, @reason, @upstreamReply, @clientReply,
-         @durationMs, @events, @instance)`,
+       VALUES (${placeholders(22)})`,
     );
     this.#insertThreat = this.#db.prepare(
       `INSERT INTO threats (time, session_id, transaction_id, listener, client, server, mail_from, rcpt_to,
          threat, threat_id, severity, engine, signature, file_name, file_path, declared_type, detected_type,
          file_flags, sha256, size, rule, profile, action, deciding, direction, instance)
-       VALUES (@time, @sessionId, @transactionId, @listener, @client, @server, @mailFrom, @rcptTo,
-         @threat, @threatId, @severity, @engine, @signature, @fileName, @filePath, @declaredType, @detectedType,
-         @fileFlags, @sha256, @size, @rule, @profile, @action, @deciding, @direction, @instance)`,
+       VALUES (${placeholders(26)})`,
     );
     this.#inTransaction = this.#db.transaction((records: readonly LogRecord[]) => {
       for (const x of records) {
@@ -114,12 +115,22 @@ export class SqliteLogStore implements LogStore {
     });
   }
 
+  // Positional parameters, in the columns' order above: binding named ones from an object cost
+  // a quarter of the insert's CPU (a record per message).
   addTraffic(r: TrafficRecord): void {
-    this.#insertTraffic.run({ ...r, instance: r.instance ?? this.#instance, rcptTo: JSON.stringify(r.rcptTo), events: JSON.stringify(r.events) });
+    this.#insertTraffic.run(
+      r.time, r.sessionId, r.transactionId, r.listener, r.client, r.server, r.helo, r.mailFrom, JSON.stringify(r.rcptTo),
+      r.size, r.messageId, r.subject, r.forwarding, r.rule, r.profile, r.action, r.reason, r.upstreamReply, r.clientReply,
+      r.durationMs, JSON.stringify(r.events), r.instance ?? this.#instance,
+    );
   }
 
   addThreat(r: ThreatRecord): void {
-    this.#insertThreat.run({ ...r, instance: r.instance ?? this.#instance, rcptTo: JSON.stringify(r.rcptTo), fileFlags: JSON.stringify(r.fileFlags), deciding: r.deciding ? 1 : 0 });
+    this.#insertThreat.run(
+      r.time, r.sessionId, r.transactionId, r.listener, r.client, r.server, r.mailFrom, JSON.stringify(r.rcptTo),
+      r.threat, r.threatId, r.severity, r.engine, r.signature, r.fileName, r.filePath, r.declaredType, r.detectedType,
+      JSON.stringify(r.fileFlags), r.sha256, r.size, r.rule, r.profile, r.action, r.deciding ? 1 : 0, r.direction, r.instance ?? this.#instance,
+    );
   }
 
   /** One transaction for the lot: a commit per batch, not per record. */
