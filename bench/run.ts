@@ -50,6 +50,7 @@ import { bigMessagesRss, idleSessionsRss, type LatencyResult, measureLatency } f
 import { type FloodResult, floodBench } from './flood.ts';
 import { type AdminLoadResult, adminLoadBench } from './admin-load.ts';
 import { type SharedStoreResult, sharedStoreBench } from './shared-store.ts';
+import { printObjectSpread } from './object-spread.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const LADDER = process.argv.includes('--ladder');
@@ -312,6 +313,7 @@ async function main(): Promise<void> {
   }
   report(results);
   stageCosts(results);
+  printObjectSpread();
   if (LADDER) {
     targets(results, [], null, null);
     write(results, []);

