@@ -35,12 +35,13 @@
  * polled every 100 ms beside the same gateway unpolled (bench/admin-load.ts; also part of a full
  * and a --quick run). `--shared-store`: two instances on one PostgreSQL beside the same two on
  * SQLite, and the time from a verdict on one to a block on the other (bench/shared-store.ts;
- * also part of a full run).
+ * also part of a full run). `--profile`: the gateway under `node --cpu-prof`, CPU per message
+ * by smtpwall file and by function, warm-up left out (bench/profile.ts: `--warm`, `--messages`,
+ * `--sessions`, `--cut-through`).
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAnalysisBench, runHoldLatencyBench } from './analysis.ts';
@@ -51,6 +52,8 @@ import { type FloodResult, floodBench } from './flood.ts';
 import { type AdminLoadResult, adminLoadBench } from './admin-load.ts';
 import { type SharedStoreResult, sharedStoreBench } from './shared-store.ts';
 import { printObjectSpread } from './object-spread.ts';
+import { freePort, waitPort } from './ports.ts';
+import { profileFromArgs } from './profile.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const LADDER = process.argv.includes('--ladder');
@@ -74,28 +77,6 @@ const LADDER_STAGES = [
 const have = (bin: string): boolean => existsSync(bin);
 const work = mkdtempSync(join(tmpdir(), 'smtpwall-bench-'));
 const children: ChildProcess[] = [];
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitPort(port: number, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing listens on ${port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function start(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdout?: boolean } = {}): ChildProcess {
   const c = spawn(cmd, args, { stdio: ['ignore', opts.stdout ? 'pipe' : 'ignore', 'pipe'], cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env });
@@ -182,6 +163,7 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  if (process.argv.includes('--profile')) return profileFromArgs(process.argv);
   const sinkPort = await freePort();
   start('/usr/sbin/smtp-sink', ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000']);
   await waitPort(sinkPort);
