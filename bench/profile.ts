@@ -16,7 +16,7 @@ import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, waitPort } from './ports.ts';
+import { freePort, waitPort } from '../test/helpers/ports.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

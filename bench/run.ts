@@ -52,7 +52,7 @@ import { type FloodResult, floodBench } from './flood.ts';
 import { type AdminLoadResult, adminLoadBench } from './admin-load.ts';
 import { type SharedStoreResult, sharedStoreBench } from './shared-store.ts';
 import { printObjectSpread } from './object-spread.ts';
-import { freePort, waitPort } from './ports.ts';
+import { freePort, waitPort } from '../test/helpers/ports.ts';
 import { profileFromArgs } from './profile.ts';
 
 const ROOT = join(import.meta.dirname, '..');

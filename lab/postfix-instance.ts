@@ -8,7 +8,6 @@
 import { execFile } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -28,13 +27,7 @@ function postfixUid(): number {
   return Number(execFileSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).trim());
 }
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort } from '../test/helpers/ports.ts';
 
 export interface PostfixInstance {
   readonly dir: string;

@@ -6,7 +6,6 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { hashPassword } from '../../src/admin/passwords.ts';
 import { EICAR_MESSAGES } from './messages.ts';
@@ -19,13 +18,9 @@ export const ADMIN = basic('alice', 'alice-secret');
 export const VIEWER = basic('victor', 'victor-secret');
 export const TOKEN = 'Bearer t0ken-for-scripts';
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { freePort } from './ports.ts';
+
+export { freePort };
 
 export interface Running {
   readonly child: ChildProcess;

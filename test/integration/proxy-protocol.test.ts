@@ -8,27 +8,15 @@
 import { strict as assert } from 'node:assert';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Level } from '../../src/logs/process-log.ts';
-import { freePort } from '../helpers/admin-gateway.ts';
+import { freePort, waitPort } from '../helpers/ports.ts';
 import { type GatewayPeer, RawClient, startGateway, startUpstream, type UpstreamPeer, until } from '../helpers/peers.ts';
 
 const HAPROXY = '/usr/sbin/haproxy';
 
-async function waitPort(port: number): Promise<void> {
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('proxy-protocol behind HAProxy', { skip: existsSync(HAPROXY) ? false : 'HAProxy is not installed (apt-get install haproxy)' }, () => {
   let upstream: UpstreamPeer;

@@ -1,4 +1,7 @@
-/** Ports for the benchmark's processes on loopback: a free one, and waiting until one listens. */
+/**
+ * Ports on loopback for the peers that tests, the benchmark and the lab start: a free one, and
+ * waiting until one listens.
+ */
 
 import { connect, createServer } from 'node:net';
 
