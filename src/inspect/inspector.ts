@@ -280,10 +280,10 @@ class ObjectSet {
       parts.sort((a, b) => a.n - b.n);
       if (parts.length < 2 || parts.some((p, i) => p.n !== i + 1)) continue;
       const first = parts[0]!.o;
-      const base = volumeOf(first.name)!.base;
+      const { base, rar } = volumeOf(first.name)!;
       const bytes = parts.map((p) => p.o.keptBytes());
       if (bytes.some((b) => b === null)) continue;
-      if (volumeOf(first.name)!.rar && !isRarVolumeChain(bytes as Buffer[])) continue;
+      if (rar && !isRarVolumeChain(bytes as Buffer[])) continue;
       const sink = this.openObject({ path: `${first.path}/(joined)`, name: base, contentType: null, encoding: null }, first.depth, first.layers);
       for (const b of bytes) sink.write(b!);
       sink.end();
@@ -500,9 +500,10 @@ class ObjectScan implements LeafSink {
     this.#decided = true;
     if (this.#keep === null) return;
     // A volume of a split archive (`x.zip.001`, `x.002`…) is kept whatever its first bytes:
-    // only the first volume starts like an archive.
+    // only the first volume starts like an archive. (Every RAR volume starts with RAR's own
+    // signature, so its name needs no such exception.)
     // An Apple disk image is known only by its trailer: a `.dmg` is kept to be read whole.
-    if (!looksLikeContainer(this.head) && volumeOf(this.leaf.name) === null && !/\.dmg$/i.test(this.leaf.name ?? '')) return this.#release();
+    if (!looksLikeContainer(this.head) && volumeOf(this.leaf.name)?.rar !== false && !/\.dmg$/i.test(this.leaf.name ?? '')) return this.#release();
     // Its head is part of what is kept: thousands of small nested containers count too.
     if (this.kept!.bytes + this.#headBytes > this.kept!.limit) {
       this.#release();
