@@ -304,14 +304,6 @@ export function fileBlockingTypes(f: FileInfo, events: readonly AnomalyEvent[], 
   return types;
 }
 
-/** A rule's extensions as file names are compared with them (lower case, no dot): once per rule list. */
-const NORMALISED = new WeakMap<readonly string[], readonly string[]>();
-function normalisedExtensions(list: readonly string[]): readonly string[] {
-  let n = NORMALISED.get(list);
-  if (n === undefined) NORMALISED.set(list, (n = list.map((e) => e.toLowerCase().replace(/^\./, ''))));
-  return n;
-}
-
 function fileBlocking(name: string, profile: FileBlockingProfile, files: readonly FileInfo[], events: readonly AnomalyEvent[]): Verdict[] {
   const out: Verdict[] = [];
   for (const f of files) {
@@ -323,8 +315,7 @@ function fileBlocking(name: string, profile: FileBlockingProfile, files: readonl
     for (const r of profile.rules) {
       if (r.direction === 'download') continue; // SMTP carries files from client to server
       const byType = r.types.find((t) => types.has(t));
-      const ruleExts = normalisedExtensions(r.extensions);
-      const byExt = exts.length === 0 ? undefined : r.extensions.find((_, i) => exts.includes(ruleExts[i]!));
+      const byExt = r.extensions.find((e) => exts.includes(e.toLowerCase().replace(/^\./, '')));
       const matched = byType ? `type ${byType}` : byExt ? `extension .${byExt.replace(/^\./, '')}` : null;
       if (matched === null) continue;
       // Most restrictive wins: block and continue over alert.
