@@ -28,6 +28,15 @@ const SAMPLE = 4096;
 const MAX_SHIFT = 4096;
 /** Fewer bytes than this decide nothing by pattern (a short binary may look like anything). */
 const MIN_PATTERN = 32;
+/**
+ * A first chunk this long without NUL (and without mark or declared charset) decides "no wide
+ * text" before the sample is complete: nulPattern needs NULs in 70 % of the units of one
+ * position across the sample, which more than 30 % of it without any NUL rules out (+ 8 for
+ * the rounding to whole units). A shorter NUL-free start decides nothing — the text after it
+ * may still be UTF-16 (`PK` and non-ASCII units first) — so the decision never depends on
+ * where the chunks are cut.
+ */
+const NUL_FREE_DECIDES = Math.ceil(0.3 * SAMPLE) + 8;
 
 const DECLARED: Readonly<Record<string, TextEncoding | 'utf-16' | 'utf-32'>> = {
   'utf-16': 'utf-16', 'ucs-2': 'utf-16', 'iso-10646-ucs-2': 'utf-16', 'csunicode': 'utf-16',
@@ -186,9 +195,9 @@ export class TextTranscoder implements LeafSink {
     }
     if (this.#held.length === 0) {
       if (chunk.length >= SAMPLE) return this.#decide(chunk, [chunk]);
-      // Nearly every object: no mark, no encoding declared, no NUL at all (ASCII in UTF-16/32
-      // has one in every unit): decided before anything is copied.
-      if (chunk.length >= 4 && !this.declared && bom(chunk) === null && chunk.indexOf(0) === -1) {
+      // Nearly every object: no mark, no encoding declared, no NUL in its first chunk (ASCII in
+      // UTF-16/32 has one in every unit): decided before anything is copied.
+      if (chunk.length >= NUL_FREE_DECIDES && !this.declared && bom(chunk) === null && chunk.indexOf(0) === -1) {
         this.#decided = true;
         return;
       }

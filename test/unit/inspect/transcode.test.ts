@@ -119,6 +119,18 @@ describe('text in UTF-16, UTF-32, UTF-7', () => {
     assert.ok(Date.now() - started < 60_000, 'no hang');
   });
 
+  it('the decision does not depend on chunking: UTF-16 whose first units hold no NUL, written 4 bytes first, is still decoded', async () => {
+    // Found by the archive fuzz: `PK` and U+FEFF's bytes, then UTF-16LE text by its NUL pattern.
+    const bytes = Buffer.concat([Buffer.from('PK\xff\xfe', 'latin1'), Buffer.from(`utf-16 text ${EICAR_TEXT}`, 'utf16le')]);
+    for (const cut of [1, 4, 5, 100, bytes.length]) {
+      const f = inspector.beginFile('x');
+      f.write(bytes.subarray(0, cut));
+      f.write(bytes.subarray(cut));
+      const r = await f.end(10_000);
+      assert.deepEqual(r.findings.map((x) => `${x.threat}@${x.file.path}`), ['EICAR-Test-File@x/(text)'], `first chunk ${cut} bytes`);
+    }
+  });
+
   it('streams: any chunking gives the same decoded bytes (surrogate pairs, UTF-7 shifts and UTF-32 units cut anywhere)', () => {
     // A shift longer than the decoder holds (東京 × 3000 is one base64 run of 16,000 characters).
     const text = `😀 mixed ${'ab+c'.repeat(50)} 𝄞 ${EICAR_TEXT} ${'東京'.repeat(3000)} ende`;
