@@ -14,7 +14,7 @@ import { DEFAULT_ARCHIVE_LIMITS } from '../../../src/inspect/archive/unpack.ts';
 import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.ts';
 import { Inspector } from '../../../src/inspect/inspector.ts';
 import type { ScanResult } from '../../../src/inspect/types.ts';
-import { gzip, isoImage, rar4, rar5, rar5Stored, sevenZip, tar, tnef, tnefMapiOnly, zip } from '../../helpers/archives.ts';
+import { gzip, isoImage, rar4, rar4StoredVolumes, rar5, rar5Stored, rar5StoredVolumes, sevenZip, tar, tnef, tnefMapiOnly, zip } from '../../helpers/archives.ts';
 import { randomChunks } from '../../helpers/chunking.ts';
 
 const inspector = new Inspector({ engines: [new SignatureEngine()], archives: { ...DEFAULT_ARCHIVE_LIMITS, maxTimeMs: 2000 } });
@@ -43,6 +43,9 @@ const SEEDS: readonly Buffer[] = [
   Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`utf-16 text ${EICAR.toString('latin1')}`, 'utf16le')]),
   rar4(true),
   rar5(false),
+  // Volumes of multi-volume RARs, one alone and two joined (rar.ts walks their volume flags).
+  rar4StoredVolumes('v.com', Buffer.concat([EICAR, Buffer.alloc(2000, 0x41)]), 3)[1]!,
+  Buffer.concat(rar5StoredVolumes('v.com', Buffer.concat([EICAR, Buffer.alloc(2000, 0x41)]), 3).slice(0, 2)),
   sevenZip(true),
   isoImage([{ name: 'r.txt', data: Buffer.from('iso member') }, { name: 'd/e.com', data: EICAR }], { joliet: true }),
   Buffer.concat([Buffer.from('%PDF-1.7\n1 0 obj\n<< /Filter /FlateDecode >>\nstream\n'), deflateSync(Buffer.from(`begincmap 1 beginbfchar <0001> <0041> endbfchar endcmap BT (a\\(b) Tj [(c) -300 (d)] TJ <0001> Tj ET`)), Buffer.from('\nendstream\nendobj\n%%EOF\n')]),
