@@ -25,6 +25,7 @@ import { type ControlHandlers, ControlServer, type ProcessStatus, type ReloadRep
 import { probeAll } from './health.ts';
 import { type AdminServer, openAdmin } from '../admin/server.ts';
 import { startRetention } from '../logs/retention.ts';
+import { openLogDatabase } from '../logs/sqlite-store.ts';
 import { portHolder } from './port-holder.ts';
 import { startDigestSchedule } from './digest-run.ts';
 import type { SharedStore } from '../shared-store/shared-store.ts';
@@ -131,6 +132,9 @@ async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<n
     });
     return w;
   };
+  // The workers open the log database at once: it is created (WAL, current schema) here first,
+  // so that no two of them turn a new file into WAL together (which SQLite answers with BUSY).
+  if (!cfg.store) openLogDatabase(cfg.dataDirAbs).close();
   // The first workers must all come up: one that cannot (its address is taken) stops the start.
   const first = Array.from({ length: cfg.workers }, () => {
     const w = fork();

@@ -216,17 +216,53 @@ export function openLogDatabase(dataDir: string, opts: { readonly?: boolean; loc
   if (!opts.readonly) mkdirSync(dataDir, { recursive: true, mode: 0o750 });
   const db = new Database(join(dataDir, 'logs.sqlite'), { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   if (!opts.readonly) {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 2000'); // a migration by another process may take a moment
-    migrate(db);
-    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.lockWaitMs ?? 2000))}`);
-    if (opts.maxBytes) {
-      const page = db.pragma('page_size', { simple: true }) as number;
-      db.pragma(`max_page_count = ${Math.max(1, Math.ceil(opts.maxBytes / page))}`);
+    try {
+      db.pragma(`busy_timeout = ${OPEN_LOCK_WAIT_MS}`); // a migration by another process may take a moment
+      whileBusy(OPEN_LOCK_WAIT_MS, () => {
+        db.pragma('journal_mode = WAL');
+        migrate(db);
+      });
+      db.pragma('synchronous = NORMAL');
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.lockWaitMs ?? 2000))}`);
+      if (opts.maxBytes) {
+        const page = db.pragma('page_size', { simple: true }) as number;
+        db.pragma(`max_page_count = ${Math.max(1, Math.ceil(opts.maxBytes / page))}`);
+      }
+    } catch (err) {
+      db.close();
+      throw err;
     }
   }
   return db;
+}
+
+/** How long opening the database waits for other processes opening or migrating it. */
+const OPEN_LOCK_WAIT_MS = 5000;
+const BUSY_RETRY_MS = 10;
+const retryClock = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Run `step` again while SQLite says the database is busy, up to `waitMs`. SQLite's busy
+ * timeout does not cover every case: two processes turning a new file to WAL at once (two
+ * workers starting on an empty data directory), or one upgrading its lock while another holds
+ * a pending one, get SQLITE_BUSY at once, since waiting could deadlock. Only for opening
+ * (blocks the thread while it waits); each step must be safe to repeat.
+ */
+export function whileBusy<T>(waitMs: number, step: () => T, now: () => number = Date.now, pause: (ms: number) => void = sleepSync): T {
+  const until = now() + waitMs;
+  for (;;) {
+    try {
+      return step();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code !== 'string' || !code.startsWith('SQLITE_BUSY') || now() >= until) throw err;
+      pause(BUSY_RETRY_MS);
+    }
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(retryClock, 0, 0, ms);
 }
 
 /** Bring a database to the current schema (each step in a transaction); shared by every store. */

@@ -8,10 +8,8 @@
  * shared database later lets several gateways share verdicts).
  */
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { migrate } from '../../../logs/sqlite-store.ts';
+import { openLogDatabase } from '../../../logs/sqlite-store.ts';
 import type { Indicator, VerdictClass } from './types.ts';
 
 export interface StoredVerdict {
@@ -102,12 +100,7 @@ export class SqliteVerdictStore implements VerdictStore {
    */
   constructor(dataDir: string, opts: { lockWaitMs?: number; instance?: string } = {}) {
     this.#instance = opts.instance ?? '';
-    mkdirSync(dataDir, { recursive: true, mode: 0o750 });
-    this.#db = new Database(join(dataDir, 'logs.sqlite'));
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('busy_timeout = 2000'); // a migration by another process may take a moment
-    migrate(this.#db);
-    this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.lockWaitMs ?? 2000))}`);
+    this.#db = openLogDatabase(dataDir, opts.lockWaitMs === undefined ? {} : { lockWaitMs: opts.lockWaitMs });
     this.#allManual = this.#db.prepare("SELECT * FROM verdicts WHERE source = 'manual'");
   }
 
