@@ -171,6 +171,16 @@ const TEXT_SNIFF = 4096;
 /** The type of a text file from its first bytes (scripts, markup, shortcuts), or 'text'. */
 export function identifyText(head: Buffer): string {
   const text = head.toString('latin1', 0, Math.min(head.length, TEXT_SNIFF));
+  // The same bytes are often asked twice in a row (the inspector, then the analysis engine).
+  if (text === lastText) return lastType;
+  lastText = text;
+  return (lastType = textKind(text));
+}
+
+let lastText = '';
+let lastType = 'text';
+
+function textKind(text: string): string {
   const lower = text.toLowerCase();
   // Each marker is looked for only if its rarest character is in the text at all: one native
   // search per anchor character instead of one per marker (prose has few of them).
