@@ -27,7 +27,9 @@
  * targets of issue 6 as MET/MISSED lines.
  *
  * `--quick`: 10 KB messages at 1 and 10 sessions only. `--ladder`: 10 KB at 10 and 50 sessions
- * through the baselines and the smtpwall paths only (no latency, memory or inspection runs). `--inspect`: inspection throughput only.
+ * through the baselines and the smtpwall paths only (no latency, memory or inspection runs), in
+ * three interleaved rounds whose medians are reported (`--rounds N`: that many, in any run; 10 KB
+ * only). `--inspect`: inspection throughput only.
  * `--chart`: also draw docs/bench.svg (the README's picture) from this run. `--analysis`: the
  * analyzers' files/s and p99 per type only (also part of a full run). `--flood`: a sender's
  * wait for the greeting during a flood of 1,000 idle connections, beside the wait without one
@@ -60,6 +62,8 @@ const LADDER = process.argv.includes('--ladder');
 const QUICK = process.argv.includes('--quick') || LADDER;
 const INSPECT_ONLY = process.argv.includes('--inspect');
 const CHART = process.argv.includes('--chart');
+/** Interleaved rounds of each 10 KB measurement (`--rounds N`; 3 in --ladder). */
+const ROUNDS = process.argv.includes('--rounds') ? Math.max(1, Number(process.argv[process.argv.indexOf('--rounds') + 1]) || 1) : LADDER ? 3 : 1;
 const SIZES = QUICK ? [10_000] : [10_000, 100_000, 1_000_000, 20_000_000];
 const SESSIONS = LADDER ? [10, 50] : QUICK ? [1, 10] : [1, 10, 50];
 /** Messages per measurement, by size: enough for a stable rate, bounded in time. */
@@ -134,6 +138,17 @@ interface Result {
   mbPerSec: number;
   cpuPer1000: number | null;
   peakRssMiB: number | null;
+  /** Interleaved rounds this figure is the median of. */
+  rounds?: number;
+}
+
+/** The median round of one path (by msg/s; CPU is the median of its own), peak RSS the highest. */
+function medianOf(rs: readonly Result[]): Result {
+  const mid = <T>(xs: T[], by: (x: T) => number): T => [...xs].sort((a, b) => by(a) - by(b))[xs.length >> 1]!;
+  const m = mid([...rs], (r) => r.msgsPerSec);
+  const cpu = rs.map((r) => r.cpuPer1000).filter((c): c is number => c !== null);
+  const rss = rs.map((r) => r.peakRssMiB).filter((c): c is number => c !== null);
+  return { ...m, rounds: rs.length, cpuPer1000: cpu.length ? mid(cpu, (c) => c) : null, peakRssMiB: rss.length ? Math.max(...rss) : null };
 }
 
 function measure(path: string, port: number, size: number, sessions: number, pid: number | null, count?: number): Result {
@@ -282,15 +297,23 @@ async function main(): Promise<void> {
   // 2.2–2.4 ms of CPU each and the following ones 1.5–1.8 ms (V8 optimises its many small
   // functions late). A gateway in service is warm, so every path gets the same 5,000.
   for (const p of paths) measure(p.name, p.port, 10_000, 10, null, 5000);
+  // 10 KB runs are repeated in interleaved rounds and reported as medians: this VM's speed
+  // drifts by ±15 % over a minute (the same gateway measured 0.74–1.02 ms a message in one
+  // run), so one measurement per path would compare paths measured at different speeds.
   const results: Result[] = [];
   for (const size of SIZES) {
     for (const sessions of SESSIONS) {
-      for (const p of paths) {
-        if (p.smallOnly && size > 10_000) continue;
-        const r = measure(p.name, p.port, size, sessions, p.pid);
-        results.push(r);
-        process.stdout.write(`  ${p.name.padEnd(15)} ${String(size / 1000).padStart(5)} KB × ${String(sessions).padStart(2)} sessions: ${r.msgsPerSec.toFixed(0).padStart(6)} msg/s\n`);
+      const rounds = size === 10_000 ? ROUNDS : 1;
+      const byPath = new Map<string, Result[]>();
+      for (let round = 1; round <= rounds; round++) {
+        for (const p of paths) {
+          if (p.smallOnly && size > 10_000) continue;
+          const r = measure(p.name, p.port, size, sessions, p.pid);
+          byPath.set(p.name, [...(byPath.get(p.name) ?? []), r]);
+          process.stdout.write(`  ${p.name.padEnd(18)} ${String(size / 1000).padStart(5)} KB × ${String(sessions).padStart(2)} sessions${rounds > 1 ? `, round ${round}/${rounds}` : ''}: ${r.msgsPerSec.toFixed(0).padStart(6)} msg/s\n`);
+        }
       }
+      for (const rs of byPath.values()) results.push(medianOf(rs));
     }
   }
   report(results);
