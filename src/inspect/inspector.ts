@@ -422,7 +422,10 @@ class ObjectScan implements LeafSink {
     return this.leaf.name;
   }
   get head(): Buffer {
-    return this.#head.length === 1 ? this.#head[0]! : Buffer.concat(this.#head);
+    // Joined once and kept joined: the head is asked for several times (the container
+    // decision, identification, the verdicts), and the pieces are this object's own copies.
+    if (this.#head.length > 1) this.#head = [Buffer.concat(this.#head)];
+    return this.#head[0] ?? Buffer.alloc(0);
   }
   get tail(): Buffer {
     return this.#tail;

@@ -103,11 +103,12 @@ function judged(file: FileInfo, yara: YaraRules | null): boolean {
  * (a 20 MB text attachment must not cost 20 MB of memory for nothing).
  */
 const ZEROS = Buffer.alloc(512);
+const PDF_MAGIC = Buffer.from('%PDF-', 'latin1');
 
 function mayBeAnalyzed(head: Buffer): boolean {
   const s = head.toString('latin1', 0, 8);
   if (s.startsWith('MZ') || s.startsWith('\xd0\xcf\x11\xe0') || s.startsWith('L\0\0\0') || s.startsWith('conectix') || s.startsWith('vhdxfile')) return true;
-  if (head.indexOf('%PDF-', 0, 'latin1') !== -1) return true;
+  if (head.indexOf(PDF_MAGIC) !== -1) return true;
   // ISO and raw disk images: the first 32 KiB are mostly zeros (system area, boot sector).
   if (head.length >= 512 && ((head[0] === 0 && head.compare(ZEROS, 0, 512, 0, 512) === 0) || (head[510] === 0x55 && head[511] === 0xaa))) return true;
   return isTextLike(head) && ANALYZED_TYPES.has(identifyText(head));
