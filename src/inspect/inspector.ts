@@ -232,6 +232,11 @@ class ObjectSet {
   }
 
   async finish(): Promise<ScanResult> {
+    // The readings of an ambiguous part are walked side by side, chunk by chunk, so the order
+    // in which their objects opened depends on how the bytes were cut. Containers are unpacked
+    // in this order under one budget, and files are reported in it: put it in an order of the
+    // content alone first.
+    inReadingOrder(this.objects);
     const volumes = this.#joinVolumes();
     for (let i = 0; i < this.objects.length; i++) {
       const o = this.objects[i]!;
@@ -595,6 +600,37 @@ class ObjectScan implements LeafSink {
     if (!this.#result) throw new Error('ObjectScan.result() before end()');
     return this.#result;
   }
+}
+
+/**
+ * Objects in an order that does not depend on how the message was cut into chunks: by the
+ * readings on their path — an object's path names, at each level, which reading of an
+ * ambiguous part it is in (`msg~2/1`, `msg/1~3`; none: the first) — the first reading at every
+ * level first, and within one chain of readings in the order they opened (which is the order
+ * of their bytes: one walker reads its bytes in sequence). A stable sort.
+ */
+function inReadingOrder(objects: ObjectScan[]): void {
+  const keys = new Map(objects.map((o) => [o, o.path.split('/').map((seg) => (seg.includes('~') ? seg.slice(seg.indexOf('~') + 1) : ''))]));
+  objects.sort((a, b) => {
+    const ka = keys.get(a)!;
+    const kb = keys.get(b)!;
+    for (let i = 0; i < Math.max(ka.length, kb.length); i++) {
+      const x = ka[i] ?? '';
+      const y = kb[i] ?? '';
+      if (x !== y) return compareReading(x, y);
+    }
+    return 0;
+  });
+}
+
+/** '' (the first reading) first, then numbered readings by number, then named ones by name. */
+function compareReading(x: string, y: string): number {
+  if (x === '' || y === '') return x === '' ? -1 : 1;
+  const nx = /^\d+$/.test(x) ? Number(x) : NaN;
+  const ny = /^\d+$/.test(y) ? Number(y) : NaN;
+  if (!Number.isNaN(nx) && !Number.isNaN(ny)) return nx - ny;
+  if (!Number.isNaN(nx) || !Number.isNaN(ny)) return Number.isNaN(nx) ? 1 : -1;
+  return x < y ? -1 : 1;
 }
 
 /**
