@@ -150,21 +150,49 @@ class ArmoredPgp implements LeafSink {
   #tail: Buffer = Buffer.alloc(0);
   #whole: WholeObject | null = null;
   #done = false;
+  /** The first bytes, held until PACKET_SNIFF of them are here (binary sniffing only). */
+  #first: Buffer[] | null;
+  #firstBytes = 0;
 
   constructor(
     private readonly use: (whole: Buffer) => void,
     /** Also take binary packets at the very start (looksLikePackets), whatever the name. */
     private readonly sniffBinary = false,
-  ) {}
+  ) {
+    this.#first = sniffBinary ? [] : null;
+  }
 
   write(chunk: Buffer): void {
     if (this.#whole) return this.#whole.write(chunk);
     if (this.#done) return;
-    if (this.sniffBinary && this.#seen === 0 && this.#tail.length === 0 && chunk.length > 0 && (chunk[0]! & 0x80) !== 0 && looksLikePackets(chunk)) {
-      this.#whole = new WholeObject(MAX_WRAPPER_BYTES, this.use);
-      this.#whole.write(chunk);
+    if (this.#first !== null) {
+      // Binary packets are judged on the same first bytes however the object was cut: a
+      // decoder may hand its first byte alone.
+      this.#first.push(Buffer.from(chunk));
+      this.#firstBytes += chunk.length;
+      if (this.#firstBytes < PACKET_SNIFF) return;
+      const first = this.#takeFirst();
+      if (!this.#startsWithPackets(first)) this.#search(first);
       return;
     }
+    this.#search(chunk);
+  }
+
+  #takeFirst(): Buffer {
+    const first = Buffer.concat(this.#first!);
+    this.#first = null;
+    return first;
+  }
+
+  #startsWithPackets(first: Buffer): boolean {
+    if (first.length === 0 || (first[0]! & 0x80) === 0 || !looksLikePackets(first.subarray(0, PACKET_SNIFF))) return false;
+    this.#whole = new WholeObject(MAX_WRAPPER_BYTES, this.use);
+    this.#whole.write(first);
+    return true;
+  }
+
+  /** Look for the armor's first line in the first ARMOR_WITHIN bytes. */
+  #search(chunk: Buffer): void {
     // In the chunk, or straddling it and the previous one (a small join: no copy of the chunk).
     let at = chunk.indexOf(ARMOR);
     let from: Buffer = chunk;
@@ -187,9 +215,16 @@ class ArmoredPgp implements LeafSink {
   }
 
   end(): void {
+    if (this.#first !== null) {
+      const first = this.#takeFirst();
+      if (!this.#startsWithPackets(first) && first.length) this.#search(first);
+    }
     this.#whole?.end();
   }
 }
+
+/** Bytes of an object's start on which binary OpenPGP packets are recognised. */
+const PACKET_SNIFF = 64;
 
 /** Every literal data packet of an OpenPGP message, opened as a file. */
 function openPgpLiterals(whole: Buffer, open: (name: string | null) => LeafSink): void {

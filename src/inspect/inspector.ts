@@ -232,11 +232,9 @@ class ObjectSet {
   }
 
   async finish(): Promise<ScanResult> {
-    // The readings of an ambiguous part are walked side by side, chunk by chunk, so the order
-    // in which their objects opened depends on how the bytes were cut. Containers are unpacked
-    // in this order under one budget, and files are reported in it: put it in an order of the
-    // content alone first.
-    inReadingOrder(this.objects);
+    // Containers are unpacked in this order under one budget, and files are reported in it:
+    // first an order of the content, not of the chunks the bytes came in.
+    inContentOrder(this.objects);
     const volumes = this.#joinVolumes();
     for (let i = 0; i < this.objects.length; i++) {
       const o = this.objects[i]!;
@@ -603,33 +601,37 @@ class ObjectScan implements LeafSink {
 }
 
 /**
- * Objects in an order that does not depend on how the message was cut into chunks: by the
- * readings on their path — an object's path names, at each level, which reading of an
- * ambiguous part it is in (`msg~2/1`, `msg/1~3`; none: the first) — the first reading at every
- * level first, and within one chain of readings in the order they opened (which is the order
- * of their bytes: one walker reads its bytes in sequence). A stable sort.
+ * The objects seen while the message streamed, in an order of the content alone. The order in
+ * which they opened depends on how the bytes were cut into chunks: the readings of an
+ * ambiguous part are walked side by side, chunk by chunk, and an object found inside a text
+ * (an embedded message, a uuencoded file) opens when its detector has seen enough, which
+ * depends on where a chunk ends. So they are sorted by path: parents before children,
+ * siblings by name (numbers by value, before names), and each part's first reading before its
+ * others (`msg` before `msg~2`, whose objects follow). Archive members are opened after this,
+ * container by container in this order.
  */
-function inReadingOrder(objects: ObjectScan[]): void {
-  const keys = new Map(objects.map((o) => [o, o.path.split('/').map((seg) => (seg.includes('~') ? seg.slice(seg.indexOf('~') + 1) : ''))]));
-  objects.sort((a, b) => {
-    const ka = keys.get(a)!;
-    const kb = keys.get(b)!;
-    for (let i = 0; i < Math.max(ka.length, kb.length); i++) {
-      const x = ka[i] ?? '';
-      const y = kb[i] ?? '';
-      if (x !== y) return compareReading(x, y);
-    }
-    return 0;
-  });
+function inContentOrder(objects: ObjectScan[]): void {
+  const keys = new Map(objects.map((o) => [o, o.path.split('/').map((seg) => seg.split('~'))]));
+  objects.sort((a, b) => compareLists(keys.get(a)!, keys.get(b)!, (x, y) => compareLists(x, y, compareToken)));
 }
 
-/** '' (the first reading) first, then numbered readings by number, then named ones by name. */
-function compareReading(x: string, y: string): number {
-  if (x === '' || y === '') return x === '' ? -1 : 1;
-  const nx = /^\d+$/.test(x) ? Number(x) : NaN;
-  const ny = /^\d+$/.test(y) ? Number(y) : NaN;
-  if (!Number.isNaN(nx) && !Number.isNaN(ny)) return nx - ny;
-  if (!Number.isNaN(nx) || !Number.isNaN(ny)) return Number.isNaN(nx) ? 1 : -1;
+function compareLists<T>(a: readonly T[], b: readonly T[], cmp: (x: T, y: T) => number): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const c = cmp(a[i]!, b[i]!);
+    if (c !== 0) return c;
+  }
+  return a.length - b.length; // a prefix (a parent, a first reading) first
+}
+
+const DIGITS = /^\d+$/;
+
+/** Numbers by value and before names; names by code unit. */
+function compareToken(x: string, y: string): number {
+  if (x === y) return 0;
+  const nx = DIGITS.test(x);
+  const ny = DIGITS.test(y);
+  if (nx && ny) return Number(x) - Number(y) || (x < y ? -1 : 1);
+  if (nx !== ny) return nx ? -1 : 1;
   return x < y ? -1 : 1;
 }
 
