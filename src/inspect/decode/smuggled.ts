@@ -17,6 +17,8 @@ import type { LeafSink } from '../mime/body-decoders.ts';
 
 const MAX_HELD = 16 * 1024 * 1024;
 const MAX_PAYLOADS = 64;
+/** The first bytes that say whether an object is markup or script. */
+const SNIFF = 1024;
 /** Base64 or hex string literals shorter than this are ordinary script data, not files. */
 const MIN_B64 = 256;
 const MIN_HEX = 256;
@@ -68,23 +70,30 @@ export class SmuggledObjectExtractor implements LeafSink {
 
   write(chunk: Buffer): void {
     if (this.#held === null) return;
-    if (!this.#decided) {
-      this.#decided = true;
-      // Markup or script, by its first kilobyte; anything else is let go at once.
-      if (!MARKUP.test(chunk.toString('latin1', 0, 1024))) {
-        this.#held = null;
-        return;
-      }
-    }
+    // A first piece long enough to judge is judged before any copy (most parts are no markup).
+    if (!this.#decided && this.#bytes === 0 && chunk.length >= SNIFF && !this.#judge(chunk)) return;
     if (this.#bytes + chunk.length > MAX_HELD) {
       chunk = chunk.subarray(0, MAX_HELD - this.#bytes);
       if (chunk.length === 0) return;
     }
     this.#held.push(Buffer.from(chunk));
     this.#bytes += chunk.length;
+    if (!this.#decided && this.#bytes >= SNIFF) this.#judge(Buffer.concat(this.#held));
+  }
+
+  /**
+   * Markup or script, by its first SNIFF bytes — however they were cut into pieces (a decoder
+   * may hand them over a few at a time); anything else is let go. False: let go.
+   */
+  #judge(head: Buffer): boolean {
+    this.#decided = true;
+    if (MARKUP.test(head.toString('latin1', 0, SNIFF))) return true;
+    this.#held = null;
+    return false;
   }
 
   end(): void {
+    if (!this.#decided && this.#held?.length) this.#judge(Buffer.concat(this.#held));
     const held = this.#held;
     this.#held = null;
     if (!held || held.length === 0) return;

@@ -128,6 +128,24 @@ describe('inspector fuzzing (seed-fixed)', () => {
     'plain text line\r\n',
     '\n',
     '\r',
+    // The text encodings and wrappers read inside parts: each has a detector that must decide
+    // the same way however the bytes are cut.
+    '=ybegin line=128 size=12 name=a.exe\r\n',
+    '=yend size=12\r\n',
+    '(This file must be converted with BinHex 4.0)\r\n',
+    ':#\'CTE\'9c,R4PFh3!!!!!!!!!!!!!!!!!!!!!:\r\n',
+    'begin-base64 644 f.exe\r\n',
+    '====\r\n',
+    '-----BEGIN PGP MESSAGE-----\r\n',
+    '-----END PGP MESSAGE-----\r\n',
+    'Content-Type: text/plain; charset=utf-16\r\n',
+    '\xff\xfeh\x00i\x00\r\x00\n\x00',
+    'Content-Type: text/calendar\r\n',
+    'ATTACH;ENCODING=BASE64;VALUE=BINARY:WDVPIVAlQEFQ\r\n',
+    'Content-Type: text/html\r\n',
+    '<a href="data:application/octet-stream;base64,WDVPIVAlQEFQWzRcUFpYNTQo">x</a>\r\n',
+    'Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n',
+    'Content-Transfer-Encoding: x-uuencode\r\n',
   );
   it('fixture from fuzzing: a part closed inside its headers does not lose its parent', async () => {
     // Found by the property below (seed 2): the closing boundary popped the parent multipart.
@@ -155,6 +173,11 @@ describe('inspector fuzzing (seed-fixed)', () => {
     const pgpWhole = await scan([pgp]);
     assert.ok(pgpWhole.files.some((f) => f.path === 'msg/pgp1'), 'read as OpenPGP packets');
     for (const chunks of [byteByByte(pgp), randomChunks(pgp, 1, 11)]) assert.deepEqual(summary(await scan(chunks)), summary(pgpWhole));
+    // A page was judged markup (and its data: URIs decoded) on its first piece alone.
+    const page = b('\nContent-Type: multipart/mixed; boundary=b\r\n<a href="data:application/octet-stream;base64,WDVPIVAlQEFQWzRcUFpYNTQo">x</a>\r\n');
+    const pageWhole = await scan([page]);
+    assert.ok(pageWhole.files.some((f) => f.path === 'msg/data1'), 'the data: URI is an object');
+    for (const chunks of [byteByByte(page), randomChunks(page, 1, 11)]) assert.deepEqual(summary(await scan(chunks)), summary(pageWhole));
   });
 
   it('never throws and is chunk-invariant on random structures', async () => {
