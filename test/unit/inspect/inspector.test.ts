@@ -187,7 +187,7 @@ describe('inspector fuzzing (seed-fixed)', () => {
         const whole = await scan([msg]);
         assert.deepEqual(summary(await scan(randomChunks(msg, seed, 11))), summary(whole));
       }),
-      { seed: Number(process.env.FUZZ_SEED ?? 11), numRuns: Number(process.env.FUZZ_RUNS ?? 300) },
+      { seed: Number(process.env.FUZZ_SEED ?? 11), numRuns: Number(process.env.FUZZ_RUNS ?? 3000) },
     );
   });
 });
