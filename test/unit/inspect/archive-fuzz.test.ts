@@ -1,6 +1,7 @@
 /**
  * Archive readers under hostile bytes (seed-fixed; `npm run fuzz` runs more): valid zips, tars,
- * gzips, TNEF, ISO 9660 images, PDFs and XML (their text), rar and 7z heads with random bytes flipped, cut short or spliced together, and
+ * gzips, TNEF, ISO 9660 images, PDFs and XML (their text), OLE2 compound files, RTF objects,
+ * Apple disk images, rar and 7z heads with random bytes flipped, cut short or spliced together, and
  * pure noise behind each magic number. Properties: the inspector never throws and always
  * finishes, every member path stays under its container, and the result does not depend on how
  * the container's bytes were chunked.
@@ -15,7 +16,9 @@ import { EICAR, SignatureEngine } from '../../../src/inspect/engines/signatures.
 import { Inspector } from '../../../src/inspect/inspector.ts';
 import type { ScanResult } from '../../../src/inspect/types.ts';
 import { gzip, isoImage, rar4, rar4StoredVolumes, rar5, rar5Stored, rar5StoredVolumes, sevenZip, tar, tnef, tnefMapiOnly, zip } from '../../helpers/archives.ts';
+import { cfb, ole10Native } from '../../helpers/cfb.ts';
 import { randomChunks } from '../../helpers/chunking.ts';
+import { udif } from '../../helpers/dmg.ts';
 
 const inspector = new Inspector({ engines: [new SignatureEngine()], archives: { ...DEFAULT_ARCHIVE_LIMITS, maxTimeMs: 2000 } });
 
@@ -50,6 +53,11 @@ const SEEDS: readonly Buffer[] = [
   isoImage([{ name: 'r.txt', data: Buffer.from('iso member') }, { name: 'd/e.com', data: EICAR }], { joliet: true }),
   Buffer.concat([Buffer.from('%PDF-1.7\n1 0 obj\n<< /Filter /FlateDecode >>\nstream\n'), deflateSync(Buffer.from(`begincmap 1 beginbfchar <0001> <0041> endbfchar endcmap BT (a\\(b) Tj [(c) -300 (d)] TJ <0001> Tj ET`)), Buffer.from('\nendstream\nendobj\n%%EOF\n')]),
   Buffer.from('<?xml version="1.0"?><w:document><w:p><w:r><w:t>a &amp; b</w:t><w:tab/></w:r></w:p><!-- c --><![CDATA[d]]></w:document>'),
+  // Documents that carry files: an OLE2 compound file with a package (fragmented mini
+  // stream), an RTF object in hex, an Apple disk image (its trailer at the end).
+  cfb([{ name: 'WordDocument', data: Buffer.alloc(300, 0x41) }, { name: '\x01Ole10Native', data: ole10Native('run.bat', EICAR) }], { fragment: true }),
+  Buffer.from(`{\\rtf1{\\object\\objemb{\\*\\objclass Package}{\\*\\objdata ${ole10Native('e.com', EICAR).toString('hex').replace(/(.{9})/g, '$1 \r\n')}}}}`, 'latin1'),
+  udif(isoImage([{ name: 'd.com', data: EICAR }]), 'zlib'),
 ];
 
 /** A valid archive damaged: bytes flipped, cut, duplicated or spliced with another. */
