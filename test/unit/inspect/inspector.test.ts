@@ -9,6 +9,7 @@ import { Inspector } from '../../../src/inspect/inspector.ts';
 import { decodeEncodedWords, parseStructured } from '../../../src/inspect/mime/headers.ts';
 import type { ScanResult } from '../../../src/inspect/types.ts';
 import { CLEAN_MESSAGES, EICAR_MESSAGES } from '../../helpers/messages.ts';
+import { zip } from '../../helpers/archives.ts';
 import { byteByByte, randomChunks } from '../../helpers/chunking.ts';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -111,6 +112,8 @@ describe('inspector fuzzing (seed-fixed)', () => {
   // Messages built from pieces that exercise every branch, in random order and chunking:
   // the inspector must never throw, and must give the same files, findings and events
   // whatever the chunking.
+  // A zip holding EICAR, as the base64 lines of an attachment (each line a piece).
+  const zipLines = (zip([{ name: 'e.com', data: EICAR, method: 'stored' }]).toString('base64').match(/.{1,76}/g) ?? []).map((l) => `${l}\r\n`);
   const piece = fc.constantFrom(
     'Content-Type: multipart/mixed; boundary=b\r\n',
     'Content-Type: message/rfc822\r\n',
@@ -146,6 +149,13 @@ describe('inspector fuzzing (seed-fixed)', () => {
     '<a href="data:application/octet-stream;base64,WDVPIVAlQEFQWzRcUFpYNTQo">x</a>\r\n',
     'Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n',
     'Content-Transfer-Encoding: x-uuencode\r\n',
+    // Containers in base64 lines, script literals, folded headers, a second boundary.
+    ...zipLines,
+    `<script>var p = "${Buffer.alloc(300, 0x4d).toString('base64')}";</script>\r\n`,
+    'Content-Type: application/octet-stream;\r\n name="a.zip"\r\n',
+    'Content-Type: multipart/alternative; boundary="c"\r\n',
+    '--c\r\n',
+    '--c--\r\n',
   );
   it('fixture from fuzzing: a part closed inside its headers does not lose its parent', async () => {
     // Found by the property below (seed 2): the closing boundary popped the parent multipart.
