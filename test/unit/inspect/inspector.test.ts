@@ -8,8 +8,8 @@ import { EICAR, parseClamavHashDb, parseHashList, SignatureEngine } from '../../
 import { Inspector } from '../../../src/inspect/inspector.ts';
 import { decodeEncodedWords, parseStructured } from '../../../src/inspect/mime/headers.ts';
 import type { ScanResult } from '../../../src/inspect/types.ts';
-import { CLEAN_MESSAGES, EICAR_MESSAGES } from '../../helpers/messages.ts';
-import { zip } from '../../helpers/archives.ts';
+import { CLEAN_MESSAGES, EICAR_MESSAGES, uuencode } from '../../helpers/messages.ts';
+import { tnef, zip } from '../../helpers/archives.ts';
 import { byteByByte, randomChunks } from '../../helpers/chunking.ts';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -114,7 +114,19 @@ describe('inspector fuzzing (seed-fixed)', () => {
   // whatever the chunking.
   // A zip holding EICAR, as the base64 lines of an attachment (each line a piece).
   const zipLines = (zip([{ name: 'e.com', data: EICAR, method: 'stored' }]).toString('base64').match(/.{1,76}/g) ?? []).map((l) => `${l}\r\n`);
+  // Whole encoded files, each one piece: yEnc, uuencode, an armored OpenPGP literal message,
+  // and a TNEF attachment in base64 lines.
+  const yenc = (data: Buffer): string => [...data].map((c) => { const e = (c + 42) & 0xff; return [0, 10, 13, 61].includes(e) ? `=${String.fromCharCode((e + 64) & 0xff)}` : String.fromCharCode(e); }).join('');
+  const literal = Buffer.concat([Buffer.from([0xcb, 6 + 5 + EICAR.length]), Buffer.from('b\x05e.com\0\0\0\0', 'latin1'), EICAR]);
+  const wholeFiles = [
+    `=ybegin line=128 size=${EICAR.length} name=e.com\r\n${yenc(EICAR)}\r\n=yend size=${EICAR.length}\r\n`,
+    uuencode(EICAR, 'u.com'),
+    `-----BEGIN PGP MESSAGE-----\r\n\r\n${literal.toString('base64')}\r\n-----END PGP MESSAGE-----\r\n`,
+    'Content-Type: application/ms-tnef\r\n',
+    ...(tnef([{ name: 't.com', data: EICAR }]).toString('base64').match(/.{1,76}/g) ?? []).map((l) => `${l}\r\n`),
+  ];
   const piece = fc.constantFrom(
+    ...wholeFiles,
     'Content-Type: multipart/mixed; boundary=b\r\n',
     'Content-Type: message/rfc822\r\n',
     'Content-Transfer-Encoding: base64\r\n',
