@@ -5,7 +5,7 @@
  * socket before the next is written (so the gateway reads the message in many small pieces),
  * and must be blocked with 541 in both forwarding modes, exactly as in one piece
  * (gateway-readings, gateway-inspection). A clean control sent the same way arrives
- * byte-identical.
+ * byte-identical. The same classes cut into BDAT chunks of random sizes are blocked at LAST.
  */
 
 import assert from 'node:assert/strict';
@@ -56,6 +56,27 @@ async function sendInSegments(port: number, message: Buffer, seed: number, max: 
   }
 }
 
+/** The same message as BDAT chunks of random sizes (RFC 3030): each chunk answered 250, LAST's reply returned. */
+async function sendInBdatChunks(port: number, message: Buffer, seed: number, max: number): Promise<string | null> {
+  const c = await RawClient.openTransaction(port);
+  try {
+    const chunks = randomChunks(message, seed, max);
+    for (const [i, chunk] of chunks.entries()) {
+      const last = i === chunks.length - 1;
+      await c.writeFlushed(Buffer.concat([Buffer.from(`BDAT ${chunk.length}${last ? ' LAST' : ''}\r\n`, 'latin1'), chunk]));
+      const r = await c.reply(20_000);
+      if (last) return r;
+      assert.match(r ?? '(connection closed)', /^250 /, `BDAT chunk ${i + 1} of ${chunks.length}`);
+    }
+    return null;
+  } finally {
+    c.destroy();
+  }
+}
+
+/** A bare LF is refused in BDAT (550, gateway-protocol): such messages are for DATA only. */
+const bareLf = (b: Buffer): boolean => /(^|[^\r])\n/.test(b.toString('latin1'));
+
 describe('the verdict does not depend on TCP segmentation', () => {
   let up: UpstreamPeer;
   before(async () => {
@@ -80,6 +101,21 @@ describe('the verdict does not depend on TCP segmentation', () => {
           // (SMTP cannot carry a message without a final line end: the terminator adds one.)
           const sent = message.subarray(-2).equals(Buffer.from('\r\n')) ? message : Buffer.concat([message, Buffer.from('\r\n')]);
           assert.ok(up.messages.at(-1)!.data.equals(sent), `${name}: byte-identical`);
+        }
+      } finally {
+        await gw.stop();
+      }
+    });
+
+    it(`${forwarding}: every EICAR class in BDAT chunks of random sizes is blocked at LAST (541)`, async () => {
+      const gw = await startGateway({ upstreamPort: up.port, forwarding });
+      try {
+        for (const [i, [name, message]] of CASES.entries()) {
+          if (bareLf(message)) continue;
+          const before = up.messages.length;
+          const reply = await sendInBdatChunks(gw.port, message, i + 1, 41);
+          assert.match(reply ?? '(connection closed)', /^541 5\.4\.1 Content blocked by smtpwall \(threat: EICAR-Test-File/, name);
+          assert.equal(up.messages.length, before, `${name}: nothing delivered`);
         }
       } finally {
         await gw.stop();
