@@ -17,7 +17,7 @@ import { BinHexExtractor } from './decode/binhex.ts';
 import { signedContent } from './decode/cms.ts';
 import { dearmor, literalData, looksLikePackets } from './decode/openpgp.ts';
 import { UuExtractor } from './decode/uuencode.ts';
-import { SmuggledObjectExtractor } from './decode/smuggled.ts';
+import { pageLike, SmuggledObjectExtractor } from './decode/smuggled.ts';
 import { YencExtractor } from './decode/yenc.ts';
 import type { LeafInfo, LeafSink, MimeLimits } from './mime/walker.ts';
 import { MimeWalker } from './mime/walker.ts';
@@ -52,7 +52,12 @@ export function innerObjects(info: LeafInfo, open: InnerObjectOpener, limits: Mi
     ),
   );
   sinks.push(
-    new SmuggledObjectExtractor(path, (p, name, how) => open({ path: p, name, contentType: null, encoding: how, mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding'), onEvent),
+    new SmuggledObjectExtractor(
+      path,
+      (p, name, how) => open({ path: p, name, contentType: null, encoding: how, mimeDepth: info.mimeDepth ?? 0 }, 'text-encoding'),
+      onEvent,
+      pageLike(info.contentType, [info.name, ...(info.otherNames ?? [])]),
+    ),
   );
   // iCalendar (RFC 5545 §3.8.1.1): ATTACH;ENCODING=BASE64;VALUE=BINARY:… carries a file inline.
   if (/^text\/calendar$|^application\/ics$/i.test(info.contentType ?? '') || /\.(ics|vcs)$/i.test(info.name ?? '')) {

@@ -8,11 +8,13 @@
  * HTML_SMUGGLING (suspicious structure: `on-unscannable` decides, default block) — an image
  * in a `data:` URI is only scanned.
  *
- * Bounded: only objects whose first bytes look like markup or script are held, at most
- * MAX_HELD bytes of each; at most MAX_PAYLOADS payloads per object.
+ * Bounded: only objects that say they are pages or scripts (by type or name: `pageLike`), or
+ * whose first kilobyte looks like markup or script, are held, at most MAX_HELD bytes of each;
+ * at most MAX_PAYLOADS payloads per object.
  */
 
 import type { AnomalyEvent } from '../../events.ts';
+import { extensionOf } from '../file-flags.ts';
 import type { LeafSink } from '../mime/body-decoders.ts';
 
 const MAX_HELD = 16 * 1024 * 1024;
@@ -57,6 +59,22 @@ function dangerous(b: Buffer): string | null {
   return null;
 }
 
+/** Types and extensions of what a browser or Windows' script host opens as a page or script. */
+const PAGE_TYPES = /^(text\/html|application\/xhtml\+xml|image\/svg\+xml|text\/javascript|application\/(x-)?javascript|application\/hta|text\/x-component)$/i;
+const PAGE_EXTENSIONS: ReadonlySet<string> = new Set(['htm', 'html', 'xhtml', 'shtml', 'mht', 'mhtml', 'svg', 'svgz', 'hta', 'js', 'jse', 'wsf', 'xht']);
+
+/**
+ * Whether a part says it is a page or a script: its declared type, or any of its names (a
+ * client may use any of them), by the extension Windows would see.
+ */
+export function pageLike(contentType: string | null, names: ReadonlyArray<string | null>): boolean {
+  if (contentType !== null && PAGE_TYPES.test(contentType)) return true;
+  return names.some((n) => {
+    const ext = n === null ? null : extensionOf(n);
+    return ext !== null && PAGE_EXTENSIONS.has(ext);
+  });
+}
+
 export class SmuggledObjectExtractor implements LeafSink {
   #held: Buffer[] | null = [];
   #bytes = 0;
@@ -66,7 +84,14 @@ export class SmuggledObjectExtractor implements LeafSink {
     private readonly path: string,
     private readonly open: (path: string, name: string | null, encoding: string) => LeafSink,
     private readonly onEvent: (e: AnomalyEvent) => void,
-  ) {}
+    /**
+     * The part says it is a page or a script (its type or its name): read whatever its first
+     * bytes are — a browser renders a page behind a kilobyte of prose or junk all the same.
+     */
+    page = false,
+  ) {
+    this.#decided = page;
+  }
 
   write(chunk: Buffer): void {
     if (this.#held === null) return;

@@ -42,6 +42,22 @@ describe('HTML smuggling', () => {
     assert.ok(r.events.some((e) => e.name === 'HTML_SMUGGLING' && e.where === 'page.html/b64-1'), JSON.stringify(r.events));
   });
 
+  it('a page behind a kilobyte of prose or junk: read when its name or type says page, as a browser renders it', async () => {
+    const junk = `${'Dear customer, your invoice is attached. '.repeat(40)}\r\n`;
+    const page = `${junk}<script>const d = "${PE.toString('base64')}"; const a = document.createElement('a'); a.download = "invoice.exe"; a.click();</script>`;
+    for (const [name, type] of [['page.html', null], ['page.HTA.', null], ['report', 'text/html'], ['icon.svg', null]] as const) {
+      const s = inspector.begin();
+      s.write(Buffer.from(`Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: ${type ?? 'application/octet-stream'}; name="${name}"\r\n\r\n${page}`, 'latin1'));
+      const r = await s.end(60_000);
+      assert.ok(r.events.some((e) => e.name === 'HTML_SMUGGLING' && e.where === 'msg/b64-1'), `${name} ${type}: ${JSON.stringify(r.events)}`);
+    }
+    // The same bytes in a part that is no page by name or type, whose first kilobyte is prose:
+    // a text a browser would not run is not held.
+    const s = inspector.begin();
+    s.write(Buffer.from(`Subject: x\r\nContent-Type: text/plain; name="notes.txt"\r\n\r\n${page}`, 'latin1'));
+    assert.ok(!(await s.end(60_000)).events.some((e) => e.name === 'HTML_SMUGGLING'));
+  });
+
   it('a hex string holding a zip: HTML_SMUGGLING, and the zip is unpacked', async () => {
     const z = zip([{ name: 'eicar.com', data: EICAR }]);
     const r = await scan(`<html><script>var h = '${z.toString('hex')}'; save(h);</script></html>`);
