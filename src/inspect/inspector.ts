@@ -38,7 +38,7 @@ import {
 } from './archive/unpack.ts';
 import { passwordCandidates } from './archive/zipcrypto.ts';
 import type { Engine, EngineScan } from './engines/engine.ts';
-import { fileFlags } from './file-flags.ts';
+import { fileFlags, typeForWindows } from './file-flags.ts';
 import { type Identity, identify, SNIFF_BYTES, TAIL_BYTES } from './file-type.ts';
 import { TextTranscoder } from './decode/transcode.ts';
 import { innerObjects } from './inner-objects.ts';
@@ -413,7 +413,7 @@ class ObjectScan implements LeafSink {
     private readonly errors: ScanError[],
   ) {
     this.#engineNames = [];
-    this.#scans = engines.filter((e) => e.wants?.(leaf.path) ?? true).map((e) => (this.#engineNames.push(e.name), e.open(leaf.path)));
+    this.#scans = engines.filter((e) => e.wants?.(leaf.path) ?? true).map((e) => (this.#engineNames.push(e.name), e.open(leaf.path, [leaf.name, ...(leaf.otherNames ?? [])])));
     this.#md5 = engines.some((e) => e.needsMd5) ? createHash('md5') : null;
     if (kept === null) this.#keep = null;
   }
@@ -568,7 +568,8 @@ class ObjectScan implements LeafSink {
       path: this.leaf.path,
       name: this.leaf.name,
       declaredType: this.leaf.contentType,
-      detectedType: id.type,
+      // Text Windows runs by its name (a .js, a .hta) has the interpreter's type (file-flags.ts).
+      detectedType: typeForWindows(id.type, [this.leaf.name, ...(this.leaf.otherNames ?? [])]),
       flags: [...new Set([...id.flags, ...[this.leaf.name, ...(this.leaf.otherNames ?? [])].flatMap((n) => fileFlags(n, this.leaf.contentType, id.type))])],
       ...(this.leaf.otherNames?.length ? { otherNames: this.leaf.otherNames } : {}),
       depth: this.depth,

@@ -19,8 +19,11 @@ export interface EngineScan {
 
 export interface Engine {
   readonly name: string;
-  /** A scan of the object at `path` (`message`, `msg/2`, `msg/2/a.zip/x.exe`). */
-  open(path: string): EngineScan;
+  /**
+   * A scan of the object at `path` (`message`, `msg/2`, `msg/2/a.zip/x.exe`); `names`: the
+   * names the message gives it (known before its bytes; null entries for none).
+   */
+  open(path: string, names?: ReadonlyArray<string | null>): EngineScan;
   /** Whether this engine needs FileInfo.md5 (computed only then; otherwise it is ''). */
   readonly needsMd5?: boolean;
   /** Whether this engine looks at the object at `path` (`message`, `msg/2`, …); all if absent. */

@@ -79,6 +79,28 @@ describe('static analysis', () => {
 });
 
 describe('analysis in the pipeline, with the verdict store', () => {
+  it('a script Windows runs by its name is typed and analysed as that script whatever its first kilobytes hold', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'smtpwall-verdicts-'));
+    const store = new SqliteVerdictStore(dir);
+    try {
+      const inspector = new Inspector({ engines: [new SignatureEngine(), new AnalysisEngine(store)] });
+      const downloader = SAMPLES.find(([what]) => what === 'JScript downloader')![1]();
+      // 5 KiB of comments first: the text markers look at the first 4 KiB only.
+      const padded = Buffer.concat([Buffer.from(`// ${'-'.repeat(70)}\r\n`.repeat(70)), downloader]);
+      const archive = zip([{ name: 'invoice.js', data: padded }, { name: 'notes.txt', data: padded }, { name: 'invoice.hta', data: Buffer.from('<html><body>hello</body></html>') }]);
+      const r = await inspector.scanBuffer(archive, false, 5000, 'a.zip');
+      const type = (path: string) => r.files.find((f) => f.path === path)?.detectedType;
+      assert.equal(type('a.zip/invoice.js'), 'js', 'Windows Script Host runs it');
+      assert.equal(type('a.zip/notes.txt'), 'text', 'the same text under a name Windows only shows');
+      assert.equal(type('a.zip/invoice.hta'), 'hta', 'mshta runs it without its <hta:application> tag');
+      const f = r.findings.find((x) => x.engine === 'analysis' && x.file.path === 'a.zip/invoice.js');
+      assert.equal(f?.threat, 'Analysis.Malicious.js', JSON.stringify(r.findings));
+      assert.ok(!r.findings.some((x) => x.engine === 'analysis' && x.file.path === 'a.zip/notes.txt'));
+    } finally {
+      store.close();
+    }
+  });
+
   it('a malicious member of a zip is found with its path; the second copy comes from the store', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'smtpwall-verdicts-'));
     const store = new SqliteVerdictStore(dir);

@@ -13,6 +13,7 @@
 import type { Engine, EngineScan } from '../engine.ts';
 import { threatIdFor } from '../engine.ts';
 import { type FileInfo, type Finding, RAW_MESSAGE_PATH } from '../../types.ts';
+import { typeForWindows } from '../../file-flags.ts';
 import { identifyText, isTextLike } from '../../file-type.ts';
 import { ANALYZED_TYPES, analyze, analyzersFor } from './analyze.ts';
 import { type AnalysisVerdict, verdictOf } from './types.ts';
@@ -60,7 +61,7 @@ export class AnalysisEngine implements Engine {
     return path !== RAW_MESSAGE_PATH;
   }
 
-  open(): EngineScan {
+  open(_path: string, names: ReadonlyArray<string | null> = []): EngineScan {
     const { onStoreError } = this.opts;
     const remember = (write: () => void): void => {
       if (!onStoreError) return write();
@@ -70,9 +71,11 @@ export class AnalysisEngine implements Engine {
         onStoreError(err);
       }
     };
+    // A text Windows runs by its name (a .js, a .hta) is kept whatever its first bytes show.
+    const runByName = typeForWindows('text', names) !== 'text';
     return new AnalysisScan(this.store, remember, this.opts.yara ?? null, this.opts.pool ?? null, this.opts.holdMs ?? Infinity, (file, f) => {
       for (const l of this.#late) l(file, f);
-    });
+    }, runByName);
   }
 
   /** Whether a file is one this engine judges (by its type; every file when YARA rules run). */
@@ -127,13 +130,15 @@ class AnalysisScan implements EngineScan {
     private readonly pool: AnalysisPool | null,
     private readonly holdMs: number,
     private readonly late: LateVerdictListener,
+    /** Kept whatever its first bytes are (its name says Windows runs it: file-flags.ts). */
+    private readonly keepAnyway = false,
   ) {}
 
   write(chunk: Buffer): void {
     if (this.#chunks === null) return;
     // A first piece long enough to decide on is judged before any copy: most files (text,
     // media) are never kept, and a small message's one part should not be copied for nothing.
-    if (!this.#decided && this.#bytes === 0 && chunk.length >= PEEK && !this.yara) {
+    if (!this.#decided && this.#bytes === 0 && chunk.length >= PEEK && !this.yara && !this.keepAnyway) {
       this.#decided = true;
       if (!mayBeAnalyzed(chunk.subarray(0, PEEK))) {
         this.#chunks = null;
@@ -148,7 +153,7 @@ class AnalysisScan implements EngineScan {
 
   #decide(): void {
     this.#decided = true;
-    if (this.yara) return; // YARA rules look at every file
+    if (this.yara || this.keepAnyway) return; // YARA rules look at every file
     if (this.#chunks && !mayBeAnalyzed(Buffer.concat(this.#chunks).subarray(0, PEEK))) this.#chunks = null;
   }
 
