@@ -68,31 +68,34 @@ export function extensionOf(name: string): string | null {
 }
 
 /**
- * Extensions whose text Windows hands to an interpreter whatever it holds: a `.js` runs under
- * Windows Script Host, a `.hta` under mshta (its `<hta:application>` tag is optional), a
- * `.bat` under cmd — so their type is the interpreter's, not what the first kilobytes show
- * (a script behind 5 KiB of comments reads as plain text there, an HTA without the tag as
- * HTML).
+ * Extensions whose text Windows hands to a program that reads it one way whatever it holds: a
+ * `.js` runs under Windows Script Host, a `.hta` under mshta (its `<hta:application>` tag is
+ * optional), a `.bat` under cmd, an `.html` or `.svg` is rendered by the browser — so their
+ * type is that program's, not what the first kilobytes show (a script behind 5 KiB of
+ * comments reads as plain text there, an HTA without the tag as HTML).
  */
 const RUN_BY_EXTENSION: Readonly<Record<string, string>> = {
   js: 'js', jse: 'js', vbs: 'vbs', vbe: 'vbs', ps1: 'ps1', psm1: 'ps1', bat: 'bat', cmd: 'bat', hta: 'hta',
-  url: 'url', 'library-ms': 'library-ms',
+  url: 'url', 'library-ms': 'library-ms', htm: 'html', html: 'html', xhtml: 'html', shtml: 'html', svg: 'svg',
 };
 /** Content types a text may be detected as, which such an extension overrides. */
 const TEXT_TYPES: ReadonlySet<string> = new Set(['text', 'html', 'xml', 'svg', 'js', 'vbs', 'ps1', 'bat', 'hta', 'url', 'library-ms']);
 
 /**
  * The type a file has for Windows: its detected type, except for text under a name (any of
- * its names: a client may use any) that Windows runs by its extension (RUN_BY_EXTENSION).
- * Binary content keeps its detected type (a PE named .js is an exe).
+ * its names: a client may use any; one that runs before one that renders) that Windows opens
+ * by its extension (RUN_BY_EXTENSION). Binary content keeps its detected type (a PE named .js
+ * is an exe).
  */
 export function typeForWindows(detectedType: string, names: ReadonlyArray<string | null>): string {
   if (!TEXT_TYPES.has(detectedType)) return detectedType;
+  let page: string | null = null;
   for (const n of names) {
     const run = n === null ? undefined : RUN_BY_EXTENSION[extensionOf(n) ?? ''];
-    if (run !== undefined) return run;
+    if (run === 'html' || run === 'svg') page ??= run;
+    else if (run !== undefined) return run; // a name that runs wins over one that renders
   }
-  return detectedType;
+  return page ?? detectedType;
 }
 
 export function fileFlags(name: string | null, declaredType: string | null, detectedType: string): string[] {

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { extensionOf, fileFlags, windowsName } from '../../../src/inspect/file-flags.ts';
+import { extensionOf, fileFlags, typeForWindows, windowsName } from '../../../src/inspect/file-flags.ts';
 
 describe('the extension Windows would use', () => {
   const CASES: ReadonlyArray<readonly [string, string | null]> = [
@@ -40,4 +40,24 @@ describe('the extension Windows would use', () => {
   it('the detected type is judged against the extension Windows uses', () => {
     assert.deepEqual(fileFlags('photo.jpg.', null, 'exe'), ['type-mismatch']);
   });
+});
+
+describe('the type Windows opens a text by', () => {
+  const CASES: ReadonlyArray<readonly [string, ReadonlyArray<string | null>, string]> = [
+    // [detected type, names, type for Windows]
+    ['text', ['invoice.js'], 'js'],
+    ['text', ['invoice.JSE.'], 'js'],
+    ['text', ['run.cmd::$DATA'], 'bat'],
+    ['html', ['app.hta'], 'hta'],
+    ['text', ['page.html'], 'html'],
+    ['text', ['notes.txt'], 'text'],
+    ['text', [null, 'a.txt', 'b.vbs'], 'vbs'],
+    ['text', ['a.html', 'b.ps1'], 'ps1'],
+    ['exe', ['invoice.js'], 'exe'],
+    ['binary', ['invoice.js'], 'binary'],
+    ['pdf', ['doc.html'], 'pdf'],
+  ];
+  for (const [detected, names, expected] of CASES) {
+    it(`${detected} named ${names.join(', ')}: ${expected}`, () => assert.equal(typeForWindows(detected, names), expected));
+  }
 });
