@@ -122,7 +122,9 @@ export class SmuggledObjectExtractor implements LeafSink {
     const held = this.#held;
     this.#held = null;
     if (!held || held.length === 0) return;
-    const text = Buffer.concat(held).toString('latin1');
+    // Character references decoded as a browser decodes them in an attribute (`&#100;ata:`,
+    // `data&colon;`, `&#43;` in the payload): the URI the browser follows, not its spelling.
+    const text = withCharRefsDecoded(Buffer.concat(held).toString('latin1'));
     let n = 0;
     const emit = (kind: 'data' | 'b64-' | 'hex', bytes: Buffer, at: number, end: number, how: string): void => {
       if (bytes.length === 0 || n >= MAX_PAYLOADS) return;
@@ -141,8 +143,12 @@ export class SmuggledObjectExtractor implements LeafSink {
     for (const m of text.matchAll(DATA_URI)) {
       if (n >= MAX_PAYLOADS) break;
       const start = m.index! + m[0].length;
-      const end = runEnd(URI_END, text, start);
-      const payload = text.slice(start, end);
+      // In a quoted attribute (or url("…")) the URI runs to the closing quote, and the URL
+      // parser drops tabs and line breaks inside it (forgiving base64 any whitespace):
+      // `base64,TVqQ` + newline + `AAMA…` is one payload. Unquoted, it ends at whitespace.
+      const quote = quoteBefore(text, m.index!);
+      const end = quote === null ? runEnd(URI_END, text, start) : closingQuote(text, start, quote);
+      const payload = quote === null ? text.slice(start, end) : text.slice(start, end).replace(m[3] ? /[\t\n\f\r ]/g : /[\t\n\r]/g, '');
       const bytes = m[3] ? Buffer.from(payload.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'base64') : percentDecoded(payload);
       // A tiny inline image is everyday mail: scanned, but not worth an object each.
       if (!m[3] && bytes.length < 64) continue;
@@ -184,6 +190,37 @@ function downloadName(text: string, at: number, end: number): string | null {
     if (!best || d < best.d) best = { d, name: m[1]! };
   }
   return best?.name ?? null;
+}
+
+/** The quote that opens the attribute value or url() argument a match starts, or null. */
+function quoteBefore(text: string, at: number): string | null {
+  const c = text[at - 1];
+  return c === '"' || c === "'" ? c : null;
+}
+
+/** Where a quoted value ends: its closing quote, or a bounded distance if none comes. */
+function closingQuote(text: string, from: number, quote: string): number {
+  const end = text.indexOf(quote, from);
+  return end === -1 ? Math.min(text.length, from + MAX_QUOTED) : end;
+}
+
+/** Longest unterminated quoted payload taken (a page cut short, or crafted to be). */
+const MAX_QUOTED = 16 * 1024 * 1024;
+
+/** Named references a URI can be spelled with (HTML's names for the characters that matter). */
+const NAMED_REFS: Readonly<Record<string, string>> = {
+  colon: ':', sol: '/', comma: ',', semi: ';', plus: '+', equals: '=', period: '.', quot: '"', apos: "'",
+  amp: '&', lt: '<', gt: '>', lpar: '(', rpar: ')', percnt: '%', num: '#', Tab: '\t', NewLine: '\n',
+};
+
+/** HTML character references decoded: numeric (`&#100;`, `&#x64;`, with or without `;`) and NAMED_REFS. */
+function withCharRefsDecoded(text: string): string {
+  if (!text.includes('&')) return text;
+  return text.replace(/&(?:#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6})|([A-Za-z]{2,8}));?/g, (ref, dec: string | undefined, hex: string | undefined, name: string | undefined) => {
+    if (name !== undefined) return NAMED_REFS[name] ?? ref;
+    const cp = dec !== undefined ? Number(dec) : parseInt(hex!, 16);
+    return cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : ref;
+  });
 }
 
 function percentDecoded(s: string): Buffer {

@@ -58,6 +58,26 @@ describe('HTML smuggling', () => {
     assert.ok(!(await s.end(60_000)).events.some((e) => e.name === 'HTML_SMUGGLING'));
   });
 
+  it('a data: URI spelled with character references, or broken across lines, is the URI the browser follows', async () => {
+    const b64 = EICAR.toString('base64');
+    const pe64 = PE.toString('base64');
+    const pages = [
+      // `&#100;ata:` and `data&colon;`: the attribute value is decoded before the URL is parsed.
+      `<html><a href="&#100;ata:application/octet-stream;base64,${b64}" download="a.com">x</a></html>`,
+      `<html><a href="data&colon;application/octet-stream;base64,${b64}">x</a></html>`,
+      `<html><a href="&#x64;&#x61;&#x74;&#x61;&#x3a;application/octet-stream;base64,${b64.replace(/\+/g, '&#43;')}">x</a></html>`,
+      // Line breaks and spaces inside a quoted base64 payload: the URL parser drops them.
+      `<html><a href="data:application/octet-stream;base64,${b64.replace(/(.{16})/g, '$1\r\n  ')}">x</a></html>`,
+    ];
+    for (const html of pages) {
+      const r = await scan(html);
+      assert.ok(r.findings.some((f) => f.threat === 'EICAR-Test-File' && f.file.path === 'page.html/data1'), `${html.slice(0, 60)}: ${JSON.stringify(r.files.map((f) => f.path))}`);
+    }
+    const r = await scan(`<html><a href='data:application/x-msdownload;base64,${pe64.replace(/(.{10})/g, '$1\n')}' download="run.exe">x</a></html>`);
+    assert.ok(r.events.some((e) => e.name === 'HTML_SMUGGLING'), JSON.stringify(r.events));
+    assert.equal(r.files.find((f) => f.path === 'page.html/data1')?.size, PE.length, 'the whole program, not its first line');
+  });
+
   it('a hex string holding a zip: HTML_SMUGGLING, and the zip is unpacked', async () => {
     const z = zip([{ name: 'eicar.com', data: EICAR }]);
     const r = await scan(`<html><script>var h = '${z.toString('hex')}'; save(h);</script></html>`);
