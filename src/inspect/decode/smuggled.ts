@@ -169,6 +169,42 @@ export class SmuggledObjectExtractor implements LeafSink {
         break;
       }
     }
+    // The same strings cut into short pieces that script joins (`"TVqQ" + "AAMA" + …`,
+    // `["TVqQ", "AAMA"].join("")`, a data: URI's payload added to its prefix).
+    for (const run of joinedLiterals(text)) {
+      if (n >= MAX_PAYLOADS) break;
+      const hex = /^[0-9a-fA-F]+$/.test(run.value) && run.value.length % 2 === 0;
+      emit(hex ? 'hex' : 'b64-', Buffer.from(run.value, hex ? 'hex' : 'base64'), run.start, run.end, `a ${hex ? 'hex' : 'base64'} string joined from ${run.pieces} pieces in script`);
+    }
+  }
+}
+
+/** A string literal of base64 (or hex) characters; and one more joined to it by `+` or `,`. */
+const PIECE = /(["'`])([A-Za-z0-9+/=]{2,})\1/g;
+const NEXT_PIECE = /\s*[+,]\s*(["'`])([A-Za-z0-9+/=]*)\1/y;
+/** Longest joined string taken (the page is bounded by MAX_HELD too). */
+const MAX_JOINED = 16 * 1024 * 1024;
+
+/**
+ * Runs of two or more such literals joined by `+` or `,`, whose joined text is long enough to
+ * be a file and looks like encoded data (both letter cases: a list of lower-case words or
+ * identifiers is not). Linear: each literal is read once, and neither pattern can backtrack over a run.
+ */
+function* joinedLiterals(text: string): Generator<{ value: string; start: number; end: number; pieces: number }> {
+  PIECE.lastIndex = 0;
+  for (let m = PIECE.exec(text); m; m = PIECE.exec(text)) {
+    const start = m.index + 1;
+    let value = m[2]!;
+    let pieces = 1;
+    let end = PIECE.lastIndex;
+    NEXT_PIECE.lastIndex = end;
+    for (let x = NEXT_PIECE.exec(text); x && value.length <= MAX_JOINED; x = NEXT_PIECE.exec(text)) {
+      value += x[2]!;
+      pieces++;
+      end = NEXT_PIECE.lastIndex;
+    }
+    PIECE.lastIndex = end;
+    if (pieces >= 2 && value.length >= MIN_B64 && /[a-z]/.test(value) && /[A-Z]/.test(value)) yield { value, start, end: end - 1, pieces };
   }
 }
 

@@ -3,7 +3,8 @@
  * turns into a Blob, each an object of its own, named by its download attribute and scanned;
  * an executable, archive or image among them raises HTML_SMUGGLING. Clean look-alikes stay
  * clean (a newsletter with data: images, an SVG icon, prose with base64 in quotes), and crafted
- * input that could make the extractor slow (an unterminated 8 MB string, 100,000 data: URIs) is
+ * input that could make the extractor slow (an unterminated 8 MB string, 100,000 data: URIs,
+ * 200,000 joined literals) is
  * bounded. Generous wall-clock bounds only catch a hang; they assert no speed.
  */
 
@@ -78,6 +79,21 @@ describe('HTML smuggling', () => {
     assert.equal(r.files.find((f) => f.path === 'page.html/data1')?.size, PE.length, 'the whole program, not its first line');
   });
 
+  it('a payload cut into short strings that script joins is one file', async () => {
+    const pieces = (b: Buffer, n: number) => (b.toString('base64').match(new RegExp(`.{1,${n}}`, 'g')) ?? []).map((p) => `"${p}"`);
+    const plus = await scan(`<html><script>var d = ${pieces(PE, 40).join(' +\n      ')};\nvar a = document.createElement('a'); a.download = "setup.exe";</script></html>`);
+    assert.ok(plus.events.some((e) => e.name === 'HTML_SMUGGLING' && /joined from \d+ pieces/.test(e.detail ?? '')), JSON.stringify(plus.events));
+    assert.equal(plus.files.find((f) => f.encoding === 'script-base64')?.size, PE.length);
+    const eicar = Buffer.concat([EICAR, Buffer.alloc(200, 0x20)]);
+    const joined = await scan(`<html><script>const parts = [${pieces(eicar, 24).join(', ')}]; const b = new Blob([atob(parts.join(''))]);</script></html>`);
+    assert.ok(joined.findings.some((f) => f.threat === 'EICAR-Test-File'), JSON.stringify(joined.files.map((f) => f.path)));
+    const uri = await scan(`<html><script>location.href = "data:application/octet-stream;base64," + ${pieces(eicar, 30).join(' + ')};</script></html>`);
+    assert.ok(uri.findings.some((f) => f.threat === 'EICAR-Test-File'), 'a data: URI built from pieces');
+    // A list of words is not a payload.
+    const words = await scan(`<html><script>var w = [${Array.from({ length: 80 }, (_, i) => `"word${'abcdefgh'[i % 8]}"`).join(', ')}];</script></html>`);
+    assert.deepEqual(words.files.map((f) => f.path), ['page.html']);
+  });
+
   it('a hex string holding a zip: HTML_SMUGGLING, and the zip is unpacked', async () => {
     const z = zip([{ name: 'eicar.com', data: EICAR }]);
     const r = await scan(`<html><script>var h = '${z.toString('hex')}'; save(h);</script></html>`);
@@ -114,5 +130,10 @@ describe('crafted input is bounded', () => {
     const r = await scan(`<html><script>var x = "${'A'.repeat(8 * 1024 * 1024)}</script>${'<a href="data:,">'.repeat(100_000)}</html>`);
     assert.ok(Date.now() - t0 < 30_000, `${Date.now() - t0} ms`);
     assert.ok(r.files.length <= 1 + 64, `${r.files.length} objects: at most 64 payloads per object`);
+    // 200,000 short literals joined by script, and 8,000 unterminated runs: read once each.
+    const t1 = Date.now();
+    const joined = await scan(`<html><script>var x = ${Array(200_000).fill('"Ab"').join(' + ')}; ${'"QUJD'.repeat(2).padEnd(1000, 'x').repeat(8000)}</script></html>`);
+    assert.ok(Date.now() - t1 < 30_000, `${Date.now() - t1} ms`);
+    assert.ok(joined.files.some((f) => f.encoding === 'script-base64'), 'the joined string is one payload');
   });
 });
