@@ -3,7 +3,8 @@
  * `data:` URI (in a link, an `img`, CSS `url()`, `fetch`) or as a long base64 or hex string
  * that script turns into a Blob and saves. The browser assembles the file on the recipient's
  * machine, after every gateway; here each such payload is decoded and becomes an object of its
- * own (`P/data1`, `P/b64-1`, `P/hex1`), named by a nearby `download="…"`, and scanned like any
+ * own (`P/data1`, `P/b64-1`, `P/hex1`, `P/esc1` for `\x..`/`%..` escapes, `P/bytes1` for a
+ * list of byte values), named by a nearby `download="…"`, and scanned like any
  * file. A payload that decodes to an executable, an archive or a disk image raises
  * HTML_SMUGGLING (suspicious structure: `on-unscannable` decides, default block) — an image
  * in a `data:` URI is only scanned.
@@ -41,7 +42,7 @@ function runEnd(foreign: RegExp, text: string, from: number): number {
   return m ? m.index : text.length;
 }
 /** How each kind of payload was encoded, as FileInfo.encoding names it. */
-const ENCODING = { data: 'data-uri', 'b64-': 'script-base64', hex: 'script-hex' } as const;
+const ENCODING = { data: 'data-uri', 'b64-': 'script-base64', hex: 'script-hex', esc: 'script-escapes', bytes: 'script-bytes' } as const;
 const MARKUP = /<(?:!doctype|html|head|body|script|svg|a\s|div|iframe|form|meta)\b|\bfunction\b|\bconst\s|\bvar\s|\blet\s/i;
 
 /** Magic bytes of what a page must not hand a user to save. */
@@ -126,7 +127,7 @@ export class SmuggledObjectExtractor implements LeafSink {
     // `data&colon;`, `&#43;` in the payload): the URI the browser follows, not its spelling.
     const text = withCharRefsDecoded(Buffer.concat(held).toString('latin1'));
     let n = 0;
-    const emit = (kind: 'data' | 'b64-' | 'hex', bytes: Buffer, at: number, end: number, how: string): void => {
+    const emit = (kind: keyof typeof ENCODING, bytes: Buffer, at: number, end: number, how: string): void => {
       if (bytes.length === 0 || n >= MAX_PAYLOADS) return;
       n++;
       const name = downloadName(text, at, end);
@@ -140,6 +141,7 @@ export class SmuggledObjectExtractor implements LeafSink {
     // data: URIs, base64 or percent-encoded, up to the first character that ends an attribute
     // or a string. Every long run is measured by a search for its first foreign character, never
     // by a quantifier over the run: a greedy quantifier over megabytes overflows the regex stack.
+    const dataUris: Array<readonly [number, number]> = [];
     for (const m of text.matchAll(DATA_URI)) {
       if (n >= MAX_PAYLOADS) break;
       const start = m.index! + m[0].length;
@@ -152,6 +154,7 @@ export class SmuggledObjectExtractor implements LeafSink {
       const bytes = m[3] ? Buffer.from(payload.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'base64') : percentDecoded(payload);
       // A tiny inline image is everyday mail: scanned, but not worth an object each.
       if (!m[3] && bytes.length < 64) continue;
+      dataUris.push([start, end]);
       emit('data', bytes, m.index!, end, `a data: URI (${m[1] ?? 'no type'})`);
     }
     // Long base64 or hex string literals in script: the makings of a Blob, between equal quotes.
@@ -169,6 +172,17 @@ export class SmuggledObjectExtractor implements LeafSink {
         break;
       }
     }
+    // Bytes written as escapes (`"\x4d\x5a\x90…"`, `unescape("%4d%5a…")`) or as a list of
+    // numbers (`new Uint8Array([77, 90, 144, …])`, `String.fromCharCode(77, 90, …)`).
+    for (const run of escapedRuns(text)) {
+      if (n >= MAX_PAYLOADS) break;
+      if (dataUris.some(([a, b]) => run.start >= a && run.start < b)) continue; // a data: URI's payload, taken above
+      emit('esc', run.bytes, run.start, run.end, 'an escaped string in script');
+    }
+    for (const run of byteLists(text)) {
+      if (n >= MAX_PAYLOADS) break;
+      emit('bytes', run.bytes, run.start, run.end, 'a list of byte values in script');
+    }
     // The same strings cut into short pieces that script joins (`"TVqQ" + "AAMA" + …`,
     // `["TVqQ", "AAMA"].join("")`, a data: URI's payload added to its prefix).
     for (const run of joinedLiterals(text)) {
@@ -176,6 +190,48 @@ export class SmuggledObjectExtractor implements LeafSink {
       const hex = /^[0-9a-fA-F]+$/.test(run.value) && run.value.length % 2 === 0;
       emit(hex ? 'hex' : 'b64-', Buffer.from(run.value, hex ? 'hex' : 'base64'), run.start, run.end, `a ${hex ? 'hex' : 'base64'} string joined from ${run.pieces} pieces in script`);
     }
+  }
+}
+
+/** Fewest escapes or numbers that make a file (EICAR is 68 bytes). */
+const MIN_BYTES = 64;
+/** The start of a run of byte escapes: MIN_BYTES of them in a row (fixed count: no backtracking over a run). */
+const ESCAPES_START = new RegExp(`(?:\\\\x[0-9a-fA-F]{2}|\\\\u00[0-9a-fA-F]{2}|%u00[0-9a-fA-F]{2}|%[0-9a-fA-F]{2}){${MIN_BYTES}}`, 'g');
+const NOT_IN_ESCAPES = /[^\\xu%0-9a-fA-F]/g;
+const ONE_ESCAPE = /\\x([0-9a-fA-F]{2})|\\u00([0-9a-fA-F]{2})|%u00([0-9a-fA-F]{2})|%([0-9a-fA-F]{2})/g;
+
+/** Runs of at least MIN_BYTES byte escapes, decoded (the escapes in a row from the run's start). */
+function* escapedRuns(text: string): Generator<{ bytes: Buffer; start: number; end: number }> {
+  ESCAPES_START.lastIndex = 0;
+  for (let m = ESCAPES_START.exec(text); m; m = ESCAPES_START.exec(text)) {
+    const start = m.index;
+    const run = text.slice(start, runEnd(NOT_IN_ESCAPES, text, start));
+    const codes: number[] = [];
+    let at = 0;
+    for (const e of run.matchAll(ONE_ESCAPE)) {
+      if (e.index !== at) break; // a stray character ends the escapes
+      codes.push(parseInt((e[1] ?? e[2] ?? e[3] ?? e[4])!, 16));
+      at += e[0].length;
+    }
+    ESCAPES_START.lastIndex = start + Math.max(at, 1);
+    yield { bytes: Buffer.from(codes), start, end: start + at };
+  }
+}
+
+/** The start of a list of MIN_BYTES numbers 0–255 (decimal or 0x), in brackets or a call's parentheses. */
+const LIST_START = new RegExp(`[[(]\\s*(?:(?:0x[0-9a-fA-F]{1,2}|\\d{1,3})\\s*,\\s*){${MIN_BYTES - 1}}`, 'g');
+const NOT_IN_LIST = /[^0-9a-fA-Fx,\s]/g;
+
+/** Lists of at least MIN_BYTES byte values, as bytes; a value above 255 ends nothing but is not a byte list. */
+function* byteLists(text: string): Generator<{ bytes: Buffer; start: number; end: number }> {
+  LIST_START.lastIndex = 0;
+  for (let m = LIST_START.exec(text); m; m = LIST_START.exec(text)) {
+    const start = m.index + 1;
+    const end = runEnd(NOT_IN_LIST, text, start);
+    LIST_START.lastIndex = end;
+    const values = text.slice(start, end).split(',').map((v) => v.trim()).filter((v) => v !== '').map((v) => Number(v));
+    if (values.length < MIN_BYTES || values.some((v) => !Number.isInteger(v) || v < 0 || v > 255)) continue;
+    yield { bytes: Buffer.from(values), start, end };
   }
 }
 

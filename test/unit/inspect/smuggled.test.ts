@@ -94,6 +94,27 @@ describe('HTML smuggling', () => {
     assert.deepEqual(words.files.map((f) => f.path), ['page.html']);
   });
 
+  it('bytes written as escapes or as a list of numbers are decoded too', async () => {
+    const esc = (b: Buffer, f: (x: number) => string) => [...b].map(f).join('');
+    const hx = (x: number) => x.toString(16).padStart(2, '0');
+    const cases = [
+      `<html><script>var s = "${esc(EICAR, (x) => `\\x${hx(x)}`)}"; save(s);</script></html>`,
+      `<html><script>var s = unescape("${esc(EICAR, (x) => `%${hx(x)}`)}");</script></html>`,
+      `<html><script>var s = "${esc(EICAR, (x) => `\\u00${hx(x)}`)}";</script></html>`,
+      `<html><script>var b = new Uint8Array([${[...EICAR].join(', ')}]);</script></html>`,
+      `<html><script>var s = String.fromCharCode(${[...EICAR].map((x) => `0x${hx(x)}`).join(',')});</script></html>`,
+    ];
+    for (const html of cases) {
+      const r = await scan(html);
+      assert.ok(r.findings.some((f) => f.threat === 'EICAR-Test-File'), `${html.slice(0, 50)}: ${JSON.stringify(r.files.map((f) => [f.path, f.size]))}`);
+    }
+    const pe = await scan(`<html><script>var b = new Uint8Array([${[...PE].join(',')}]); var a = document.createElement('a'); a.download = 'x.exe';</script></html>`);
+    assert.ok(pe.events.some((e) => e.name === 'HTML_SMUGGLING' && /list of byte values/.test(e.detail ?? '')), JSON.stringify(pe.events));
+    // Ordinary script numbers and short escapes are no file.
+    const clean = await scan(`<html><script>var m = [1, 2, 3, 400, 5]; var t = "caf\\xe9 \\u00e9t\\u00e9"; var widths = [${Array(100).fill('1024').join(', ')}];</script></html>`);
+    assert.deepEqual(clean.files.map((f) => f.path), ['page.html']);
+  });
+
   it('a hex string holding a zip: HTML_SMUGGLING, and the zip is unpacked', async () => {
     const z = zip([{ name: 'eicar.com', data: EICAR }]);
     const r = await scan(`<html><script>var h = '${z.toString('hex')}'; save(h);</script></html>`);
