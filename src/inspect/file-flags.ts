@@ -14,7 +14,7 @@
 /** Extension → the detected types it may legitimately hold. */
 const EXTENSION_TYPES: Readonly<Record<string, readonly string[]>> = {
   exe: ['exe'], scr: ['exe'], com: ['exe'], cpl: ['exe', 'dll'], dll: ['dll', 'exe'], sys: ['exe', 'dll'],
-  msi: ['msi'], pdf: ['pdf'], rtf: ['rtf'],
+  msi: ['msi'], pdf: ['pdf'], rtf: ['rtf'], one: ['one'],
   doc: ['doc', 'rtf', 'cfb', 'html', 'xml'], dot: ['doc', 'cfb'], xls: ['xls', 'cfb', 'html', 'xml'], ppt: ['ppt', 'cfb'],
   docx: ['docx', 'zip'], docm: ['docm', 'docx', 'zip'], xlsx: ['xlsx', 'zip'], xlsm: ['xlsm', 'xlsx', 'zip'],
   pptx: ['pptx', 'zip'], pptm: ['pptm', 'pptx', 'zip'],

@@ -25,6 +25,7 @@ import { inspectSevenZip } from './sevenzip.ts';
 import { unpackTar } from './tar.ts';
 import { unpackTnef } from './tnef.ts';
 import { AR_MAGIC, unpackAr } from './ar.ts';
+import { ONENOTE_MAGIC, unpackOneNote } from './onenote.ts';
 import { unpackExecutable } from './sfx.ts';
 import { unpackZip } from './zip.ts';
 import { sevenZipFormat, viaSevenZip } from './via-seven-zip.ts';
@@ -48,6 +49,7 @@ export const CONTAINER_TYPES: ReadonlySet<string> = new Set([
   'gz', 'tar.gz', 'tar', 'tnef', 'rar', '7z', 'iso',
   'cfb', 'doc', 'xls', 'ppt', 'msg', 'msi', // OLE2 compound files: their streams (ole.ts)
   'rtf', // its embedded objects (rtf.ts)
+  'one', // OneNote sections: their embedded files (onenote.ts)
   'pdf', // its text, as one member (pdf-text.ts)
   'xml', // its text (Office Open XML parts), as one member (xml-text.ts)
 ]);
@@ -64,6 +66,7 @@ export function looksLikeContainer(head: Buffer): boolean {
     bytesAt(head, 0, SEVEN_ZIP) ||
     (head.length >= 4 && head.readUInt32LE(0) === 0x223e9f78) || // TNEF
     bytesAt(head, 0, OLE2) || // OLE2 compound file
+    bytesAt(head, 0, ONENOTE_MAGIC) || // a OneNote section (its embedded files)
     /^\s*\{\\rt/.test(head.toString('latin1', 0, 64)) || // RTF (its \objdata objects)
     bytesAt(head, 0x8001, ISO9660) || // ISO 9660 (first descriptor at sector 16)
     sevenZipFormat(head) !== null ||
@@ -128,6 +131,7 @@ const READERS: Readonly<Record<string, ContainerReader>> = {
   msg: unpackOle,
   msi: unpackOle,
   rtf: unpackRtf,
+  one: unpackOneNote,
   pdf: extractPdfText,
   xml: extractXmlText,
 };

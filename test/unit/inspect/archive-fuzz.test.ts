@@ -1,7 +1,7 @@
 /**
  * Archive readers under hostile bytes (seed-fixed; `npm run fuzz` runs more): valid zips, tars,
  * gzips, TNEF, ISO 9660 images, PDFs and XML (their text), OLE2 compound files, RTF objects,
- * Apple disk images, rar and 7z heads with random bytes flipped, cut short or spliced together, and
+ * Apple disk images, OneNote sections, rar and 7z heads with random bytes flipped, cut short or spliced together, and
  * pure noise behind each magic number. Properties: the inspector never throws and always
  * finishes, every member path stays under its container, and the result does not depend on how
  * the container's bytes were chunked.
@@ -19,6 +19,7 @@ import { gzip, isoImage, rar4, rar4StoredVolumes, rar5, rar5Stored, rar5StoredVo
 import { cfb, ole10Native } from '../../helpers/cfb.ts';
 import { randomChunks } from '../../helpers/chunking.ts';
 import { udif } from '../../helpers/dmg.ts';
+import { oneNoteSection } from '../../helpers/onenote.ts';
 
 const inspector = new Inspector({ engines: [new SignatureEngine()], archives: { ...DEFAULT_ARCHIVE_LIMITS, maxTimeMs: 2000 } });
 
@@ -58,6 +59,7 @@ const SEEDS: readonly Buffer[] = [
   cfb([{ name: 'WordDocument', data: Buffer.alloc(300, 0x41) }, { name: '\x01Ole10Native', data: ole10Native('run.bat', EICAR) }], { fragment: true }),
   Buffer.from(`{\\rtf1{\\object\\objemb{\\*\\objclass Package}{\\*\\objdata ${ole10Native('e.com', EICAR).toString('hex').replace(/(.{9})/g, '$1 \r\n')}}}}`, 'latin1'),
   udif(isoImage([{ name: 'd.com', data: EICAR }]), 'zlib'),
+  oneNoteSection([Buffer.from('<html><hta:application/></html>'), EICAR]),
 ];
 
 /** A valid archive damaged: bytes flipped, cut, duplicated or spliced with another. */
