@@ -19,26 +19,47 @@ const FILE_DATA_HEADER = Buffer.from('e716e3bd65261145a4c48d4d0b7a9eac', 'hex');
 /** guidHeader, cbLength (8), unused (4), reserved (8): the data starts after them. */
 const DATA_OFFSET = 16 + 8 + 4 + 8;
 
-export async function unpackOneNote(b: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
-  let n = 0;
+/** One embedded file of a section: its bytes (what is there of them), and whether its length ran past the end. */
+export interface OneNoteFile {
+  readonly data: Buffer;
+  readonly at: number;
+  readonly declared: number;
+  readonly cut: boolean;
+}
+
+/**
+ * Every FileDataStoreObject of a section, in order. The next object is looked for after this
+ * one's data; a length past the end may hide the objects after it inside this one, so then
+ * they are looked for from here too. The search only ever moves forward.
+ */
+export function* oneNoteFiles(b: Buffer): Generator<OneNoteFile | 'truncated'> {
   for (let at = b.indexOf(FILE_DATA_HEADER, ONENOTE_MAGIC.length); at !== -1; ) {
     if (at + DATA_OFFSET > b.length) {
-      ctx.event('ARCHIVE_CORRUPT', `onenote: a file data object cut short at ${at}`);
+      yield 'truncated';
+      return;
+    }
+    const declared = Number(b.readBigUInt64LE(at + 16));
+    const start = at + DATA_OFFSET;
+    const cut = start + declared > b.length;
+    const end = cut ? b.length : start + declared;
+    yield { data: b.subarray(start, end), at, declared, cut };
+    at = b.indexOf(FILE_DATA_HEADER, cut ? at + 1 : Math.max(at + 1, end));
+  }
+}
+
+export async function unpackOneNote(b: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
+  let n = 0;
+  for (const f of oneNoteFiles(b)) {
+    if (f === 'truncated') {
+      ctx.event('ARCHIVE_CORRUPT', 'onenote: a file data object cut short');
       break;
     }
-    const length = Number(b.readBigUInt64LE(at + 16));
-    const start = at + DATA_OFFSET;
-    const end = Math.min(b.length, start + length);
-    if (start + length > b.length) ctx.event('ARCHIVE_CORRUPT', `onenote: embedded${n + 1} runs past the end (${length} bytes declared at ${at})`);
+    if (f.cut) ctx.event('ARCHIVE_CORRUPT', `onenote: embedded${n + 1} runs past the end (${f.declared} bytes declared at ${f.at})`);
     if (ctx.stopped) break;
     const sink = ctx.member(`embedded${++n}`);
     if (sink === null) break;
-    ctx.copy(sink, b.subarray(start, end));
+    ctx.copy(sink, f.data);
     sink.end();
-    // The next object starts after this one's data. A length past the end may hide the
-    // objects after it inside this one: then they are looked for from here too. The search
-    // only ever moves forward.
-    at = b.indexOf(FILE_DATA_HEADER, start + length <= b.length ? Math.max(at + 1, end) : at + 1);
   }
   return {};
 }

@@ -49,3 +49,15 @@ describe('OneNote sections', () => {
     assert.deepEqual(r.events, []);
   });
 });
+
+describe('OneNote sections in the analysis engine', () => {
+  it('a section carrying an HTA or a program is malicious; one with pictures only is benign', async () => {
+    const { analyze } = await import('../../../src/inspect/engines/analysis/analyze.ts');
+    const judge = (b: Buffer) => analyze({ bytes: b, detectedType: 'one', name: 'notes.one', flags: [] });
+    const bad = judge(oneNoteSection([PNG, HTA]));
+    assert.equal(bad.verdict, 'malicious', JSON.stringify(bad.indicators));
+    assert.ok(bad.indicators.some((i) => /carrying a file that runs \(an HTML application/.test(i.reason)));
+    assert.equal(judge(oneNoteSection([PNG, PE])).verdict, 'malicious');
+    assert.equal(judge(oneNoteSection([PNG, PNG])).verdict, 'benign');
+  });
+});

@@ -4,15 +4,15 @@
  */
 
 import { officeAnalyzer } from './office.ts';
-import { diskImageAnalyzer, pdfAnalyzer, scriptAnalyzer, shortcutAnalyzer } from './documents.ts';
+import { diskImageAnalyzer, oneNoteAnalyzer, pdfAnalyzer, scriptAnalyzer, shortcutAnalyzer } from './documents.ts';
 import { peAnalyzer } from './pe.ts';
 import { type AnalysisVerdict, type Analyzer, type AnalyzerInput, verdictOf } from './types.ts';
 
-export const ANALYZERS: readonly Analyzer[] = [peAnalyzer, officeAnalyzer, pdfAnalyzer, scriptAnalyzer, shortcutAnalyzer, diskImageAnalyzer];
+export const ANALYZERS: readonly Analyzer[] = [peAnalyzer, officeAnalyzer, pdfAnalyzer, scriptAnalyzer, shortcutAnalyzer, diskImageAnalyzer, oneNoteAnalyzer];
 
 /** Types worth keeping a file's bytes for: something an analyzer reads. */
 export const ANALYZED_TYPES: ReadonlySet<string> = new Set([
-  'exe', 'dll', 'cfb', 'doc', 'xls', 'ppt', 'msg', 'xml', 'pdf', 'js', 'vbs', 'ps1', 'hta', 'bat', 'html', 'svg', 'lnk', 'url', 'library-ms', 'iso', 'img', 'vhd', 'vhdx',
+  'exe', 'dll', 'cfb', 'doc', 'xls', 'ppt', 'msg', 'xml', 'pdf', 'js', 'vbs', 'ps1', 'hta', 'bat', 'html', 'svg', 'lnk', 'url', 'library-ms', 'iso', 'img', 'vhd', 'vhdx', 'one',
 ]);
 
 /** The analyzers that apply to a file (their ids), without running them. */

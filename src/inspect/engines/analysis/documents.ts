@@ -4,6 +4,7 @@
  */
 
 import { listIso } from '../../archive/iso.ts';
+import { oneNoteFiles } from '../../archive/onenote.ts';
 import type { Analyzer, AnalyzerInput, Indicator } from './types.ts';
 
 const TEXT_LIMIT = 4 * 1024 * 1024;
@@ -140,6 +141,36 @@ export const diskImageAnalyzer: Analyzer = {
     const runnable = [...new Set(names.filter((n) => RUNNABLE.test(n)).map((n) => n.toLowerCase()))];
     add(20, `disk image (${input.detectedType}): mounts with a double click, bypassing mark-of-the-web`);
     if (runnable.length) add(50, `disk image holding files that run (${runnable.slice(0, 5).join(', ')})`);
+    return out;
+  },
+};
+
+/** What an embedded file of a OneNote section is, by its first bytes, if it is something that runs. */
+function runnableKind(b: Buffer): string | null {
+  const head = b.toString('latin1', 0, Math.min(b.length, 4096)).toLowerCase();
+  if (head.startsWith('mz')) return 'a program';
+  if (b.length >= 8 && b.readUInt32LE(0) === 0x4c && b[4] === 0x01 && b[5] === 0x14) return 'a shortcut';
+  if (head.includes('<hta:application') || (head.includes('<script') && /<html|<head|<body/.test(head))) return 'an HTML application or page with script';
+  if (/<job\b|<package\b/.test(head) && head.includes('<script')) return 'a Windows Script File';
+  if (/wscript\.|createobject\(|activexobject|powershell|cmd(\.exe)? \/c|@echo off|invoke-expression|mshta|rundll32|regsvr32|certutil/.test(head)) return 'a script';
+  return null;
+}
+
+export const oneNoteAnalyzer: Analyzer = {
+  id: 'onenote@1',
+  applies: (i) => i.detectedType === 'one',
+  analyze(input) {
+    const { out, add } = indicators('onenote');
+    const kinds = new Set<string>();
+    let files = 0;
+    for (const f of oneNoteFiles(input.bytes)) {
+      if (f === 'truncated') break;
+      const kind = runnableKind(f.data);
+      if (kind) kinds.add(kind);
+      if (!/^(\x89png|\xff\xd8\xff|gif8|bm|\x01\x00\x00\x00)/i.test(f.data.toString('latin1', 0, 4))) files++; // pictures are what pages hold
+    }
+    if (files) add(20, `OneNote section with ${files} embedded file${files === 1 ? '' : 's'} besides pictures: a double click on the page opens them`);
+    if (kinds.size) add(60, `OneNote section carrying a file that runs (${[...kinds].join(', ')})`);
     return out;
   },
 };
