@@ -12,7 +12,8 @@ import type { VerdictStore } from '../inspect/engines/analysis/verdict-store.ts'
 import { YaraRules } from '../inspect/engines/analysis/yara.ts';
 import { AnalysisPool } from '../inspect/engines/analysis/pool.ts';
 import { describeError } from '../errors.ts';
-import { otherFormatsReader, SevenZipTool, sevenZipReader, zipBySevenZipReader } from '../inspect/archive/seven-zip-tool.ts';
+import { nsisReader, otherFormatsReader, SevenZipTool, sevenZipReader, zipBySevenZipReader } from '../inspect/archive/seven-zip-tool.ts';
+import { NSIS } from '../inspect/archive/sfx.ts';
 import { VIA_SEVEN_ZIP, ZIP_BY_SEVEN_ZIP } from '../inspect/archive/unpack.ts';
 import { BsdcatStreams, BsdtarTool, rarReader } from '../inspect/archive/bsdtar-tool.ts';
 import { ClamdEngine } from '../inspect/engines/clamd.ts';
@@ -75,7 +76,7 @@ export function buildInspector(cfg: LoadedConfig, engines: readonly Engine[] = b
   const bsdtar = BsdtarTool.find(t.path, t.timeout, join(cfg.dataDirAbs, 'spool'), z.memory);
   return new Inspector({
     engines,
-    readers: { '7z': sevenZipReader(sevenZip), rar: rarReader(bsdtar), [VIA_SEVEN_ZIP]: otherFormatsReader(sevenZip, BsdcatStreams.of(bsdtar)), [ZIP_BY_SEVEN_ZIP]: zipBySevenZipReader(sevenZip) },
+    readers: { '7z': sevenZipReader(sevenZip), rar: rarReader(bsdtar), [VIA_SEVEN_ZIP]: otherFormatsReader(sevenZip, BsdcatStreams.of(bsdtar)), [ZIP_BY_SEVEN_ZIP]: zipBySevenZipReader(sevenZip), [NSIS]: nsisReader(sevenZip) },
     mime: { maxDepth: l['mime-depth'], maxParts: l['mime-parts'], maxHeaderBytes: 64 * 1024 },
     archives: {
       maxDepth: l['archive-depth'],

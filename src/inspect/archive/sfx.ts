@@ -87,6 +87,19 @@ export function unpackExecutable(readers: Readonly<Partial<Record<string, Contai
       const reader = readers[kind] ?? (kind === '7z' ? inspectSevenZip : inspectRar);
       await reader(bytes.subarray(offset), ctx);
     }
+    // An NSIS installer: its files are compressed in the overlay (LZMA, bzip2, zlib), opened
+    // by 7-Zip as the installer would unpack them.
+    if (!ctx.stopped && bytes.indexOf(NSIS_FIRST_HEADER) !== -1) await (readers[NSIS] ?? nsisUnsupported)(bytes, ctx);
     return {};
   };
 }
+
+/** The key of ContainerReaders for NSIS installers (through 7-Zip: seven-zip-tool.ts). */
+export const NSIS = 'nsis';
+/** NSIS's first header: its signature 0xDEADBEEF and "NullsoftInst", in the installer's overlay. */
+const NSIS_FIRST_HEADER = Buffer.from('\xef\xbe\xad\xdeNullsoftInst', 'latin1');
+
+const nsisUnsupported: ContainerReader = async (_b, ctx) => {
+  ctx.event('ARCHIVE_UNSUPPORTED', 'nsis: an installer, not unpacked without 7-Zip');
+  return {};
+};
