@@ -13,7 +13,7 @@
 import type { ContainerReader } from './types.ts';
 
 /** Format name and the file extension 7-Zip knows it by, from the first bytes. */
-export function sevenZipFormat(head: Buffer): { readonly name: string; readonly ext: string; readonly unreadable?: boolean } | null {
+export function sevenZipFormat(head: Buffer): { readonly name: string; readonly ext: string; readonly unreadable?: boolean; readonly recognisedOnly?: string } | null {
   const at = (s: string | readonly number[], offset = 0): boolean => {
     if (head.length < offset + s.length) return false;
     for (let i = 0; i < s.length; i++) if (head[offset + i] !== (typeof s === 'string' ? s.charCodeAt(i) : s[i])) return false;
@@ -23,6 +23,12 @@ export function sevenZipFormat(head: Buffer): { readonly name: string; readonly 
   // first chunk: a file system, zlib, bzip2, LZFSE data), only the 512-byte `koly` trailer at
   // its end, so it is recognised when the whole file is here (inspector.ts keeps `.dmg` files).
   if (isDmg(head)) return { name: 'dmg', ext: 'dmg' };
+  // Archivers smtpwall does not open (WinACE, StuffIt, Zoo: neither 7-Zip nor libarchive reads
+  // them): recognised by their headers, so they are ARCHIVE_UNSUPPORTED (on-unscannable
+  // decides), never passed as the plain binary data they would otherwise be typed as.
+  if (at('**ACE**', 7)) return { name: 'ace', ext: 'ace', recognisedOnly: 'a WinACE archive, recognised, not opened' };
+  if ((at('SIT!') && at('rLau', 10)) || at('StuffIt (c)1997')) return { name: 'sit', ext: 'sit', recognisedOnly: 'a StuffIt archive, recognised, not opened' };
+  if (at('ZOO ') && at([0xdc, 0xa7, 0xc4, 0xfd], 20)) return { name: 'zoo', ext: 'zoo', recognisedOnly: 'a Zoo archive, recognised, not opened' };
   if (at([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return { name: 'xz', ext: 'xz' };
   if (at('BZh') && head[3]! >= 0x31 && head[3]! <= 0x39) return { name: 'bzip2', ext: 'bz2' };
   if (at([0x28, 0xb5, 0x2f, 0xfd])) return { name: 'zstd', ext: 'zst' };
@@ -107,6 +113,10 @@ export function viaSevenZip(tool: SevenZipUnpacker | null, streams: SevenZipUnpa
   return async (bytes, ctx) => {
     const format = sevenZipFormat(bytes);
     if (!format) return {};
+    if (format.recognisedOnly) {
+      ctx.event('ARCHIVE_UNSUPPORTED', `${format.name}: ${format.recognisedOnly}`);
+      return {};
+    }
     if (format.unreadable) {
       if (streams) return streams.unpack(bytes, ctx, format);
       ctx.event('ARCHIVE_UNSUPPORTED', `${format.name}: recognised, not unpacked (bsdcat, from libarchive-tools, is not installed)`);

@@ -142,3 +142,18 @@ describe('recognising the formats by their magic bytes', () => {
     assert.equal(sevenZipFormat(Buffer.from([0x1f, 0x8b, 8, 0])), null);
   });
 });
+
+describe('archives recognised, not opened', () => {
+  it('WinACE, StuffIt and Zoo are ARCHIVE_UNSUPPORTED, never plain binary data', async () => {
+    const cases: ReadonlyArray<readonly [string, Buffer]> = [
+      ['ace', Buffer.concat([Buffer.from('0000310000009f', 'hex'), Buffer.from('**ACE**'), Buffer.alloc(60, 1)])],
+      ['sit', Buffer.concat([Buffer.from('SIT!'), Buffer.alloc(6), Buffer.from('rLau'), Buffer.alloc(60, 1)])],
+      ['zoo', Buffer.concat([Buffer.from('ZOO 2.10 Archive.\x1a\0\0', 'latin1'), Buffer.from([0xdc, 0xa7, 0xc4, 0xfd]), Buffer.alloc(60, 1)])],
+    ];
+    for (const [name, bytes] of cases) {
+      assert.equal(sevenZipFormat(bytes)?.name, name);
+      const r = await inspector(true).scanBuffer(bytes, false, 10_000, `x.${name}`);
+      assert.ok(r.events.some((e) => e.name === 'ARCHIVE_UNSUPPORTED' && e.detail?.startsWith(`${name}: `)), `${name}: ${JSON.stringify(r.events)}`);
+    }
+  });
+});
