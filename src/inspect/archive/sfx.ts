@@ -89,7 +89,7 @@ export function unpackExecutable(readers: Readonly<Partial<Record<string, Contai
     }
     // An NSIS installer: its files are compressed in the overlay (LZMA, bzip2, zlib), opened
     // by 7-Zip as the installer would unpack them.
-    if (!ctx.stopped && bytes.indexOf(NSIS_FIRST_HEADER) !== -1) await (readers[NSIS] ?? nsisUnsupported)(bytes, ctx);
+    if (!ctx.stopped && nsisInstaller(bytes)) await (readers[NSIS] ?? nsisUnsupported)(bytes, ctx);
     return {};
   };
 }
@@ -98,6 +98,22 @@ export function unpackExecutable(readers: Readonly<Partial<Record<string, Contai
 export const NSIS = 'nsis';
 /** NSIS's first header: its signature 0xDEADBEEF and "NullsoftInst", in the installer's overlay. */
 const NSIS_FIRST_HEADER = Buffer.from('\xef\xbe\xad\xdeNullsoftInst', 'latin1');
+
+/**
+ * An NSIS first header where the installer looks for it: at a 512-byte boundary, flags
+ * (4 bytes, at most 15), the signature, and a length of the data from there that fits the
+ * file — not merely the constant somewhere in a program (a tool that detects installers).
+ */
+function nsisInstaller(b: Buffer): boolean {
+  let seen = 0;
+  for (let p = b.indexOf(NSIS_FIRST_HEADER); p !== -1 && seen < MAX_CANDIDATES; p = b.indexOf(NSIS_FIRST_HEADER, p + 1), seen++) {
+    const start = p - 4;
+    if (start < 0 || start % 512 !== 0 || p + 24 > b.length) continue;
+    const length = b.readUInt32LE(p + 20);
+    if (b.readUInt32LE(start) <= 15 && length >= 28 && length <= b.length - start) return true;
+  }
+  return false;
+}
 
 const nsisUnsupported: ContainerReader = async (_b, ctx) => {
   ctx.event('ARCHIVE_UNSUPPORTED', 'nsis: an installer, not unpacked without 7-Zip');

@@ -56,3 +56,11 @@ describe('NSIS installers', { skip }, () => {
     assert.ok(without.events.some((e) => e.name === 'ARCHIVE_UNSUPPORTED' && /nsis/.test(e.detail ?? '')), JSON.stringify(without.events));
   });
 });
+
+describe('NSIS recognition', () => {
+  it("a program that merely holds NSIS's signature (a tool that detects installers) is no installer: no event", async () => {
+    const pe = Buffer.concat([Buffer.from('MZ'), Buffer.alloc(1000, 0x90), Buffer.from('\x00\x00\x00\x00\xef\xbe\xad\xdeNullsoftInst', 'latin1'), Buffer.alloc(3000, 0x90)]);
+    const r = await new Inspector({ engines: [new SignatureEngine()], readers: {} }).scanBuffer(pe, false, 10_000, 'detector.exe');
+    assert.deepEqual(r.events, []);
+  });
+});
