@@ -38,7 +38,7 @@ const DECLARED_TYPES: Readonly<Record<string, readonly string[]>> = {
 /** Types a double extension's last part makes dangerous: they run or open as code. */
 const EXECUTABLE_EXTENSIONS = new Set([
   'exe', 'scr', 'com', 'pif', 'cpl', 'dll', 'msi', 'bat', 'cmd', 'vbs', 'vbe', 'js', 'jse', 'wsf', 'wsh', 'hta',
-  'ps1', 'psm1', 'lnk', 'url', 'jar', 'iso', 'img', 'vhd', 'vhdx', 'reg', 'chm', 'scf', 'library-ms',
+  'ps1', 'psm1', 'lnk', 'url', 'jar', 'iso', 'img', 'vhd', 'vhdx', 'reg', 'chm', 'scf', 'library-ms', 'searchconnector-ms', 'settingcontent-ms',
 ]);
 /** Things attackers pretend a file is, in front of the real extension. */
 const DECOY_EXTENSIONS = new Set([
@@ -62,8 +62,9 @@ export function windowsName(name: string): string {
   return n.replace(/[. ]+$/, '');
 }
 
+/** The extension Windows would use (`library-ms`, `searchConnector-ms` and `settingcontent-ms` are long ones that run). */
 export function extensionOf(name: string): string | null {
-  const m = /\.([A-Za-z0-9-]{1,10})$/.exec(windowsName(name));
+  const m = /\.([A-Za-z0-9-]{1,24})$/.exec(windowsName(name));
   return m ? m[1]!.toLowerCase() : null;
 }
 
@@ -76,7 +77,7 @@ export function extensionOf(name: string): string | null {
  */
 const RUN_BY_EXTENSION: Readonly<Record<string, string>> = {
   js: 'js', jse: 'js', vbs: 'vbs', vbe: 'vbs', ps1: 'ps1', psm1: 'ps1', bat: 'bat', cmd: 'bat', hta: 'hta',
-  url: 'url', 'library-ms': 'library-ms', htm: 'html', html: 'html', xhtml: 'html', shtml: 'html', svg: 'svg',
+  url: 'url', 'library-ms': 'library-ms', 'searchconnector-ms': 'library-ms', htm: 'html', html: 'html', xhtml: 'html', shtml: 'html', svg: 'svg',
 };
 /** Content types a text may be detected as, which such an extension overrides. */
 const TEXT_TYPES: ReadonlySet<string> = new Set(['text', 'html', 'xml', 'svg', 'js', 'vbs', 'ps1', 'bat', 'hta', 'url', 'library-ms']);

@@ -21,6 +21,7 @@ describe('the extension Windows would use', () => {
     ['invoice.ex\u200de', 'exe'],
     ['C:\\Users\\x\\Desktop\\run.bat', 'bat'],
     ['dir/sub/run.cmd', 'cmd'],
+    ['Search.searchConnector-ms', 'searchconnector-ms'],
     ['no-extension', null],
     ['trailing.', null],
   ];
@@ -50,6 +51,7 @@ describe('the type Windows opens a text by', () => {
     ['text', ['run.cmd::$DATA'], 'bat'],
     ['html', ['app.hta'], 'hta'],
     ['text', ['page.html'], 'html'],
+    ['xml', ['Documents.searchConnector-ms'], 'library-ms'],
     ['text', ['notes.txt'], 'text'],
     ['text', [null, 'a.txt', 'b.vbs'], 'vbs'],
     ['text', ['a.html', 'b.ps1'], 'ps1'],
