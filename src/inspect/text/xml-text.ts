@@ -4,7 +4,8 @@
  * `(text)`: Word splits a line into runs wherever formatting, spell-checking or revision
  * marks change (`<w:t>4111 11</w:t></w:r><w:r><w:t>11 1111…`), so patterns over the raw XML
  * miss what the reader sees. Tags go, paragraph and row ends become line breaks, tabs stay,
- * entities are decoded. Bounded: the first MAX_XML bytes are read.
+ * entities are decoded. Bounded: the first MAX_XML bytes are read. An XDP file also gives the
+ * PDF it carries (xdpDocument).
  */
 
 import type { UnpackContext, UnpackOutcome } from '../archive/types.ts';
@@ -18,6 +19,7 @@ const TAB_EMPTY = new Set(['w:tab', 'w:ptab']);
 const TAB_END = new Set(['c', 'x:c', 'td', 'th']);
 
 export async function extractXmlText(b: Buffer, ctx: UnpackContext): Promise<UnpackOutcome> {
+  xdpDocument(b, ctx);
   const text = xmlText(b.subarray(0, MAX_XML).toString('utf8'))
     .replace(/[ \t]*\n[ \t]*/g, '\n')
     .replace(/\n{3,}/g, '\n\n')
@@ -28,6 +30,32 @@ export async function extractXmlText(b: Buffer, ctx: UnpackContext): Promise<Unp
   ctx.copy(sink, Buffer.from(text, 'utf8'));
   sink.end();
   return {};
+}
+
+/** Adobe's XML Data Package namespace: an XDP file that Acrobat opens as the PDF it carries. */
+const XDP_NAMESPACE = Buffer.from('http://ns.adobe.com/xdp/', 'latin1');
+
+/**
+ * An XDP file (`.xdp`, XFA forms): Acrobat opens the PDF it carries base64-encoded in the
+ * `<chunk>` elements of its `<pdf>` packet, so that PDF is a member (`document.pdf`), scanned and
+ * unpacked like any PDF. The chunks are joined in order, whitespace and all (base64 skips it).
+ */
+function xdpDocument(b: Buffer, ctx: UnpackContext): void {
+  if (b.indexOf(XDP_NAMESPACE) === -1) return;
+  const xml = b.subarray(0, MAX_XML).toString('latin1');
+  const parts: string[] = [];
+  for (let at = xml.indexOf('<chunk'); at !== -1; ) {
+    const open = xml.indexOf('>', at);
+    const close = open === -1 ? -1 : xml.indexOf('</chunk>', open);
+    if (close === -1) break;
+    parts.push(xml.slice(open + 1, close));
+    at = xml.indexOf('<chunk', close);
+  }
+  if (parts.length === 0) return;
+  const sink = ctx.member('document.pdf');
+  if (sink === null) return;
+  ctx.copy(sink, Buffer.from(parts.join(''), 'base64'));
+  sink.end();
 }
 
 /**
