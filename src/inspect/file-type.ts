@@ -194,7 +194,7 @@ function textKind(text: string): string {
   };
   for (const [type, markers] of TEXT_MARKERS) if (markers.some(([m, anchor]) => anchored(anchor) && lower.includes(m))) return type;
   if ((text.includes(';') || text.includes('{')) && JS_STRUCTURE.test(text)) return 'js';
-  if (/^\s*<\?xml\b/.test(text)) return 'xml';
+  if (/^\s*(?:<\?xml\b|<xdp:xdp\b)/.test(text)) return 'xml'; // an XDP may omit the declaration
   if (/^\s*\{\\rt/.test(text)) return 'rtf';
   return 'text';
 }

@@ -107,7 +107,7 @@ export function tooLargeMatters(head: Buffer, tail: Buffer): boolean {
  * an archive, so being too large to keep is no archive-limit verdict.
  */
 export function givesText(head: Buffer): boolean {
-  return head.subarray(0, 1024).indexOf('%PDF-', 0, 'latin1') !== -1 || /^(?:\ufeff)?\s*<\?xml\b/.test(head.toString('utf8', 0, 64));
+  return head.subarray(0, 1024).indexOf('%PDF-', 0, 'latin1') !== -1 || /^(?:\ufeff)?\s*(?:<\?xml\b|<xdp:xdp\b)/.test(head.toString('utf8', 0, 64));
 }
 
 /** Windows programs, kept whole (within the archive budget) to look for an appended archive. */

@@ -26,6 +26,12 @@ describe('XDP', () => {
     assert.ok(r.findings.some((x) => x.threat === 'EICAR-Test-File' && x.file.path === 'form.xdp/document.pdf'));
   });
 
+  it('without the XML declaration (Acrobat opens it by its name all the same)', async () => {
+    const bare = Buffer.from(`<xdp:xdp xmlns:xdp="http://ns.adobe.com/xdp/"><pdf xmlns="http://ns.adobe.com/xdp/pdf/"><document><chunk>${pdf.toString('base64')}</chunk></document></pdf></xdp:xdp>`);
+    const r = await inspector.scanBuffer(bare, false, 10_000, 'form.xdp');
+    assert.ok(r.findings.some((x) => x.threat === 'EICAR-Test-File' && x.file.path === 'form.xdp/document.pdf'), JSON.stringify(r.files.map((x) => [x.path, x.detectedType])));
+  });
+
   it('an XDP with form data only: its text, no PDF member, no event', async () => {
     const r = await inspector.scanBuffer(xdp('<xfa:datasets xmlns:xfa="http://www.xfa.org/schema/xfa-data/1.0/"><xfa:data><name>Alice</name></xfa:data></xfa:datasets>'), false, 10_000, 'data.xdp');
     assert.deepEqual(r.files.map((x) => x.path), ['data.xdp', 'data.xdp/(text)']);
