@@ -57,37 +57,21 @@ export const CONTAINER_TYPES: ReadonlySet<string> = new Set([
 /** Whether a file's first bytes say it may be a container worth keeping whole. */
 export function looksLikeContainer(head: Buffer): boolean {
   return (
-    head.indexOf(ZIP_LOCAL) !== -1 || // zip, also behind a prefix (self-extractors, junk)
+    head.indexOf('PK\x03\x04', 0, 'latin1') !== -1 || // zip, also behind a prefix (self-extractors, junk)
     (head[0] === 0x4d && head[1] === 0x5a) || // a program: maybe a self-extractor (sfx.ts)
-    bytesAt(head, 0, ZIP_END) ||
+    head.indexOf('PK\x05\x06', 0, 'latin1') === 0 ||
     (head[0] === 0x1f && head[1] === 0x8b) ||
-    bytesAt(head, 257, USTAR) ||
-    bytesAt(head, 0, RAR) ||
-    bytesAt(head, 0, SEVEN_ZIP) ||
+    head.indexOf('ustar', 257, 'latin1') === 257 ||
+    head.indexOf('Rar!\x1a\x07', 0, 'latin1') === 0 ||
+    head.indexOf('7z\xbc\xaf\x27\x1c', 0, 'latin1') === 0 ||
     (head.length >= 4 && head.readUInt32LE(0) === 0x223e9f78) || // TNEF
-    bytesAt(head, 0, OLE2) || // OLE2 compound file
-    bytesAt(head, 0, ONENOTE_MAGIC) || // a OneNote section (its embedded files)
+    head.indexOf('\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1', 0, 'latin1') === 0 || // OLE2 compound file
+    head.subarray(0, ONENOTE_MAGIC.length).equals(ONENOTE_MAGIC) || // a OneNote section (its embedded files)
     /^\s*\{\\rt/.test(head.toString('latin1', 0, 64)) || // RTF (its \objdata objects)
-    bytesAt(head, 0x8001, ISO9660) || // ISO 9660 (first descriptor at sector 16)
+    head.indexOf('CD001', 0x8001, 'latin1') === 0x8001 || // ISO 9660 (first descriptor at sector 16)
     sevenZipFormat(head) !== null ||
     givesText(head)
   );
-}
-
-const ZIP_LOCAL = Buffer.from('PK\x03\x04', 'latin1');
-const ZIP_END = Buffer.from('PK\x05\x06', 'latin1');
-const USTAR = Buffer.from('ustar', 'latin1');
-const RAR = Buffer.from('Rar!\x1a\x07', 'latin1');
-const SEVEN_ZIP = Buffer.from('7z\xbc\xaf\x27\x1c', 'latin1');
-const OLE2 = Buffer.from('\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1', 'latin1');
-const ISO9660 = Buffer.from('CD001', 'latin1');
-
-/**
- * Whether `sig` is at `offset` of `head`. (Not `indexOf(sig, offset) === offset`: that
- * searches the whole head when the signature is absent, as it is in almost every part.)
- */
-function bytesAt(head: Buffer, offset: number, sig: Buffer): boolean {
-  return head.length >= offset + sig.length && head.compare(sig, 0, sig.length, offset, offset + sig.length) === 0;
 }
 
 /**
