@@ -76,8 +76,8 @@ export function extensionOf(name: string): string | null {
  * comments reads as plain text there, an HTA without the tag as HTML).
  */
 const RUN_BY_EXTENSION: Readonly<Record<string, string>> = {
-  js: 'js', jse: 'js', vbs: 'vbs', vbe: 'vbs', ps1: 'ps1', psm1: 'ps1', bat: 'bat', cmd: 'bat', hta: 'hta',
-  url: 'url', 'library-ms': 'library-ms', 'searchconnector-ms': 'library-ms', htm: 'html', html: 'html', xhtml: 'html', shtml: 'html', svg: 'svg',
+  js: 'js', jse: 'js', wsf: 'js', vbs: 'vbs', vbe: 'vbs', ps1: 'ps1', psm1: 'ps1', bat: 'bat', cmd: 'bat', hta: 'hta',
+  url: 'url', 'library-ms': 'library-ms', 'searchconnector-ms': 'library-ms', htm: 'html', html: 'html', xhtml: 'html', xht: 'html', shtml: 'html', svg: 'svg',
 };
 /** Content types a text may be detected as, which such an extension overrides. */
 const TEXT_TYPES: ReadonlySet<string> = new Set(['text', 'html', 'xml', 'svg', 'js', 'vbs', 'ps1', 'bat', 'hta', 'url', 'library-ms']);

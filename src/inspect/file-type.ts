@@ -12,6 +12,7 @@
  * later refine a type to `encrypted-zip`, `encrypted-rar`, `encrypted-7z`.
  */
 
+import { ONENOTE_MAGIC } from './archive/onenote.ts';
 import { isDmg } from './archive/via-seven-zip.ts';
 import { fileTypeFromBuffer } from 'file-type';
 import { decodedHead, textEncodingOf } from './decode/transcode.ts';
@@ -76,7 +77,7 @@ function identifyBinary(head: Buffer, tail: Buffer, whole: Buffer | null): Ident
   }
   if (has(head, [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1])) return oleKind(whole ?? head);
   if (has(head, [0x78, 0x9f, 0x3e, 0x22])) return plain('tnef');
-  if (has(head, [0xe4, 0x52, 0x5c, 0x7b, 0x8c, 0xd8, 0xa7, 0x4d, 0xae, 0xb1, 0x53, 0x78, 0xd0, 0x29, 0x96, 0xd3])) return plain('one'); // OneNote section
+  if (head.subarray(0, ONENOTE_MAGIC.length).equals(ONENOTE_MAGIC)) return plain('one'); // OneNote section
   if (has(head, [0x4c, 0, 0, 0, 0x01, 0x14, 0x02, 0])) return plain('lnk');
   if (has(head, 'vhdxfile')) return plain('vhdx');
   if (has(head, 'conectix') || has(tail, 'conectix', Math.max(0, tail.length - 512))) return plain('vhd');

@@ -15,8 +15,9 @@
  */
 
 import type { AnomalyEvent } from '../../events.ts';
-import { extensionOf } from '../file-flags.ts';
+import { typeForWindows } from '../file-flags.ts';
 import type { LeafSink } from '../mime/body-decoders.ts';
+import { decodeCharRefs } from '../text/char-refs.ts';
 
 const MAX_HELD = 16 * 1024 * 1024;
 const MAX_PAYLOADS = 64;
@@ -60,20 +61,17 @@ function dangerous(b: Buffer): string | null {
   return null;
 }
 
-/** Types and extensions of what a browser or Windows' script host opens as a page or script. */
+/** Declared types of what a browser or Windows' script host opens as a page or a script. */
 const PAGE_TYPES = /^(text\/html|application\/xhtml\+xml|image\/svg\+xml|text\/javascript|application\/(x-)?javascript|application\/hta|text\/x-component)$/i;
-const PAGE_EXTENSIONS: ReadonlySet<string> = new Set(['htm', 'html', 'xhtml', 'shtml', 'mht', 'mhtml', 'svg', 'svgz', 'hta', 'js', 'jse', 'wsf', 'xht']);
+/** What a text named so is to Windows (file-flags.ts): a page or a script, which runs what it carries. */
+const PAGE_KINDS: ReadonlySet<string> = new Set(['html', 'svg', 'hta', 'js', 'vbs']);
 
 /**
  * Whether a part says it is a page or a script: its declared type, or any of its names (a
- * client may use any of them), by the extension Windows would see.
+ * client may use any of them), by the program Windows opens it with.
  */
 export function pageLike(contentType: string | null, names: ReadonlyArray<string | null>): boolean {
-  if (contentType !== null && PAGE_TYPES.test(contentType)) return true;
-  return names.some((n) => {
-    const ext = n === null ? null : extensionOf(n);
-    return ext !== null && PAGE_EXTENSIONS.has(ext);
-  });
+  return (contentType !== null && PAGE_TYPES.test(contentType)) || PAGE_KINDS.has(typeForWindows('text', names));
 }
 
 export class SmuggledObjectExtractor implements LeafSink {
@@ -125,7 +123,7 @@ export class SmuggledObjectExtractor implements LeafSink {
     if (!held || held.length === 0) return;
     // Character references decoded as a browser decodes them in an attribute (`&#100;ata:`,
     // `data&colon;`, `&#43;` in the payload): the URI the browser follows, not its spelling.
-    const text = withCharRefsDecoded(Buffer.concat(held).toString('latin1'));
+    const text = decodeCharRefs(Buffer.concat(held).toString('latin1'), NAMED_REFS, true);
     let n = 0;
     const emit = (kind: keyof typeof ENCODING, bytes: Buffer, at: number, end: number, how: string): void => {
       if (bytes.length === 0 || n >= MAX_PAYLOADS) return;
@@ -238,8 +236,6 @@ function* byteLists(text: string): Generator<{ bytes: Buffer; start: number; end
 /** A string literal of base64 (or hex) characters; and one more joined to it by `+` or `,`. */
 const PIECE = /(["'`])([A-Za-z0-9+/=]{2,})\1/g;
 const NEXT_PIECE = /\s*[+,]\s*(["'`])([A-Za-z0-9+/=]*)\1/y;
-/** Longest joined string taken (the page is bounded by MAX_HELD too). */
-const MAX_JOINED = 16 * 1024 * 1024;
 
 /**
  * Runs of two or more such literals joined by `+` or `,`, whose joined text is long enough to
@@ -254,7 +250,7 @@ function* joinedLiterals(text: string): Generator<{ value: string; start: number
     let pieces = 1;
     let end = PIECE.lastIndex;
     NEXT_PIECE.lastIndex = end;
-    for (let x = NEXT_PIECE.exec(text); x && value.length <= MAX_JOINED; x = NEXT_PIECE.exec(text)) {
+    for (let x = NEXT_PIECE.exec(text); x; x = NEXT_PIECE.exec(text)) {
       value += x[2]!;
       pieces++;
       end = NEXT_PIECE.lastIndex;
@@ -290,30 +286,17 @@ function quoteBefore(text: string, at: number): string | null {
   return c === '"' || c === "'" ? c : null;
 }
 
-/** Where a quoted value ends: its closing quote, or a bounded distance if none comes. */
+/** Where a quoted value ends: its closing quote, or the end of the (held, bounded) page. */
 function closingQuote(text: string, from: number, quote: string): number {
   const end = text.indexOf(quote, from);
-  return end === -1 ? Math.min(text.length, from + MAX_QUOTED) : end;
+  return end === -1 ? text.length : end;
 }
-
-/** Longest unterminated quoted payload taken (a page cut short, or crafted to be). */
-const MAX_QUOTED = 16 * 1024 * 1024;
 
 /** Named references a URI can be spelled with (HTML's names for the characters that matter). */
 const NAMED_REFS: Readonly<Record<string, string>> = {
   colon: ':', sol: '/', comma: ',', semi: ';', plus: '+', equals: '=', period: '.', quot: '"', apos: "'",
   amp: '&', lt: '<', gt: '>', lpar: '(', rpar: ')', percnt: '%', num: '#', Tab: '\t', NewLine: '\n',
 };
-
-/** HTML character references decoded: numeric (`&#100;`, `&#x64;`, with or without `;`) and NAMED_REFS. */
-function withCharRefsDecoded(text: string): string {
-  if (!text.includes('&')) return text;
-  return text.replace(/&(?:#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6})|([A-Za-z]{2,8}));?/g, (ref, dec: string | undefined, hex: string | undefined, name: string | undefined) => {
-    if (name !== undefined) return NAMED_REFS[name] ?? ref;
-    const cp = dec !== undefined ? Number(dec) : parseInt(hex!, 16);
-    return cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : ref;
-  });
-}
 
 function percentDecoded(s: string): Buffer {
   return Buffer.from(s.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');

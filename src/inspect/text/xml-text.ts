@@ -9,6 +9,7 @@
  */
 
 import type { UnpackContext, UnpackOutcome } from '../archive/types.ts';
+import { decodeCharRefs } from './char-refs.ts';
 
 const MAX_XML = 16 * 1024 * 1024;
 
@@ -96,11 +97,5 @@ function xmlText(xml: string): string {
 const NAMED: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
 
 function decodeEntities(s: string): string {
-  return s.replace(/&(#x[0-9a-fA-F]{1,6}|#\d{1,7}|[a-zA-Z]{2,8});/g, (m, e: string) => {
-    if (e[0] === '#') {
-      const cp = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
-      return cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : m;
-    }
-    return NAMED[e] ?? m;
-  });
+  return decodeCharRefs(s, NAMED, false);
 }

@@ -13,6 +13,7 @@
 import type { Engine, EngineScan } from '../engine.ts';
 import { threatIdFor } from '../engine.ts';
 import { type FileInfo, type Finding, RAW_MESSAGE_PATH } from '../../types.ts';
+import { ONENOTE_MAGIC } from '../../archive/onenote.ts';
 import { typeForWindows } from '../../file-flags.ts';
 import { identifyText, isTextLike } from '../../file-type.ts';
 import { ANALYZED_TYPES, analyze, analyzersFor } from './analyze.ts';
@@ -110,7 +111,8 @@ const PDF_MAGIC = Buffer.from('%PDF-', 'latin1');
 
 function mayBeAnalyzed(head: Buffer): boolean {
   const s = head.toString('latin1', 0, 8);
-  if (s.startsWith('MZ') || s.startsWith('\xd0\xcf\x11\xe0') || s.startsWith('L\0\0\0') || s.startsWith('conectix') || s.startsWith('vhdxfile') || s === '\xe4\x52\x5c\x7b\x8c\xd8\xa7\x4d') return true; // … a OneNote section
+  if (s.startsWith('MZ') || s.startsWith('\xd0\xcf\x11\xe0') || s.startsWith('L\0\0\0') || s.startsWith('conectix') || s.startsWith('vhdxfile')) return true;
+  if (head.subarray(0, ONENOTE_MAGIC.length).equals(ONENOTE_MAGIC)) return true; // a OneNote section
   if (head.indexOf(PDF_MAGIC) !== -1) return true;
   // ISO and raw disk images: the first 32 KiB are mostly zeros (system area, boot sector).
   if (head.length >= 512 && ((head[0] === 0 && head.compare(ZEROS, 0, 512, 0, 512) === 0) || (head[510] === 0x55 && head[511] === 0xaa))) return true;
