@@ -191,16 +191,10 @@ export function zipBySevenZipReader(tool: SevenZipTool | null): ContainerReader 
 
 /**
  * NSIS installers read by 7-Zip (its Nsis handler unpacks the installer's files: zlib, bzip2
- * or LZMA, solid or not); without 7-Zip, ARCHIVE_UNSUPPORTED — never an installer passed as a
- * plain program.
+ * or LZMA, solid or not); none without 7-Zip (sfx.ts then says ARCHIVE_UNSUPPORTED).
  */
-export function nsisReader(tool: SevenZipTool | null): ContainerReader {
-  return tool
-    ? (b, ctx) => tool.unpack(b, ctx, { name: 'nsis', ext: 'exe' })
-    : async (_b, ctx) => {
-        ctx.event('ARCHIVE_UNSUPPORTED', 'nsis: an installer, opened through 7-Zip, which is not installed (apt-get install 7zip)');
-        return {};
-      };
+export function nsisReader(tool: SevenZipTool | null): ContainerReader | undefined {
+  return tool ? (b, ctx) => tool.unpack(b, ctx, { name: 'nsis', ext: 'exe' }) : undefined;
 }
 
 /** The reader of the formats via-seven-zip.ts recognises (7-Zip, or ARCHIVE_UNSUPPORTED without it). */

@@ -116,6 +116,6 @@ function nsisInstaller(b: Buffer): boolean {
 }
 
 const nsisUnsupported: ContainerReader = async (_b, ctx) => {
-  ctx.event('ARCHIVE_UNSUPPORTED', 'nsis: an installer, not unpacked without 7-Zip');
+  ctx.event('ARCHIVE_UNSUPPORTED', 'nsis: an installer, opened through 7-Zip, which is not installed (apt-get install 7zip)');
   return {};
 };

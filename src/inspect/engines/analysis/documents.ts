@@ -5,6 +5,7 @@
 
 import { listIso } from '../../archive/iso.ts';
 import { oneNoteFiles } from '../../archive/onenote.ts';
+import { identifyText, isTextLike } from '../../file-type.ts';
 import type { Analyzer, AnalyzerInput, Indicator } from './types.ts';
 
 const TEXT_LIMIT = 4 * 1024 * 1024;
@@ -145,15 +146,22 @@ export const diskImageAnalyzer: Analyzer = {
   },
 };
 
-/** What an embedded file of a OneNote section is, by its first bytes, if it is something that runs. */
+/** Types of an embedded file that run (or render script) when the page's icon is double-clicked. */
+const RUNS: Readonly<Record<string, string>> = {
+  exe: 'a program', dll: 'a program', lnk: 'a shortcut', hta: 'an HTML application', html: 'a page with script',
+  js: 'a script', vbs: 'a script', ps1: 'a script', bat: 'a script', url: 'a shortcut', 'library-ms': 'a shortcut',
+};
+
+/** What an embedded file of a OneNote section is, by the inspector's own typing, if it runs. */
 function runnableKind(b: Buffer): string | null {
-  const head = b.toString('latin1', 0, Math.min(b.length, 4096)).toLowerCase();
-  if (head.startsWith('mz')) return 'a program';
-  if (b.length >= 8 && b.readUInt32LE(0) === 0x4c && b[4] === 0x01 && b[5] === 0x14) return 'a shortcut';
-  if (head.includes('<hta:application') || (head.includes('<script') && /<html|<head|<body/.test(head))) return 'an HTML application or page with script';
-  if (/<job\b|<package\b/.test(head) && head.includes('<script')) return 'a Windows Script File';
-  if (/wscript\.|createobject\(|activexobject|powershell|cmd(\.exe)? \/c|@echo off|invoke-expression|mshta|rundll32|regsvr32|certutil/.test(head)) return 'a script';
-  return null;
+  if (b[0] === 0x4d && b[1] === 0x5a) return RUNS.exe!;
+  if (b.length >= 8 && b.readUInt32LE(0) === 0x4c && b[4] === 0x01 && b[5] === 0x14) return RUNS.lnk!;
+  const head = b.subarray(0, 4096);
+  if (!isTextLike(head)) return null;
+  const type = identifyText(head);
+  // A page runs something only with script (one without is a document the browser shows).
+  if (type === 'html' && head.indexOf('<script', 0, 'latin1') === -1 && head.indexOf('<SCRIPT', 0, 'latin1') === -1) return null;
+  return RUNS[type] ?? null;
 }
 
 export const oneNoteAnalyzer: Analyzer = {
