@@ -172,28 +172,37 @@ const TEXT_SNIFF = 4096;
 
 /** The type of a text file from its first bytes (scripts, markup, shortcuts), or 'text'. */
 export function identifyText(head: Buffer): string {
-  const text = head.toString('latin1', 0, Math.min(head.length, TEXT_SNIFF));
-  // The same bytes are often asked twice in a row (the inspector, then the analysis engine).
-  if (text === lastText) return lastType;
-  lastText = text;
-  return (lastType = textKind(text));
+  const n = Math.min(head.length, TEXT_SNIFF);
+  // The same bytes are often asked twice in a row (the inspector, then the analysis engine;
+  // a single-part message and its part): compared natively with a copy of the last ones
+  // (a copy: a caller may reuse its buffer) before any string is made.
+  if (n === lastLength && lastBytes.compare(head, 0, n, 0, n) === 0) return lastType;
+  head.copy(lastBytes, 0, 0, n);
+  lastLength = n;
+  return (lastType = textKind(head.toString('latin1', 0, n)));
 }
 
-let lastText = '';
+/** A copy of the first bytes last typed (lastLength of them; -1: none yet) and their type. */
+const lastBytes = Buffer.alloc(TEXT_SNIFF);
+let lastLength = -1;
 let lastType = 'text';
+
+/** Per anchor character of ANCHORS: unknown (-1), absent (0) or present (1) in the text at hand. */
+const anchorSeen = new Int8Array(16);
 
 function textKind(text: string): string {
   const lower = text.toLowerCase();
   // Each marker is looked for only if its rarest character is in the text at all: one native
   // search per anchor character instead of one per marker (prose has few of them).
-  const present = new Map<string, boolean>();
-  const anchored = (anchor: string | null): boolean => {
-    if (anchor === null) return true;
-    let p = present.get(anchor);
-    if (p === undefined) present.set(anchor, (p = lower.includes(anchor)));
-    return p;
+  anchorSeen.fill(-1);
+  const anchored = (anchor: number): boolean => {
+    if (anchor < 0) return true;
+    if (anchorSeen[anchor] === -1) anchorSeen[anchor] = lower.includes(ANCHORS[anchor]!) ? 1 : 0;
+    return anchorSeen[anchor] === 1;
   };
-  for (const [type, markers] of TEXT_MARKERS) if (markers.some(([m, anchor]) => anchored(anchor) && lower.includes(m))) return type;
+  for (const [type, markers] of TEXT_MARKERS) {
+    for (const [m, anchor] of markers) if (anchored(anchor) && lower.includes(m)) return type;
+  }
   if ((text.includes(';') || text.includes('{')) && JS_STRUCTURE.test(text)) return 'js';
   if (/^\s*(?:<\?xml\b|<xdp:xdp\b)/.test(text)) return 'xml'; // an XDP may omit the declaration
   if (/^\s*\{\\rt/.test(text)) return 'rtf';
@@ -202,8 +211,8 @@ function textKind(text: string): string {
 
 /** Anchor characters, rarest in prose first. */
 const ANCHORS = '<[$@%"(:/-.';
-/** TEXT_KINDS with each marker's anchor: its first character found in ANCHORS, else none. */
-const TEXT_MARKERS: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, string | null]>]> = TEXT_KINDS.map(([type, markers]) => [
+/** TEXT_KINDS with each marker's anchor: the index in ANCHORS of its first character found there, else -1. */
+const TEXT_MARKERS: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, number]>]> = TEXT_KINDS.map(([type, markers]) => [
   type,
-  markers.map((m) => [m, [...ANCHORS].find((c) => m.includes(c)) ?? null] as const),
+  markers.map((m) => [m, [...ANCHORS].findIndex((c) => m.includes(c))] as const),
 ]);
