@@ -10,7 +10,6 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashPassword } from '../src/admin/passwords.ts';
-import { GATEWAY_NODE_FLAGS } from '../src/app/node-flags.ts';
 
 export interface AdminLoadResult {
   readonly quietMsgsPerSec: number;
@@ -49,7 +48,7 @@ export async function adminLoadBench(d: Deps, rounds = 3): Promise<AdminLoadResu
     `data-dir: ${JSON.stringify(join(d.work, 'admin-load'))}\nlisteners:\n  - { name: bench, listen: "127.0.0.1:${port}", upstream: "127.0.0.1:${d.sinkPort}", forwarding: store-and-forward }\n` +
       `limits: { max-sessions: 3000, max-sessions-per-client: 3000 }\nadmin:\n  listen: "127.0.0.1:${adminPort}"\n  users: [{ name: bench, password-hash: "${await hashPassword('bench-secret')}", role: viewer }]\n`,
   );
-  const gw = d.start(process.execPath, [...GATEWAY_NODE_FLAGS, join(d.root, 'bin/smtpwall.js'), 'start', '-c', cfg]);
+  const gw = d.start(process.execPath, [join(d.root, 'bin/smtpwall.js'), 'start', '-c', cfg]);
   await d.waitPort(port);
   await d.waitPort(adminPort);
   d.rate(port); // warm-up

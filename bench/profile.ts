@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitPort } from '../test/helpers/ports.ts';
-import { GATEWAY_NODE_FLAGS } from '../src/app/node-flags.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -99,7 +98,7 @@ export async function profileGateway(opts: { warm: number; messages: number; ses
   const children: ChildProcess[] = [];
   try {
     children.push(spawn('/usr/sbin/smtp-sink', ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' }));
-    const gateway = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', join(dir, 'profile'), '--cpu-prof-interval', '200', ...GATEWAY_NODE_FLAGS, join(ROOT, 'bin/smtpwall.js'), 'start', '-c', config], { stdio: 'ignore' });
+    const gateway = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', join(dir, 'profile'), '--cpu-prof-interval', '200', join(ROOT, 'bin/smtpwall.js'), 'start', '-c', config], { stdio: 'ignore' });
     children.push(gateway);
     await waitPort(port);
     await waitPort(sinkPort);

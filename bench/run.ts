@@ -56,7 +56,6 @@ import { type SharedStoreResult, sharedStoreBench } from './shared-store.ts';
 import { printObjectSpread } from './object-spread.ts';
 import { freePort, waitPort } from '../test/helpers/ports.ts';
 import { profileFromArgs } from './profile.ts';
-import { GATEWAY_NODE_FLAGS } from '../src/app/node-flags.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const LADDER = process.argv.includes('--ladder');
@@ -260,7 +259,7 @@ async function main(): Promise<void> {
         `workers: ${workers}\nlimits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n` +
         (clamd ? `engines: { clamd: { address: ${JSON.stringify(clamdSocket)}, objects: message } }\n` : ''),
     );
-    const c = start(process.execPath, [...GATEWAY_NODE_FLAGS, join(ROOT, 'bin/smtpwall.js'), 'start', '-c', cfg]);
+    const c = start(process.execPath, [join(ROOT, 'bin/smtpwall.js'), 'start', '-c', cfg]);
     await waitPort(port);
     paths.push({ name, port, pid: c.pid ?? null });
   }
@@ -270,7 +269,7 @@ async function main(): Promise<void> {
     const port = await freePort();
     const cfg = join(work, `${name}.yaml`);
     writeFileSync(cfg, `data-dir: ${JSON.stringify(join(work, name))}\nlisteners:\n  - name: bench\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sinkPort}\n    forwarding: store-and-forward\nlimits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n`);
-    const c = start(process.execPath, [...GATEWAY_NODE_FLAGS, join(ROOT, 'bin/smtpwall.js'), 'start', '-c', cfg], { env: { ...process.env, SMTPWALL_BENCH_OFF: off } });
+    const c = start(process.execPath, [join(ROOT, 'bin/smtpwall.js'), 'start', '-c', cfg], { env: { ...process.env, SMTPWALL_BENCH_OFF: off } });
     await waitPort(port);
     paths.push({ name, port, pid: c.pid ?? null, smallOnly: true });
   }
@@ -425,7 +424,7 @@ async function memoryGateway(limits = { maxSessions: 3000, perClient: 3000 }): P
     `data-dir: ${JSON.stringify(join(work, 'memory'))}\nlisteners:\n  - { name: mem, listen: "127.0.0.1:${port}", upstream: "127.0.0.1:${sinkPort}" }\n` +
       `limits: { max-sessions: ${limits.maxSessions}, max-sessions-per-client: ${limits.perClient} }\n`,
   );
-  const c = start(process.execPath, [...GATEWAY_NODE_FLAGS, join(ROOT, 'bin/smtpwall.js'), 'start', '-c', cfg]);
+  const c = start(process.execPath, [join(ROOT, 'bin/smtpwall.js'), 'start', '-c', cfg]);
   await waitPort(port);
   return {
     port,

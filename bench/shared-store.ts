@@ -13,7 +13,6 @@ import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { postgresBin, startPostgres } from '../test/helpers/postgres.ts';
-import { GATEWAY_NODE_FLAGS } from '../src/app/node-flags.ts';
 
 export interface SharedStoreResult {
   readonly sqliteMsgsPerSec: number;
@@ -48,7 +47,7 @@ export async function sharedStoreBench(d: BenchDeps, rounds = 3): Promise<Shared
             `listeners:\n  - { name: bench, listen: "127.0.0.1:${port}", upstream: "127.0.0.1:${d.sinkPort}", forwarding: store-and-forward }\n` +
             `limits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n`,
         );
-        gateways.push(d.start(process.execPath, [...GATEWAY_NODE_FLAGS, join(d.root, 'bin/smtpwall.js'), 'start', '-c', cfg]));
+        gateways.push(d.start(process.execPath, [join(d.root, 'bin/smtpwall.js'), 'start', '-c', cfg]));
         await d.waitPort(port);
         ports.push(port);
         configs.push(cfg);

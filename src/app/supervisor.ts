@@ -30,7 +30,6 @@ import { portHolder } from './port-holder.ts';
 import { startDigestSchedule } from './digest-run.ts';
 import type { SharedStore } from '../shared-store/shared-store.ts';
 import { version } from './version.ts';
-import { missingNodeFlags, withGatewayFlags } from './node-flags.ts';
 
 export const PID_FILE = 'smtpwall.pid';
 
@@ -69,9 +68,6 @@ export async function runGateway(cfg: LoadedConfig, file: string, log: LogFn): P
   const removePid = cluster.isWorker ? () => {} : writePid(cfg);
   if (owner) dropPrivileges(owner, log);
   log('info', 'smtpwall started', { config: cfg.source, 'data-dir': cfg.dataDirAbs, pid: process.pid });
-  const missing = missingNodeFlags();
-  // Once, at start: without them small messages cost up to twice the CPU after an idle period.
-  if (missing.length && !cluster.isWorker) log('info', 'node was started without the gateway\'s V8 options; use bin/smtpwall.js as a command, npm start or contrib/smtpwall.service (README "Performance")', { missing: missing.join(' ') });
   if (cluster.isWorker) process.send?.(READY);
   const onHup = (): void => void reload(gateway, file, log);
   // Without a supervisor there is no one to hand the socket over: SIGUSR2 must not kill us.
@@ -121,8 +117,6 @@ async function supervise(cfg: LoadedConfig, file: string, log: LogFn): Promise<n
   // Workers accept on the shared socket themselves: the default round-robin hands every
   // connection from the supervisor to a worker over IPC, which cost more than it gained here.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
-  // The workers run the mail path: they get the gateway's V8 options even if this process lacks them.
-  cluster.setupPrimary({ execArgv: withGatewayFlags() });
   let stopping = false;
   /** Workers being replaced, and new ones not yet ready: their exit is no death to repair. */
   const retiring = new Set<Worker>();
