@@ -39,7 +39,9 @@
  * SQLite, and the time from a verdict on one to a block on the other (bench/shared-store.ts;
  * also part of a full run). `--profile`: the gateway under `node --cpu-prof`, CPU per message
  * by smtpwall file and by function, warm-up left out (bench/profile.ts: `--warm`, `--messages`,
- * `--sessions`, `--cut-through`).
+ * `--sessions`, `--cut-through`). `--ab REF`: this tree against git REF, two gateways side by
+ * side in alternating rounds, CPU per message pair by pair (bench/ab.ts: `--rounds`, `--messages`,
+ * `--idle`, `--sessions`).
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -56,6 +58,7 @@ import { type SharedStoreResult, sharedStoreBench } from './shared-store.ts';
 import { printObjectSpread } from './object-spread.ts';
 import { freePort, waitPort } from '../test/helpers/ports.ts';
 import { profileFromArgs } from './profile.ts';
+import { abBench } from './ab.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const LADDER = process.argv.includes('--ladder');
@@ -182,6 +185,21 @@ async function main(): Promise<void> {
   const sinkPort = await freePort();
   start('/usr/sbin/smtp-sink', ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000']);
   await waitPort(sinkPort);
+  if (process.argv.includes('--ab')) {
+    const ref = process.argv[process.argv.indexOf('--ab') + 1];
+    if (!ref || ref.startsWith('--')) throw new Error('--ab needs a git ref: npm run bench -- --ab HEAD~1');
+    const num = (flag: string, dflt: number): number => (process.argv.includes(flag) ? Number(process.argv[process.argv.indexOf(flag) + 1]) : dflt);
+    const ab = await abBench(
+      {
+        root: ROOT, work, sinkPort, freePort, waitPort, start, stop,
+        cpuPerMessage: (port, pid, messages, sessions) => measure('ab', port, 10_000, sessions, pid, messages).cpuPer1000!,
+      },
+      ref,
+      { rounds: process.argv.includes('--rounds') ? ROUNDS : 7, messages: num('--messages', 1500), idle: num('--idle', 0), sessions: num('--sessions', 10) },
+    );
+    write([], [], { ab });
+    return;
+  }
   /** smallOnly: measured with 10 KB messages only (the ladder's stage rows). */
   const paths: Array<{ name: string; port: number; pid: number | null; smallOnly?: boolean }> = [{ name: 'direct', port: sinkPort, pid: null }];
 

@@ -1,0 +1,86 @@
+/**
+ * `npm run bench -- --ab REF`: this working tree (A) against git REF (B), side by side, for
+ * the before/after of one change. This VM's speed drifts by half within minutes, so figures of
+ * separate runs — even of the ladder, whose rounds are seconds apart — cannot show a change of
+ * less than a third: here both gateways run at once, store-and-forward with the default
+ * config, and smtp-source alternates rounds between them (A B A B …, after 5,000 messages of
+ * warm-up each), so each pair is measured at nearly the same machine speed. Printed per round:
+ * CPU ms a message of each (user + system of every thread, /proc) and their ratio A/B; then
+ * the median of the pair ratios. `--rounds N` (default 7), `--messages N` per round (1,500),
+ * `--idle S` seconds of idle before each round (0: bursts after idle, e.g. 40, are another
+ * load than a steady one), `--sessions N` (10).
+ *
+ * REF is checked out into a temporary git worktree that shares this tree's node_modules and
+ * native build; it is removed at the end.
+ */
+
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BenchDeps } from './admin-load.ts';
+
+export interface AbRound {
+  readonly a: number;
+  readonly b: number;
+}
+
+export interface AbResult {
+  readonly ref: string;
+  readonly rounds: readonly AbRound[];
+  /** Median of the per-round ratios A/B of CPU per message. */
+  readonly cpuRatio: number;
+}
+
+interface Deps extends BenchDeps {
+  /** CPU ms per message of `messages` 10 KB messages over `sessions` sessions through `port`, by `pid`. */
+  cpuPerMessage(port: number, pid: number, messages: number, sessions: number): number;
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+const waitSeconds = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
+
+export async function abBench(d: Deps, ref: string, opts: { rounds: number; messages: number; idle: number; sessions: number }): Promise<AbResult> {
+  const tree = join(d.work, 'ab-tree');
+  execFileSync('git', ['-C', d.root, 'worktree', 'add', '--detach', tree, ref], { stdio: 'ignore' });
+  try {
+    symlinkSync(join(d.root, 'node_modules'), join(tree, 'node_modules'));
+    if (existsSync(join(d.root, 'build'))) cpSync(join(d.root, 'build'), join(tree, 'build'), { recursive: true });
+    const gateway = async (name: string, root: string): Promise<{ port: number; pid: number; stop: () => void }> => {
+      const port = await d.freePort();
+      const cfg = join(d.work, `${name}.yaml`);
+      writeFileSync(
+        cfg,
+        `data-dir: ${JSON.stringify(join(d.work, name))}\nlisteners:\n  - name: bench\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${d.sinkPort}\n    forwarding: store-and-forward\nlimits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n`,
+      );
+      const c = d.start(process.execPath, [join(root, 'bin/smtpwall.js'), 'start', '-c', cfg]);
+      await d.waitPort(port);
+      return { port, pid: c.pid!, stop: () => d.stop(c) };
+    };
+    const a = await gateway('ab-a', d.root);
+    const b = await gateway('ab-b', tree);
+    try {
+      for (const g of [a, b]) d.cpuPerMessage(g.port, g.pid, 5000, opts.sessions);
+      const rounds: AbRound[] = [];
+      for (let i = 1; i <= opts.rounds; i++) {
+        if (opts.idle > 0) await waitSeconds(opts.idle);
+        const ca = d.cpuPerMessage(a.port, a.pid, opts.messages, opts.sessions);
+        if (opts.idle > 0) await waitSeconds(opts.idle);
+        const cb = d.cpuPerMessage(b.port, b.pid, opts.messages, opts.sessions);
+        rounds.push({ a: ca, b: cb });
+        process.stdout.write(`  round ${i}/${opts.rounds}: A ${ca.toFixed(3)}  B ${cb.toFixed(3)} ms a message  A/B ${(ca / cb).toFixed(2)}\n`);
+      }
+      const cpuRatio = median(rounds.map((r) => r.a / r.b));
+      process.stdout.write(`\nA (this tree) / B (${ref}), CPU per 10 KB message, median of ${rounds.length} pairs: ${cpuRatio.toFixed(3)}\n`);
+      return { ref, rounds, cpuRatio };
+    } finally {
+      a.stop();
+      b.stop();
+    }
+  } finally {
+    execFileSync('git', ['-C', d.root, 'worktree', 'remove', '--force', tree], { stdio: 'ignore' });
+  }
+}
