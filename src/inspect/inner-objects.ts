@@ -24,6 +24,7 @@ import { MimeWalker } from './mime/walker.ts';
 
 /** Bytes looked at to tell whether an object is a message: its header block's start. */
 const SNIFF_MESSAGE_BYTES = 4096;
+const LF = 10;
 
 /** Header fields that mark the start of a message (RFC 5322 §3.6, trace fields, MIME). */
 const MESSAGE_FIELDS = new Set([
@@ -314,20 +315,29 @@ export function messageHead(head: Buffer, final: boolean): 'message' | 'not' | '
   // a space, not a byte beyond ASCII.
   const first = head[0];
   if (first !== undefined && (first < 0x21 || first > 0x7e || first === 0x3a)) return 'not';
-  const text = head.toString('latin1', 0, Math.min(head.length, SNIFF_MESSAGE_BYTES));
-  const lines = text.split('\n');
-  const complete = final ? lines : lines.slice(0, -1); // the last piece may be a partial line
+  // Line by line, each made a string only when it is reached: prose is decided at its first
+  // line, without a string of the whole window and an array of its lines.
+  const n = Math.min(head.length, SNIFF_MESSAGE_BYTES);
   let fields = 0;
   let known = false;
-  for (let i = 0; i < complete.length; i++) {
-    const line = complete[i]!.replace(/\r$/, '');
-    if (i === 0 && line.startsWith('From ')) continue; // mbox separator
-    if (line === '') return fields > 0 && known ? 'message' : 'not';
-    if ((line[0] === ' ' || line[0] === '\t') && fields > 0) continue;
-    const m = /^([\x21-\x39\x3b-\x7e]+):/.exec(line);
-    if (!m) return fields >= 2 && known ? 'message' : 'not';
-    fields++;
-    if (MESSAGE_FIELDS.has(m[1]!.toLowerCase())) known = true;
+  for (let start = 0, i = 0; ; i++) {
+    const lf = head.indexOf(LF, start);
+    const end = lf === -1 || lf >= n ? -1 : lf;
+    if (end === -1 && !final) break; // the last piece may be a partial line
+    let line = head.toString('latin1', start, end === -1 ? n : end);
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (!(i === 0 && line.startsWith('From '))) {
+      // (an mbox separator is skipped)
+      if (line === '') return fields > 0 && known ? 'message' : 'not';
+      if (!((line[0] === ' ' || line[0] === '\t') && fields > 0)) {
+        const m = /^([\x21-\x39\x3b-\x7e]+):/.exec(line);
+        if (!m) return fields >= 2 && known ? 'message' : 'not';
+        fields++;
+        if (MESSAGE_FIELDS.has(m[1]!.toLowerCase())) known = true;
+      }
+    }
+    if (end === -1) break;
+    start = end + 1;
   }
   if (final || head.length >= SNIFF_MESSAGE_BYTES) return fields >= 2 && known ? 'message' : 'not';
   return 'undecided';
