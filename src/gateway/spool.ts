@@ -35,11 +35,14 @@ export class Spool {
 
   async write(chunk: Buffer): Promise<void> {
     if (chunk.length === 0) return;
-    if (!this.#file && this.#memoryBytes + chunk.length <= this.memoryLimit) {
-      // Copy: the chunk is a view into a larger socket read; keeping the view would keep the
-      // whole read alive, and memory would no longer be bounded by spool-memory.
-      this.#memory.push(Buffer.from(chunk));
-      this.#memoryBytes += chunk.length;
+    // A view that is most of its buffer (a socket read is a buffer of its own) is kept as it
+    // is, counted at its buffer's size; a smaller piece of a larger read is copied, or keeping
+    // it would keep the whole read alive and memory would not be bounded by spool-memory.
+    const view = chunk.length * 2 >= chunk.buffer.byteLength;
+    const cost = view ? chunk.buffer.byteLength : chunk.length;
+    if (!this.#file && this.#memoryBytes + cost <= this.memoryLimit) {
+      this.#memory.push(view ? chunk : Buffer.from(chunk));
+      this.#memoryBytes += cost;
       return;
     }
     try {

@@ -302,8 +302,8 @@ export class UpstreamLeg {
     return this.forward(ehlo, [2, 4, 5]);
   }
 
-  /** Message bytes, with backpressure (a server that stops reading is reset). */
-  writeData(bytes: Buffer): Promise<void> {
+  /** Message bytes, with backpressure (a server that stops reading is reset); several leave in one write. */
+  writeData(bytes: Buffer | readonly Buffer[]): Promise<void> {
     return this.#live().writeData(bytes, this.o.timeouts['upstream-reply']);
   }
 

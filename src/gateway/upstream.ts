@@ -217,10 +217,21 @@ export class Upstream {
   /**
    * Write and wait until the socket takes more (backpressure). A server that stops reading
    * for `timeoutMs` is reset: a stalled upstream must not hold the session (and the client's
-   * bytes) forever.
+   * bytes) forever. Several buffers leave together (corked: one writev system call, no copy
+   * of the message into one buffer first).
    */
-  async writeData(bytes: Buffer, timeoutMs: number): Promise<void> {
-    if (this.write(bytes)) return;
+  async writeData(bytes: Buffer | readonly Buffer[], timeoutMs: number): Promise<void> {
+    if (Buffer.isBuffer(bytes)) {
+      if (this.write(bytes)) return;
+    } else {
+      this.cork();
+      try {
+        for (const b of bytes) this.write(b);
+      } finally {
+        this.uncork();
+      }
+      if (!this.#socket.writableNeedDrain) return;
+    }
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();

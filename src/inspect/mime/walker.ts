@@ -124,11 +124,21 @@ export class MimeWalker {
   }
 
   write(chunk: Buffer): void {
-    let buf = chunk;
     if (this.#carry) {
-      buf = Buffer.concat([this.#carry, chunk]);
+      // The carried partial line is completed from the chunk's first line only: joining it to
+      // the whole chunk copied every byte of a large message once more. (The walker reads the
+      // same whatever the chunking; the fuzzers of test/unit/inspect check that.)
+      const carry = this.#carry;
       this.#carry = null;
+      const lf = chunk.indexOf(LF);
+      if (lf === -1 || lf === chunk.length - 1) return this.#write(Buffer.concat([carry, chunk]));
+      this.#write(Buffer.concat([carry, chunk.subarray(0, lf + 1)]));
+      return this.#write(chunk.subarray(lf + 1));
     }
+    this.#write(chunk);
+  }
+
+  #write(buf: Buffer): void {
     let pos = 0;
     const len = buf.length;
     while (pos < len) {
