@@ -3,12 +3,13 @@
  * the before/after of one change. This VM's speed drifts by half within minutes, so figures of
  * separate runs — even of the ladder, whose rounds are seconds apart — cannot show a change of
  * less than a third: here both gateways run at once, store-and-forward with the default
- * config, and smtp-source alternates rounds between them (A B A B …, after 5,000 messages of
- * warm-up each), so each pair is measured at nearly the same machine speed. Printed per round:
- * CPU ms a message of each (user + system of every thread, /proc) and their ratio A/B; then
- * the median of the pair ratios. `--rounds N` (default 7), `--messages N` per round (1,500),
- * `--idle S` seconds of idle before each round (0: bursts after idle, e.g. 40, are another
- * load than a steady one), `--sessions N` (10).
+ * config, and smtp-source alternates rounds between them (A B A B …, after a warm-up of
+ * 5,000 small messages' worth of bytes each), so each pair is measured at nearly the same
+ * machine speed. Printed per round: CPU ms a message of each (user + system of every thread,
+ * /proc) and their ratio A/B; then the median of the pair ratios. `--rounds N` (default 7),
+ * `--messages N` per round (1,500), `--size BYTES` (10,000), `--idle S` seconds of idle before
+ * each round (0; bursts after idle, e.g. 40, are another load than a steady one),
+ * `--sessions N` (10).
  *
  * REF is checked out into a temporary git worktree that shares this tree's node_modules and
  * native build; it is removed at the end.
@@ -32,8 +33,8 @@ export interface AbResult {
 }
 
 interface Deps extends BenchDeps {
-  /** CPU ms per message of `messages` 10 KB messages over `sessions` sessions through `port`, by `pid`. */
-  cpuPerMessage(port: number, pid: number, messages: number, sessions: number): number;
+  /** CPU ms per message of `messages` messages of `size` bytes over `sessions` sessions through `port`, by `pid`. */
+  cpuPerMessage(port: number, pid: number, messages: number, sessions: number, size: number): number;
 }
 
 const median = (xs: readonly number[]): number => {
@@ -43,7 +44,7 @@ const median = (xs: readonly number[]): number => {
 
 const waitSeconds = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
 
-export async function abBench(d: Deps, ref: string, opts: { rounds: number; messages: number; idle: number; sessions: number }): Promise<AbResult> {
+export async function abBench(d: Deps, ref: string, opts: { rounds: number; messages: number; idle: number; sessions: number; size: number }): Promise<AbResult> {
   const tree = join(d.work, 'ab-tree');
   execFileSync('git', ['-C', d.root, 'worktree', 'add', '--detach', tree, ref], { stdio: 'ignore' });
   try {
@@ -63,18 +64,20 @@ export async function abBench(d: Deps, ref: string, opts: { rounds: number; mess
     const a = await gateway('ab-a', d.root);
     const b = await gateway('ab-b', tree);
     try {
-      for (const g of [a, b]) d.cpuPerMessage(g.port, g.pid, 5000, opts.sessions);
+      // Warm-up: 5,000 small messages' worth of bytes, at least 50 messages.
+      const warm = Math.max(50, Math.ceil((5000 * 10_000) / opts.size));
+      for (const g of [a, b]) d.cpuPerMessage(g.port, g.pid, warm, opts.sessions, opts.size);
       const rounds: AbRound[] = [];
       for (let i = 1; i <= opts.rounds; i++) {
         if (opts.idle > 0) await waitSeconds(opts.idle);
-        const ca = d.cpuPerMessage(a.port, a.pid, opts.messages, opts.sessions);
+        const ca = d.cpuPerMessage(a.port, a.pid, opts.messages, opts.sessions, opts.size);
         if (opts.idle > 0) await waitSeconds(opts.idle);
-        const cb = d.cpuPerMessage(b.port, b.pid, opts.messages, opts.sessions);
+        const cb = d.cpuPerMessage(b.port, b.pid, opts.messages, opts.sessions, opts.size);
         rounds.push({ a: ca, b: cb });
         process.stdout.write(`  round ${i}/${opts.rounds}: A ${ca.toFixed(3)}  B ${cb.toFixed(3)} ms a message  A/B ${(ca / cb).toFixed(2)}\n`);
       }
       const cpuRatio = median(rounds.map((r) => r.a / r.b));
-      process.stdout.write(`\nA (this tree) / B (${ref}), CPU per 10 KB message, median of ${rounds.length} pairs: ${cpuRatio.toFixed(3)}\n`);
+      process.stdout.write(`\nA (this tree) / B (${ref}), CPU per ${opts.size / 1000} KB message, median of ${rounds.length} pairs: ${cpuRatio.toFixed(3)}\n`);
       return { ref, rounds, cpuRatio };
     } finally {
       a.stop();

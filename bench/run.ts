@@ -41,7 +41,7 @@
  * by smtpwall file and by function, warm-up left out (bench/profile.ts: `--warm`, `--messages`,
  * `--sessions`, `--cut-through`). `--ab REF`: this tree against git REF, two gateways side by
  * side in alternating rounds, CPU per message pair by pair (bench/ab.ts: `--rounds`, `--messages`,
- * `--idle`, `--sessions`).
+ * `--idle`, `--sessions`, `--size`).
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -192,10 +192,10 @@ async function main(): Promise<void> {
     const ab = await abBench(
       {
         root: ROOT, work, sinkPort, freePort, waitPort, start, stop,
-        cpuPerMessage: (port, pid, messages, sessions) => measure('ab', port, 10_000, sessions, pid, messages).cpuPer1000!,
+        cpuPerMessage: (port, pid, messages, sessions, size) => measure('ab', port, size, sessions, pid, messages).cpuPer1000!,
       },
       ref,
-      { rounds: process.argv.includes('--rounds') ? ROUNDS : 7, messages: num('--messages', 1500), idle: num('--idle', 0), sessions: num('--sessions', 10) },
+      { rounds: process.argv.includes('--rounds') ? ROUNDS : 7, messages: num('--messages', 1500), idle: num('--idle', 0), sessions: num('--sessions', 10), size: num('--size', 10_000) },
     );
     write([], [], { ab });
     return;
