@@ -19,6 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchDeps } from './admin-load.ts';
+import { median } from './median.ts';
 
 export interface AbRound {
   readonly a: number;
@@ -36,11 +37,6 @@ interface Deps extends BenchDeps {
   /** CPU ms per message of `messages` messages of `size` bytes over `sessions` sessions through `port`, by `pid`. */
   cpuPerMessage(port: number, pid: number, messages: number, sessions: number, size: number): number;
 }
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const waitSeconds = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
 

@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashPassword } from '../src/admin/passwords.ts';
+import { median } from './median.ts';
 
 export interface AdminLoadResult {
   readonly quietMsgsPerSec: number;
@@ -71,7 +72,6 @@ export async function adminLoadBench(d: Deps, rounds = 3): Promise<AdminLoadResu
     failed += m ? Number(m[2]) : 0;
   }
   d.stop(gw);
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const q = median(quiet);
   const p = median(polled);
   return { quietMsgsPerSec: q, polledMsgsPerSec: p, changePct: (p / q - 1) * 100, requests, failedRequests: failed, rounds };

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { postgresBin, startPostgres } from '../test/helpers/postgres.ts';
+import { median } from './median.ts';
 
 export interface SharedStoreResult {
   readonly sqliteMsgsPerSec: number;
@@ -66,7 +67,6 @@ export async function sharedStoreBench(d: BenchDeps, rounds = 3): Promise<Shared
     }
     const latencies: number[] = [];
     for (let i = 0; i < 5; i++) latencies.push(await verdictToBlock(d.root, shared.configs[0]!, shared.ports[1]!, `bench ${Date.now()} ${i}`));
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const [ms, mp] = [median(s), median(p)];
     return { sqliteMsgsPerSec: ms, postgresMsgsPerSec: mp, changePct: (mp / ms - 1) * 100, verdictToBlockMs: latencies, rounds };
   } finally {
