@@ -9,7 +9,8 @@
  * /proc) and their ratio A/B; then the median of the pair ratios. `--rounds N` (default 7),
  * `--messages N` per round (1,500), `--size BYTES` (10,000), `--idle S` seconds of idle before
  * each round (0; bursts after idle, e.g. 40, are another load than a steady one),
- * `--sessions N` (10).
+ * `--sessions N` (10), `--a-config YAML` (top-level config lines for A only, e.g.
+ * `'capture: { when: off }'` with REF HEAD: the cost of a setting, same code on both sides).
  *
  * REF is checked out into a temporary git worktree that shares this tree's node_modules and
  * native build; it is removed at the end.
@@ -40,24 +41,24 @@ interface Deps extends BenchDeps {
 
 const waitSeconds = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
 
-export async function abBench(d: Deps, ref: string, opts: { rounds: number; messages: number; idle: number; sessions: number; size: number }): Promise<AbResult> {
+export async function abBench(d: Deps, ref: string, opts: { rounds: number; messages: number; idle: number; sessions: number; size: number; aConfig?: string }): Promise<AbResult> {
   const tree = join(d.work, 'ab-tree');
   execFileSync('git', ['-C', d.root, 'worktree', 'add', '--detach', tree, ref], { stdio: 'ignore' });
   try {
     symlinkSync(join(d.root, 'node_modules'), join(tree, 'node_modules'));
     if (existsSync(join(d.root, 'build'))) cpSync(join(d.root, 'build'), join(tree, 'build'), { recursive: true });
-    const gateway = async (name: string, root: string): Promise<{ port: number; pid: number; stop: () => void }> => {
+    const gateway = async (name: string, root: string, extra = ''): Promise<{ port: number; pid: number; stop: () => void }> => {
       const port = await d.freePort();
       const cfg = join(d.work, `${name}.yaml`);
       writeFileSync(
         cfg,
-        `data-dir: ${JSON.stringify(join(d.work, name))}\nlisteners:\n  - name: bench\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${d.sinkPort}\n    forwarding: store-and-forward\nlimits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n`,
+        `data-dir: ${JSON.stringify(join(d.work, name))}\nlisteners:\n  - name: bench\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${d.sinkPort}\n    forwarding: store-and-forward\nlimits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n${extra ? `${extra}\n` : ''}`,
       );
       const c = d.start(process.execPath, [join(root, 'bin/smtpwall.js'), 'start', '-c', cfg]);
       await d.waitPort(port);
       return { port, pid: c.pid!, stop: () => d.stop(c) };
     };
-    const a = await gateway('ab-a', d.root);
+    const a = await gateway('ab-a', d.root, opts.aConfig);
     const b = await gateway('ab-b', tree);
     try {
       // Warm-up: 5,000 small messages' worth of bytes, at least 50 messages.

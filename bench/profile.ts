@@ -2,7 +2,7 @@
  * `npm run bench -- --profile` (or `node --import tsx bench/profile.ts`): where a small
  * message's CPU goes, per message. The gateway runs under `node --cpu-prof` (store-and-forward
  * by default; `--cut-through`), Postfix's smtp-source sends 10 KB messages over 10 sessions
- * (`--sessions N`) to smtp-sink: first `--warm` messages (default 5,000: V8 optimises late),
+ * (`--sessions N`; `--size BYTES` for other sizes; `--config YAML` adds top-level config lines) to smtp-sink: first `--warm` messages (default 5,000: V8 optimises late),
  * then `--messages` (default 4,000) whose samples alone are counted — the window is taken on
  * the clock V8's profiler uses (CLOCK_MONOTONIC, as process.hrtime), so start-up, warm-up and
  * shutdown are left out. Printed: CPU ms per message in the profiler, each sample given to the
@@ -40,10 +40,12 @@ export interface ProfileReport {
   /** µs per message of self time, by function. */
   byFunction: Array<[string, number]>;
   profile: string;
+  /** Message size in bytes (smtp-source -l). */
+  size: number;
 }
 
 /** Samples between `fromUs` and `toUs` (profiler clock), idle left out, per message. */
-export function analyse(p: CpuProfile, fromUs: number, toUs: number, messages: number): Omit<ProfileReport, 'profile'> {
+export function analyse(p: CpuProfile, fromUs: number, toUs: number, messages: number): Omit<ProfileReport, 'profile' | 'size'> {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -85,16 +87,16 @@ export function analyse(p: CpuProfile, fromUs: number, toUs: number, messages: n
   return { messages, msPerMessage: total / 1000 / messages, byFile: per(files), byFunction: per(fns) };
 }
 
-function smtpSource(port: number, sessions: number, messages: number): void {
-  const r = spawnSync('/usr/sbin/smtp-source', ['-s', String(sessions), '-l', '10000', '-m', String(messages), '-f', 'bench@example.org', '-t', 'sink@example.com', `127.0.0.1:${port}`], { stdio: 'ignore', timeout: 600_000 });
+function smtpSource(port: number, sessions: number, messages: number, size: number): void {
+  const r = spawnSync('/usr/sbin/smtp-source', ['-s', String(sessions), '-l', String(size), '-m', String(messages), '-f', 'bench@example.org', '-t', 'sink@example.com', `127.0.0.1:${port}`], { stdio: 'ignore', timeout: 600_000 });
   if (r.status !== 0) throw new Error(`smtp-source exited ${r.status}`);
 }
 
-export async function profileGateway(opts: { warm: number; messages: number; sessions: number; forwarding: string }): Promise<ProfileReport> {
+export async function profileGateway(opts: { warm: number; messages: number; sessions: number; forwarding: string; size?: number; config?: string }): Promise<ProfileReport> {
   const dir = mkdtempSync(join(tmpdir(), 'smtpwall-profile-'));
   const [port, sinkPort] = [await freePort(), await freePort()];
   const config = join(dir, 'gateway.yaml');
-  writeFileSync(config, `data-dir: ${JSON.stringify(join(dir, 'data'))}\nlisteners:\n  - { name: bench, listen: "127.0.0.1:${port}", upstream: "127.0.0.1:${sinkPort}", forwarding: ${opts.forwarding} }\nlimits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n`);
+  writeFileSync(config, `data-dir: ${JSON.stringify(join(dir, 'data'))}\nlisteners:\n  - { name: bench, listen: "127.0.0.1:${port}", upstream: "127.0.0.1:${sinkPort}", forwarding: ${opts.forwarding} }\nlimits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n${opts.config ? `${opts.config}\n` : ''}`);
   const children: ChildProcess[] = [];
   try {
     children.push(spawn('/usr/sbin/smtp-sink', ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' }));
@@ -102,23 +104,24 @@ export async function profileGateway(opts: { warm: number; messages: number; ses
     children.push(gateway);
     await waitPort(port);
     await waitPort(sinkPort);
-    smtpSource(port, opts.sessions, opts.warm);
+    const size = opts.size ?? 10_000;
+    smtpSource(port, opts.sessions, opts.warm, size);
     const from = Number(process.hrtime.bigint() / 1000n);
-    smtpSource(port, opts.sessions, opts.messages);
+    smtpSource(port, opts.sessions, opts.messages, size);
     const to = Number(process.hrtime.bigint() / 1000n);
     const exited = new Promise((r) => gateway.once('exit', r));
     gateway.kill('SIGTERM'); // a graceful stop writes the profile
     await exited;
     const profiles = readdirSync(join(dir, 'profile')).map((f) => join(dir, 'profile', f));
     const main = profiles.sort((a, b) => statSync(b).size - statSync(a).size)[0]!; // the main thread's is the largest
-    return { ...analyse(JSON.parse(readFileSync(main, 'utf8')) as CpuProfile, from, to, opts.messages), profile: main };
+    return { ...analyse(JSON.parse(readFileSync(main, 'utf8')) as CpuProfile, from, to, opts.messages), profile: main, size };
   } finally {
     for (const c of children) if (c.exitCode === null && c.pid) process.kill(c.pid, 'SIGTERM');
   }
 }
 
 export function printProfile(r: ProfileReport, top = 25): void {
-  process.stdout.write(`\nCPU profile, 10 KB messages: ${r.msPerMessage.toFixed(3)} ms a message in the profiler (${r.messages} messages after the warm-up)\n`);
+  process.stdout.write(`\nCPU profile, ${sizeName(r.size)} messages: ${r.msPerMessage.toFixed(3)} ms a message in the profiler (${r.messages} messages after the warm-up)\n`);
   process.stdout.write('by the innermost smtpwall file on the stack, µs a message:\n');
   for (const [k, us] of r.byFile.slice(0, top)) process.stdout.write(`  ${us.toFixed(1).padStart(7)}  ${k}\n`);
   process.stdout.write('by function, self time, µs a message:\n');
@@ -126,10 +129,14 @@ export function printProfile(r: ProfileReport, top = 25): void {
   process.stdout.write(`profile: ${r.profile}\n`);
 }
 
+function sizeName(bytes: number): string {
+  return bytes >= 1_000_000 ? `${bytes / 1_000_000} MB` : `${bytes / 1000} KB`;
+}
+
 /** The profile run that the command line asks for (`--warm`, `--messages`, `--sessions`, `--cut-through`), printed. */
 export async function profileFromArgs(argv: readonly string[]): Promise<void> {
   const arg = (name: string, dflt: number): number => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : dflt);
-  printProfile(await profileGateway({ warm: arg('--warm', 5000), messages: arg('--messages', 4000), sessions: arg('--sessions', 10), forwarding: argv.includes('--cut-through') ? 'cut-through' : 'store-and-forward' }));
+  printProfile(await profileGateway({ warm: arg('--warm', 5000), messages: arg('--messages', 4000), sessions: arg('--sessions', 10), size: arg('--size', 10_000), config: argv.includes('--config') ? argv[argv.indexOf('--config') + 1] : undefined, forwarding: argv.includes('--cut-through') ? 'cut-through' : 'store-and-forward' }));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await profileFromArgs(process.argv);

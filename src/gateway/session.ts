@@ -134,6 +134,7 @@ export class Session {
       this.#client.end();
       await this.#upstream.close();
       this.#keepCapture();
+      this.#capture?.release();
     }
   }
 
