@@ -26,6 +26,8 @@ const LF = 10;
 const DOT = 46;
 const NUL = 0;
 const TERMINATOR = Buffer.from('\r\n.\r\n');
+/** Fewer bytes than this left in a chunk: the per-line reading is as quick. */
+const FAST_MIN = 256;
 
 export type DataAnomaly = 'BARE_LF' | 'BARE_CR' | 'NUL_BYTE' | 'LINE_TOO_LONG';
 
@@ -116,6 +118,14 @@ export class DataReader {
           contentStart = pos + 1;
           wireStart = pos;
         }
+        if (buf[pos] !== DOT && len - pos > FAST_MIN) {
+          // Plain lines up to the next byte that needs a decision: skipped in bulk.
+          const to = this.#skipPlainLines(buf, pos, nulAt);
+          if (to > pos) {
+            pos = to;
+            continue;
+          }
+        }
         this.#atLineStart = false;
         // A stuffed dot is transport, not content: it does not count against the line limit.
         this.#lineBytes = buf[pos] === DOT ? -1 : 0;
@@ -145,6 +155,30 @@ export class DataReader {
     }
     flush(len, len);
     return { wire, content, consumed: len, ended: false };
+  }
+
+  /**
+   * The fast path of #scan, at the start of a line that is not dot-stuffed: the line start up
+   * to which every line is plain — ends in CRLF, holds no bare CR, bare LF or NUL, fits the
+   * line limit, and the next does not start with a dot — so #scan has nothing to decide before
+   * it. Returns `pos` when there is nothing to skip. The same questions as #scan's, in a loop
+   * of locals: #scan's own state lives in its closures' context (flush, fail), which V8 reads
+   * and writes through memory at every step (a megabyte of 80-byte lines in 64 KiB chunks,
+   * in-process: 1.46 ms through #scan's loop alone, 0.69–0.78 with this; reading the chunk as
+   * a latin1 string for V8's string search was as quick here and, in the gateway, cost more in
+   * garbage collection than it saved). Whatever is not plain is left to #scan's exact reading,
+   * so both decide the same (test/unit/smtp/data-reader.test.ts).
+   */
+  #skipPlainLines(buf: Buffer, pos: number, nulAt: number): number {
+    const longest = this.maxLineBytes + 1; // LF at most this far from the line start
+    const stop = nulAt === -1 ? buf.length : nulAt;
+    let p = pos;
+    for (;;) {
+      const lf = buf.indexOf(LF, p);
+      if (lf === -1 || lf >= stop || lf - p > longest || buf.indexOf(CR, p) !== lf - 1) return p;
+      p = lf + 1;
+      if (buf[p] === DOT) return p;
+    }
   }
 
   #hold(
