@@ -10,13 +10,17 @@
  * `--messages N` per round (1,500), `--size BYTES` (10,000), `--idle S` seconds of idle before
  * each round (0; bursts after idle, e.g. 40, are another load than a steady one),
  * `--sessions N` (10), `--a-config YAML` (top-level config lines for A only, e.g.
- * `'capture: { when: off }'` with REF HEAD: the cost of a setting, same code on both sides).
+ * `'capture: { when: off }'` with REF HEAD: the cost of a setting, same code on both sides),
+ * `--fresh` (new gateway processes for every pair, warmed again, the order alternating: with
+ * 1 MB messages one process of a pair can stay in a costlier state for a whole run — the
+ * same code against itself read 1.41 as the median of five pairs — so large sizes need it).
  *
  * REF is checked out into a temporary git worktree that shares this tree's node_modules and
  * native build; it is removed at the end.
  */
 
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { cpSync, existsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchDeps } from './admin-load.ts';
@@ -41,13 +45,13 @@ interface Deps extends BenchDeps {
 
 const waitSeconds = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
 
-export async function abBench(d: Deps, ref: string, opts: { rounds: number; messages: number; idle: number; sessions: number; size: number; aConfig?: string }): Promise<AbResult> {
+export async function abBench(d: Deps, ref: string, opts: { rounds: number; messages: number; idle: number; sessions: number; size: number; aConfig?: string; fresh?: boolean }): Promise<AbResult> {
   const tree = join(d.work, 'ab-tree');
   execFileSync('git', ['-C', d.root, 'worktree', 'add', '--detach', tree, ref], { stdio: 'ignore' });
   try {
     symlinkSync(join(d.root, 'node_modules'), join(tree, 'node_modules'));
     if (existsSync(join(d.root, 'build'))) cpSync(join(d.root, 'build'), join(tree, 'build'), { recursive: true });
-    const gateway = async (name: string, root: string, extra = ''): Promise<{ port: number; pid: number; stop: () => void }> => {
+    const gateway = async (name: string, root: string, extra = ''): Promise<{ port: number; pid: number; stop: () => Promise<void> }> => {
       const port = await d.freePort();
       const cfg = join(d.work, `${name}.yaml`);
       writeFileSync(
@@ -56,30 +60,57 @@ export async function abBench(d: Deps, ref: string, opts: { rounds: number; mess
       );
       const c = d.start(process.execPath, [join(root, 'bin/smtpwall.js'), 'start', '-c', cfg]);
       await d.waitPort(port);
-      return { port, pid: c.pid!, stop: () => d.stop(c) };
+      const exited = once(c, 'exit');
+      return {
+        port,
+        pid: c.pid!,
+        stop: async () => {
+          d.stop(c);
+          await exited;
+        },
+      };
     };
-    const a = await gateway('ab-a', d.root, opts.aConfig);
-    const b = await gateway('ab-b', tree);
-    try {
-      // Warm-up: 5,000 small messages' worth of bytes, at least 50 messages.
-      const warm = Math.max(50, Math.ceil((5000 * 10_000) / opts.size));
+    // Warm-up: 5,000 small messages' worth of bytes, at least 50 messages.
+    const warm = Math.max(50, Math.ceil((5000 * 10_000) / opts.size));
+    const pair = async (n: number): Promise<{ measure: (first: 'a' | 'b') => Promise<AbRound>; stop: () => Promise<void> }> => {
+      const a = await gateway(`ab-a${n}`, d.root, opts.aConfig);
+      const b = await gateway(`ab-b${n}`, tree);
       for (const g of [a, b]) d.cpuPerMessage(g.port, g.pid, warm, opts.sessions, opts.size);
-      const rounds: AbRound[] = [];
+      const one = async (g: typeof a): Promise<number> => {
+        if (opts.idle > 0) await waitSeconds(opts.idle);
+        return d.cpuPerMessage(g.port, g.pid, opts.messages, opts.sessions, opts.size);
+      };
+      return {
+        measure: async (first) => {
+          if (first === 'a') {
+            const ca = await one(a);
+            return { a: ca, b: await one(b) };
+          }
+          const cb = await one(b);
+          return { a: await one(a), b: cb };
+        },
+        stop: async () => {
+          await Promise.all([a.stop(), b.stop()]);
+        },
+      };
+    };
+    const rounds: AbRound[] = [];
+    let gateways = opts.fresh ? null : await pair(0);
+    try {
       for (let i = 1; i <= opts.rounds; i++) {
-        if (opts.idle > 0) await waitSeconds(opts.idle);
-        const ca = d.cpuPerMessage(a.port, a.pid, opts.messages, opts.sessions, opts.size);
-        if (opts.idle > 0) await waitSeconds(opts.idle);
-        const cb = d.cpuPerMessage(b.port, b.pid, opts.messages, opts.sessions, opts.size);
-        rounds.push({ a: ca, b: cb });
-        process.stdout.write(`  round ${i}/${opts.rounds}: A ${ca.toFixed(3)}  B ${cb.toFixed(3)} ms a message  A/B ${(ca / cb).toFixed(2)}\n`);
+        // --fresh: new processes for every pair, B measured first in every other one.
+        if (opts.fresh) gateways = await pair(i);
+        const r = await gateways!.measure(opts.fresh && i % 2 === 0 ? 'b' : 'a');
+        if (opts.fresh) await gateways!.stop();
+        rounds.push(r);
+        process.stdout.write(`  round ${i}/${opts.rounds}: A ${r.a.toFixed(3)}  B ${r.b.toFixed(3)} ms a message  A/B ${(r.a / r.b).toFixed(2)}\n`);
       }
-      const cpuRatio = median(rounds.map((r) => r.a / r.b));
-      process.stdout.write(`\nA (this tree) / B (${ref}), CPU per ${opts.size / 1000} KB message, median of ${rounds.length} pairs: ${cpuRatio.toFixed(3)}\n`);
-      return { ref, rounds, cpuRatio };
     } finally {
-      a.stop();
-      b.stop();
+      if (!opts.fresh) await gateways?.stop();
     }
+    const cpuRatio = median(rounds.map((r) => r.a / r.b));
+    process.stdout.write(`\nA (this tree) / B (${ref}), CPU per ${opts.size / 1000} KB message, median of ${rounds.length} pairs: ${cpuRatio.toFixed(3)}\n`);
+    return { ref, rounds, cpuRatio };
   } finally {
     execFileSync('git', ['-C', d.root, 'worktree', 'remove', '--force', tree], { stdio: 'ignore' });
   }

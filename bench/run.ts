@@ -195,7 +195,7 @@ async function main(): Promise<void> {
         cpuPerMessage: (port, pid, messages, sessions, size) => measure('ab', port, size, sessions, pid, messages).cpuPer1000!,
       },
       ref,
-      { rounds: process.argv.includes('--rounds') ? ROUNDS : 7, messages: num('--messages', 1500), idle: num('--idle', 0), sessions: num('--sessions', 10), size: num('--size', 10_000), aConfig: process.argv.includes('--a-config') ? process.argv[process.argv.indexOf('--a-config') + 1] : undefined },
+      { rounds: process.argv.includes('--rounds') ? ROUNDS : 7, messages: num('--messages', 1500), idle: num('--idle', 0), sessions: num('--sessions', 10), size: num('--size', 10_000), aConfig: process.argv.includes('--a-config') ? process.argv[process.argv.indexOf('--a-config') + 1] : undefined, fresh: process.argv.includes('--fresh') },
     );
     write([], [], { ab });
     return;
