@@ -39,9 +39,10 @@
  * SQLite, and the time from a verdict on one to a block on the other (bench/shared-store.ts;
  * also part of a full run). `--profile`: the gateway under `node --cpu-prof`, CPU per message
  * by smtpwall file and by function, warm-up left out (bench/profile.ts: `--warm`, `--messages`,
- * `--sessions`, `--cut-through`). `--ab REF`: this tree against git REF, two gateways side by
- * side in alternating rounds, CPU per message pair by pair (bench/ab.ts: `--rounds`, `--messages`,
- * `--idle`, `--sessions`, `--size`).
+ * `--sessions`, `--size`, `--config`, `--cut-through`). `--ab REF`: this tree against git REF, two
+ * gateways side by side in alternating rounds, CPU per message pair by pair (bench/ab.ts:
+ * `--rounds`, `--messages`, `--idle`, `--sessions`, `--size`, `--a-config`, `--fresh`). `--gc [REF]`:
+ * scavenges and mark-compacts counted under a load (bench/gc-count.ts), against REF's run by run.
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -58,6 +59,7 @@ import { type SharedStoreResult, sharedStoreBench } from './shared-store.ts';
 import { printObjectSpread } from './object-spread.ts';
 import { freePort, waitPort } from '../test/helpers/ports.ts';
 import { profileFromArgs } from './profile.ts';
+import { gcCountFromArgs } from './gc-count.ts';
 import { abBench } from './ab.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -182,6 +184,7 @@ async function main(): Promise<void> {
     return;
   }
   if (process.argv.includes('--profile')) return profileFromArgs(process.argv);
+  if (process.argv.includes('--gc')) return void (await gcCountFromArgs(process.argv));
   const sinkPort = await freePort();
   start('/usr/sbin/smtp-sink', ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000']);
   await waitPort(sinkPort);
