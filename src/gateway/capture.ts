@@ -15,6 +15,7 @@
  */
 
 import type { Socket } from 'node:net';
+import { Readable, Writable } from 'node:stream';
 
 /** Which side of the gateway a connection is on. */
 export type LegRole = 'client' | 'upstream';
@@ -152,30 +153,70 @@ const sinks = new WeakMap<Socket, Sink | null>();
 /**
  * Report a socket's reads, writes and ends to `sink` (null: to nobody, e.g. an upstream
  * connection parked for reuse). The socket's methods are wrapped once; later taps only change
- * where they report.
+ * where they report. The wrappers and listeners are shared by every socket (they find their
+ * sink by `this`): two sockets a session, and an idle session should not carry a dozen
+ * closures and once-wrappers for its capture.
  */
 export function tapSocket(socket: Socket, sink: Sink | null): void {
   const known = sinks.has(socket);
   sinks.set(socket, sink);
   if (known) return;
   // Node's stream code hands every chunk read to push() (stream_base_commons onStreamRead).
-  const push = socket.push;
-  socket.push = function (chunk: unknown, encoding?: BufferEncoding): boolean {
-    const s = sinks.get(socket);
-    if (s && chunk !== null && chunk !== undefined) s.capture.data(s.conn, 'peer', toBuffer(chunk, encoding));
-    return push.call(this, chunk, encoding);
-  };
-  const write = socket.write;
-  socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]): boolean {
-    const s = sinks.get(socket);
-    if (s) s.capture.data(s.conn, 'gateway', toBuffer(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : undefined));
-    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as Socket['write'];
-  socket.once('end', () => report(socket, 'peer', 'fin'));
-  socket.once('finish', () => report(socket, 'gateway', 'fin'));
-  socket.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'ECONNRESET') report(socket, 'peer', 'rst');
-  });
+  if (socket.push === READABLE_PUSH) socket.push = tappedPush;
+  else {
+    const push = socket.push;
+    socket.push = function (this: Socket, chunk: unknown, encoding?: BufferEncoding): boolean {
+      reportRead(this, chunk, encoding);
+      return push.call(this, chunk, encoding);
+    };
+  }
+  if (socket.write === WRITABLE_WRITE) socket.write = tappedWrite as Socket['write'];
+  else {
+    const write = socket.write;
+    socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]): boolean {
+      reportWrite(this, chunk, rest[0]);
+      return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as Socket['write'];
+  }
+  // Each fires once; SessionCapture.end keeps one end per direction anyway.
+  socket.on('end', onPeerEnd);
+  socket.on('finish', onOurFinish);
+  socket.on('error', onSocketError);
+}
+
+const READABLE_PUSH = Readable.prototype.push;
+const WRITABLE_WRITE = Writable.prototype.write;
+
+function tappedPush(this: Socket, chunk: unknown, encoding?: BufferEncoding): boolean {
+  reportRead(this, chunk, encoding);
+  return READABLE_PUSH.call(this, chunk, encoding);
+}
+
+function tappedWrite(this: Socket, chunk: unknown, ...rest: unknown[]): boolean {
+  reportWrite(this, chunk, rest[0]);
+  return (WRITABLE_WRITE as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+}
+
+function reportRead(socket: Socket, chunk: unknown, encoding?: BufferEncoding): void {
+  const s = sinks.get(socket);
+  if (s && chunk !== null && chunk !== undefined) s.capture.data(s.conn, 'peer', toBuffer(chunk, encoding));
+}
+
+function reportWrite(socket: Socket, chunk: unknown, encoding: unknown): void {
+  const s = sinks.get(socket);
+  if (s) s.capture.data(s.conn, 'gateway', toBuffer(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined));
+}
+
+function onPeerEnd(this: Socket): void {
+  report(this, 'peer', 'fin');
+}
+
+function onOurFinish(this: Socket): void {
+  report(this, 'gateway', 'fin');
+}
+
+function onSocketError(this: Socket, err: NodeJS.ErrnoException): void {
+  if (err.code === 'ECONNRESET') report(this, 'peer', 'rst');
 }
 
 /** The socket reports to nobody from now on (an upstream connection parked for reuse). */
