@@ -29,7 +29,7 @@ export interface BenchDeps {
   readonly sinkPort: number;
   freePort(): Promise<number>;
   waitPort(port: number): Promise<void>;
-  start(cmd: string, args: string[], opts?: { stdout?: boolean }): ChildProcess;
+  start(cmd: string, args: string[], opts?: { stdout?: boolean; env?: NodeJS.ProcessEnv }): ChildProcess;
   stop(c: ChildProcess): void;
 }
 
