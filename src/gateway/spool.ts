@@ -62,8 +62,8 @@ export class Spool {
     const batch = this.#pending;
     this.#pending = [];
     this.#pendingBytes = 0;
-    // One writev of the reads as they are: a joined copy would allocate as many bytes again,
-    // and at 20 MB a message that garbage is what sets V8's mark-compacts going.
+    // One writev of the reads as they are: a joined copy would allocate and copy every
+    // spooled byte once more (libuv writes all of them, past partial writes and IOV_MAX).
     await this.#file!.writev(batch);
   }
 
