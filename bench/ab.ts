@@ -11,7 +11,8 @@
  * each round (0; bursts after idle, e.g. 40, are another load than a steady one),
  * `--sessions N` (10), `--a-config YAML` (top-level config lines for A only, e.g.
  * `'capture: { when: off }'` with REF HEAD: the cost of a setting, same code on both sides),
- * `--a-node-options FLAGS` (NODE_OPTIONS for A's gateway only: a V8 flag's cost),
+ * `--a-env NAME=VALUE` (repeatable; A's gateway only: `NODE_OPTIONS=--max-semi-space-size=4`
+ * for a V8 flag's cost, `SMTPWALL_BENCH_OFF=records,maillog` for a stage's),
  * `--fresh` (new gateway processes for every pair, warmed again, the order alternating: with
  * 1 MB messages one process of a pair can stay in a costlier state for a whole run — the
  * same code against itself read 1.41 as the median of five pairs — so large sizes need it).
@@ -46,20 +47,20 @@ interface Deps extends BenchDeps {
 
 const waitSeconds = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
 
-export async function abBench(d: Deps, ref: string, opts: { rounds: number; messages: number; idle: number; sessions: number; size: number; aConfig?: string; aNodeOptions?: string; fresh?: boolean }): Promise<AbResult> {
+export async function abBench(d: Deps, ref: string, opts: { rounds: number; messages: number; idle: number; sessions: number; size: number; aConfig?: string; aEnv?: Readonly<Record<string, string>>; fresh?: boolean }): Promise<AbResult> {
   const tree = join(d.work, 'ab-tree');
   execFileSync('git', ['-C', d.root, 'worktree', 'add', '--detach', tree, ref], { stdio: 'ignore' });
   try {
     symlinkSync(join(d.root, 'node_modules'), join(tree, 'node_modules'));
     if (existsSync(join(d.root, 'build'))) cpSync(join(d.root, 'build'), join(tree, 'build'), { recursive: true });
-    const gateway = async (name: string, root: string, extra = '', nodeOptions = ''): Promise<{ port: number; pid: number; stop: () => Promise<void> }> => {
+    const gateway = async (name: string, root: string, extra = '', env: Readonly<Record<string, string>> = {}): Promise<{ port: number; pid: number; stop: () => Promise<void> }> => {
       const port = await d.freePort();
       const cfg = join(d.work, `${name}.yaml`);
       writeFileSync(
         cfg,
         `data-dir: ${JSON.stringify(join(d.work, name))}\nlisteners:\n  - name: bench\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${d.sinkPort}\n    forwarding: store-and-forward\nlimits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n${extra ? `${extra}\n` : ''}`,
       );
-      const c = d.start(process.execPath, [join(root, 'bin/smtpwall.js'), 'start', '-c', cfg], nodeOptions ? { env: { ...process.env, NODE_OPTIONS: nodeOptions } } : {});
+      const c = d.start(process.execPath, [join(root, 'bin/smtpwall.js'), 'start', '-c', cfg], { env: { ...process.env, ...env } });
       await d.waitPort(port);
       const exited = once(c, 'exit');
       return {
@@ -74,7 +75,7 @@ export async function abBench(d: Deps, ref: string, opts: { rounds: number; mess
     // Warm-up: 5,000 small messages' worth of bytes, at least 50 messages.
     const warm = Math.max(50, Math.ceil((5000 * 10_000) / opts.size));
     const pair = async (n: number): Promise<{ measure: (first: 'a' | 'b') => Promise<AbRound>; stop: () => Promise<void> }> => {
-      const a = await gateway(`ab-a${n}`, d.root, opts.aConfig, opts.aNodeOptions);
+      const a = await gateway(`ab-a${n}`, d.root, opts.aConfig, opts.aEnv);
       const b = await gateway(`ab-b${n}`, tree);
       for (const g of [a, b]) d.cpuPerMessage(g.port, g.pid, warm, opts.sessions, opts.size);
       const one = async (g: typeof a): Promise<number> => {

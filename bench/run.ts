@@ -41,7 +41,7 @@
  * by smtpwall file and by function, warm-up left out (bench/profile.ts: `--warm`, `--messages`,
  * `--sessions`, `--size`, `--config`, `--cut-through`). `--ab REF`: this tree against git REF, two
  * gateways side by side in alternating rounds, CPU per message pair by pair (bench/ab.ts:
- * `--rounds`, `--messages`, `--idle`, `--sessions`, `--size`, `--a-config`, `--a-node-options`, `--fresh`). `--gc [REF]`:
+ * `--rounds`, `--messages`, `--idle`, `--sessions`, `--size`, `--a-config`, `--a-env`, `--fresh`). `--gc [REF]`:
  * scavenges and mark-compacts counted under a load (bench/gc-count.ts), against REF's run by run.
  */
 
@@ -198,7 +198,7 @@ async function main(): Promise<void> {
         cpuPerMessage: (port, pid, messages, sessions, size) => measure('ab', port, size, sessions, pid, messages).cpuPer1000!,
       },
       ref,
-      { rounds: process.argv.includes('--rounds') ? ROUNDS : 7, messages: num('--messages', 1500), idle: num('--idle', 0), sessions: num('--sessions', 10), size: num('--size', 10_000), aConfig: process.argv.includes('--a-config') ? process.argv[process.argv.indexOf('--a-config') + 1] : undefined, aNodeOptions: process.argv.includes('--a-node-options') ? process.argv[process.argv.indexOf('--a-node-options') + 1] : undefined, fresh: process.argv.includes('--fresh') },
+      { rounds: process.argv.includes('--rounds') ? ROUNDS : 7, messages: num('--messages', 1500), idle: num('--idle', 0), sessions: num('--sessions', 10), size: num('--size', 10_000), aConfig: process.argv.includes('--a-config') ? process.argv[process.argv.indexOf('--a-config') + 1] : undefined, aEnv: Object.fromEntries(process.argv.flatMap((a, i) => (a === '--a-env' && process.argv[i + 1]?.includes('=') ? [process.argv[i + 1]!.split(/=(.*)/s).slice(0, 2) as [string, string]] : []))), fresh: process.argv.includes('--fresh') },
     );
     write([], [], { ab });
     return;
