@@ -21,12 +21,12 @@
  * native build; it is removed at the end.
  */
 
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, existsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchDeps } from './admin-load.ts';
 import { median } from './median.ts';
+import { withRefTree } from './ref-tree.ts';
 
 export interface AbRound {
   readonly a: number;
@@ -48,11 +48,7 @@ interface Deps extends BenchDeps {
 const waitSeconds = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
 
 export async function abBench(d: Deps, ref: string, opts: { rounds: number; messages: number; idle: number; sessions: number; size: number; aConfig?: string; aEnv?: Readonly<Record<string, string>>; fresh?: boolean }): Promise<AbResult> {
-  const tree = join(d.work, 'ab-tree');
-  execFileSync('git', ['-C', d.root, 'worktree', 'add', '--detach', tree, ref], { stdio: 'ignore' });
-  try {
-    symlinkSync(join(d.root, 'node_modules'), join(tree, 'node_modules'));
-    if (existsSync(join(d.root, 'build'))) cpSync(join(d.root, 'build'), join(tree, 'build'), { recursive: true });
+  return withRefTree(d.root, join(d.work, 'ab-tree'), ref, async (tree) => {
     const gateway = async (name: string, root: string, extra = '', env: Readonly<Record<string, string>> = {}): Promise<{ port: number; pid: number; stop: () => Promise<void> }> => {
       const port = await d.freePort();
       const cfg = join(d.work, `${name}.yaml`);
@@ -61,8 +57,8 @@ export async function abBench(d: Deps, ref: string, opts: { rounds: number; mess
         `data-dir: ${JSON.stringify(join(d.work, name))}\nlisteners:\n  - name: bench\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${d.sinkPort}\n    forwarding: store-and-forward\nlimits: { max-sessions: 3000, max-sessions-per-client: 3000 }\n${extra ? `${extra}\n` : ''}`,
       );
       const c = d.start(process.execPath, [join(root, 'bin/smtpwall.js'), 'start', '-c', cfg], { env: { ...process.env, ...env } });
+      const exited = once(c, 'exit'); // before anything is awaited: an early exit is not missed
       await d.waitPort(port);
-      const exited = once(c, 'exit');
       return {
         port,
         pid: c.pid!,
@@ -113,7 +109,5 @@ export async function abBench(d: Deps, ref: string, opts: { rounds: number; mess
     const cpuRatio = median(rounds.map((r) => r.a / r.b));
     process.stdout.write(`\nA (this tree) / B (${ref}), CPU per ${opts.size / 1000} KB message, median of ${rounds.length} pairs: ${cpuRatio.toFixed(3)}\n`);
     return { ref, rounds, cpuRatio };
-  } finally {
-    execFileSync('git', ['-C', d.root, 'worktree', 'remove', '--force', tree], { stdio: 'ignore' });
-  }
+  });
 }

@@ -12,13 +12,15 @@
  * temporary worktree) runs in turn with this tree's, run by run.
  */
 
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, cpSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitPort } from '../test/helpers/ports.ts';
+import { smtpSource } from './profile.ts';
+import { withRefTree } from './ref-tree.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -41,11 +43,6 @@ function cpuSeconds(pid: number): number {
   return (Number(stat[11]) + Number(stat[12])) / 100;
 }
 
-function smtpSource(port: number, load: Load, messages: number): void {
-  const r = spawnSync('/usr/sbin/smtp-source', ['-s', String(load.sessions), '-l', String(load.size), '-m', String(messages), '-f', 'bench@example.org', '-t', 'sink@example.com', `127.0.0.1:${port}`], { stdio: 'ignore', timeout: 600_000 });
-  if (r.status !== 0) throw new Error(`smtp-source exited ${r.status}`);
-}
-
 /** One fresh gateway from `root` under --trace-gc: its collections over the measured messages. */
 async function countOnce(root: string, tree: string, sinkPort: number, load: Load): Promise<GcCount> {
   const dir = mkdtempSync(join(tmpdir(), 'smtpwall-gc-'));
@@ -61,10 +58,10 @@ async function countOnce(root: string, tree: string, sinkPort: number, load: Loa
   const exited = once(gateway, 'exit');
   try {
     await waitPort(port);
-    smtpSource(port, load, load.warm);
+    smtpSource(port, load.sessions, load.warm, load.size);
     const from = statSync(tracePath).size;
     const cpu0 = cpuSeconds(gateway.pid!);
-    smtpSource(port, load, load.messages);
+    smtpSource(port, load.sessions, load.messages, load.size);
     const cpu1 = cpuSeconds(gateway.pid!);
     const trace = readFileSync(tracePath, 'latin1').slice(from);
     const count = (what: string): number => trace.split(what).length - 1;
@@ -86,16 +83,7 @@ export async function gcCountFromArgs(argv: readonly string[]): Promise<GcCount[
   const sinkPort = await freePort();
   const sink = spawn('/usr/sbin/smtp-sink', ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' });
   const sinkExited = once(sink, 'exit');
-  const trees: Array<[string, string]> = [['this tree', ROOT]];
-  const refTree = join(work, 'ref');
-  try {
-    await waitPort(sinkPort);
-    if (ref) {
-      execFileSync('git', ['-C', ROOT, 'worktree', 'add', '--detach', refTree, ref], { stdio: 'ignore' });
-      symlinkSync(join(ROOT, 'node_modules'), join(refTree, 'node_modules'));
-      if (existsSync(join(ROOT, 'build'))) cpSync(join(ROOT, 'build'), join(refTree, 'build'), { recursive: true });
-      trees.push([ref, refTree]);
-    }
+  const run = async (trees: ReadonlyArray<readonly [string, string]>): Promise<GcCount[]> => {
     process.stdout.write(`\ngarbage collections over ${load.messages} messages of ${load.size} bytes at ${load.sessions} sessions (after ${load.warm}), a fresh gateway each run:\n`);
     const out: GcCount[] = [];
     for (let i = 1; i <= rounds; i++) {
@@ -106,8 +94,12 @@ export async function gcCountFromArgs(argv: readonly string[]): Promise<GcCount[
       }
     }
     return out;
+  };
+  try {
+    await waitPort(sinkPort);
+    const here = ['this tree', ROOT] as const;
+    return ref ? await withRefTree(ROOT, join(work, 'ref'), ref, (tree) => run([here, [ref, tree]])) : await run([here]);
   } finally {
-    if (ref && existsSync(refTree)) execFileSync('git', ['-C', ROOT, 'worktree', 'remove', '--force', refTree], { stdio: 'ignore' });
     sink.kill('SIGTERM');
     await sinkExited;
     rmSync(work, { recursive: true, force: true });

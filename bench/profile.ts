@@ -1,14 +1,14 @@
 /**
- * `npm run bench -- --profile` (or `node --import tsx bench/profile.ts`): where a small
- * message's CPU goes, per message. The gateway runs under `node --cpu-prof` (store-and-forward
- * by default; `--cut-through`), Postfix's smtp-source sends 10 KB messages over 10 sessions
- * (`--sessions N`; `--size BYTES` for other sizes; `--config YAML` adds top-level config lines) to smtp-sink: first `--warm` messages (default 5,000: V8 optimises late),
- * then `--messages` (default 4,000) whose samples alone are counted — the window is taken on
- * the clock V8's profiler uses (CLOCK_MONOTONIC, as process.hrtime), so start-up, warm-up and
- * shutdown are left out. Printed: CPU ms per message in the profiler, each sample given to the
- * innermost smtpwall source file on its stack (what that file and the Node code it called
- * cost), and the functions with the most self time. The profile stays in a temporary
- * directory for Chrome DevTools or speedscope.
+ * `npm run bench -- --profile` (or `node --import tsx bench/profile.ts`): where a message's CPU
+ * goes, per message. The gateway runs under `node --cpu-prof` (store-and-forward by default;
+ * `--cut-through`; `--config YAML` adds top-level config lines), Postfix's smtp-source sends
+ * 10 KB messages (`--size BYTES`) over 10 sessions (`--sessions N`) to smtp-sink: first `--warm`
+ * messages (default 5,000: V8 optimises late), then `--messages` (default 4,000) whose samples
+ * alone are counted — the window is taken on the clock V8's profiler uses (CLOCK_MONOTONIC, as
+ * process.hrtime), so start-up, warm-up and shutdown are left out. Printed: CPU ms per message
+ * in the profiler, each sample given to the innermost smtpwall source file on its stack (what
+ * that file and the Node code it called cost), and the functions with the most self time. The
+ * profile stays in a temporary directory for Chrome DevTools or speedscope.
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -87,7 +87,8 @@ export function analyse(p: CpuProfile, fromUs: number, toUs: number, messages: n
   return { messages, msPerMessage: total / 1000 / messages, byFile: per(files), byFunction: per(fns) };
 }
 
-function smtpSource(port: number, sessions: number, messages: number, size: number): void {
+/** smtp-source: `messages` of `size` bytes over `sessions` sessions to the gateway at `port`, synchronously. */
+export function smtpSource(port: number, sessions: number, messages: number, size: number): void {
   const r = spawnSync('/usr/sbin/smtp-source', ['-s', String(sessions), '-l', String(size), '-m', String(messages), '-f', 'bench@example.org', '-t', 'sink@example.com', `127.0.0.1:${port}`], { stdio: 'ignore', timeout: 600_000 });
   if (r.status !== 0) throw new Error(`smtp-source exited ${r.status}`);
 }
@@ -133,7 +134,7 @@ function sizeName(bytes: number): string {
   return bytes >= 1_000_000 ? `${bytes / 1_000_000} MB` : `${bytes / 1000} KB`;
 }
 
-/** The profile run that the command line asks for (`--warm`, `--messages`, `--sessions`, `--cut-through`), printed. */
+/** The profile run that the command line asks for (`--warm`, `--messages`, `--sessions`, `--size`, `--config`, `--cut-through`), printed. */
 export async function profileFromArgs(argv: readonly string[]): Promise<void> {
   const arg = (name: string, dflt: number): number => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : dflt);
   printProfile(await profileGateway({ warm: arg('--warm', 5000), messages: arg('--messages', 4000), sessions: arg('--sessions', 10), size: arg('--size', 10_000), config: argv.includes('--config') ? argv[argv.indexOf('--config') + 1] : undefined, forwarding: argv.includes('--cut-through') ? 'cut-through' : 'store-and-forward' }));

@@ -102,6 +102,24 @@ function stop(c: ChildProcess): void {
   if (c.exitCode === null && c.pid) process.kill(c.pid, 'SIGTERM');
 }
 
+/** The word after `flag` on the command line, if the flag is given. */
+function argAfter(flag: string): string | undefined {
+  const i = process.argv.indexOf(flag);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+
+/** Every `flag NAME=VALUE` on the command line, as an environment. */
+function envArgs(flag: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  process.argv.forEach((a, i) => {
+    const pair = process.argv[i + 1];
+    if (a !== flag || pair === undefined || !pair.includes('=')) return;
+    const at = pair.indexOf('=');
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  });
+  return env;
+}
+
 /** CPU seconds (user+system) and peak RSS (MiB) of a process and its children (workers), from /proc. */
 function usage(pid: number): { cpu: number; peakMiB: number } {
   let cpu = 0;
@@ -198,7 +216,7 @@ async function main(): Promise<void> {
         cpuPerMessage: (port, pid, messages, sessions, size) => measure('ab', port, size, sessions, pid, messages).cpuPer1000!,
       },
       ref,
-      { rounds: process.argv.includes('--rounds') ? ROUNDS : 7, messages: num('--messages', 1500), idle: num('--idle', 0), sessions: num('--sessions', 10), size: num('--size', 10_000), aConfig: process.argv.includes('--a-config') ? process.argv[process.argv.indexOf('--a-config') + 1] : undefined, aEnv: Object.fromEntries(process.argv.flatMap((a, i) => (a === '--a-env' && process.argv[i + 1]?.includes('=') ? [process.argv[i + 1]!.split(/=(.*)/s).slice(0, 2) as [string, string]] : []))), fresh: process.argv.includes('--fresh') },
+      { rounds: process.argv.includes('--rounds') ? ROUNDS : 7, messages: num('--messages', 1500), idle: num('--idle', 0), sessions: num('--sessions', 10), size: num('--size', 10_000), aConfig: argAfter('--a-config'), aEnv: envArgs('--a-env'), fresh: process.argv.includes('--fresh') },
     );
     write([], [], { ab });
     return;
